@@ -1,0 +1,43 @@
+# vidrec: the two commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORLD ?= demo
+export VIDREC_DATA ?= $(CURDIR)/data/$(WORLD)
+# Every tool's environment (state root, telemetry off, offline) comes from one place: vidrec/config.py.
+ENV = eval "$$($(BIN)/python -m vidrec.config)" &&
+
+.PHONY: install world pipeline demo test ui serve rollback clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+world: $(STAMP)
+	$(ENV) $(BIN)/python -m vidrec.world.generate --size $(WORLD) --out $(VIDREC_DATA)
+
+pipeline: world
+	$(ENV) $(BIN)/dagster job execute -m assets.definitions -j main
+
+demo: pipeline
+	$(ENV) $(BIN)/python -m bentos.demo
+
+test: $(STAMP)
+	$(ENV) $(BIN)/python -m pytest
+
+ui: $(STAMP)
+	$(ENV) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+serve: $(STAMP)
+	$(ENV) $(BIN)/bentoml serve bentos.service:Recommender --host 127.0.0.1 --port 3001
+
+rollback: $(STAMP)
+	$(ENV) $(BIN)/python -m vidrec.registry rollback
+
+clean:
+	rm -rf .vidrec
