@@ -1,0 +1,223 @@
+"""Data-quality suites for the tables that pass between stages, declared as data.
+
+Each `Rule` names a Great Expectations 1.x expectation class, its keyword arguments and
+the sentence a person reads when a row is quarantined; `expectations.validate` builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+MAX_DURATION_S = 4 * 3600.0
+# Rates a decoder reports for ordinary audio tracks; anything else is a probe error.
+AUDIO_SAMPLE_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation: GX class name, its kwargs, a description, and the rows it applies to.
+
+    `when` restricts the rule to rows where every named column equals the given value
+    (becomes a GX row_condition); empty means every row.
+    """
+
+    expectation: str
+    kwargs: Mapping[str, object]
+    description: str
+    when: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns the rule checks (empty for table-level rules)."""
+        if "column" in self.kwargs:
+            return (str(self.kwargs["column"]),)
+        if "column_list" in self.kwargs:
+            return tuple(str(c) for c in self.kwargs["column_list"])  # type: ignore[union-attr]
+        return ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named list of rules for one table of the data contract."""
+
+    name: str
+    columns: tuple[str, ...]
+    rules: tuple[Rule, ...]
+
+
+def _columns_present(columns: tuple[str, ...]) -> Rule:
+    return Rule(
+        "ExpectTableColumnsToMatchSet",
+        {"column_set": list(columns), "exact_match": False},
+        f"table has the contract columns {', '.join(columns)}",
+    )
+
+
+def _not_null(column: str, when: Mapping[str, object] | None = None) -> Rule:
+    return Rule(
+        "ExpectColumnValuesToNotBeNull",
+        {"column": column},
+        f"{column} is present",
+        dict(when or {}),
+    )
+
+
+def _between(
+    column: str,
+    low: float | None,
+    high: float | None,
+    description: str,
+    when: Mapping[str, object] | None = None,
+    **extra: object,
+) -> Rule:
+    kwargs: dict[str, object] = {"column": column, "min_value": low, "max_value": high, **extra}
+    return Rule("ExpectColumnValuesToBeBetween", kwargs, description, dict(when or {}))
+
+
+def _in_set(
+    column: str, values: list[object], description: str, when: Mapping[str, object] | None = None
+) -> Rule:
+    return Rule(
+        "ExpectColumnValuesToBeInSet",
+        {"column": column, "value_set": values},
+        description,
+        dict(when or {}),
+    )
+
+
+def _unique(column: str) -> Rule:
+    return Rule("ExpectColumnValuesToBeUnique", {"column": column}, f"{column} is unique")
+
+
+VIDEO_COLUMNS = (
+    "video_id", "path", "sha256", "bytes", "container", "video_codec", "width", "height",
+    "fps", "duration_s", "n_frames_decoded", "has_audio", "audio_codec", "sample_rate",
+    "status", "reason",
+)  # fmt: skip
+_ACCEPTED = {"status": "accepted"}
+_WITH_AUDIO = {"status": "accepted", "has_audio": True}
+_WITHOUT_AUDIO = {"status": "accepted", "has_audio": False}
+
+VIDEOS = Suite(
+    name="videos",
+    columns=VIDEO_COLUMNS,
+    rules=(
+        _columns_present(VIDEO_COLUMNS),
+        _not_null("video_id"),
+        _unique("video_id"),
+        _not_null("status"),
+        _in_set("status", ["accepted", "quarantined"], "status is accepted or quarantined"),
+        # Probe results are only trusted for accepted rows; quarantined rows carry a reason.
+        Rule(
+            "ExpectColumnValuesToMatchRegex",
+            {"column": "sha256", "regex": "^[0-9a-f]{64}$"},
+            "sha256 is 64 lowercase hex digits",
+            _ACCEPTED,
+        ),
+        _not_null("sha256", _ACCEPTED),
+        _not_null("container", _ACCEPTED),
+        _not_null("video_codec", _ACCEPTED),
+        *(_not_null(c, _ACCEPTED) for c in ("width", "height", "fps", "duration_s")),
+        _not_null("n_frames_decoded", _ACCEPTED),
+        _not_null("has_audio", _ACCEPTED),
+        _between("width", 16, 3840, "width is between 16 and 3840 pixels", _ACCEPTED),
+        _between("height", 16, 2160, "height is between 16 and 2160 pixels", _ACCEPTED),
+        _between("fps", 1, 120, "fps is between 1 and 120", _ACCEPTED),
+        _between(
+            "duration_s", 0.5, MAX_DURATION_S, "duration_s is between 0.5 s and 4 h", _ACCEPTED
+        ),
+        _between("n_frames_decoded", 1, None, "at least one frame decoded", _ACCEPTED),
+        _not_null("sample_rate", _WITH_AUDIO),
+        _in_set(
+            "sample_rate",
+            list(AUDIO_SAMPLE_RATES),
+            "sample_rate is a standard audio rate",
+            _WITH_AUDIO,
+        ),
+        Rule(
+            "ExpectColumnValuesToBeNull",
+            {"column": "sample_rate"},
+            "sample_rate is empty when the video has no audio",
+            _WITHOUT_AUDIO,
+        ),
+    ),
+)
+
+VIDEO_METADATA_COLUMNS = (
+    "video_id", "title", "description", "tags", "category", "creator_id", "is_product",
+    "price", "is_live_host", "published_at",
+)  # fmt: skip
+
+VIDEO_METADATA = Suite(
+    name="video_metadata",
+    columns=VIDEO_METADATA_COLUMNS,
+    rules=(
+        _columns_present(VIDEO_METADATA_COLUMNS),
+        _not_null("video_id"),
+        _unique("video_id"),
+        _not_null("title"),
+        Rule(
+            "ExpectColumnValueLengthsToBeBetween",
+            {"column": "title", "min_value": 1, "max_value": 300},
+            "title has 1 to 300 characters",
+        ),
+        _not_null("category"),
+        _not_null("creator_id"),
+        _in_set("is_product", [True, False], "is_product is true or false"),
+        _in_set("is_live_host", [True, False], "is_live_host is true or false"),
+        # Between skips nulls, so a missing price passes: not every video sells something.
+        _between("price", 0, None, "price is not negative"),
+        _not_null("published_at"),
+        Rule(
+            "ExpectColumnValuesToBeDateutilParseable",
+            {"column": "published_at"},
+            "published_at parses as a date and time",
+        ),
+    ),
+)
+
+EVENT_COLUMNS = (
+    "event_id", "ts", "user_key", "video_id", "session_id", "position", "surface",
+    "propensity", "clicked", "watch_s", "converted",
+)  # fmt: skip
+_NOT_CLICKED = {"clicked": False}
+
+EVENTS = Suite(
+    name="events",
+    columns=EVENT_COLUMNS,
+    rules=(
+        _columns_present(EVENT_COLUMNS),
+        _not_null("event_id"),
+        _unique("event_id"),
+        *(_not_null(c) for c in ("ts", "user_key", "video_id", "session_id", "surface")),
+        _not_null("position"),
+        _between("position", 0, None, "position is not negative"),
+        _not_null("propensity"),
+        # A zero propensity would make inverse-propensity weights infinite.
+        _between("propensity", 0, 1, "propensity is in (0, 1]", strict_min=True),
+        _not_null("clicked"),
+        _in_set("clicked", [True, False], "clicked is true or false"),
+        _not_null("converted"),
+        _in_set("converted", [True, False], "converted is true or false"),
+        _not_null("watch_s"),
+        _between("watch_s", 0, MAX_DURATION_S, "watch_s is between 0 and 4 h"),
+        # Cross-column invariants as row conditions: UnexpectedRowsExpectation has no pandas
+        # metric provider in GX 1.24 (only SQL and Spark), so SQL over {batch} cannot run here.
+        _between("watch_s", None, 0, "watch_s > 0 only if clicked", _NOT_CLICKED),
+        _in_set("converted", [False], "converted only if clicked", _NOT_CLICKED),
+    ),
+)
+
+SUITES: dict[str, Suite] = {s.name: s for s in (VIDEOS, VIDEO_METADATA, EVENTS)}
+
+
+def get_suite(name: str) -> Suite:
+    """Return the suite declared for table `name`."""
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown expectation suite {name!r}; declared suites are {sorted(SUITES)}. "
+            "Add a Suite to expectations/suites.py or fix the name."
+        ) from None
