@@ -1,0 +1,37 @@
+"""Architecture configs: saved next to weights so a model is rebuilt without pickled modules."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from models.encoders import MultimodalItemEncoder
+from models.ranker import Ranker
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    dim: int = 64
+    text_dim: int = 384
+    frame_width: int = 16
+    frame_depth: int = 3
+    audio_width: int = 8
+    audio_depth: int = 3
+    modality_dropout: float = 0.2
+
+    def build(self) -> MultimodalItemEncoder:
+        return MultimodalItemEncoder(**asdict(self))
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    content_dim: int = 64
+    hidden: int = 64
+    id_buckets: int = 4096
+    max_position: int = 64
+    item_features: int = 3
+    history_length: int = 20
+
+    def build(self) -> Ranker:
+        kwargs = asdict(self)
+        kwargs.pop("history_length")
+        return Ranker(**kwargs)

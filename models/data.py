@@ -1,0 +1,128 @@
+"""In-memory tensors for items and impressions, and the DataModules that batch them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning.pytorch as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from vidrec.media.shards import read_shard
+
+MODALITY_COLUMNS = ("has_visual", "has_audio", "has_text")
+
+
+@dataclass
+class ItemTensors:
+    """Content features of a catalog, row-aligned with ``video_ids``."""
+
+    video_ids: list[str]
+    frames: torch.Tensor  # (N, T, 3, H, W) uint8
+    mel: torch.Tensor  # (N, F, M) float16
+    text: torch.Tensor  # (N, D) float32, frozen sentence embeddings
+    mask: torch.Tensor  # (N, 3) bool: visual, audio, text present
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"frames": self.frames[idx], "mel": self.mel[idx], "text": self.text[idx], "mask": self.mask[idx]}
+
+    @classmethod
+    def from_catalog(cls, catalog: pd.DataFrame, text_embeddings: np.ndarray) -> "ItemTensors":
+        """``catalog``: one row per item with video_id, shard_path, has_visual, has_audio, has_text;
+        ``text_embeddings`` row-aligned with it."""
+        shards = [read_shard(path) for path in catalog["shard_path"]]
+        return cls(
+            video_ids=catalog["video_id"].tolist(),
+            frames=torch.from_numpy(np.stack([s.frames for s in shards])),
+            mel=torch.from_numpy(np.stack([s.mel for s in shards])),
+            text=torch.from_numpy(np.asarray(text_embeddings, dtype=np.float32)),
+            mask=torch.from_numpy(catalog[list(MODALITY_COLUMNS)].to_numpy(dtype=bool)),
+        )
+
+
+def _loader(size: int, batch_size: int, shuffle: bool, seed: int, collate) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(range(size), batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      collate_fn=lambda idx: collate(torch.as_tensor(idx)))
+
+
+class EncoderDataModule(L.LightningDataModule):
+    """(item, co-engaged neighbour) pairs; items are split into train/validation by a seeded draw."""
+
+    def __init__(self, items: ItemTensors, neighbours: np.ndarray, batch_size: int = 64,
+                 val_fraction: float = 0.1, seed: int = 0) -> None:
+        super().__init__()
+        self.items, self.neighbours = items, neighbours
+        self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
+
+    def setup(self, stage: str | None = None) -> None:
+        n, k = self.neighbours.shape
+        order = np.random.default_rng(self.seed).permutation(n)
+        n_val = int(round(n * self.val_fraction)) if n >= 20 else 0
+        self._val_items, self._train_items = order[:n_val], order[n_val:]
+        self._train_pairs = self._pairs(self._train_items)
+        self._val_pairs = self._pairs(self._val_items)
+
+    def _pairs(self, items: np.ndarray) -> torch.Tensor:
+        anchors = np.repeat(items, self.neighbours.shape[1])
+        others = self.neighbours[items].reshape(-1)
+        return torch.from_numpy(np.stack([anchors, others], axis=1))
+
+    def _collate(self, pairs: torch.Tensor):
+        def collate(idx: torch.Tensor) -> dict:
+            anchor, other = pairs[idx, 0], pairs[idx, 1]
+            has = other >= 0
+            return {"anchor": self.items.batch(anchor),
+                    "neighbour": self.items.batch(torch.where(has, other, anchor)),
+                    "has_neighbour": has}
+        return collate
+
+    def train_dataloader(self) -> DataLoader:
+        return _loader(len(self._train_pairs), self.batch_size, True, self.seed, self._collate(self._train_pairs))
+
+    def val_dataloader(self) -> DataLoader:
+        pairs = self._val_pairs if len(self._val_pairs) else self._train_pairs[: self.batch_size]
+        return _loader(len(pairs), self.batch_size, False, self.seed, self._collate(pairs))
+
+
+IMPRESSION_KEYS = ("candidate", "candidate_id", "item_features", "history", "history_ids",
+                   "position", "clicked", "watch_s", "converted")
+
+
+def impression_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Checks that every key is present and converts NumPy arrays to tensors."""
+    missing = [k for k in IMPRESSION_KEYS if k not in arrays]
+    if missing:
+        raise KeyError(f"impression arrays lack {missing}")
+    return {k: torch.as_tensor(arrays[k]) for k in IMPRESSION_KEYS}
+
+
+class ImpressionDataModule(L.LightningDataModule):
+    """Training and validation impressions, already gathered into aligned tensors."""
+
+    def __init__(self, train: dict[str, np.ndarray], val: dict[str, np.ndarray],
+                 batch_size: int = 512, seed: int = 0) -> None:
+        super().__init__()
+        self.train_arrays, self.val_arrays = train, val
+        self.batch_size, self.seed = batch_size, seed
+
+    def setup(self, stage: str | None = None) -> None:
+        self._train = impression_tensors(self.train_arrays)
+        self._val = impression_tensors(self.val_arrays)
+
+    @staticmethod
+    def _collate(tensors: dict[str, torch.Tensor]):
+        return lambda idx: {k: v[idx] for k, v in tensors.items()}
+
+    def train_dataloader(self) -> DataLoader:
+        n = len(self._train["candidate"])
+        return _loader(n, self.batch_size, True, self.seed, self._collate(self._train))
+
+    def val_dataloader(self) -> DataLoader:
+        n = len(self._val["candidate"])
+        return _loader(n, self.batch_size * 4, False, self.seed, self._collate(self._val))

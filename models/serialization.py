@@ -1,0 +1,48 @@
+"""Weights as ``state_dict`` files plus the config to rebuild the modules; never pickled modules."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.config import EncoderConfig, RankerConfig
+
+
+@dataclass
+class TrainedModel:
+    """What a training asset hands downstream: where the weights are and how to rebuild them."""
+
+    kind: str  # "encoder" | "ranker"
+    weights_path: str
+    config: dict
+    history: list[dict[str, float]] = field(default_factory=list)
+    fit: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+def save_weights(module: nn.Module, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(module.state_dict(), path)
+    return path
+
+
+def load_encoder(weights: Path, config: dict) -> nn.Module:
+    encoder = EncoderConfig(**config).build()
+    encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return encoder.eval()
+
+
+def load_ranker(weights: Path, config: dict) -> nn.Module:
+    ranker = RankerConfig(**config).build()
+    ranker.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return ranker.eval()
+
+
+def write_model_config(directory: Path, encoder: EncoderConfig, ranker: RankerConfig, extra: dict) -> Path:
+    path = directory / "models.json"
+    path.write_text(json.dumps({"encoder": asdict(encoder), "ranker": asdict(ranker), **extra}, indent=2))
+    return path

@@ -1,0 +1,126 @@
+"""LightningModules ("systems") that wrap the plain encoder and ranker modules for training."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import lightning.pytorch as L
+import torch
+from torch.nn import functional as F
+
+from models.encoders import MultimodalItemEncoder
+from models.losses import info_nce
+from models.ranker import Ranker, RankerOutput
+
+
+class MultimodalEncoderSystem(L.LightningModule):
+    """Cross-modal InfoNCE (each pair of present modalities) plus a behavioural InfoNCE
+    pulling items co-engaged by the same users together."""
+
+    def __init__(
+        self,
+        encoder: MultimodalItemEncoder,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        temperature: float = 0.1,
+        behaviour_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.save_hyperparameters(ignore=["encoder"])
+
+    def _step(self, batch: dict[str, dict[str, torch.Tensor] | torch.Tensor], stage: str) -> torch.Tensor:
+        anchor, neighbour = batch["anchor"], batch["neighbour"]
+        parts = self.encoder.modality_vectors(anchor)
+        mask = anchor["mask"].bool()
+        t = self.hparams.temperature
+        cross = torch.stack([
+            info_nce(parts[:, i], parts[:, j], t, valid=mask[:, i] & mask[:, j])
+            for i, j in combinations(range(parts.shape[1]), 2)
+        ]).mean()
+        fused = self.encoder.fusion(parts, mask)
+        behaviour = info_nce(fused, self.encoder(neighbour), t, valid=batch["has_neighbour"].bool())
+        loss = cross + self.hparams.behaviour_weight * behaviour
+        size = mask.shape[0]
+        self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=size)
+        self.log(f"{stage}_cross_modal_loss", cross, batch_size=size)
+        self.log(f"{stage}_behaviour_loss", behaviour, batch_size=size)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+class RankerSystem(L.LightningModule):
+    """Multi-task loss: click BCE (with the position tower), ESMM conversion BCE on all
+    impressions, and log-watch regression on clicked impressions."""
+
+    def __init__(
+        self,
+        ranker: Ranker,
+        item_embeddings: torch.Tensor,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-5,
+        id_dropout: float = 0.1,
+        watch_weight: float = 0.2,
+        conversion_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.ranker = ranker
+        # Content vectors are frozen inputs: a buffer moves with the module, is not trained.
+        self.register_buffer("item_embeddings", item_embeddings.float(), persistent=False)
+        self.save_hyperparameters(ignore=["ranker", "item_embeddings"])
+
+    def forward(self, batch: dict[str, torch.Tensor], use_position: bool = True) -> RankerOutput:
+        candidate_id = batch["candidate_id"]
+        history_ids = batch["history_ids"]
+        if self.training and self.hparams.id_dropout > 0:
+            # Hide ids at random so the model also learns to rank id-less (cold) items.
+            keep = torch.rand(candidate_id.shape, device=self.device) >= self.hparams.id_dropout
+            candidate_id = candidate_id * keep
+        history_idx = batch["history"]
+        history_mask = history_idx >= 0
+        history = self.item_embeddings[history_idx.clamp(min=0)]
+        return self.ranker(
+            candidate=self.item_embeddings[batch["candidate"]],
+            candidate_id=candidate_id,
+            item_features=batch["item_features"],
+            history=history,
+            history_ids=history_ids * history_mask,
+            history_mask=history_mask,
+            position=batch["position"] if use_position else None,
+        )
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        out = self(batch)
+        clicked, converted = batch["clicked"].float(), batch["converted"].float()
+        click_loss = F.binary_cross_entropy_with_logits(out.click_logit, clicked)
+        p_ctcvr = (torch.sigmoid(out.click_logit) * torch.sigmoid(out.cvr_logit)).clamp(1e-6, 1 - 1e-6)
+        conversion_loss = F.binary_cross_entropy(p_ctcvr, converted)
+        has_watch = clicked > 0
+        watch_loss = (
+            F.mse_loss(out.log_watch[has_watch], torch.log1p(batch["watch_s"][has_watch]))
+            if has_watch.any() else out.log_watch.sum() * 0.0
+        )
+        loss = click_loss + self.hparams.conversion_weight * conversion_loss + self.hparams.watch_weight * watch_loss
+        size = clicked.shape[0]
+        self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=size)
+        self.log(f"{stage}_click_loss", click_loss, batch_size=size)
+        self.log(f"{stage}_conversion_loss", conversion_loss, batch_size=size)
+        self.log(f"{stage}_watch_loss", watch_loss, batch_size=size)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,38 @@
+"""Shared set-up: a temporary state root with every tool offline and telemetry off.
+
+The environment is set in ``pytest_configure`` (before test modules are imported) because
+BentoML and Dagster read their home directories when first imported.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from vidrec.config import ROOT_ENV_VAR, Paths, tool_env
+
+_ROOT: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _ROOT
+    _ROOT = Path(tempfile.mkdtemp(prefix="vidrec-test-"))
+    os.environ.update(tool_env(_ROOT, {"VIDREC_PSEUDONYM_KEY": "test-key"}))
+    Paths(_ROOT).ensure()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _ROOT is not None:
+        shutil.rmtree(_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def vidrec_root() -> Path:
+    return Path(os.environ[ROOT_ENV_VAR])
+
+
+@pytest.fixture(scope="session")
+def vidrec_env(vidrec_root: Path) -> dict[str, str]:
+    return {k: os.environ[k] for k in tool_env(vidrec_root)}
