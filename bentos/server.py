@@ -1,0 +1,56 @@
+"""Starting and stopping a local ``bentoml serve`` process (used by the demo and the tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(port: int, env: dict[str, str], timeout_s: float = 120.0, log_path: Path | None = None) -> subprocess.Popen:
+    """Serve ``bentos.service:Recommender`` on 127.0.0.1:``port`` and wait until /readyz answers."""
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "bentos.service:Recommender",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so stop() reaches the workers too
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"bentoml serve exited with code {process.returncode}; see {log_path or 'its output'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop(process)
+    raise TimeoutError(f"bentoml serve was not ready on port {port} after {timeout_s:.0f} s")
+
+
+def stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """Stop the server we started, by its process group id (never by name)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
