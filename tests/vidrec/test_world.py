@@ -202,8 +202,9 @@ def test_event_invariants(events: pd.DataFrame, items: pd.DataFrame) -> None:
     published = by_video["published_at"].loc[events["video_id"]].to_numpy()
     assert (events["ts"].to_numpy() > published).all()
     slates = events.groupby("session_id")
-    assert (slates["video_id"].nunique() == 8).all()
-    assert all(sorted(p) == list(range(8)) for p in slates["position"].apply(list))
+    size = WORLD_SIZES["tiny"].slate_size
+    assert (slates["video_id"].nunique() == size).all()
+    assert all(sorted(p) == list(range(size)) for p in slates["position"].apply(list))
     assert (slates["user_id"].nunique() == 1).all()
     assert 0.03 < events["clicked"].mean() < 0.25
     assert events.groupby("position")["clicked"].mean().iloc[:2].mean() > events["clicked"].mean()
