@@ -1,0 +1,110 @@
+"""A fixed-size log-mel spectrogram of a short window from the middle of a video's soundtrack.
+
+Only the window is decoded (after a seek), so the cost does not grow with the video length.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import av
+import numpy as np
+
+from vidrec.media.pool import MediaError
+
+_LOG_FLOOR = 1e-6
+
+
+def n_mel_frames(sample_rate: int, seconds: float, hop_ms: float, win_ms: float) -> int:
+    """Number of STFT frames in the fixed window (no padding at the edges)."""
+    n_samples = int(round(seconds * sample_rate))
+    win = int(round(win_ms * sample_rate / 1000))
+    hop = int(round(hop_ms * sample_rate / 1000))
+    return 1 + max(0, n_samples - win) // hop
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """``(n_fft // 2 + 1, n_mels)`` triangular HTK-mel filters.
+
+    Written here because librosa would pull numba and llvmlite in for this one function.
+    """
+    def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+
+    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+    fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges_hz = mel_to_hz(np.linspace(0.0, hz_to_mel(np.array(sample_rate / 2)), n_mels + 2))
+    lower, centre, upper = edges_hz[:-2], edges_hz[1:-1], edges_hz[2:]
+    rising = (fft_hz[:, None] - lower) / (centre - lower)
+    falling = (upper - fft_hz[:, None]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+def _decode_window(path: str, sample_rate: int, seconds: float) -> np.ndarray | None:
+    """Mono float32 samples of the middle ``seconds`` (zero padded), or None without audio."""
+    wanted = int(round(seconds * sample_rate))
+    with av.open(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = (container.duration or 0) / av.time_base
+        start = max(0.0, (duration - seconds) / 2)
+        if start > 0:
+            container.seek(int(start / stream.time_base), stream=stream)
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        have, skip = 0, None
+        try:
+            for frame in container.decode(stream):
+                if skip is None:
+                    # The seek lands on or before ``start``: drop samples up to it.
+                    skip = int(round(max(0.0, start - (frame.time or 0.0)) * sample_rate))
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray()[0])
+                    have += out.samples
+                if have >= wanted + skip:
+                    break
+            else:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray()[0])
+        except av.FFmpegError as error:
+            raise MediaError(f"audio decoding failed in {path}: {error}") from None
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    samples = samples[skip or 0:][:wanted]
+    return np.pad(samples, (0, wanted - len(samples))).astype(np.float32)
+
+
+def log_mel(
+    path: str,
+    sample_rate: int = 16000,
+    n_mels: int = 40,
+    seconds: float = 2.0,
+    hop_ms: float = 10.0,
+    win_ms: float = 25.0,
+) -> tuple[np.ndarray, bool]:
+    """``(F, n_mels)`` float16 log-mel of the middle window, and whether there was audio.
+
+    Without an audio stream the result is all zeros with ``has_audio=False``; F depends only
+    on the arguments (see ``n_mel_frames``).
+    """
+    n_frames = n_mel_frames(sample_rate, seconds, hop_ms, win_ms)
+    samples = _decode_window(path, sample_rate, seconds)
+    if samples is None:
+        return np.zeros((n_frames, n_mels), np.float16), False
+
+    win = int(round(win_ms * sample_rate / 1000))
+    hop = int(round(hop_ms * sample_rate / 1000))
+    n_fft = 1 << (win - 1).bit_length()
+    if len(samples) < win:
+        samples = np.pad(samples, (0, win - len(samples)))
+    windows = np.lib.stride_tricks.sliding_window_view(samples, win)[::hop][:n_frames]
+    spectrum = np.fft.rfft(windows * np.hanning(win).astype(np.float32), n=n_fft, axis=1)
+    power = (np.abs(spectrum) ** 2).astype(np.float32)
+    mel = power @ mel_filterbank(sample_rate, n_fft, n_mels)
+    return np.log(mel + _LOG_FLOOR).astype(np.float16), True
