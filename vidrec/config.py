@@ -22,6 +22,10 @@ DEMO_PSEUDONYM_KEY = "vidrec-demo-key-not-a-secret"
 _DAGSTER_YAML = """\
 telemetry:
   enabled: false
+python_logs:
+  # Training progress lines (epoch, losses, samples/s) show in the run's logs in the UI.
+  managed_python_loggers: [models, vidrec]
+  python_log_level: INFO
 """
 
 
