@@ -13,7 +13,23 @@ from models.losses import info_nce
 from models.ranker import Ranker, RankerOutput
 
 
-class MultimodalEncoderSystem(L.LightningModule):
+class _System(L.LightningModule):
+    """One shared step serves training and validation; subclasses define ``_step``."""
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+class MultimodalEncoderSystem(_System):
     """Cross-modal InfoNCE (each pair of present modalities) plus a behavioural InfoNCE
     pulling items co-engaged by the same users together."""
 
@@ -47,17 +63,8 @@ class MultimodalEncoderSystem(L.LightningModule):
         self.log(f"{stage}_behaviour_loss", behaviour, batch_size=size)
         return loss
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
 
-    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-
-
-class RankerSystem(L.LightningModule):
+class RankerSystem(_System):
     """Multi-task loss: click BCE (with the position tower), ESMM conversion BCE on all
     impressions, and log-watch regression on clicked impressions."""
 
@@ -115,12 +122,3 @@ class RankerSystem(L.LightningModule):
         self.log(f"{stage}_conversion_loss", conversion_loss, batch_size=size)
         self.log(f"{stage}_watch_loss", watch_loss, batch_size=size)
         return loss
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
