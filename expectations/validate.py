@@ -10,7 +10,7 @@ import functools
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -59,6 +59,8 @@ class ValidationReport:
     failed: list[FailedExpectation]
     row_failures: dict[str, list[str]]
     rows: int = 0
+    # The GX result itself, so Data Docs (expectations/data_docs.py) render without re-validating.
+    gx_result: Any = field(default=None, repr=False, compare=False)
 
     def as_metadata(self) -> dict[str, object]:
         """JSON-serialisable summary for an orchestrator UI."""
@@ -132,6 +134,7 @@ def validate_frame(
         failed=failed,
         row_failures=row_failures,
         rows=len(df),
+        gx_result=result,
     )
 
 

@@ -44,3 +44,37 @@ def prepare_events(raw: pd.DataFrame, key: str, accepted_videos: set[str]) -> pd
     events.loc[unknown, "status"] = "quarantined"
     events.loc[unknown, "reason"] = "video is not an accepted video (missing file, quarantined, or no metadata)"
     return events.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True)
+
+
+NO_METADATA_REASON = "no metadata row for this file in the sidecar"
+NO_FILE_REASON = "no video file for this metadata row"
+
+
+def quarantine_unmatched(frame: pd.DataFrame, known_ids: set[str], reason: str) -> pd.DataFrame:
+    """Quarantine accepted rows whose video_id is not in ``known_ids`` (a file without a
+    metadata row, or a metadata row without a file), keeping every other column."""
+    out = frame.copy()
+    if "status" not in out:
+        out["status"], out["reason"] = "accepted", None
+    hit = ~out["video_id"].astype(str).isin(known_ids) & (out["status"] == "accepted")
+    out.loc[hit, "status"] = "quarantined"
+    out.loc[hit, "reason"] = reason
+    return out
+
+
+def duplicate_groups(videos: pd.DataFrame) -> pd.DataFrame:
+    """One row per set of video_ids sharing the same bytes: sha256, video_ids, count."""
+    dup = videos[videos["sha256"].notna() & videos["sha256"].duplicated(keep=False)]
+    groups = dup.groupby("sha256")["video_id"].apply(lambda ids: ", ".join(sorted(ids)))
+    counts = dup.groupby("sha256").size()
+    return pd.DataFrame({"sha256": groups.index, "video_ids": groups.to_numpy(),
+                         "count": counts.loc[groups.index].to_numpy()})
+
+
+def repaired_text_count(metadata: pd.DataFrame) -> int:
+    """Rows whose title, description or tags held bytes that were not UTF-8 (now U+FFFD)."""
+    columns = [c for c in ("title", "description", "tags") if c in metadata]
+    bad = pd.Series(False, index=metadata.index)
+    for column in columns:
+        bad |= metadata[column].fillna("").astype(str).str.contains("\ufffd", regex=False)
+    return int(bad.sum())

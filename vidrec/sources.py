@@ -1,59 +1,191 @@
-"""Reading a raw-data directory: video files, the metadata sidecar and the event log.
+"""Reading a raw-data location: video files, the metadata sidecar and the event log.
 
-Layout: ``videos/<video_id>.<ext>``, ``metadata.csv`` (or ``.jsonl``), ``events.parquet``.
+A location is a local folder or any fsspec URL (``file://``, ``s3://``, ``gs://``,
+``memory://`` ...) laid out as ``videos/<video_id>.<ext>``, ``metadata.csv`` (or
+``metadata.jsonl``) and ``events.parquet``. Files on a remote filesystem are copied once
+into a local landing folder (named by content hash) because decoders need a local path.
+Sidecar columns are documented in docs/ingestion.md.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import logging
+import os
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import fsspec
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
+
+from vidrec.lineage import data_version, dvc_version
+from vidrec.media.cache import MediaCache
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 METADATA_COLUMNS = ("video_id", "title", "description", "tags", "category", "creator_id",
                     "is_product", "price", "is_live_host", "published_at")
 RAW_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "position", "surface",
                      "propensity", "clicked", "watch_s", "converted")
+FILE_COLUMNS = ["video_id", "url", "path", "bytes", "mtime_ns", "extension"]
 _TRUE = {"true", "1", "yes", "y", "t"}
+_COPY_CHUNK = 1 << 20
 
 
-def list_videos(directory: Path) -> pd.DataFrame:
-    """One row per file under ``videos/`` (video_id = file stem), sorted by video_id."""
-    folder = directory / "videos"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: a raw-data directory needs a videos/ folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    return pd.DataFrame({
-        "video_id": [p.stem for p in files],
-        "path": [str(p.resolve()) for p in files],
-        "bytes": [p.stat().st_size for p in files],
-        "extension": [p.suffix.lower() for p in files],
-    }, columns=["video_id", "path", "bytes", "extension"])
+def _filesystem(location: str | Path) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(str(location))
+    return fs, root.rstrip("/")
+
+
+def _mtime_ns(info: dict[str, Any]) -> int | None:
+    """Modification time from an fsspec info dict; None when the filesystem reports none."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return int(value.timestamp() * 1e9)
+        if isinstance(value, (int, float)):
+            return int(value * 1e9)
+        if isinstance(value, str):
+            try:
+                return int(pd.Timestamp(value).timestamp() * 1e9)
+            except ValueError:
+                continue
+    return None
+
+
+def list_videos(location: str | Path) -> pd.DataFrame:
+    """One row per file under ``<location>/videos/`` (video_id = file stem), sorted by video_id.
+
+    ``path`` is the local path when the filesystem is local, else empty until ``localise``
+    copies the file; ``url`` is where the file lives. Files of any extension are listed (a
+    mis-named file is the probe's to reject, not the lister's to hide).
+    """
+    fs, root = _filesystem(location)
+    folder = f"{root}/videos"
+    if not fs.isdir(folder):
+        raise FileNotFoundError(
+            f"{location}/videos does not exist: a raw-data location needs a videos/ folder"
+        )
+    local = isinstance(fs, LocalFileSystem)
+    rows = []
+    for name, info in sorted(fs.find(folder, detail=True).items()):
+        # Links to files count as files: DVC checks data out as symlinks when configured to.
+        linked_file = local and info.get("islink") and os.path.isfile(name)
+        if info.get("type") != "file" and not linked_file:
+            continue
+        base = name.rsplit("/", 1)[-1]
+        stem, dot, ext = base.rpartition(".")
+        stem = stem if dot else base
+        url = name if local else fs.unstrip_protocol(name)
+        rows.append({
+            "video_id": stem, "url": url, "path": str(Path(name).resolve()) if local else None,
+            "bytes": int(info.get("size") or 0), "mtime_ns": _mtime_ns(info),
+            "extension": f".{ext.lower()}" if dot else "",
+        })
+    frame = pd.DataFrame(rows, columns=FILE_COLUMNS)
+    return frame.astype({"bytes": "Int64", "mtime_ns": "Int64"})
+
+
+def localise(files: pd.DataFrame, landing: Path, cache: MediaCache | None = None) -> pd.DataFrame:
+    """Give every row of ``list_videos`` a local ``path``, copying remote files into
+    ``landing/<sha256><ext>`` (hashing while copying). A remote file whose (url, size, mtime)
+    is unchanged since its last copy is not fetched again."""
+    out = files.copy()
+    remote = out["path"].isna()
+    if not remote.any():
+        return out
+    fs = fsspec.core.url_to_fs(str(out.loc[remote, "url"].iloc[0]))[0]
+    landing = Path(landing)
+    landing.mkdir(parents=True, exist_ok=True)
+    stamped = out[remote & out["mtime_ns"].notna()]
+    keys = pd.DataFrame({"path": stamped["url"], "bytes": stamped["bytes"].astype("int64"),
+                         "mtime_ns": stamped["mtime_ns"].astype("int64")})
+    known = cache.known_hashes(keys) if cache is not None else {}
+    fetched = []
+    for index in out.index[remote]:
+        url, ext = out.at[index, "url"], out.at[index, "extension"]
+        sha = known.get(url)
+        target = landing / f"{sha}{ext}" if sha else None
+        if target is None or not target.is_file():
+            sha, target = _copy_hashing(fs, url, landing, ext)
+            if pd.notna(out.at[index, "mtime_ns"]):
+                fetched.append((url, int(out.at[index, "bytes"]), int(out.at[index, "mtime_ns"]), sha))
+        out.at[index, "path"] = str(target)
+    if cache is not None:
+        cache.remember_hashes(fetched)
+    log.info("localised %d remote files (%d fetched)", int(remote.sum()), len(fetched))
+    return out
+
+
+def _copy_hashing(fs: fsspec.AbstractFileSystem, url: str, landing: Path, ext: str) -> tuple[str, Path]:
+    digest = hashlib.sha256()
+    tmp = landing / f".incoming.{os.getpid()}{ext}"
+    with fs.open(url, "rb") as source, tmp.open("wb") as sink:
+        while chunk := source.read(_COPY_CHUNK):
+            digest.update(chunk)
+            sink.write(chunk)
+    sha = digest.hexdigest()
+    target = landing / f"{sha}{ext}"
+    os.replace(tmp, target)
+    return sha, target
 
 
 def _flag(series: pd.Series) -> pd.Series:
     return series.fillna("").astype(str).str.strip().str.lower().isin(_TRUE)
 
 
-def read_metadata(directory: Path) -> pd.DataFrame:
+def _read_text(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    # Uploaded sidecars are not always UTF-8: undecodable bytes become U+FFFD (visible in the
+    # text and counted in the asset's metadata) instead of failing every row of the file.
+    with fs.open(path, "rb") as handle:
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def _jsonl_rows(text: str, where: str) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where} line {number} is not valid JSON ({error}); fix or remove it") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{where} line {number} is not a JSON object")
+        if isinstance(row.get("tags"), list):  # JSONL may carry tags as a list
+            row["tags"] = "|".join(str(tag) for tag in row["tags"])
+        rows.append({k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+                     for k, v in row.items()})
+    return rows
+
+
+def read_metadata(location: str | Path) -> pd.DataFrame:
     """The metadata sidecar with typed columns; unparseable values become nulls that the
     ``video_metadata`` suite then reports (nothing is dropped here)."""
-    csv, jsonl = directory / "metadata.csv", directory / "metadata.jsonl"
-    if csv.exists():
-        # Raw bytes as latin-1 never fail to decode; text normalisation repairs them later.
-        raw = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="replace")
-    elif jsonl.exists():
-        raw = pd.read_json(jsonl, lines=True, dtype=False).astype(str)
+    fs, root = _filesystem(location)
+    csv, jsonl = f"{root}/metadata.csv", f"{root}/metadata.jsonl"
+    if fs.exists(csv):
+        raw = pd.read_csv(io.StringIO(_read_text(fs, csv)), dtype=str, keep_default_na=False)
+        where = f"{location}/metadata.csv"
+    elif fs.exists(jsonl):
+        where = f"{location}/metadata.jsonl"
+        raw = pd.DataFrame(_jsonl_rows(_read_text(fs, jsonl), where), dtype=str)
     else:
-        raise FileNotFoundError(f"no metadata.csv or metadata.jsonl in {directory}")
+        raise FileNotFoundError(f"no metadata.csv or metadata.jsonl in {location}")
     missing = [c for c in METADATA_COLUMNS if c not in raw.columns]
     if missing:
-        raise ValueError(f"metadata in {directory} lacks columns {missing}; expected {list(METADATA_COLUMNS)}")
-    frame = raw[list(METADATA_COLUMNS)].copy()
+        raise ValueError(f"{where} lacks columns {missing}; expected {list(METADATA_COLUMNS)}")
+    frame = raw[list(METADATA_COLUMNS)].fillna("").copy()
     frame["is_product"] = _flag(frame["is_product"])
     frame["is_live_host"] = _flag(frame["is_live_host"])
     frame["price"] = pd.to_numeric(frame["price"].replace("", None), errors="coerce")
-    frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True, errors="coerce")
+    frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True, errors="coerce",
+                                            format="ISO8601")
     return frame
 
 
@@ -68,3 +200,21 @@ def read_events(directory: Path) -> pd.DataFrame:
     events = events[list(RAW_EVENT_COLUMNS)].copy()
     events["ts"] = pd.to_datetime(events["ts"], utc=True)
     return events
+
+
+def source_version(location: str | Path, files: pd.DataFrame) -> dict[str, str]:
+    """What data a run read: ``data_version`` (the fingerprint model labels carry) and, when the
+    folder is DVC-tracked, ``dvc_md5`` from its ``.dvc`` file or ``dvc.lock``."""
+    fs, root = _filesystem(location)
+    if isinstance(fs, LocalFileSystem):
+        # The same fingerprint the promoted model's lineage labels carry.
+        version = {"data_version": data_version(Path(root))}
+        dvc = dvc_version(Path(root))  # written by vidrec.lineage for DVC-tracked folders
+        return {**version, "dvc_md5": dvc} if dvc else version
+    digest = hashlib.sha256()
+    for name in ("metadata.csv", "metadata.jsonl"):
+        if fs.exists(f"{root}/{name}"):
+            digest.update(fs.cat_file(f"{root}/{name}"))
+    for row in files.sort_values("video_id").itertuples(index=False):
+        digest.update(f"{row.video_id}:{row.bytes}:{row.mtime_ns}\n".encode())
+    return {"data_version": digest.hexdigest()[:16]}

@@ -7,7 +7,6 @@ optional 440 Hz AAC tone (mono, 16 kHz).
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -88,7 +87,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["empty"] = root / "empty.mp4"
     (root / "text.mp4").write_text("this is not a video\n" * 50)
     files["text"] = root / "text.mp4"
-    files["crash"] = Path(shutil.copy(files["good"], root / "crash.mp4"))
+    # Different bytes from "good" (identical bytes would be probed once, as one content).
+    (root / "crash.mp4").write_bytes(files["good"].read_bytes() + b"\0")
+    files["crash"] = root / "crash.mp4"
     files["missing"] = root / "missing.mp4"
     return files
 
@@ -166,9 +167,9 @@ def test_truncated_reason_names_counts(probed: pd.DataFrame) -> None:
     )
 
 
-def test_crash_quarantines_only_its_file(probed: pd.DataFrame) -> None:
+def test_crash_quarantines_only_its_file(probed: pd.DataFrame, media: dict[str, Path]) -> None:
     # The crashed worker is replaced; hashing happened in the parent so identity is kept.
-    assert probed.loc["crash", "sha256"] == probed.loc["good", "sha256"]
+    assert probed.loc["crash", "sha256"] == file_sha256(str(media["crash"]))
     assert probed.loc["good", "status"] == "accepted"
 
 
@@ -342,7 +343,7 @@ def test_extract_features_caches_by_content_hash(
     assert {p: os.stat(p).st_mtime_ns for p in second["shard_path"]} == mtimes
 
     shard = read_shard(Path(first.loc[0, "shard_path"]))
-    frames, plan = sample_frames(str(media["good"]), config.n_frames, config.frame_size)
+    frames, plan = sample_frames(str(media["good"]), config.n_frames, config.frame_size, config.seek)
     mel, _ = log_mel(str(media["good"]))
     assert np.array_equal(shard.frames, frames) and shard.plan == plan
     assert np.array_equal(shard.mel, mel)
@@ -359,10 +360,22 @@ def test_extract_features_quarantines_failures(
     assert len(result) == 1
     row = result.iloc[0]
     assert row["status"] == "quarantined" and pd.isna(row["shard_path"])
-    assert row["reason"].startswith("feature extraction failed: InvalidDataError")
+    assert row["reason"].startswith(f"feature extraction cannot open {media['text']}")
     assert not any(tmp_path.rglob("*.npz"))
 
 
 def test_extract_features_rejects_quarantined_rows(probed: pd.DataFrame, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="accepted videos only"):
         extract_features(probed, tmp_path, progress=False)
+
+
+def test_read_shard_accepts_the_earlier_one_member_per_field_format(tmp_path: Path) -> None:
+    path = tmp_path / "old.npz"
+    frames = np.ones((2, 3, 4, 4), np.uint8)
+    mel = np.zeros((5, 3), np.float16)
+    np.savez_compressed(path, frames=frames, mel=mel, has_audio=np.bool_(False),
+                        timestamps=np.array([0.5, 1.5]), size=np.int64(4),
+                        repeated=np.array([1]), frames_decoded=np.int64(3))
+    shard = read_shard(path)
+    assert np.array_equal(shard.frames, frames) and not shard.has_audio
+    assert shard.plan == SamplingPlan((0.5, 1.5), 4, (1,), 3, (), "exact")

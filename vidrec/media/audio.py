@@ -43,38 +43,44 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
 
 
-def _decode_window(path: str, sample_rate: int, seconds: float) -> np.ndarray | None:
+def _decode_window(
+    container: av.container.InputContainer, sample_rate: int, seconds: float, name: str
+) -> np.ndarray | None:
     """Mono float32 samples of the middle ``seconds`` (zero padded), or None without audio."""
     wanted = int(round(seconds * sample_rate))
-    with av.open(path) as container:
-        if not container.streams.audio:
-            return None
-        stream = container.streams.audio[0]
-        if stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
+    if not container.streams.audio:
+        return None
+    stream = container.streams.audio[0]
+    stream.codec_context.thread_count = 1  # one worker per core; threads only add overhead
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = (container.duration or 0) / av.time_base
+    start = max(0.0, (duration - seconds) / 2)
+    # Always seek, also to 0: the container may have been read already (frames come first).
+    container.seek(int(start / stream.time_base), stream=stream)
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
+    chunks: list[np.ndarray] = []
+    have, skip, passthrough = 0, None, False
+    try:
+        for frame in container.decode(stream):
+            if skip is None:
+                # The seek lands on or before ``start``: drop samples up to it.
+                skip = int(round(max(0.0, start - (frame.time or 0.0)) * sample_rate))
+                # Already mono float at the target rate: copying beats resampling (identical).
+                passthrough = (frame.format.name == "fltp" and frame.layout.nb_channels == 1
+                               and frame.sample_rate == sample_rate)
+            outs = [frame] if passthrough else resampler.resample(frame)
+            for out in outs:
+                chunks.append(out.to_ndarray()[0])
+                have += out.samples
+            if have >= wanted + skip:
+                break
         else:
-            duration = (container.duration or 0) / av.time_base
-        start = max(0.0, (duration - seconds) / 2)
-        if start > 0:
-            container.seek(int(start / stream.time_base), stream=stream)
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
-        chunks: list[np.ndarray] = []
-        have, skip = 0, None
-        try:
-            for frame in container.decode(stream):
-                if skip is None:
-                    # The seek lands on or before ``start``: drop samples up to it.
-                    skip = int(round(max(0.0, start - (frame.time or 0.0)) * sample_rate))
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray()[0])
-                    have += out.samples
-                if have >= wanted + skip:
-                    break
-            else:
-                for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray()[0])
-        except av.FFmpegError as error:
-            raise MediaError(f"audio decoding failed in {path}: {error}") from None
+            for out in [] if passthrough else resampler.resample(None):
+                chunks.append(out.to_ndarray()[0])
+    except av.FFmpegError as error:
+        raise MediaError(f"audio decoding failed in {name}: {error}") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     samples = samples[skip or 0:][:wanted]
     return np.pad(samples, (0, wanted - len(samples))).astype(np.float32)
@@ -93,8 +99,22 @@ def log_mel(
     Without an audio stream the result is all zeros with ``has_audio=False``; F depends only
     on the arguments (see ``n_mel_frames``).
     """
+    with av.open(path) as container:
+        return log_mel_from(container, sample_rate, n_mels, seconds, hop_ms, win_ms, name=path)
+
+
+def log_mel_from(
+    container: av.container.InputContainer,
+    sample_rate: int = 16000,
+    n_mels: int = 40,
+    seconds: float = 2.0,
+    hop_ms: float = 10.0,
+    win_ms: float = 25.0,
+    name: str = "input",
+) -> tuple[np.ndarray, bool]:
+    """``log_mel`` on an already open container (frames and audio share one open file)."""
     n_frames = n_mel_frames(sample_rate, seconds, hop_ms, win_ms)
-    samples = _decode_window(path, sample_rate, seconds)
+    samples = _decode_window(container, sample_rate, seconds, name)
     if samples is None:
         return np.zeros((n_frames, n_mels), np.float16), False
 
@@ -104,7 +124,13 @@ def log_mel(
     if len(samples) < win:
         samples = np.pad(samples, (0, win - len(samples)))
     windows = np.lib.stride_tricks.sliding_window_view(samples, win)[::hop][:n_frames]
-    spectrum = np.fft.rfft(windows * np.hanning(win).astype(np.float32), n=n_fft, axis=1)
-    power = (np.abs(spectrum) ** 2).astype(np.float32)
+    # float32 in, complex64 out: the spectrogram is stored as float16 anyway.
+    spectrum = np.fft.rfft(windows.astype(np.float32) * _hann(win), n=n_fft, axis=1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
     mel = power @ mel_filterbank(sample_rate, n_fft, n_mels)
     return np.log(mel + _LOG_FLOOR).astype(np.float16), True
+
+
+@lru_cache(maxsize=8)
+def _hann(win: int) -> np.ndarray:
+    return np.hanning(win).astype(np.float32)

@@ -1,27 +1,32 @@
 """Extract frame and audio features for accepted videos into content-addressed shards.
 
 Extraction runs in isolated workers like probing; a shard that already exists for a file's
-hash (with the configured shapes) is reused, so re-running an unchanged catalog is cheap.
+hash and the feature config is reused, so re-running an unchanged catalog is cheap.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import pandas as pd
 
-from vidrec.media.audio import log_mel, n_mel_frames
-from vidrec.media.frames import sample_frames
-from vidrec.media.pool import describe_failure, run_isolated
+from vidrec.media.audio import log_mel_from, n_mel_frames
+from vidrec.media.frames import SEEK_MODES, SamplingPlan, sample_frames_from
+from vidrec.media.cache import MediaCache
+from vidrec.media.pool import MediaError, describe_failure, run_isolated
 from vidrec.media.shards import read_shard, shard_path, write_shard
 
 log = logging.getLogger(__name__)
 
 FEATURES_COLUMNS = [
-    "video_id", "sha256", "shard_path", "n_frames", "has_audio", "status", "reason", "cached",
+    "video_id", "sha256", "shard_path", "n_frames", "has_audio", "frames_shape", "mel_shape",
+    "feature_config", "plan", "status", "reason", "cached",
 ]
 
 
@@ -36,6 +41,18 @@ class FeatureConfig:
     audio_seconds: float = 2.0
     hop_ms: float = 10.0
     win_ms: float = 25.0
+    seek: str = "keyframe"
+
+    def __post_init__(self) -> None:
+        if self.seek not in SEEK_MODES:
+            raise ValueError(f"FeatureConfig.seek must be one of {SEEK_MODES}, got {self.seek!r}")
+        if self.n_frames < 1 or self.frame_size < 1:
+            raise ValueError(f"FeatureConfig needs n_frames >= 1 and frame_size >= 1, got {self}")
+
+    def key(self) -> str:
+        """Short fingerprint of every setting: shards made under another config are not reused."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def mel_shape(self) -> tuple[int, int]:
         n = n_mel_frames(self.sample_rate, self.audio_seconds, self.hop_ms, self.win_ms)
@@ -45,20 +62,47 @@ class FeatureConfig:
         return self.n_frames, 3, self.frame_size, self.frame_size
 
 
-def extract_one(path: str, target: str, config: FeatureConfig) -> tuple[int, bool]:
-    """Sample frames and log-mel of one file and write its shard (runs in a worker)."""
-    frames, plan = sample_frames(path, n_frames=config.n_frames, size=config.frame_size)
-    mel, has_audio = log_mel(
-        path, sample_rate=config.sample_rate, n_mels=config.n_mels,
-        seconds=config.audio_seconds, hop_ms=config.hop_ms, win_ms=config.win_ms,
-    )
+def extract_one(path: str, target: str, config: FeatureConfig) -> dict[str, Any]:
+    """Sample frames and log-mel of one file, write its shard, return its catalog facts.
+
+    Runs in a worker. The file is opened once for both modalities.
+    """
+    try:
+        container = av.open(path)
+    except (av.FFmpegError, UnicodeDecodeError) as error:
+        raise MediaError(f"feature extraction cannot open {path}: {error}") from None
+    with container:
+        frames, plan = sample_frames_from(
+            container, n_frames=config.n_frames, size=config.frame_size, seek=config.seek,
+            name=path,
+        )
+        mel, has_audio = log_mel_from(
+            container, sample_rate=config.sample_rate, n_mels=config.n_mels,
+            seconds=config.audio_seconds, hop_ms=config.hop_ms, win_ms=config.win_ms, name=path,
+        )
     write_shard(Path(target), frames, mel, has_audio, plan)
-    return len(frames), has_audio
+    return _facts(target, plan, has_audio, config)
 
 
-def _cached(target: Path, config: FeatureConfig) -> tuple[int, bool] | None:
-    """``(n_frames, has_audio)`` of a usable existing shard, else None (missing, corrupt, or
-    written with other shapes, e.g. before a config change)."""
+def _facts(target: str, plan: SamplingPlan, has_audio: bool, config: FeatureConfig) -> dict[str, Any]:
+    return {
+        "shard_path": str(target), "n_frames": len(plan.timestamps), "has_audio": bool(has_audio),
+        "frames_shape": "x".join(map(str, config.frames_shape())),
+        "mel_shape": "x".join(map(str, config.mel_shape())),
+        "feature_config": config.key(), "plan": plan_json(plan),
+    }
+
+
+def plan_json(plan: SamplingPlan) -> str:
+    """The sampling plan as JSON text for the catalog (NaN frame times become null)."""
+    record = asdict(plan)
+    record["frame_times"] = [None if t != t else t for t in plan.frame_times]
+    return json.dumps(record, sort_keys=True)
+
+
+def _cached(target: Path, config: FeatureConfig) -> dict[str, Any] | None:
+    """Catalog facts of a usable existing shard, else None (missing, corrupt, or written with
+    other shapes). Used when the media catalog has no row for it (e.g. the catalog was lost)."""
     if not target.is_file():
         return None
     try:
@@ -68,7 +112,7 @@ def _cached(target: Path, config: FeatureConfig) -> tuple[int, bool] | None:
         return None
     if shard.frames.shape != config.frames_shape() or shard.mel.shape != config.mel_shape():
         return None
-    return len(shard.frames), shard.has_audio
+    return _facts(str(target), shard.plan, shard.has_audio, config)
 
 
 def extract_features(
@@ -80,11 +124,15 @@ def extract_features(
     *,
     timeout_s: float = 120.0,
     memory_mb: int = 1024,
+    cache: MediaCache | None = None,
 ) -> pd.DataFrame:
     """One row per input video: where its shard is, or why extraction quarantined it.
 
-    ``accepted`` holds ``videos`` rows (video_id, path, sha256) with status accepted. Videos
-    sharing a hash share one shard and one extraction. ``cached`` says the shard was reused.
+    ``accepted`` holds ``videos`` rows (video_id, path, sha256) with status accepted. Shards
+    live under ``features_dir/<config key>/`` addressed by sha256, so videos sharing bytes
+    share one shard and one extraction, and a config change never reuses old shards.
+    ``cached`` says the shard was reused; ``cache`` (the media catalog) avoids opening shards
+    to find that out, which keeps an unchanged 10,000-video catalog to a few seconds.
     """
     if "status" in accepted and (accepted["status"] != "accepted").any():
         rejected = accepted.loc[accepted["status"] != "accepted", "video_id"].tolist()
@@ -92,20 +140,22 @@ def extract_features(
             f"extract_features takes accepted videos only; filter out {rejected[:5]} "
             f"({len(rejected)} rows) with videos[videos.status == 'accepted']"
         )
-    features_dir = Path(features_dir)
+    shard_dir = Path(features_dir) / config.key()
+    unique = accepted.drop_duplicates("sha256")
+    known = cache.known_shards(unique["sha256"], config.key()) if cache is not None else {}
     results: dict[str, dict[str, Any]] = {}
     jobs: list[tuple[str, tuple[Any, ...]]] = []
-    seen: set[str] = set()
-    for row in accepted.itertuples(index=False):
+    recovered: dict[str, dict[str, Any]] = {}
+    for row in unique.itertuples(index=False):
         sha = row.sha256
-        if sha in seen:
-            continue
-        seen.add(sha)
-        target = shard_path(features_dir, sha)
-        hit = _cached(target, config)
+        target = shard_path(shard_dir, sha)
+        hit = known.get(sha)
         if hit is not None:
-            results[sha] = {"n_frames": hit[0], "has_audio": hit[1], "status": "accepted",
-                            "reason": None, "cached": True}
+            hit = {**hit, "feature_config": config.key()}
+        else:
+            hit = recovered[sha] = _cached(target, config)  # type: ignore[assignment]
+        if hit is not None:
+            results[sha] = {**hit, "status": "accepted", "reason": None, "cached": True}
         else:
             jobs.append((sha, (str(row.path), str(target), config)))
     log.info("features: %d shards reused, %d to extract", len(results), len(jobs))
@@ -114,24 +164,21 @@ def extract_features(
         extract_one, jobs, timeout_s=timeout_s, memory_mb=memory_mb,
         workers=workers, progress=progress, label="feature extraction",
     )
+    made: dict[str, dict[str, Any]] = {}
     for sha, outcome in outcomes.items():
         if outcome.error is None:
-            n_frames, has_audio = outcome.value
-            results[sha] = {"n_frames": n_frames, "has_audio": has_audio,
-                            "status": "accepted", "reason": None, "cached": False}
+            made[sha] = outcome.value
+            results[sha] = {**outcome.value, "status": "accepted", "reason": None, "cached": False}
         else:
             reason = describe_failure(
                 outcome.error, label="feature extraction", timeout_s=timeout_s,
                 memory_mb=memory_mb,
             )
-            results[sha] = {"n_frames": None, "has_audio": None, "status": "quarantined",
-                            "reason": reason, "cached": False}
+            results[sha] = {"status": "quarantined", "reason": reason, "cached": False}
+    if cache is not None:
+        cache.remember_shards({**{k: v for k, v in recovered.items() if v}, **made}, config.key())
 
-    rows = []
-    for row in accepted.itertuples(index=False):
-        result = results[row.sha256]
-        path = shard_path(features_dir, row.sha256) if result["status"] == "accepted" else None
-        rows.append({"video_id": row.video_id, "sha256": row.sha256,
-                     "shard_path": None if path is None else str(path), **result})
+    rows = [{"video_id": row.video_id, "sha256": row.sha256, **results[row.sha256]}
+            for row in accepted.itertuples(index=False)]
     frame = pd.DataFrame(rows, columns=FEATURES_COLUMNS)
     return frame.astype({"n_frames": "Int64", "has_audio": "boolean", "cached": "bool"})

