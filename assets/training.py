@@ -1,13 +1,14 @@
-"""Training assets: the multimodal encoder, item embeddings, and the multi-task ranker."""
+"""Training assets: the multimodal encoder, item embeddings, the two-tower retrieval model and the
+multi-task ranker."""
 
 
 import dagster as dg
 import pandas as pd
 
 from assets.reporting import table_md
-from assets.resources import VidrecStorage
+from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, VidrecStorage
 from models.serialization import TrainedModel
-from models.steps import StepSettings, fit_encoder, fit_ranker, item_embedding_matrix
+from models.steps import StepSettings, fit_encoder, fit_ranker, fit_retrieval, item_embedding_matrix
 from vidrec.items import build_items
 from vidrec.plots import markdown_image, training_curves
 
@@ -21,9 +22,11 @@ class TrainingSettings(dg.ConfigurableResource):
     ranker_epochs: int = 10
     patience: int = 3
     seed: int = 0
+    retrieval_epochs: int = 10
 
     def step_settings(self) -> StepSettings:
-        return StepSettings(self.encoder_epochs, self.ranker_epochs, self.patience, self.seed)
+        return StepSettings(self.encoder_epochs, self.ranker_epochs, self.patience, self.seed,
+                            self.retrieval_epochs)
 
 
 def accepted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +59,8 @@ def multimodal_encoder(context: dg.AssetExecutionContext, video_probe: pd.DataFr
                                       "excluded_videos": table_md(excluded)})
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"])
+@dg.asset(group_name=GROUP, kinds={"pytorch", "duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"],
+          pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY)
 def item_embeddings(context: dg.AssetExecutionContext, multimodal_encoder: TrainedModel, video_probe: pd.DataFrame,
                     video_metadata: pd.DataFrame, video_features: pd.DataFrame,
                     text_features: pd.DataFrame) -> dg.Output[pd.DataFrame]:
@@ -77,3 +81,17 @@ def ranker(context: dg.AssetExecutionContext, item_embeddings: pd.DataFrame, int
     out_dir = storage.paths.checkpoints / "ranker" / context.run_id
     model = fit_ranker(items, item_embeddings, accepted(interactions), out_dir, training.step_settings())
     return dg.Output(model, metadata=_training_metadata(model, storage, context.run_id))
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch"}, owners=["team:ml-platform"])
+def retrieval_model(context: dg.AssetExecutionContext, item_embeddings: pd.DataFrame, interactions: pd.DataFrame,
+                    video_probe: pd.DataFrame, video_metadata: pd.DataFrame, video_features: pd.DataFrame,
+                    text_features: pd.DataFrame, storage: VidrecStorage,
+                    training: TrainingSettings) -> dg.Output[TrainedModel]:
+    """Two-tower retrieval (history sequence model × content + optional id item tower), in-batch
+    sampled softmax with logQ correction; recall@10 on the validation day's clicks."""
+    items, _ = build_items(video_probe, video_metadata, video_features, text_features)
+    out_dir = storage.paths.checkpoints / "retrieval" / context.run_id
+    model = fit_retrieval(items, item_embeddings, accepted(interactions), out_dir, training.step_settings())
+    return dg.Output(model, metadata={**_training_metadata(model, storage, context.run_id),
+                                      "val_recall_at_10": model.extra["val_recall_at_10"]})

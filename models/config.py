@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from models.encoders import MultimodalItemEncoder
 from models.ranker import Ranker
+from models.retrieval import TwoTower
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,23 @@ class RankerConfig:
     id_buckets: int = 4096
     max_position: int = 64
     item_features: int = 3
+    user_buckets: int = 4096
+    # The user's taste vector (vidrec.behaviour.taste_before_sessions) as a ranker input.
+    use_taste: bool = False
     history_length: int = 20
 
     def build(self) -> Ranker:
         kwargs = asdict(self)
         kwargs.pop("history_length")
         return Ranker(**kwargs)
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    content_dim: int = 64
+    dim: int = 64
+    id_buckets: int = 4096
+    history_length: int = 20
+
+    def build(self) -> TwoTower:
+        return TwoTower(self.content_dim, self.dim, self.id_buckets, max_history=max(self.history_length, 1))

@@ -8,7 +8,7 @@ import lightning.pytorch as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from vidrec.media.shards import read_shard
 
@@ -45,19 +45,44 @@ class ItemTensors:
         )
 
 
+class EpochShuffle(Sampler[int]):
+    """A permutation drawn from ``(seed, epoch)``: Lightning calls ``set_epoch`` before each epoch,
+    so a run resumed from a checkpoint sees exactly the batches an uninterrupted run would have."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
 def _loader(size: int, batch_size: int, shuffle: bool, seed: int, collate) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(range(size), batch_size=batch_size, shuffle=shuffle, generator=generator,
+    sampler = EpochShuffle(size, seed) if shuffle else None
+    return DataLoader(range(size), batch_size=batch_size, sampler=sampler,
                       collate_fn=lambda idx: collate(torch.as_tensor(idx)))
 
 
 class EncoderDataModule(L.LightningDataModule):
-    """(item, co-engaged neighbour) pairs; items are split into train/validation by a seeded draw."""
+    """(item, co-engaged neighbour) pairs; items are split into train/validation by a seeded draw.
+
+    Each batch also carries the anchors' engagement vectors (zeros and ``has_engagement`` False
+    where an item has none, or when none are given)."""
 
     def __init__(self, items: ItemTensors, neighbours: np.ndarray, batch_size: int = 64,
-                 val_fraction: float = 0.1, seed: int = 0) -> None:
+                 val_fraction: float = 0.1, seed: int = 0, engagement: np.ndarray | None = None,
+                 has_engagement: np.ndarray | None = None) -> None:
         super().__init__()
         self.items, self.neighbours = items, neighbours
+        n = len(neighbours)
+        self.engagement = torch.as_tensor(engagement if engagement is not None else np.zeros((n, 1)), dtype=torch.float32)
+        self.has_engagement = torch.as_tensor(has_engagement if has_engagement is not None else np.zeros(n, bool))
         self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
 
     def setup(self, stage: str | None = None) -> None:
@@ -79,7 +104,8 @@ class EncoderDataModule(L.LightningDataModule):
             has = other >= 0
             return {"anchor": self.items.batch(anchor),
                     "neighbour": self.items.batch(torch.where(has, other, anchor)),
-                    "has_neighbour": has}
+                    "has_neighbour": has, "engagement": self.engagement[anchor],
+                    "has_engagement": self.has_engagement[anchor]}
         return collate
 
     def train_dataloader(self) -> DataLoader:
@@ -90,20 +116,25 @@ class EncoderDataModule(L.LightningDataModule):
         return _loader(len(pairs), self.batch_size, False, self.seed, self._collate(pairs))
 
 
-IMPRESSION_KEYS = ("candidate", "candidate_id", "item_features", "history", "history_ids",
+IMPRESSION_KEYS = ("candidate", "candidate_id", "user_id", "item_features", "history", "history_ids",
                    "position", "clicked", "watch_s", "converted")
 
 
-def impression_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Checks that every key is present and converts NumPy arrays to tensors."""
-    missing = [k for k in IMPRESSION_KEYS if k not in arrays]
+OPTIONAL_KEYS = ("taste",)
+
+
+def impression_tensors(arrays: dict[str, np.ndarray], keys: tuple[str, ...] = IMPRESSION_KEYS) -> dict[str, torch.Tensor]:
+    """Checks that every key is present and converts NumPy arrays to tensors (optional keys too)."""
+    missing = [k for k in keys if k not in arrays]
     if missing:
-        raise KeyError(f"impression arrays lack {missing}")
-    return {k: torch.as_tensor(arrays[k]) for k in IMPRESSION_KEYS}
+        raise KeyError(f"training arrays lack {missing}")
+    return {k: torch.as_tensor(arrays[k]) for k in (*keys, *OPTIONAL_KEYS) if k in arrays}
 
 
 class ImpressionDataModule(L.LightningDataModule):
-    """Training and validation impressions, already gathered into aligned tensors."""
+    """Training and validation examples, already gathered into aligned arrays (``keys`` each)."""
+
+    keys: tuple[str, ...] = IMPRESSION_KEYS
 
     def __init__(self, train: dict[str, np.ndarray], val: dict[str, np.ndarray],
                  batch_size: int = 512, seed: int = 0) -> None:
@@ -112,17 +143,26 @@ class ImpressionDataModule(L.LightningDataModule):
         self.batch_size, self.seed = batch_size, seed
 
     def setup(self, stage: str | None = None) -> None:
-        self._train = impression_tensors(self.train_arrays)
-        self._val = impression_tensors(self.val_arrays)
+        self._train = impression_tensors(self.train_arrays, self.keys)
+        self._val = impression_tensors(self.val_arrays, self.keys)
 
     @staticmethod
     def _collate(tensors: dict[str, torch.Tensor]):
         return lambda idx: {k: v[idx] for k, v in tensors.items()}
 
     def train_dataloader(self) -> DataLoader:
-        n = len(self._train["candidate"])
+        n = len(next(iter(self._train.values())))
         return _loader(n, self.batch_size, True, self.seed, self._collate(self._train))
 
     def val_dataloader(self) -> DataLoader:
-        n = len(self._val["candidate"])
+        n = len(next(iter(self._val.values())))
         return _loader(n, self.batch_size * 4, False, self.seed, self._collate(self._val))
+
+
+CLICK_KEYS = ("history", "item", "item_id", "log_q")
+
+
+class ClickDataModule(ImpressionDataModule):
+    """(history before a click, clicked item) pairs for the two-tower retrieval model."""
+
+    keys = CLICK_KEYS

@@ -53,6 +53,17 @@ class RankerOutput:
         )
 
 
+@dataclass
+class UserState:
+    """One user's candidate-independent ranker inputs (``Ranker.encode_user``)."""
+
+    history: torch.Tensor  # (H, hidden): encoded history items
+    prepared: torch.Tensor  # (H, hidden): the history's share of the attention's first layer
+    mask: torch.Tensor  # (H,) bool: real history items
+    user: torch.Tensor  # (1, hidden): user id (+ taste) vector
+    has_history: torch.Tensor  # (1, 1)
+
+
 class TargetAttention(nn.Module):
     """Deep-Interest-Network attention: how much each history item matters for this candidate."""
 
@@ -66,9 +77,32 @@ class TargetAttention(nn.Module):
         weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1).nan_to_num(0.0)
         return (weights.unsqueeze(-1) * history).sum(dim=1)
 
+    def prepare(self, history: torch.Tensor) -> torch.Tensor:
+        """The history's share of the first layer, for one user: ``(H, dim)``.
+
+        The first layer is linear in ``[h, t, h*t, h-t]``, so with its weight split as
+        ``[W1 W2 W3 W4]`` it equals ``(W1+W4) h + (W2-W4) t + W3 (h*t) + b``; the ``h`` term does not
+        depend on the candidate and is computed once per request instead of once per candidate.
+        """
+        w1, _, _, w4 = self.mlp[0].weight.chunk(4, dim=1)
+        return history @ (w1 + w4).T + self.mlp[0].bias
+
+    def attend_one(self, history: torch.Tensor, prepared: torch.Tensor, mask: torch.Tensor,
+                   target: torch.Tensor) -> torch.Tensor:
+        """``forward`` for one user's history ``(H, dim)`` (``mask``: ``(H,)``) against ``C`` targets ``(C, dim)``:
+        the same numbers, without materialising the ``(C, H, 4·dim)`` concatenation."""
+        _, w2, w3, w4 = self.mlp[0].weight.chunk(4, dim=1)
+        per_target = target @ (w2 - w4).T  # (C, dim)
+        cross = (target.unsqueeze(1) * history.unsqueeze(0)) @ w3.T  # (C, H, dim): W3 (h*t)
+        hidden = self.mlp[1](prepared.unsqueeze(0) + per_target.unsqueeze(1) + cross)
+        logits = self.mlp[2](hidden).squeeze(-1)  # (C, H)
+        weights = torch.softmax(logits.masked_fill(~mask.unsqueeze(0), float("-inf")), dim=1).nan_to_num(0.0)
+        return weights @ history
+
 
 class Ranker(nn.Module):
-    """Scores (user history, candidate) pairs; ids are hashed into ``id_buckets`` (0 = unknown)."""
+    """Scores (user, history, candidate) triples; item and user ids are hashed into buckets
+    (0 = unknown), so a cold item or a new user is scored from content and history alone."""
 
     def __init__(
         self,
@@ -77,16 +111,33 @@ class Ranker(nn.Module):
         id_buckets: int = 4096,
         max_position: int = 64,
         item_features: int = 3,
+        user_buckets: int = 4096,
+        use_taste: bool = False,
     ) -> None:
         super().__init__()
-        self.content = nn.Linear(content_dim, hidden)
+        self.content = nn.Sequential(nn.Linear(content_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.item_id = nn.Embedding(id_buckets, hidden, padding_idx=0)
+        # A user's own vector learns their taste from every impression (clicks and skips), which a
+        # click history alone cannot; small init so a bucket never trained stays near "no opinion".
+        self.user_id = nn.Embedding(user_buckets, hidden, padding_idx=0)
+        nn.init.normal_(self.item_id.weight, std=0.01)
+        nn.init.normal_(self.user_id.weight, std=0.01)
+        with torch.no_grad():
+            self.item_id.weight[0].zero_()
+            self.user_id.weight[0].zero_()
+        # The user's taste vector lives in content-embedding space (vidrec.behaviour); batch-normalised
+        # because its scale depends on how much a user has seen.
+        self.taste_in = (nn.Sequential(nn.BatchNorm1d(content_dim), nn.Linear(content_dim, hidden))
+                         if use_taste else None)
         self.attention = TargetAttention(hidden)
         self.trunk = nn.Sequential(
-            nn.Linear(hidden * 3 + item_features + 1, hidden * 2), nn.GELU(),
+            nn.Linear(hidden * 4 + item_features + 1, hidden * 2), nn.GELU(),
             nn.Linear(hidden * 2, hidden), nn.GELU(),
         )
         self.click_head = nn.Linear(hidden, 1)
+        # An explicit user · item term: MLPs approximate dot products poorly (Rendle et al., 2020),
+        # and taste × content attributes is the shape of the signal.
+        self.taste = nn.Linear(hidden, hidden)
         self.cvr_head = nn.Linear(hidden, 1)
         self.watch_head = nn.Linear(hidden, 1)
         # Shallow tower: position only shifts the click logit, so it can be fixed at serving.
@@ -102,16 +153,55 @@ class Ranker(nn.Module):
         history_ids: torch.Tensor,
         history_mask: torch.Tensor,
         position: torch.Tensor | None = None,
+        user_id: torch.Tensor | None = None,
+        taste: torch.Tensor | None = None,
     ) -> RankerOutput:
         target = self.content(candidate) + self.item_id(candidate_id)
         hist = self.content(history) + self.item_id(history_ids)
-        user = self.attention(hist, history_mask, target)
+        interest = self.attention(hist, history_mask, target)
+        if user_id is None:
+            user_id = torch.zeros_like(candidate_id)
+        user = self._user_vector(user_id, taste)
         has_history = history_mask.any(dim=1, keepdim=True).float()
-        h = self.trunk(torch.cat([user, target, user * target, item_features, has_history], dim=-1))
+        return self._heads(interest, user, target, item_features, has_history, candidate_id, position)
+
+    def _user_vector(self, user_id: torch.Tensor, taste: torch.Tensor | None) -> torch.Tensor:
+        user = self.user_id(user_id)
+        if self.taste_in is not None:
+            # Without a taste vector (a caller that keeps no serving state) the user is taken as
+            # average: the normalised input is 0, leaving the projection's bias.
+            user = user + (self.taste_in(taste.float()) if taste is not None else self.taste_in[1].bias)
+        return user
+
+    def encode_user(self, history: torch.Tensor, history_ids: torch.Tensor, history_mask: torch.Tensor,
+                    user_id: int = 0, taste: torch.Tensor | None = None) -> UserState:
+        """One user's candidate-independent inputs, for ``score_candidates``: ``history`` ``(H, content_dim)``,
+        ``history_ids`` and ``history_mask`` ``(H,)``, ``taste`` ``(content_dim,)`` or None."""
+        hist = self.content(history) + self.item_id(history_ids)
+        ids = torch.tensor([user_id], dtype=torch.long, device=hist.device)
+        user = self._user_vector(ids, None if taste is None else taste.reshape(1, -1))
+        return UserState(history=hist, prepared=self.attention.prepare(hist), mask=history_mask, user=user,
+                         has_history=history_mask.any().float().reshape(1, 1))
+
+    def score_candidates(self, state: UserState, candidate: torch.Tensor, candidate_id: torch.Tensor,
+                         item_features: torch.Tensor, position: torch.Tensor | None = None) -> RankerOutput:
+        """``forward`` for one user (``encode_user``) over ``C`` candidates: the history is encoded once
+        per request and broadcast, not re-encoded per candidate. Same outputs as ``forward`` (to float error)."""
+        target = self.content(candidate) + self.item_id(candidate_id)
+        interest = self.attention.attend_one(state.history, state.prepared, state.mask, target)
+        n = target.shape[0]
+        return self._heads(interest, state.user.expand(n, -1), target, item_features,
+                           state.has_history.expand(n, 1), candidate_id, position)
+
+    def _heads(self, interest: torch.Tensor, user: torch.Tensor, target: torch.Tensor, item_features: torch.Tensor,
+               has_history: torch.Tensor, candidate_id: torch.Tensor, position: torch.Tensor | None) -> RankerOutput:
+        h = self.trunk(torch.cat([interest, user, target, (interest + user) * target, item_features, has_history],
+                                 dim=-1))
         if position is None:
             position = torch.full_like(candidate_id, SERVING_POSITION)
         position = position.clamp(max=self.position_bias.num_embeddings - 1)
-        click_logit = self.click_head(h).squeeze(-1) + self.position_bias(position).squeeze(-1)
+        affinity = (self.taste(interest + user) * target).sum(-1) / target.shape[-1] ** 0.5
+        click_logit = self.click_head(h).squeeze(-1) + affinity + self.position_bias(position).squeeze(-1)
         return RankerOutput(
             click_logit=click_logit,
             cvr_logit=self.cvr_head(h).squeeze(-1),

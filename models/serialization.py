@@ -9,14 +9,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.config import EncoderConfig, RankerConfig
+from models.config import EncoderConfig, RankerConfig, RetrievalConfig
 
 
 @dataclass
 class TrainedModel:
     """What a training asset hands downstream: where the weights are and how to rebuild them."""
 
-    kind: str  # "encoder" | "ranker"
+    kind: str  # "encoder" | "ranker" | "retrieval"
     weights_path: str
     config: dict
     history: list[dict[str, float]] = field(default_factory=list)
@@ -40,6 +40,12 @@ def load_ranker(weights: Path, config: dict) -> nn.Module:
     ranker = RankerConfig(**config).build()
     ranker.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return ranker.eval()
+
+
+def load_retrieval(weights: Path, config: dict) -> nn.Module:
+    model = RetrievalConfig(**config).build()
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
 
 
 def write_model_config(directory: Path, encoder: EncoderConfig, ranker: RankerConfig, extra: dict) -> Path:

@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.config import EncoderConfig, RankerConfig
+from models.config import EncoderConfig, RankerConfig, RetrievalConfig
 from models.data import ItemTensors
+from models.encoders import MODALITIES
 from models.ranker import BlendWeights
-from models.scoring import RankerScorer
-from models.serialization import TrainedModel, load_encoder, load_ranker, save_weights
-from models.train import (EncoderTraining, RankerTraining, embed_items, impression_arrays,
-                          train_encoder, train_ranker)
+from models.scoring import RankerScorer, Scores
+from models.retrieval import RetrievalScorer, sampling_log_q
+from models.serialization import TrainedModel, load_encoder, load_ranker, load_retrieval, save_weights
+from models.train import (EncoderTraining, RankerTraining, RetrievalTraining, click_arrays, embed_items,
+                          impression_arrays, train_encoder, train_ranker, train_retrieval)
 from models.training import FitResult, TrainConfig
-from vidrec.behaviour import co_engaged_neighbours, histories_before
+from vidrec.behaviour import (co_engaged_neighbours, engagement_vectors, histories_before, id_bucket,
+                              taste_before_sessions)
 from vidrec.items import id_buckets, item_feature_matrix
 from vidrec.splits import temporal_split
 
@@ -27,6 +30,7 @@ class StepSettings:
     ranker_epochs: int = 10
     patience: int = 3
     seed: int = 0
+    retrieval_epochs: int = 10
 
 
 def _fit_info(result: FitResult) -> dict:
@@ -37,23 +41,38 @@ def item_tensors(items: pd.DataFrame) -> ItemTensors:
     return ItemTensors.from_catalog(items, np.stack(items["embedding"].to_numpy()))
 
 
-def fit_encoder(items: pd.DataFrame, events: pd.DataFrame, out_dir: Path, settings: StepSettings) -> TrainedModel:
+def fit_encoder(items: pd.DataFrame, events: pd.DataFrame, out_dir: Path, settings: StepSettings,
+                params: EncoderTraining | None = None) -> TrainedModel:
+    params = params or EncoderTraining()
     split = temporal_split(events)
     fit_events = split.part(events, "fit")
     clicks = fit_events[fit_events["clicked"]]
-    neighbours = co_engaged_neighbours(clicks, items["video_id"].tolist(), per_item=EncoderTraining().neighbours_per_item, seed=settings.seed)
+    video_ids = items["video_id"].tolist()
+    neighbours = co_engaged_neighbours(clicks, video_ids, per_item=params.neighbours_per_item, seed=settings.seed)
+    engagement, has_engagement = (engagement_vectors(fit_events, video_ids, params.engagement_dim)
+                                  if params.engagement_dim else (None, None))
     config = EncoderConfig()
     encoder, result = train_encoder(
-        item_tensors(items), neighbours, config, EncoderTraining(),
+        item_tensors(items), neighbours, config, params,
         TrainConfig(checkpoint_dir=out_dir, max_epochs=settings.encoder_epochs,
-                    patience=settings.patience, seed=settings.seed))
+                    patience=settings.patience, seed=settings.seed), engagement, has_engagement)
     weights = save_weights(encoder, out_dir / "encoder.pt")
     return TrainedModel("encoder", str(weights), asdict(config), result.history, _fit_info(result),
-                        {"items": len(items), "items_with_neighbours": int((neighbours[:, 0] >= 0).sum())})
+                        {"items": len(items), "items_with_neighbours": int((neighbours[:, 0] >= 0).sum()),
+                         "items_with_engagement": int(has_engagement.sum()) if has_engagement is not None else 0,
+                         "training": asdict(params)})
 
 
-def item_embedding_matrix(encoder: TrainedModel, items: pd.DataFrame) -> np.ndarray:
-    return embed_items(load_encoder(Path(encoder.weights_path), encoder.config), item_tensors(items))
+def item_embedding_matrix(encoder: TrainedModel, items: pd.DataFrame, without: str | None = None) -> np.ndarray:
+    """(N, dim) content embeddings row-aligned with ``items``; ``without`` names a modality
+    (visual, audio, text) to hide from every item, for ablations."""
+    tensors = item_tensors(items)
+    if without is not None:
+        if without not in MODALITIES:
+            raise ValueError(f"unknown modality {without!r}; use one of {MODALITIES}")
+        tensors.mask = tensors.mask.clone()
+        tensors.mask[:, MODALITIES.index(without)] = False
+    return embed_items(load_encoder(Path(encoder.weights_path), encoder.config), tensors)
 
 
 @dataclass
@@ -65,6 +84,11 @@ class RankerInputs:
     buckets: np.ndarray
     features: np.ndarray
     known: set[str]
+    user_buckets: dict[str, int]  # hashed id of each user_key seen in the fit window
+
+    def users(self, user_keys: pd.Series) -> np.ndarray:
+        """Hashed user ids for a column of user_keys; 0 for users the ranker never trained on."""
+        return user_keys.map(self.user_buckets).fillna(0).to_numpy(np.int64)
 
 
 def ranker_inputs(items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.DataFrame,
@@ -73,7 +97,8 @@ def ranker_inputs(items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.Data
     if aligned["embedding"].isna().any():
         raise ValueError("item_embeddings lacks rows for some items; re-materialise item_embeddings")
     split = temporal_split(events)
-    known = set(split.part(events, "fit")["video_id"])
+    fit_events = split.part(events, "fit")
+    known = set(fit_events["video_id"])
     ids = items["video_id"].tolist()
     return RankerInputs(
         item_index={v: i for i, v in enumerate(ids)},
@@ -81,18 +106,26 @@ def ranker_inputs(items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.Data
         buckets=id_buckets(ids, known, config.id_buckets),
         features=item_feature_matrix(items),
         known=known,
+        user_buckets={u: id_bucket(u, config.user_buckets) for u in fit_events["user_key"].unique()},
     )
 
 
 def fit_ranker(items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.DataFrame, out_dir: Path,
-               settings: StepSettings) -> TrainedModel:
-    config = RankerConfig()
+               settings: StepSettings, params: RankerTraining | None = None,
+               config: RankerConfig | None = None) -> TrainedModel:
+    config = config or RankerConfig()
     inputs = ranker_inputs(items, embeddings, events, config)
     split = temporal_split(events)
     clicks = events[events["clicked"]]
-    arrays = {part: impression_arrays(split.part(events, part), clicks, inputs.item_index, inputs.buckets,
-                                      inputs.features, config.history_length) for part in ("train", "val")}
-    ranker, result = train_ranker(arrays["train"], arrays["val"], inputs.embeddings, config, RankerTraining(),
+    arrays = {}
+    for part in ("train", "val"):
+        impressions = split.part(events, part)
+        taste = (taste_before_sessions(impressions, events, inputs.embeddings, inputs.item_index)
+                 if config.use_taste else None)
+        arrays[part] = impression_arrays(impressions, clicks, inputs.item_index, inputs.buckets, inputs.features,
+                                         config.history_length, inputs.user_buckets, taste)
+    ranker, result = train_ranker(arrays["train"], arrays["val"], inputs.embeddings, config,
+                                  params or RankerTraining(),
                                   TrainConfig(checkpoint_dir=out_dir, max_epochs=settings.ranker_epochs,
                                               patience=settings.patience, seed=settings.seed))
     weights = save_weights(ranker, out_dir / "ranker.pt")
@@ -109,6 +142,20 @@ def scorer_for(ranker: TrainedModel, inputs: RankerInputs) -> RankerScorer:
                         inputs.buckets, inputs.features, BlendWeights(**ranker.extra["blend"]))
 
 
+def score_impressions(ranker: TrainedModel, inputs: RankerInputs, impressions: pd.DataFrame,
+                      events: pd.DataFrame) -> Scores:
+    """The ranker's serving-time scores (no position) for ``impressions``, with each user's click
+    history taken from ``events`` strictly before each impression."""
+    config = RankerConfig(**ranker.config)
+    clicks = events[events["clicked"]]
+    history = histories_before(impressions, clicks, inputs.item_index, config.history_length)
+    candidates = impressions["video_id"].map(inputs.item_index).to_numpy(np.int64)
+    taste = (taste_before_sessions(impressions, events, inputs.embeddings, inputs.item_index)
+             if config.use_taste else None)
+    return scorer_for(ranker, inputs).score(history, candidates, user_ids=inputs.users(impressions["user_key"]),
+                                            taste=taste)
+
+
 def holdout_scores(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.DataFrame,
                    events: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Scores of the candidate and two reference orderings on the hold-out window:
@@ -116,10 +163,7 @@ def holdout_scores(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.Dat
     config = RankerConfig(**ranker.config)
     inputs = ranker_inputs(items, embeddings, events, config)
     holdout = temporal_split(events).part(events, "holdout").reset_index(drop=True)
-    clicks = events[events["clicked"]]
-    history = histories_before(holdout, clicks, inputs.item_index, config.history_length)
-    candidates = holdout["video_id"].map(inputs.item_index).to_numpy(np.int64)
-    scores = scorer_for(ranker, inputs).score(history, candidates)
+    scores = score_impressions(ranker, inputs, holdout, events)
     base = holdout[["event_id", "session_id", "user_key", "video_id", "position", "clicked", "watch_s", "converted"]]
     rng = np.random.default_rng(seed)
     random_scores = rng.random(len(holdout))
@@ -130,3 +174,42 @@ def holdout_scores(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.Dat
         base.assign(model="logging_policy", p_click=holdout["propensity"].to_numpy(float), score=logged),
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+def fit_retrieval(items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.DataFrame, out_dir: Path,
+                  settings: StepSettings) -> TrainedModel:
+    """Two-tower retrieval on the train window's clicks, validated on the validation day's, with
+    recall@10 over the whole catalog on validation clicks recorded beside the losses."""
+    config, params = RetrievalConfig(), RetrievalTraining()
+    inputs = ranker_inputs(items, embeddings, events, RankerConfig())
+    split = temporal_split(events)
+    clicks = events[events["clicked"]]
+    train_clicks = split.part(clicks, "train")
+    log_q = sampling_log_q(train_clicks["video_id"].map(inputs.item_index).to_numpy(np.int64),
+                           len(inputs.item_index), params.batch_size)
+    arrays = {part: click_arrays(split.part(clicks, part), clicks, inputs.item_index, inputs.buckets,
+                                 config.history_length, log_q) for part in ("train", "val")}
+    model, result = train_retrieval(arrays["train"], arrays["val"], inputs.embeddings, config, params,
+                                    TrainConfig(checkpoint_dir=out_dir, max_epochs=settings.retrieval_epochs,
+                                                patience=settings.patience, seed=settings.seed))
+    weights = save_weights(model, out_dir / "retrieval.pt")
+    scorer = RetrievalScorer(model, inputs.embeddings, inputs.buckets)
+    recall = recall_at_k(scorer, arrays["val"]["history"], arrays["val"]["item"], k=10)
+    return TrainedModel("retrieval", str(weights), asdict(config), result.history, _fit_info(result),
+                        {"train_clicks": len(arrays["train"]["item"]), "val_clicks": len(arrays["val"]["item"]),
+                         "val_recall_at_10": round(recall, 4), "items": len(inputs.item_index)})
+
+
+def recall_at_k(scorer: RetrievalScorer, histories: np.ndarray, items: np.ndarray, k: int = 10) -> float:
+    """Share of clicks whose item is among the top ``k`` of the whole catalog for that history."""
+    if len(items) == 0:
+        return float("nan")
+    scores = scorer.user_vectors(histories) @ scorer.item_vectors().T
+    top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+    return float((top == items[:, None]).any(axis=1).mean())
+
+
+def retrieval_scorer(retrieval: TrainedModel, inputs: RankerInputs) -> RetrievalScorer:
+    """Serving view of a trained retrieval model: ``item_vectors()`` and ``user_vectors(histories)``."""
+    return RetrievalScorer(load_retrieval(Path(retrieval.weights_path), retrieval.config),
+                           inputs.embeddings, inputs.buckets)

@@ -6,11 +6,13 @@ from itertools import combinations
 
 import lightning.pytorch as L
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from models.encoders import MultimodalItemEncoder
 from models.losses import info_nce
 from models.ranker import Ranker, RankerOutput
+from models.retrieval import TwoTower, sampled_softmax_loss
 
 
 class _System(L.LightningModule):
@@ -30,8 +32,11 @@ class _System(L.LightningModule):
 
 
 class MultimodalEncoderSystem(_System):
-    """Cross-modal InfoNCE (each pair of present modalities) plus a behavioural InfoNCE
-    pulling items co-engaged by the same users together."""
+    """Cross-modal InfoNCE (each pair of present modalities) plus two behavioural terms: an InfoNCE
+    pulling items co-engaged by the same users together, and one aligning each item's content
+    embedding with its engagement profile (``vidrec.behaviour.engagement_vectors``) through a
+    learned projection, so content learns what users respond to (energy, quality), not only what
+    the modalities share."""
 
     def __init__(
         self,
@@ -40,9 +45,14 @@ class MultimodalEncoderSystem(_System):
         weight_decay: float = 1e-4,
         temperature: float = 0.1,
         behaviour_weight: float = 1.0,
+        engagement_dim: int = 0,
+        engagement_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.encoder = encoder
+        dim = encoder.fusion.out[-1].out_features
+        self.engagement_proj = (nn.Sequential(nn.Linear(engagement_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+                                if engagement_dim else None)
         self.save_hyperparameters(ignore=["encoder"])
 
     def _step(self, batch: dict[str, dict[str, torch.Tensor] | torch.Tensor], stage: str) -> torch.Tensor:
@@ -58,6 +68,11 @@ class MultimodalEncoderSystem(_System):
         behaviour = info_nce(fused, self.encoder(neighbour), t, valid=batch["has_neighbour"].bool())
         loss = cross + self.hparams.behaviour_weight * behaviour
         size = mask.shape[0]
+        if self.engagement_proj is not None:
+            target = self.engagement_proj(batch["engagement"])
+            engagement = info_nce(fused, target, t, valid=batch["has_engagement"].bool())
+            loss = loss + self.hparams.engagement_weight * engagement
+            self.log(f"{stage}_engagement_loss", engagement, batch_size=size)
         self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=size)
         self.log(f"{stage}_cross_modal_loss", cross, batch_size=size)
         self.log(f"{stage}_behaviour_loss", behaviour, batch_size=size)
@@ -86,11 +101,14 @@ class RankerSystem(_System):
 
     def forward(self, batch: dict[str, torch.Tensor], use_position: bool = True) -> RankerOutput:
         candidate_id = batch["candidate_id"]
+        user_id = batch["user_id"]
         history_ids = batch["history_ids"]
         if self.training and self.hparams.id_dropout > 0:
-            # Hide ids at random so the model also learns to rank id-less (cold) items.
+            # Hide ids at random so the model also learns to rank id-less (cold) items and users.
             keep = torch.rand(candidate_id.shape, device=self.device) >= self.hparams.id_dropout
             candidate_id = candidate_id * keep
+            keep_user = torch.rand(user_id.shape, device=self.device) >= self.hparams.id_dropout
+            user_id = user_id * keep_user
         history_idx = batch["history"]
         history_mask = history_idx >= 0
         history = self.item_embeddings[history_idx.clamp(min=0)]
@@ -102,9 +120,12 @@ class RankerSystem(_System):
             history_ids=history_ids * history_mask,
             history_mask=history_mask,
             position=batch["position"] if use_position else None,
+            user_id=user_id,
+            taste=batch.get("taste"),
         )
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weighted total and each head's loss; plain loops (benchmarks) call this directly."""
         out = self(batch)
         clicked, converted = batch["clicked"].float(), batch["converted"].float()
         click_loss = F.binary_cross_entropy_with_logits(out.click_logit, clicked)
@@ -116,9 +137,43 @@ class RankerSystem(_System):
             if has_watch.any() else out.log_watch.sum() * 0.0
         )
         loss = click_loss + self.hparams.conversion_weight * conversion_loss + self.hparams.watch_weight * watch_loss
-        size = clicked.shape[0]
-        self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=size)
-        self.log(f"{stage}_click_loss", click_loss, batch_size=size)
-        self.log(f"{stage}_conversion_loss", conversion_loss, batch_size=size)
-        self.log(f"{stage}_watch_loss", watch_loss, batch_size=size)
+        return {"loss": loss, "click_loss": click_loss, "conversion_loss": conversion_loss, "watch_loss": watch_loss}
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        losses = self.losses(batch)
+        size = batch["clicked"].shape[0]
+        self.log(f"{stage}_loss", losses["loss"], prog_bar=True, batch_size=size)
+        for name in ("click_loss", "conversion_loss", "watch_loss"):
+            self.log(f"{stage}_{name}", losses[name], batch_size=size)
+        return losses["loss"]
+
+
+class RetrievalSystem(_System):
+    """Two-tower training on (history before a click, clicked item) pairs with in-batch sampled
+    softmax and logQ correction; item ids are dropped at random so cold items retrieve well too."""
+
+    def __init__(
+        self,
+        model: TwoTower,
+        item_embeddings: torch.Tensor,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-5,
+        temperature: float = 0.05,
+        id_dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("item_embeddings", item_embeddings.float(), persistent=False)
+        self.save_hyperparameters(ignore=["model", "item_embeddings"])
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        history = batch["history"]
+        mask = history >= 0
+        user = self.model.user(self.item_embeddings[history.clamp(min=0)], mask)
+        item_id = batch["item_id"]
+        if self.training and self.hparams.id_dropout > 0:
+            item_id = item_id * (torch.rand(item_id.shape, device=self.device) >= self.hparams.id_dropout)
+        item = self.model.item(self.item_embeddings[batch["item"]], item_id)
+        loss = sampled_softmax_loss(user, item, batch["item"], batch["log_q"], self.hparams.temperature)
+        self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=history.shape[0])
         return loss

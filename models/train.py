@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.config import EncoderConfig, RankerConfig
-from models.data import EncoderDataModule, ImpressionDataModule, ItemTensors
+from models.config import EncoderConfig, RankerConfig, RetrievalConfig
+from models.data import ClickDataModule, EncoderDataModule, ImpressionDataModule, ItemTensors
 from models.encoders import MultimodalItemEncoder
 from models.ranker import Ranker
-from models.systems import MultimodalEncoderSystem, RankerSystem
+from models.retrieval import TwoTower
+from models.systems import MultimodalEncoderSystem, RankerSystem, RetrievalSystem
 from models.training import FitResult, TrainConfig, fit
 from vidrec.behaviour import histories_before
 
@@ -24,6 +25,8 @@ class EncoderTraining:
     neighbours_per_item: int = 2
     temperature: float = 0.1
     behaviour_weight: float = 1.0
+    engagement_dim: int = 16
+    engagement_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,19 @@ class RankerTraining:
     lr: float = 3e-3
     batch_size: int = 512
     id_dropout: float = 0.1
+    weight_decay: float = 1e-5
 
 
 def train_encoder(items: ItemTensors, neighbours: np.ndarray, config: EncoderConfig,
-                  params: EncoderTraining, train: TrainConfig) -> tuple[MultimodalItemEncoder, FitResult]:
+                  params: EncoderTraining, train: TrainConfig, engagement: np.ndarray | None = None,
+                  has_engagement: np.ndarray | None = None) -> tuple[MultimodalItemEncoder, FitResult]:
     encoder = config.build()
+    dim = engagement.shape[1] if engagement is not None else 0
     system = MultimodalEncoderSystem(encoder, lr=params.lr, temperature=params.temperature,
-                                     behaviour_weight=params.behaviour_weight)
-    data = EncoderDataModule(items, neighbours, batch_size=params.batch_size, seed=train.seed)
+                                     behaviour_weight=params.behaviour_weight, engagement_dim=dim,
+                                     engagement_weight=params.engagement_weight)
+    data = EncoderDataModule(items, neighbours, batch_size=params.batch_size, seed=train.seed,
+                             engagement=engagement, has_engagement=has_engagement)
     result = fit(system, data, train)
     return system.encoder.eval(), result
 
@@ -53,8 +61,14 @@ def embed_items(encoder: MultimodalItemEncoder, items: ItemTensors, batch_size: 
 
 
 def impression_arrays(impressions: pd.DataFrame, clicks: pd.DataFrame, item_index: dict[str, int],
-                      id_buckets: np.ndarray, item_features: np.ndarray, history_length: int) -> dict[str, np.ndarray]:
-    """Model inputs and labels for impressions whose videos are all in ``item_index``."""
+                      id_buckets: np.ndarray, item_features: np.ndarray, history_length: int,
+                      user_buckets: dict[str, int] | None = None,
+                      taste: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Model inputs and labels for impressions whose videos are all in ``item_index``.
+
+    ``user_buckets`` maps the user_keys the ranker trains an id for to their hashed bucket;
+    anyone else gets 0 (scored from history alone). ``taste`` (N, D), row-aligned, is passed
+    through when given (``vidrec.behaviour.taste_before_sessions``)."""
     candidate = impressions["video_id"].map(item_index)
     if candidate.isna().any():
         unknown = impressions.loc[candidate.isna(), "video_id"].unique()[:5].tolist()
@@ -63,9 +77,12 @@ def impression_arrays(impressions: pd.DataFrame, clicks: pd.DataFrame, item_inde
     candidate = candidate.to_numpy(np.int64)
     history = histories_before(impressions, clicks, item_index, history_length)
     safe = np.clip(history, 0, None)
+    extra = {} if taste is None else {"taste": np.asarray(taste, dtype=np.float32)}
     return {
+        **extra,
         "candidate": candidate,
         "candidate_id": id_buckets[candidate],
+        "user_id": impressions["user_key"].map(user_buckets or {}).fillna(0).to_numpy(np.int64),
         "item_features": item_features[candidate],
         "history": history,
         "history_ids": np.where(history >= 0, id_buckets[safe], 0),
@@ -80,7 +97,39 @@ def train_ranker(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.n
                  item_embeddings: np.ndarray, config: RankerConfig, params: RankerTraining,
                  train: TrainConfig) -> tuple[Ranker, FitResult]:
     ranker = config.build()
-    system = RankerSystem(ranker, torch.as_tensor(item_embeddings), lr=params.lr, id_dropout=params.id_dropout)
+    system = RankerSystem(ranker, torch.as_tensor(item_embeddings), lr=params.lr, id_dropout=params.id_dropout,
+                          weight_decay=params.weight_decay)
     data = ImpressionDataModule(train_arrays, val_arrays, batch_size=params.batch_size, seed=train.seed)
     result = fit(system, data, train)
     return system.ranker.eval(), result
+
+
+@dataclass(frozen=True)
+class RetrievalTraining:
+    lr: float = 2e-3
+    batch_size: int = 256
+    temperature: float = 0.05
+    id_dropout: float = 0.3
+
+
+def click_arrays(clicks_in: pd.DataFrame, clicks: pd.DataFrame, item_index: dict[str, int],
+                 id_buckets: np.ndarray, history_length: int, log_q: np.ndarray) -> dict[str, np.ndarray]:
+    """One retrieval example per click in ``clicks_in``: the user's clicks before it, and the item."""
+    item = clicks_in["video_id"].map(item_index)
+    if item.isna().any():
+        raise ValueError("clicks reference videos outside the item table; filter interactions to accepted videos")
+    item = item.to_numpy(np.int64)
+    return {"history": histories_before(clicks_in, clicks, item_index, history_length), "item": item,
+            "item_id": id_buckets[item], "log_q": log_q[item]}
+
+
+def train_retrieval(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray],
+                    item_embeddings: np.ndarray, config: RetrievalConfig, params: RetrievalTraining,
+                    train: TrainConfig) -> tuple[TwoTower, FitResult]:
+    model = config.build()
+    system = RetrievalSystem(model, torch.as_tensor(item_embeddings), lr=params.lr,
+                             temperature=params.temperature, id_dropout=params.id_dropout)
+    data = ClickDataModule(train_arrays, val_arrays, batch_size=params.batch_size, seed=train.seed)
+    result = fit(system, data, train)
+    return system.model.eval(), result
+

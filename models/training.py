@@ -4,11 +4,13 @@ checkpoints, resume from ``last.ckpt``, and a per-epoch history for plots."""
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -29,6 +31,9 @@ class TrainConfig:
     # One intra-op thread: on a small shared CPU, OpenMP threads that spin-wait on a busy
     # core made a conv step 10x slower than single-threaded (measured on the 2-core box).
     cpu_threads: int = 1
+    # Passed to the Trainer as they are, so the same fit runs under DDP ("ddp", devices=N).
+    strategy: str = "auto"
+    devices: int | str = 1
 
 
 @dataclass
@@ -69,6 +74,23 @@ class EpochHistory(Callback):
                  trainer.current_epoch + 1, trainer.max_epochs, shown, rate)
 
 
+class RandomState(Callback):
+    """Saves the global RNG states (torch, NumPy, Python) in every checkpoint and restores them on
+    resume, so dropout draws after a resume are the ones an uninterrupted run would make."""
+
+    def state_dict(self) -> dict:
+        # Plain lists and ints, so the checkpoint still loads with torch.load(weights_only=True).
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
+                "python": random.getstate()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        name, keys, pos, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        random.setstate(state_dict["python"])
+
+
 def _batch_size(batch) -> int:
     first = batch
     while isinstance(first, dict):
@@ -76,8 +98,13 @@ def _batch_size(batch) -> int:
     return int(first.shape[0])
 
 
-def fit(system: L.LightningModule, datamodule: L.LightningDataModule, config: TrainConfig) -> FitResult:
-    """Train ``system`` in place and load its best checkpoint's weights back into it."""
+def fit(system: L.LightningModule, datamodule: L.LightningDataModule, config: TrainConfig,
+        callbacks: list[Callback] | None = None) -> FitResult:
+    """Train ``system`` in place and load its best checkpoint's weights back into it.
+
+    With ``config.resume`` a ``last.ckpt`` left in ``checkpoint_dir`` by an interrupted run is
+    continued (weights, optimiser, epoch, early-stopping state). ``callbacks`` are added to the
+    standard ones (tests use one to interrupt training)."""
     L.seed_everything(config.seed, workers=True, verbose=False)
     precision = _precision(config.accelerator)
     on_gpu = precision != "32-true"
@@ -90,10 +117,12 @@ def fit(system: L.LightningModule, datamodule: L.LightningDataModule, config: Tr
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
         accelerator=config.accelerator,
-        devices=1,
+        devices=config.devices,
+        strategy=config.strategy,
         precision=precision,
         deterministic=not on_gpu,
-        callbacks=[EarlyStopping(monitor=config.monitor, patience=config.patience), checkpoint, history],
+        callbacks=[EarlyStopping(monitor=config.monitor, patience=config.patience), checkpoint, history,
+                   RandomState(), *(callbacks or [])],
         logger=CSVLogger(save_dir=config.checkpoint_dir, name="logs"),
         enable_progress_bar=config.progress_bar,
         enable_model_summary=False,

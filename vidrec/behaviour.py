@@ -72,3 +72,98 @@ def co_engaged_neighbours(
         weights = group.to_numpy(dtype=float)
         out[index[video_id]] = rng.choice(others, size=per_item, p=weights / weights.sum())
     return out
+
+
+def engagement_vectors(impressions: pd.DataFrame, video_ids: list[str], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's engagement profile: its column of the user × item click matrix, compressed by a
+    truncated SVD to ``dim`` numbers (row-aligned with ``video_ids``), and whether it has one.
+
+    Items clicked by the same users get similar vectors, so this is the co-engagement signal in a
+    dense form the content encoder can be aligned with (the CB2CF idea: content predicts
+    collaborative vectors, which carries over to items nobody has clicked). Clicks are divided by
+    the square root of how often the logging policy showed the item, so exposure does not dominate.
+    NumPy's SVD is exact and fast at catalog sizes the encoder trains on; a sparse solver would
+    only pay off far beyond that.
+    """
+    index = {v: i for i, v in enumerate(video_ids)}
+    shown = impressions[impressions["video_id"].isin(index)]
+    out = np.zeros((len(video_ids), dim), dtype=np.float32)
+    has = np.zeros(len(video_ids), dtype=bool)
+    clicks = shown[shown["clicked"]]
+    if clicks.empty:
+        return out, has
+    users = {u: k for k, u in enumerate(clicks["user_key"].unique())}
+    matrix = np.zeros((len(users), len(video_ids)), dtype=np.float64)
+    np.add.at(matrix, (clicks["user_key"].map(users).to_numpy(), clicks["video_id"].map(index).to_numpy()), 1.0)
+    exposure = np.bincount(shown["video_id"].map(index).to_numpy(), minlength=len(video_ids)).astype(float)
+    matrix /= np.sqrt(np.maximum(exposure, 1.0))
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-9)  # heavy users do not dominate
+    _, s, vt = np.linalg.svd(matrix, full_matrices=False)
+    k = min(dim, len(s))
+    out[:, :k] = (vt[:k].T * s[:k]).astype(np.float32)
+    has = matrix.sum(axis=0) > 0
+    out[~has] = 0.0
+    return out, has
+
+
+def _session_contributions(impressions: pd.DataFrame, embeddings: np.ndarray,
+                           item_index: dict[str, int]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per session: user, start time, impressions, and Σ (clicked − click rate at that position)
+    × item embedding. The position rate is what an average user clicks there, so a skip at the top
+    says more about taste than a skip at the bottom of a slate."""
+    position_rate = impressions.groupby("position")["clicked"].mean()
+    residual = impressions["clicked"].to_numpy(float) - impressions["position"].map(position_rate).to_numpy(float)
+    rows = impressions["video_id"].map(item_index)
+    known = rows.notna().to_numpy()
+    contrib = np.zeros((len(impressions), embeddings.shape[1]), dtype=np.float64)
+    contrib[known] = residual[known, None] * embeddings[rows[known].to_numpy(np.int64)]
+    codes, sessions = pd.factorize(impressions["session_id"])
+    sums = np.zeros((len(sessions), embeddings.shape[1]))
+    np.add.at(sums, codes, contrib)
+    meta = pd.DataFrame({"session_id": sessions, "code": np.arange(len(sessions))})
+    first = impressions.groupby("session_id", sort=False).agg(user_key=("user_key", "first"), ts=("ts", "min"),
+                                                             n=("event_id", "size"))
+    meta = meta.join(first, on="session_id")
+    return meta, sums
+
+
+def taste_before_sessions(impressions: pd.DataFrame, events: pd.DataFrame, embeddings: np.ndarray,
+                          item_index: dict[str, int], prior: float = 20.0) -> np.ndarray:
+    """For each row of ``impressions``, the user's taste in content space from their sessions in
+    ``events`` that started strictly before the row's session (never the row's own outcome):
+    Σ (clicked − position click rate) × item embedding / (impressions + ``prior``).
+
+    A dense summary of everything a user saw and skipped, which a click history alone misses;
+    ``prior`` shrinks users with little data towards no opinion. (N, D) float32."""
+    out = np.zeros((len(impressions), embeddings.shape[1]), dtype=np.float32)
+    if len(impressions) == 0 or len(events) == 0:
+        return out
+    meta, sums = _session_contributions(events, embeddings, item_index)
+    meta = meta.sort_values(["user_key", "ts", "session_id"], kind="stable")
+    ordered = sums[meta["code"].to_numpy()]
+    users = meta["user_key"].to_numpy()
+    starts = np.r_[True, users[1:] != users[:-1]]
+    cumulative = np.cumsum(ordered, axis=0)
+    counts = np.cumsum(meta["n"].to_numpy(float))
+    # Exclusive cumulative sums per user: subtract the running total at each user's first session.
+    group = np.cumsum(starts) - 1
+    base_sum = (cumulative - ordered)[starts][group]
+    base_count = (counts - meta["n"].to_numpy(float))[starts][group]
+    before = (cumulative - ordered - base_sum) / ((counts - meta["n"].to_numpy(float) - base_count) + prior)[:, None]
+    taste = pd.DataFrame(before, index=meta["session_id"].to_numpy())
+    found = impressions["session_id"].isin(taste.index).to_numpy()
+    if found.any():
+        out[found] = taste.loc[impressions.loc[found, "session_id"]].to_numpy(np.float32)
+    return out
+
+
+def latest_tastes(events: pd.DataFrame, embeddings: np.ndarray, item_index: dict[str, int],
+                  prior: float = 20.0) -> dict[str, np.ndarray]:
+    """Each user's taste over all their sessions in ``events`` (serving state, like
+    ``latest_histories``)."""
+    if len(events) == 0:
+        return {}
+    meta, sums = _session_contributions(events, embeddings, item_index)
+    totals = pd.DataFrame(sums).groupby(meta["user_key"].to_numpy()).sum()
+    counts = meta.groupby("user_key")["n"].sum()
+    return {u: (totals.loc[u].to_numpy() / (counts[u] + prior)).astype(np.float32) for u in totals.index}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -51,3 +53,36 @@ def build_items(videos: pd.DataFrame, metadata: pd.DataFrame, features: pd.DataF
         else "no text features" for v in excluded["video_id"]
     ]
     return items, excluded
+
+
+def tables_from_directory(directory: Path, features_dir: Path, key: str,
+                          workers: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(items, events)`` straight from a raw-data directory, without the orchestrator: probe,
+    extract features (content-hash cached under ``features_dir``), embed text, pseudonymise.
+
+    For benchmarks and notebooks. It keeps the probe's accept/quarantine decision but does not
+    run the Great Expectations suites (``vidrec`` stays free of them); the pipeline does.
+    ``events`` keeps only events on items, and the raw ``user_id`` beside ``user_key`` so a
+    simulated world's oracle can be joined.
+    """
+    from vidrec.ingest import prepare_events, with_text
+    from vidrec.media.features import FeatureConfig, extract_features
+    from vidrec.media.probe import probe_videos
+    from vidrec.sources import list_videos, read_events, read_metadata
+    from vidrec.text_embedding import TextEmbedder
+
+    files = list_videos(directory)
+    videos = probe_videos(list(zip(files["video_id"], files["path"])), workers=workers, progress=False)
+    good = videos[videos["status"] == "accepted"]
+    features = extract_features(good, features_dir, FeatureConfig(), workers=workers, progress=False)
+    metadata = with_text(read_metadata(directory))
+    metadata["status"], metadata["reason"] = "accepted", None
+    texts = metadata["text"].fillna("").tolist()
+    text = pd.DataFrame({"video_id": metadata["video_id"], "has_text": [bool(t) for t in texts],
+                         "embedding": list(TextEmbedder(features_dir / "text").embed(texts))})
+    items, _ = build_items(videos, metadata, features, text)
+    raw = read_events(directory)
+    events = prepare_events(raw, key, set(items["video_id"]))
+    events["user_id"] = raw.set_index("event_id").loc[events["event_id"], "user_id"].to_numpy()
+    events = events[events["status"] == "accepted"].drop(columns=["status", "reason"]).reset_index(drop=True)
+    return items, events

@@ -28,6 +28,7 @@ def _impressions(n: int, n_items: int, rng: np.random.Generator) -> dict[str, np
     history = rng.integers(-1, n_items, size=(n, 5))
     return {
         "candidate": rng.integers(0, n_items, n), "candidate_id": rng.integers(0, 64, n),
+        "user_id": rng.integers(0, 64, n), "taste": rng.normal(size=(n, 16)).astype(np.float32),
         "item_features": rng.random((n, 3)).astype(np.float32), "history": history,
         "history_ids": np.where(history >= 0, rng.integers(1, 64, (n, 5)), 0),
         "position": rng.integers(0, 10, n), "clicked": clicked,
@@ -67,7 +68,7 @@ def test_encoder_system_trains_one_step() -> None:
 
 def test_ranker_system_trains_one_step_and_scores_without_position() -> None:
     rng = np.random.default_rng(0)
-    ranker = RankerConfig(content_dim=16, hidden=16, id_buckets=64).build()
+    ranker = RankerConfig(content_dim=16, hidden=16, id_buckets=64, user_buckets=64).build()
     system = RankerSystem(ranker, torch.randn(20, 16))
     _trainer().fit(system, ImpressionDataModule(_impressions(64, 20, rng), _impressions(32, 20, rng), batch_size=16))
     batch = {k: torch.as_tensor(v) for k, v in _impressions(8, 20, rng).items()}
