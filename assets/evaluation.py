@@ -1,87 +1,141 @@
 """Evaluation and promotion: hold-out metrics in DuckDB, the blocking gate, the model store."""
 
 
-import json
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from assets.model_store import save_to_store
+from assets.model_store import champion_directory, promote, save_to_store
 from assets.reporting import table_md
-from assets.resources import GatePolicy, RawData, VidrecStorage
+from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from assets.training import accepted
-from models.serialization import TrainedModel
 from models.config import RankerConfig
-from models.steps import holdout_scores, ranker_inputs
+from models.holdout import holdout_tables, world_truth
+from models.serialization import TrainedModel
+from models.steps import ranker_inputs
 from vidrec.behaviour import latest_histories
-from vidrec.evaluation.metrics import evaluate_models, load_scores
+from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
+from vidrec.evaluation.tables import load_table
 from vidrec.gate import check_gate, load_policy, results_table
 from vidrec.items import build_items
-from vidrec.lineage import data_version, git_commit
-from vidrec.plots import markdown_image, metric_bars
+from vidrec.lineage import data_version, dvc_version, git_commit
 from vidrec.registry import ProductionPointer
+from vidrec.reports import write_metrics_json, write_report
 
 GROUP = "evaluation"
+K = 10
+SUITE = SuiteSettings(k=K, resamples=100, seed=0)
+HEADLINE_LABELS = ("click_auc", "ndcg_at_10", "ctr_at_10", "watch_s_at_10", "conversion_at_10")
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"])
+def _policy(gate_policy: GatePolicy) -> dict:
+    return load_policy(Path(gate_policy.path) if gate_policy.path else None)
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"],
+          pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY)
 def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, item_embeddings: pd.DataFrame,
                        interactions: pd.DataFrame, video_probe: pd.DataFrame, video_metadata: pd.DataFrame,
-                       video_features: pd.DataFrame, text_features: pd.DataFrame,
-                       storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
-    """Hold-out (last days) metrics of the candidate next to random and logged orderings,
-    computed with DuckDB SQL: click AUC, NDCG@10, CTR@10, watch time and conversion of the top 10."""
+                       video_features: pd.DataFrame, text_features: pd.DataFrame, storage: VidrecStorage,
+                       raw_data: RawData, pseudonymiser: Pseudonymiser,
+                       gate_policy: GatePolicy) -> dg.Output[pd.DataFrame]:
+    """Hold-out (last days) metrics of the candidate and the production champion in DuckDB SQL, with 95%
+    bootstrap intervals over users: per-head AUC/GAUC/logloss/ECE, NDCG/Precision/Recall/HitRate/MRR@10,
+    coverage and novelty, IPS/SNIPS CTR, watch time and conversion, a simulated A/B test on demo worlds,
+    and slices. One row per (slice, model, metric)."""
     items, _ = build_items(video_probe, video_metadata, video_features, text_features)
-    scores = holdout_scores(ranker, items, item_embeddings, accepted(interactions))
+    events = accepted(interactions)
+    champion = champion_directory(storage.paths.registry)
+    truth = world_truth(raw_data.directory, events, pseudonymiser.key)
+    tables = holdout_tables(ranker, items, item_embeddings, events, champion_dir=champion[1] if champion else None,
+                            truth=truth, k=K, seed=SUITE.seed)
     with storage.warehouse() as con:
-        load_scores(con, scores, table="scores")
-        table = evaluate_models(con, k=10)
-    rows = table.to_dict("records")
-    # The latest candidate metrics where `dvc metrics show` / `dvc metrics diff` read them.
-    metrics_json = storage.paths.reports / "metrics.json"
-    metrics_json.write_text(json.dumps({r["model"]: {k: v for k, v in r.items() if k != "model"} for r in rows},
-                                       indent=2, default=float))
-    plot = metric_bars(rows, "ndcg_at_10", "NDCG@10 on the hold-out window",
-                       storage.paths.reports / context.run_id / "ndcg_at_10.png")
-    return dg.Output(table, metadata={"metrics": table_md(table.round(4)),
-                                      "ndcg_plot": dg.MetadataValue.md(markdown_image(plot, "NDCG@10")),
-                                      "holdout_impressions": int((scores["model"] == "candidate").sum())})
+        # The run's evaluation tables stay in the warehouse (schema `evaluation`) for notebooks.
+        con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
+        con.execute("USE evaluation")
+        for name in ("impressions", "scores", "top_k", "catalogue"):
+            load_table(con, name, getattr(tables, name))
+        result = evaluate(con, SUITE, catalogue_size=tables.catalogue_size, n_users=tables.n_users)
+    latency = pd.DataFrame([{"slice": "all", "model": "candidate", "metric": f"scoring_{q}_ms",
+                             "value": tables.latency[f"{q}_ms"], "ci_low": float("nan"), "ci_high": float("nan"),
+                             "resamples": 0}
+                            for q in ("p50", "p99")])
+    table = pd.concat([result.table, latency], ignore_index=True)
+    gate = check_gate(table, _policy(gate_policy))
+    run_dir = storage.paths.reports / context.run_id
+    facts = {"run_id": context.run_id, "champion": champion[0] if champion else "none (first promotion)",
+             "hold-out impressions": len(tables.impressions), "hold-out sessions": tables.impressions["session_id"].nunique(),
+             "oracle (simulated A/B)": "yes" if truth else "no (not a demo world)",
+             "bootstrap resamples": SUITE.resamples,
+             "scoring latency": f"p50 {tables.latency['p50_ms']:.1f} ms, p99 {tables.latency['p99_ms']:.1f} ms "
+                                f"per batch of {tables.latency['batch']}",
+             "candidate weights (kept whatever the verdict)": ranker.weights_path}
+    report = write_report(run_dir, table, result.reliability, results_table(gate), facts, k=K)
+    # Where `dvc metrics show` / `dvc metrics diff` read them (dvc.yaml names this path).
+    write_metrics_json(storage.paths.reports / "metrics.json", table,
+                       {"latency": {"scoring_p50_ms": tables.latency["p50_ms"],
+                                    "scoring_p99_ms": tables.latency["p99_ms"]}}, k=K)
+    wide = headline(table, K)
+    return dg.Output(table, metadata={
+        "report": dg.MetadataValue.md(report.markdown_inline),
+        "report_path": dg.MetadataValue.path(str(report.path)),
+        "headline": table_md(wide[["model", *[c for c in HEADLINE_LABELS if c in wide]]].round(4)),
+        "gate_preview": table_md(pd.DataFrame(results_table(gate))[["name", "value", "threshold", "verdict"]]),
+        "champion": champion[0] if champion else "none",
+        "holdout_impressions": len(tables.impressions),
+        "metric_rows": len(table),
+        "scoring_p99_ms": round(tables.latency["p99_ms"], 2),
+        "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in result.timings_s.items()}),
+    })
 
 
 @dg.asset_check(asset=offline_evaluation, blocking=True)
 def promotion_gate(offline_evaluation: pd.DataFrame, gate_policy: GatePolicy) -> dg.AssetCheckResult:
-    """The candidate passes every rule of the versioned gate policy (vidrec/policies/gate.yaml)."""
-    policy = load_policy(Path(gate_policy.path) if gate_policy.path else None)
+    """The candidate passes every rule of the versioned gate policy (vidrec/policies/gate.yaml):
+    absolute floors, a cold-start slice floor, a latency budget and non-inferiority to the champion."""
+    policy = _policy(gate_policy)
     results = check_gate(offline_evaluation, policy)
-    table = pd.DataFrame(results_table(results))
+    table = pd.DataFrame(results_table(results))[["name", "metric", "slice", "value", "ci_low", "ci_high",
+                                                  "threshold", "verdict", "detail"]]
     return dg.AssetCheckResult(
         passed=all(r.passed for r in results),
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"policy_version": policy.get("version"), "rules": table_md(table),
-                  "failed_rules": [r.name for r in results if not r.passed]},
+        metadata={"policy_version": policy.get("version"), "rules": table_md(table.round(4)),
+                  "failed_rules": [r.name for r in results if not r.passed],
+                  "skipped_rules": [f"{r.name} ({r.verdict})" for r in results if r.verdict.startswith("skipped")]},
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"bentoml"}, owners=["team:ml-platform"])
+# deps: the blocking drift checks on drift_report (assets/drift.py) stop promotion when data moved too far.
+@dg.asset(group_name=GROUP, kinds={"bentoml"}, owners=["team:ml-platform"], deps=["drift_report"],
+          retry_policy=TRANSIENT_RETRY,
+          freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)))
 def promoted_model(context: dg.AssetExecutionContext, offline_evaluation: pd.DataFrame,
                    multimodal_encoder: TrainedModel, ranker: TrainedModel, item_embeddings: pd.DataFrame,
                    interactions: pd.DataFrame, video_probe: pd.DataFrame, video_metadata: pd.DataFrame,
                    video_features: pd.DataFrame, text_features: pd.DataFrame, storage: VidrecStorage,
                    raw_data: RawData) -> dg.Output[dict]:
-    """The gated candidate saved to the BentoML model store and made production (atomic pointer)."""
+    """The gated candidate saved to the BentoML model store (state_dicts + config, lineage labels) and
+    made production by an atomic pointer move; the previous champion stays in the store for rollback."""
     items, _ = build_items(video_probe, video_metadata, video_features, text_features)
     events = accepted(interactions)
     inputs = ranker_inputs(items, item_embeddings, events, RankerConfig(**ranker.config))
     histories = latest_histories(events[events["clicked"]], length=ranker.config["history_length"])
-    candidate = offline_evaluation[offline_evaluation["model"] == "candidate"].iloc[0]
-    headline = {m: round(float(candidate[m]), 4) for m in ("click_auc", "ndcg_at_10", "ctr_at_10")}
+    wide = headline(offline_evaluation, K)
+    candidate = wide[wide["model"] == "candidate"].iloc[0]
+    metrics = {m: round(float(candidate[m]), 4) for m in HEADLINE_LABELS if m in candidate and pd.notna(candidate[m])}
+    pointer = ProductionPointer(storage.paths.registry)
     labels = {"git_commit": git_commit(), "data_version": data_version(raw_data.directory),
-              "run_id": context.run_id, "stage": "production",
-              **{k: str(v) for k, v in headline.items()}}
-    tag = save_to_store(multimodal_encoder, ranker, items, inputs.embeddings, inputs.buckets, histories,
-                        offline_evaluation.to_dict("records"), labels, {"metrics": headline})
-    pointer = ProductionPointer(storage.paths.registry).promote(tag)
-    return dg.Output({"tag": tag, "previous": pointer.history[-1:] or None, **headline},
-                     metadata={"tag": tag, "labels": dg.MetadataValue.json(labels),
-                               "previous_production": str(pointer.history[-1] if pointer.history else None)})
+              "dvc_data_version": dvc_version(raw_data.directory) or "untracked", "run_id": context.run_id,
+              "previous_production": pointer.tag or "none", **{k: str(v) for k, v in metrics.items()}}
+    evaluation = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                  for row in wide.to_dict("records")]
+    promotion = promote(lambda: save_to_store(multimodal_encoder, ranker, items, inputs.embeddings, inputs.buckets,
+                                              histories, evaluation, labels, {"metrics": metrics},
+                                              user_buckets=inputs.user_buckets), pointer)
+    return dg.Output({"tag": promotion.tag, "previous": promotion.previous, **metrics},
+                     metadata={"tag": promotion.tag, "labels": dg.MetadataValue.json(labels),
+                               "previous_production": str(promotion.previous),
+                               "rollback": "python -m vidrec.registry rollback"})

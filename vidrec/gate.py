@@ -1,4 +1,14 @@
-"""The promotion gate: rules from a versioned YAML policy checked against the evaluation table."""
+"""The promotion gate: rules from a versioned YAML policy checked against the evaluation table.
+
+Rule kinds (exactly one per rule):
+  at_least / at_most            absolute floor / ceiling on the candidate's value
+  above_model                   the candidate's value beats another evaluated model's (e.g. random)
+  non_inferior_to_champion: m   lower 95% bound of (candidate - champion) / |champion| >= -m
+  superior_to_champion: m       lower 95% bound of (candidate - champion) / |champion| > m
+Champion rules are skipped with the verdict "skipped: no champion" on the first run. A metric that
+was not computed fails its rule unless the rule says ``when_missing: skip``. For metrics where
+smaller is better (logloss, ECE, latency) set ``lower_is_better: true`` on champion rules.
+"""
 
 from __future__ import annotations
 
@@ -9,52 +19,111 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+KINDS = ("at_least", "at_most", "above_model", "non_inferior_to_champion", "superior_to_champion")
+OPTIONAL = ("slice", "when_missing", "lower_is_better", "description")
+PASS, FAIL, NO_CHAMPION, NOT_COMPUTED = "pass", "fail", "skipped: no champion", "skipped: not computed"
+
 
 @dataclass(frozen=True)
 class RuleResult:
     name: str
+    kind: str
     metric: str
+    slice: str
     value: float | None
+    ci_low: float | None
+    ci_high: float | None
     threshold: float | None
-    passed: bool
+    verdict: str
     detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict != FAIL
 
 
 def load_policy(path: Path | None = None) -> dict:
+    """Read and validate a policy (default: the versioned vidrec/policies/gate.yaml)."""
+    where = str(path) if path else "vidrec/policies/gate.yaml"
     text = path.read_text() if path else resources.files("vidrec.policies").joinpath("gate.yaml").read_text()
     policy = yaml.safe_load(text)
-    if not isinstance(policy, dict) or "rules" not in policy:
-        raise ValueError(f"gate policy {path or 'vidrec/policies/gate.yaml'} has no 'rules' list")
+    if not isinstance(policy, dict) or not isinstance(policy.get("rules"), list) or "version" not in policy:
+        raise ValueError(f"gate policy {where} needs a 'version' and a 'rules' list")
+    for rule in policy["rules"]:
+        kinds = [k for k in KINDS if k in rule]
+        unknown = set(rule) - set(KINDS) - set(OPTIONAL) - {"name", "metric"}
+        if "name" not in rule or "metric" not in rule or len(kinds) != 1 or unknown:
+            raise ValueError(f"gate policy {where}: rule {rule!r} needs 'name', 'metric' and exactly one of "
+                             f"{list(KINDS)}" + (f"; unknown keys {sorted(unknown)}" if unknown else ""))
     return policy
 
 
-def _metric(evaluation: pd.DataFrame, model: str, metric: str) -> float | None:
-    rows = evaluation[evaluation["model"] == model]
-    if rows.empty or metric not in rows:
+def _row(table: pd.DataFrame, model: str, metric: str, slice_: str) -> pd.Series | None:
+    rows = table[(table["model"] == model) & (table["metric"] == metric) & (table["slice"] == slice_)]
+    if rows.empty or pd.isna(rows.iloc[0]["value"]):
         return None
-    value = rows.iloc[0][metric]
-    return None if pd.isna(value) else float(value)
+    return rows.iloc[0]
 
 
-def check_gate(evaluation: pd.DataFrame, policy: dict) -> list[RuleResult]:
-    """Evaluate every rule; a missing metric fails its rule (never passes by default)."""
-    model = policy.get("model", "candidate")
-    results = []
-    for rule in policy["rules"]:
-        metric = rule["metric"]
-        value = _metric(evaluation, model, metric)
-        if "at_least" in rule:
-            threshold, detail = float(rule["at_least"]), f">= {rule['at_least']}"
-            passed = value is not None and value >= threshold
-        elif "above_model" in rule:
-            threshold = _metric(evaluation, rule["above_model"], metric)
-            detail = f"> {rule['above_model']}"
-            passed = value is not None and threshold is not None and value > threshold
-        else:
-            raise ValueError(f"gate rule {rule.get('name')!r} needs 'at_least' or 'above_model'")
-        results.append(RuleResult(rule["name"], metric, value, threshold, passed, detail))
-    return results
+def _num(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champion: bool) -> RuleResult:
+    kind = next(k for k in KINDS if k in rule)
+    metric, slice_ = rule["metric"], rule.get("slice", "all")
+    base = {"name": rule["name"], "kind": kind, "metric": metric, "slice": slice_}
+    if kind.endswith("_to_champion"):
+        margin = float(rule[kind])
+        if not has_champion:
+            return RuleResult(**base, value=None, ci_low=None, ci_high=None, threshold=None, verdict=NO_CHAMPION,
+                              detail="first run: there is no production model to compare with")
+        row = _row(table, f"{model}_vs_{champion}", metric, slice_)
+        sign = -1.0 if rule.get("lower_is_better") else 1.0
+        # A relative change where lower is better is read with its sign flipped ("improvement").
+        value = None if row is None else sign * float(row["value"])
+        bounds = None
+        if row is not None and _num(row["ci_low"]) is not None:
+            bounds = sorted([sign * float(row["ci_low"]), sign * float(row["ci_high"])])
+        threshold = -margin if kind == "non_inferior_to_champion" else margin
+        detail = (f"lower 95% bound of the relative change vs champion >= {threshold:+.2%}"
+                  if kind == "non_inferior_to_champion" else f"lower 95% bound of the relative change > {threshold:+.2%}")
+        low = bounds[0] if bounds else None
+        ok = low is not None and (low >= threshold if kind == "non_inferior_to_champion" else low > threshold)
+        result = {"value": value, "ci_low": low, "ci_high": bounds[1] if bounds else None, "threshold": threshold}
+    elif kind == "above_model":
+        row, other = _row(table, model, metric, slice_), _row(table, rule["above_model"], metric, slice_)
+        threshold = None if other is None else float(other["value"])
+        value = None if row is None else float(row["value"])
+        ok = value is not None and threshold is not None and value > threshold
+        detail = f"> {rule['above_model']}"
+        result = {"value": value, "ci_low": None if row is None else _num(row["ci_low"]),
+                  "ci_high": None if row is None else _num(row["ci_high"]), "threshold": threshold}
+    else:
+        row = _row(table, model, metric, slice_)
+        threshold = float(rule[kind])
+        value = None if row is None else float(row["value"])
+        ok = value is not None and (value >= threshold if kind == "at_least" else value <= threshold)
+        detail = f"{'>=' if kind == 'at_least' else '<='} {threshold:g}"
+        result = {"value": value, "ci_low": None if row is None else _num(row["ci_low"]),
+                  "ci_high": None if row is None else _num(row["ci_high"]), "threshold": threshold}
+    if result["value"] is None and rule.get("when_missing") == "skip":
+        return RuleResult(**base, **result, verdict=NOT_COMPUTED, detail=f"{detail} (metric not computed)")
+    if result["value"] is None:
+        detail = f"{detail}; metric not computed, so the rule fails"
+    return RuleResult(**base, **result, verdict=PASS if ok else FAIL, detail=detail)
+
+
+def check_gate(table: pd.DataFrame, policy: dict, has_champion: bool | None = None) -> list[RuleResult]:
+    """Evaluate every rule on the long evaluation table (slice, model, metric, value, ci_low, ci_high).
+
+    ``has_champion`` defaults to whether the table holds rows for the policy's champion model.
+    """
+    model, champion = policy.get("model", "candidate"), policy.get("champion", "champion")
+    if has_champion is None:
+        has_champion = bool((table["model"] == champion).any())
+    return [_check(rule, table, model, champion, has_champion) for rule in policy["rules"]]
 
 
 def results_table(results: list[RuleResult]) -> list[dict]:
-    return [asdict(r) for r in results]
+    return [{**asdict(r), "passed": r.passed} for r in results]

@@ -6,6 +6,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+import yaml
+
 
 def git_commit(cwd: Path | None = None) -> str:
     try:
@@ -14,6 +16,24 @@ def git_commit(cwd: Path | None = None) -> str:
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def dvc_version(directory: Path) -> str | None:
+    """The md5 DVC recorded for ``directory`` (a stage output in a ``dvc.lock`` or a ``.dvc`` file
+    beside it), or None when DVC does not track it."""
+    directory = directory.resolve()
+    candidates = [directory.parent / f"{directory.name}.dvc"]
+    candidates += [parent / "dvc.lock" for parent in directory.parents]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        document = yaml.safe_load(path.read_text()) or {}
+        stages = document.get("stages", {}).values() if path.name == "dvc.lock" else [document]
+        for stage in stages:
+            for out in stage.get("outs", []):
+                if (path.parent / out.get("path", "")).resolve() == directory and out.get("md5"):
+                    return str(out["md5"])
+    return None
 
 
 def data_version(directory: Path) -> str:

@@ -27,7 +27,11 @@ class ProductionPointer:
     def read(self) -> Pointer:
         if not self.path.exists():
             return Pointer()
-        return Pointer(**json.loads(self.path.read_text()))
+        try:
+            return Pointer(**json.loads(self.path.read_text()))
+        except (json.JSONDecodeError, TypeError) as error:
+            raise RuntimeError(f"the production pointer {self.path} is unreadable ({error}); it is only ever "
+                               "replaced atomically, so it was edited by hand — restore it from history") from error
 
     @property
     def tag(self) -> str | None:
@@ -37,17 +41,32 @@ class ProductionPointer:
         pointer.updated_at = datetime.now(timezone.utc).isoformat()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(pointer.__dict__, indent=2))
-        os.replace(tmp, self.path)
+        try:
+            with tmp.open("w") as handle:
+                handle.write(json.dumps(pointer.__dict__, indent=2))
+                handle.flush()
+                os.fsync(handle.fileno())  # the new content is on disk before the rename makes it visible
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # and the rename itself survives a crash
+        finally:
+            os.close(directory)
 
     def promote(self, tag: str) -> Pointer:
+        """Make ``tag`` production; the previous production tag goes onto the history for rollback."""
         current = self.read()
+        if current.tag == tag:
+            return current
         history = current.history + ([current.tag] if current.tag else [])
         pointer = Pointer(tag=tag, history=history)
         self._write(pointer)
         return pointer
 
     def rollback(self) -> Pointer:
+        """Make the previous production tag production again (the rolled-back tag stays in the store)."""
         current = self.read()
         if not current.history:
             raise RuntimeError(f"no previous production model recorded in {self.path}; nothing to roll back to")

@@ -1,60 +1,237 @@
-"""DuckDB metric SQL against independent references (scikit-learn, hand-worked examples)."""
+"""The DuckDB metric suite against independent references (scikit-learn, NumPy, hand-worked), to 1e-9.
+
+Each metric is checked at the point estimate (replicate 0) and at bootstrap replicates, where the
+reference applies the same per-user Poisson weights as ``sample_weight``.
+"""
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import ndcg_score, roc_auc_score
+from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
-from vidrec.evaluation.metrics import evaluate_models, load_scores
+from tests.vidrec.eval_fixtures import random_tables
+from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
+from vidrec.evaluation.tables import bootstrap_weights, load_table
 
-
-def _scores(model: str, sessions: list[list[tuple[float, bool]]]) -> pd.DataFrame:
-    rows = []
-    for s, slate in enumerate(sessions):
-        for position, (score, clicked) in enumerate(slate):
-            rows.append({"model": model, "event_id": f"e{s}-{position}", "session_id": f"s{s}", "user_key": f"u{s}",
-                         "video_id": f"v{position:02d}", "position": position, "clicked": clicked,
-                         "watch_s": 3.0 if clicked else 0.0, "converted": False, "p_click": score, "score": score})
-    return pd.DataFrame(rows)
+K, RESAMPLES, TOL = 5, 20, 1e-9
+CHECKED_REPS = (0, 1, 7, 20)
 
 
-def test_click_auc_matches_sklearn_with_ties() -> None:
-    rng = np.random.default_rng(0)
-    scores = np.round(rng.random(400), 1)  # rounding creates many ties
-    clicked = rng.random(400) < 0.3 + 0.4 * scores
-    frame = _scores("m", [list(zip(scores[i:i + 20], clicked[i:i + 20])) for i in range(0, 400, 20)])
+@pytest.fixture(scope="module")
+def suite():
+    tables = random_tables(seed=3, k=K)
     con = duckdb.connect()
-    load_scores(con, frame)
-    result = evaluate_models(con).iloc[0]
-    assert result["click_auc"] == pytest.approx(roc_auc_score(clicked, scores), abs=1e-9)
+    for name, frame in tables.items():
+        load_table(con, name, frame)
+    result = evaluate(con, SuiteSettings(k=K, resamples=RESAMPLES, seed=11), catalogue_size=60, n_users=40)
+    reps = con.execute("SELECT * FROM metric_reps").df()
+    weights = bootstrap_weights(tables["impressions"]["user_key"].unique(), RESAMPLES, 11)
+    return tables, result, reps, weights
 
 
-def test_ndcg_and_top_k_by_hand() -> None:
-    # One session: the model puts the only click at rank 2 of 3 → NDCG = 1/log2(3).
-    frame = _scores("m", [[(0.9, False), (0.5, True), (0.1, False)]])
+def _rep(reps: pd.DataFrame, rep: int, model: str, metric: str, slice_: str = "all") -> float:
+    row = reps[(reps["rep"] == rep) & (reps["model"] == model) & (reps["metric"] == metric) & (reps["slice"] == slice_)]
+    assert len(row) == 1, (rep, model, metric, slice_)
+    return float(row["value"].iloc[0])
+
+
+def _user_w(weights: pd.DataFrame, rep: int) -> dict[str, float]:
+    rows = weights[weights["rep"] == rep]
+    return dict(zip(rows["user_key"], rows["w"]))
+
+
+def _joined(tables: dict, model: str) -> pd.DataFrame:
+    scores = tables["scores"][tables["scores"]["model"] == model]
+    return scores.merge(tables["impressions"], on="event_id")
+
+
+@pytest.mark.parametrize("model", ["candidate", "champion"])
+@pytest.mark.parametrize("rep", CHECKED_REPS)
+def test_prediction_metrics_match_sklearn(suite, model: str, rep: int) -> None:
+    tables, _, reps, weights = suite
+    rows = _joined(tables, model)
+    w = rows["user_key"].map(_user_w(weights, rep)).to_numpy()
+    for head, label, pred in (("click", "clicked", "p_click"), ("conversion", "converted", "p_conversion")):
+        y, p = rows[label].to_numpy(int), rows[pred].to_numpy(float)
+        keep = w > 0
+        assert _rep(reps, rep, model, f"{head}_auc") == pytest.approx(
+            roc_auc_score(y[keep], p[keep], sample_weight=w[keep]), abs=TOL)
+        assert _rep(reps, rep, model, f"{head}_logloss") == pytest.approx(
+            log_loss(y[keep], p[keep], sample_weight=w[keep]), abs=TOL)
+        # ECE by hand: equal-width bins, |sum(label) - sum(pred)| per bin over all weighted rows.
+        bins = np.minimum((p * 10).astype(int), 9)
+        ece = sum(abs(np.sum(w[bins == b] * (y[bins == b] - p[bins == b]))) for b in range(10)) / w.sum()
+        assert _rep(reps, rep, model, f"{head}_ece") == pytest.approx(ece, abs=TOL)
+        # GAUC: per-user AUC (users with both classes), weighted by impressions x replicate weight.
+        num = den = 0.0
+        for user, group in rows.groupby("user_key"):
+            uw = _user_w(weights, rep)[user]
+            if uw > 0 and group[label].nunique() == 2:
+                num += uw * len(group) * roc_auc_score(group[label].astype(int), group[pred])
+                den += uw * len(group)
+        assert _rep(reps, rep, model, f"{head}_gauc") == pytest.approx(num / den, abs=TOL)
+
+
+@pytest.mark.parametrize("rep", CHECKED_REPS)
+def test_ranking_metrics_match_sklearn_and_numpy(suite, rep: int) -> None:
+    tables, _, reps, weights = suite
+    rows = _joined(tables, "candidate")
+    uw = _user_w(weights, rep)
+    values = {m: [] for m in ("ndcg", "precision", "recall", "hitrate", "mrr")}
+    session_w = []
+    for _, group in rows.groupby("session_id"):
+        clicks = group["clicked"].to_numpy(int)
+        if clicks.sum() == 0 or uw[group["user_key"].iloc[0]] == 0:
+            continue
+        order = np.argsort(-group["score"].to_numpy(), kind="stable")
+        top = clicks[order][:K]
+        values["ndcg"].append(ndcg_score([clicks], [group["score"].to_numpy()], k=K))
+        values["precision"].append(top.sum() / K)
+        values["recall"].append(top.sum() / clicks.sum())
+        values["hitrate"].append(float(top.sum() > 0))
+        values["mrr"].append(1.0 / (np.argmax(top) + 1) if top.sum() else 0.0)
+        session_w.append(uw[group["user_key"].iloc[0]])
+    for metric, per_session in values.items():
+        expected = np.average(per_session, weights=session_w)
+        assert _rep(reps, rep, "candidate", f"{metric}_at_{K}") == pytest.approx(expected, abs=TOL), metric
+
+
+def test_ranking_metrics_by_hand() -> None:
+    # One session of three, the only click at rank 2: NDCG@2 = 1/log2(3), P@2 = 1/2, R@2 = 1, MRR@2 = 1/2.
+    impressions = pd.DataFrame({
+        "event_id": ["a", "b", "c"], "session_id": "s", "user_key": "u", "video_id": ["v1", "v2", "v3"],
+        "position": [0, 1, 2], "propensity": 0.1, "clicked": [False, True, False], "watch_s": [0.0, 3.0, 0.0],
+        "converted": False, "cold_item": False, "new_user": False, "category": "music", "is_product": False,
+        "is_live_host": False})
+    scores = pd.DataFrame({"model": "m", "event_id": ["a", "b", "c"], "p_click": [0.9, 0.5, 0.1],
+                           "p_watch_s": 1.0, "p_conversion": 0.01, "score": [0.9, 0.5, 0.1]})
     con = duckdb.connect()
-    load_scores(con, frame)
-    result = evaluate_models(con, k=2).iloc[0]
-    assert result["ndcg_at_2"] == pytest.approx(1 / np.log2(3), abs=1e-12)
-    assert result["ctr_at_2"] == pytest.approx(0.5, abs=1e-12)
-    assert result["watch_s_at_2"] == pytest.approx(1.5, abs=1e-12)
+    load_table(con, "impressions", impressions)
+    load_table(con, "scores", scores)
+    table = evaluate(con, SuiteSettings(k=2, resamples=0, slices=False)).table.set_index("metric")["value"]
+    assert table["ndcg_at_2"] == pytest.approx(1 / np.log2(3), abs=1e-12)
+    assert table["precision_at_2"] == pytest.approx(0.5, abs=1e-12)
+    assert table["recall_at_2"] == table["hitrate_at_2"] == 1.0
+    assert table["mrr_at_2"] == pytest.approx(0.5, abs=1e-12)
+    assert table["click_auc"] == 0.5  # the click sits between the two non-clicks
 
 
-def test_ndcg_matches_sklearn_over_sessions() -> None:
-    rng = np.random.default_rng(1)
-    sessions, expected = [], []
-    for _ in range(30):
-        score = rng.random(12)
-        clicked = rng.random(12) < 0.25
-        clicked[rng.integers(12)] = True
-        sessions.append(list(zip(score, clicked)))
-        expected.append(ndcg_score([clicked.astype(float)], [score], k=10))
-    con = duckdb.connect()
-    load_scores(con, _scores("m", sessions))
-    assert evaluate_models(con, k=10).iloc[0]["ndcg_at_10"] == pytest.approx(np.mean(expected), abs=1e-9)
+@pytest.mark.parametrize("rep", CHECKED_REPS)
+def test_off_policy_estimates_match_numpy(suite, rep: int) -> None:
+    tables, _, reps, weights = suite
+    impressions, top_k, uw = tables["impressions"], tables["top_k"], _user_w(weights, rep)
+    for model in ("candidate", "champion"):
+        chosen = set(zip(*top_k[top_k["model"] == model][["session_id", "video_id"]].to_numpy().T))
+        ips = {"click": [], "watch": [], "conv": []}
+        num = {"click": 0.0, "watch": 0.0, "conv": 0.0}
+        den, session_w = 0.0, []
+        for session, group in impressions.groupby("session_id"):
+            u = uw[group["user_key"].iloc[0]]
+            if u == 0:
+                continue
+            hit = np.array([(session, v) in chosen for v in group["video_id"]])
+            w = np.where(hit, np.minimum(1.0 / (K * group["propensity"].to_numpy()), 100.0), 0.0)
+            for key, col in (("click", "clicked"), ("watch", "watch_s"), ("conv", "converted")):
+                r = group[col].to_numpy(float)
+                ips[key].append(np.sum(w * r) / len(group))
+                num[key] += u * np.sum(w * r)
+            den += u * w.sum()
+            session_w.append(u)
+        for key, metric in (("click", f"ctr_at_{K}"), ("watch", f"watch_s_per_impression_at_{K}"),
+                            ("conv", f"conversion_at_{K}")):
+            assert _rep(reps, rep, model, f"{metric}_ips") == pytest.approx(
+                np.average(ips[key], weights=session_w), abs=TOL), metric
+            assert _rep(reps, rep, model, f"{metric}_snips") == pytest.approx(num[key] / den, abs=TOL), metric
+        assert _rep(reps, rep, model, f"watch_s_per_session_at_{K}_ips") == pytest.approx(
+            K * np.average(ips["watch"], weights=session_w), abs=TOL)
+        assert _rep(reps, rep, model, f"watch_s_per_session_at_{K}_snips") == pytest.approx(K * num["watch"] / den, abs=TOL)
+    # The logging policy's own value is the on-policy mean of the logged rewards.
+    w = impressions["user_key"].map(uw).to_numpy()
+    assert _rep(reps, rep, "logging_policy", f"ctr_at_{K}_snips") == pytest.approx(
+        np.average(impressions["clicked"], weights=w), abs=TOL)
+
+
+@pytest.mark.parametrize("rep", CHECKED_REPS)
+def test_catalogue_and_online_ab_match_numpy(suite, rep: int) -> None:
+    tables, _, reps, weights = suite
+    uw = _user_w(weights, rep)
+    top_k = tables["top_k"][tables["top_k"]["model"] == "candidate"].copy()
+    top_k["w"] = top_k["user_key"].map(uw)
+    top_k = top_k[top_k["w"] > 0]
+    assert _rep(reps, rep, "candidate", f"coverage_at_{K}") == pytest.approx(top_k["video_id"].nunique() / 60, abs=TOL)
+    engaged = tables["catalogue"].set_index("video_id")["engaged_users"]
+    info = -np.log2((top_k["video_id"].map(engaged) + 1) / 41)
+    assert _rep(reps, rep, "candidate", f"novelty_at_{K}") == pytest.approx(np.average(info, weights=top_k["w"]), abs=TOL)
+    per_session = top_k.groupby("session_id").agg(w=("w", "first"), watch=("oracle_watch_s", "sum"),
+                                                  clicks=("oracle_click", "sum"), conv=("oracle_conversion", "sum"))
+    slots = np.sum(per_session["w"] * K)
+    assert _rep(reps, rep, "candidate", f"ab_watch_s_per_session_at_{K}") == pytest.approx(
+        np.average(per_session["watch"], weights=per_session["w"]), abs=TOL)
+    assert _rep(reps, rep, "candidate", f"ab_watch_s_per_impression_at_{K}") == pytest.approx(
+        np.sum(per_session["w"] * per_session["watch"]) / slots, abs=TOL)
+    assert _rep(reps, rep, "candidate", f"ab_ctr_at_{K}") == pytest.approx(
+        np.sum(per_session["w"] * per_session["clicks"]) / slots, abs=TOL)
+    assert _rep(reps, rep, "candidate", f"ab_conversion_at_{K}") == pytest.approx(
+        np.sum(per_session["w"] * per_session["conv"]) / slots, abs=TOL)
+
+
+def test_intervals_are_numpy_percentiles_of_the_replicates(suite) -> None:
+    _, result, reps, _ = suite
+    table = result.table
+    for metric in ("click_auc", f"ndcg_at_{K}", f"ctr_at_{K}_snips"):
+        row = table[(table["model"] == "candidate") & (table["metric"] == metric) & (table["slice"] == "all")].iloc[0]
+        boot = [_rep(reps, r, "candidate", metric) for r in range(1, RESAMPLES + 1)]
+        assert row["value"] == pytest.approx(_rep(reps, 0, "candidate", metric), abs=TOL)
+        assert row["ci_low"] == pytest.approx(np.percentile(boot, 2.5), abs=TOL)
+        assert row["ci_high"] == pytest.approx(np.percentile(boot, 97.5), abs=TOL)
+        assert row["resamples"] == RESAMPLES
+        paired = table[(table["model"] == "candidate_vs_champion") & (table["metric"] == metric)].iloc[0]
+        rel = [(_rep(reps, r, "candidate", metric) - _rep(reps, r, "champion", metric))
+               / abs(_rep(reps, r, "champion", metric)) for r in range(RESAMPLES + 1)]
+        assert paired["value"] == pytest.approx(rel[0], abs=TOL)
+        assert paired["ci_low"] == pytest.approx(np.percentile(rel[1:], 2.5), abs=TOL)
+
+
+def test_slices_are_the_metric_restricted_to_their_rows(suite) -> None:
+    tables, _, reps, _ = suite
+    rows = _joined(tables, "candidate")
+    for slice_, mask in (("cold_item=true", rows["cold_item"]), ("new_user=true", rows["new_user"]),
+                         ("category=music", rows["category"] == "music"), ("is_product=false", ~rows["is_product"]),
+                         ("is_live_host=true", rows["is_live_host"])):
+        part = rows[mask]
+        assert _rep(reps, 0, "candidate", "click_auc", slice_) == pytest.approx(
+            roc_auc_score(part["clicked"], part["p_click"]), abs=TOL), slice_
+
+
+def test_headline_has_the_stable_names(suite) -> None:
+    _, result, _, _ = suite
+    wide = headline(result.table, k=K).set_index("model")
+    assert wide.loc["candidate", f"ctr_at_{K}"] == wide.loc["candidate", f"ctr_at_{K}_snips"]
+    assert {"candidate", "champion", "logging_policy"} == set(wide.index)
 
 
 def test_missing_columns_are_named() -> None:
-    with pytest.raises(ValueError, match="lacks columns"):
-        load_scores(duckdb.connect(), pd.DataFrame({"model": ["m"]}))
+    with pytest.raises(ValueError, match="scores frame lacks columns"):
+        load_table(duckdb.connect(), "scores", pd.DataFrame({"model": ["m"]}))
+
+
+def test_empty_holdout_is_a_clear_error() -> None:
+    con = duckdb.connect()
+    tables = random_tables(sessions=2)
+    load_table(con, "impressions", tables["impressions"].iloc[:0])
+    load_table(con, "scores", tables["scores"])
+    with pytest.raises(ValueError, match="hold-out window has no events"):
+        evaluate(con, SuiteSettings(resamples=0))
+
+
+def test_reliability_bins_match_numpy(suite) -> None:
+    tables, result, _, _ = suite
+    rows = _joined(tables, "candidate")
+    bins = np.minimum((rows["p_click"].to_numpy() * 10).astype(int), 9)
+    got = result.reliability.query("model == 'candidate' and head == 'click'").set_index("bin")
+    for b in np.unique(bins):
+        part = rows[bins == b]
+        assert got.loc[b, "n"] == len(part)
+        assert got.loc[b, "mean_pred"] == pytest.approx(part["p_click"].mean(), abs=TOL)
+        assert got.loc[b, "observed"] == pytest.approx(part["clicked"].mean(), abs=TOL)

@@ -1,47 +1,133 @@
-"""Offline metrics computed in DuckDB from a ``scores`` table (one row per impression and model).
+"""The offline metric suite, computed in DuckDB from the evaluation tables (see ``tables.py``).
 
-The SQL lives in ``sql/`` and takes bound parameters; nothing is formatted into it.
+Every metric comes out of SQL files in ``sql/`` that take bound parameters; the only Python
+arithmetic here is bookkeeping. Replicate 0 of ``user_weights`` is the point estimate and
+replicates 1..R the bootstrap, so one query yields both.
 """
 
 from __future__ import annotations
 
-from importlib import resources
+import logging
+import time
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
-SCORE_COLUMNS = ("model", "event_id", "session_id", "user_key", "video_id", "position",
-                 "clicked", "watch_s", "converted", "p_click", "score")
+from vidrec.evaluation.tables import bootstrap_weights, load_weights, sql
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = ("slice", "model", "metric", "value", "ci_low", "ci_high", "resamples")
+# Headline names (kept stable for dashboards and the serving /model endpoint) -> the metric they show.
+HEADLINE_ALIASES = {"ctr_at_{k}": "ctr_at_{k}_snips", "watch_s_at_{k}": "watch_s_per_impression_at_{k}_snips",
+                    "conversion_at_{k}": "conversion_at_{k}_snips"}
 
 
-def _sql(name: str) -> str:
-    return resources.files("vidrec.evaluation").joinpath("sql", f"{name}.sql").read_text()
+@dataclass(frozen=True)
+class SuiteSettings:
+    """Knobs of the suite; ``max_weight`` clips importance weights (see sql/off_policy.sql)."""
+
+    k: int = 10
+    resamples: int = 100
+    seed: int = 0
+    bins: int = 10
+    eps: float = 1e-15
+    max_weight: float = 100.0
+    slices: bool = True
 
 
-def load_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, table: str = "scores") -> None:
-    """Replace the scores table with ``scores`` (columns SCORE_COLUMNS)."""
-    missing = set(SCORE_COLUMNS) - set(scores.columns)
-    if missing:
-        raise ValueError(f"scores frame lacks columns {sorted(missing)}")
-    frame = scores[list(SCORE_COLUMNS)]
-    con.register("scores_frame", frame)
+@dataclass
+class Evaluation:
+    """``table``: one row per (slice, model, metric) with value and 95% bootstrap interval;
+    comparison rows have model ``<candidate>_vs_<baseline>`` and hold relative differences."""
+
+    table: pd.DataFrame
+    reliability: pd.DataFrame
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict, timings: dict[str, float]) -> pd.DataFrame:
+    start = time.perf_counter()
+    frame = con.execute(sql(name), params).df()
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+    return frame
+
+
+def _metric_reps(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_size: int, n_users: int,
+                 with_top_k: bool, timings: dict[str, float]) -> list[pd.DataFrame]:
+    parts = [_run(con, "prediction", {"bins": settings.bins, "eps": settings.eps}, timings),
+             _run(con, "ranking", {"k": settings.k}, timings)]
+    if with_top_k:
+        parts.append(_run(con, "off_policy", {"k": settings.k, "max_weight": settings.max_weight}, timings))
+        parts.append(_run(con, "catalogue", {"k": settings.k, "catalogue_size": catalogue_size,
+                                             "n_users": n_users}, timings))
+        parts.append(_run(con, "online_ab", {"k": settings.k}, timings))
+    return parts
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_size: int = 1,
+             n_users: int = 0, candidate: str = "candidate", baselines: tuple[str, ...] = ("champion",)) -> Evaluation:
+    """Run the suite over the loaded tables (impressions, scores, and optionally top_k, catalogue).
+
+    ``catalogue_size`` and ``n_users`` (training users) feed coverage and novelty. Comparisons are
+    made against each baseline model that has scores.
+    """
+    timings: dict[str, float] = {}
+    users = con.execute("SELECT DISTINCT user_key FROM impressions").df()["user_key"].to_numpy()
+    if len(users) == 0:
+        raise ValueError("the impressions table is empty; the hold-out window has no events to evaluate")
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    with_top_k = "top_k" in tables and con.execute("SELECT count(*) FROM top_k").fetchall()[0][0] > 0
+    parts: list[pd.DataFrame] = []
+    if settings.slices:
+        # Slices get point estimates only: their bootstrap would multiply the cost by the slice count.
+        load_weights(con, bootstrap_weights(users, 0, settings.seed))
+        con.execute("DROP VIEW IF EXISTS eval_rows")
+        con.execute("CREATE OR REPLACE TEMP TABLE eval_rows AS " + sql("slices").rstrip().rstrip(";"))
+        parts += _metric_reps(con, settings, catalogue_size, n_users, False, timings)
+    start = time.perf_counter()
+    load_weights(con, bootstrap_weights(users, settings.resamples, settings.seed))
+    timings["weights"] = time.perf_counter() - start
+    # Materialised once: every metric query reads it (a view would repeat the join in each).
+    start = time.perf_counter()
+    con.execute("CREATE OR REPLACE TEMP TABLE eval_rows AS "
+                "SELECT 'all' AS slice, * FROM scores JOIN impressions USING (event_id)")
+    timings["rows"] = time.perf_counter() - start
+    parts += _metric_reps(con, settings, catalogue_size, n_users, with_top_k, timings)
+    reps = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    con.register("_reps", reps)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM scores_frame")  # table name is ours, not data
+        con.execute("CREATE OR REPLACE TEMP TABLE metric_reps AS SELECT * FROM _reps")
     finally:
-        con.unregister("scores_frame")
+        con.unregister("_reps")
+    frames = [_run(con, "intervals", {}, timings)]
+    models = set(reps["model"])
+    for baseline in baselines:
+        if baseline in models and candidate in models:
+            frames.append(_run(con, "paired", {"candidate": candidate, "baseline": baseline}, timings))
+    table = pd.concat(frames, ignore_index=True)[list(RESULT_COLUMNS)]
+    reliability = _run(con, "reliability", {"bins": settings.bins}, timings)
+    log.info("evaluation: %d metric rows over %d users, %d resamples in %.1f s", len(table), len(users),
+             settings.resamples, sum(timings.values()))
+    return Evaluation(table=table, reliability=reliability, timings_s=timings)
 
 
-def evaluate_models(con: duckdb.DuckDBPyConnection, k: int = 10) -> pd.DataFrame:
-    """One row per model in the scores table: click AUC, NDCG@K, CTR/watch/conversion of the top K."""
-    models = [row[0] for row in con.execute("SELECT DISTINCT model FROM scores ORDER BY model").fetchall()]
-    rows = []
-    for model in models:
-        auc = con.execute(_sql("click_auc"), {"model": model}).fetchone()[0]
-        ndcg, sessions, ctr, watch, conversion = con.execute(_sql("top_k"), {"model": model, "k": k}).fetchone()
-        impressions = con.execute("SELECT count(*) FROM scores WHERE model = $model", {"model": model}).fetchone()[0]
-        rows.append({
-            "model": model, "impressions": int(impressions), "sessions": int(sessions),
-            "click_auc": auc, f"ndcg_at_{k}": ndcg, f"ctr_at_{k}": ctr,
-            f"watch_s_at_{k}": watch, f"conversion_at_{k}": conversion,
-        })
-    return pd.DataFrame(rows)
+def headline(table: pd.DataFrame, k: int = 10) -> pd.DataFrame:
+    """One row per model (slice ``all``, comparison rows left out), one column per metric, plus the
+    headline aliases ``ctr_at_K``, ``watch_s_at_K``, ``conversion_at_K`` (the SNIPS estimates)."""
+    rows = table[(table["slice"] == "all") & ~table["model"].str.contains("_vs_")]
+    wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first", dropna=False)
+    for alias, source in HEADLINE_ALIASES.items():
+        if source.format(k=k) in wide:
+            wide[alias.format(k=k)] = wide[source.format(k=k)]
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def metric_value(table: pd.DataFrame, model: str, metric: str, slice_: str = "all") -> dict | None:
+    """The row of ``table`` for (model, metric, slice) as a dict, or None when it was not computed."""
+    rows = table[(table["model"] == model) & (table["metric"] == metric) & (table["slice"] == slice_)]
+    if rows.empty:
+        return None
+    return rows.iloc[0].to_dict()

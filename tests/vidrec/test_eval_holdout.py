@@ -1,0 +1,158 @@
+"""Hold-out tables from the tiny world: counts reconcile, top K respects publication, the oracle's
+simulated A/B values are the world's own, and the oracle beats every model in the simulated test."""
+
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from models.config import RankerConfig
+from models.holdout import holdout_tables, world_truth
+from models.serialization import TrainedModel
+from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
+from vidrec.evaluation.tables import load_table
+from vidrec.privacy import pseudonymise_column
+from vidrec.splits import temporal_split
+from vidrec.world.generate import generate_world
+from vidrec.world.oracle import Oracle
+
+KEY, K = "holdout-test-key", 5
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = Path(__file__).resolve().parents[2] / "data" / "tiny"
+    if not (directory / "ground_truth").is_dir():
+        directory = tmp_path_factory.mktemp("tiny")
+        generate_world(directory, size="tiny", progress=False)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def inputs(world: Path, tmp_path_factory: pytest.TempPathFactory):
+    truth_items = pd.read_parquet(world / "ground_truth" / "items.parquet")
+    items = truth_items[["video_id", "category", "is_product", "is_live_host", "price", "duration_s",
+                         "published_at"]].sort_values("video_id").reset_index(drop=True)
+    raw = pd.read_parquet(world / "events.parquet")
+    events = raw.assign(user_key=pseudonymise_column(raw["user_id"], KEY)).drop(columns=["user_id"])
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(items), 64)).astype(np.float32)
+    embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))})
+    torch.manual_seed(0)
+    weights = tmp_path_factory.mktemp("ranker") / "ranker.pt"
+    torch.save(RankerConfig().build().state_dict(), weights)
+    ranker = TrainedModel("ranker", str(weights), asdict(RankerConfig()),
+                          extra={"blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}})
+    truth = world_truth(world, events, KEY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("models.holdout.LATENCY_REPEATS", 10)  # the timing itself is not under test here
+        tables = holdout_tables(ranker, items, embeddings, events, champion_dir=None, truth=truth, k=K)
+    return items, events, truth, tables
+
+
+def test_counts_reconcile_with_the_holdout_window(inputs) -> None:
+    items, events, _, tables = inputs
+    holdout = temporal_split(events).part(events, "holdout")
+    assert len(tables.impressions) == len(holdout) > 0
+    assert set(tables.impressions["event_id"]) == set(holdout["event_id"])
+    per_model = tables.scores.groupby("model").size()
+    assert set(per_model.index) == {"candidate", "random", "logging_policy"}
+    assert (per_model == len(holdout)).all()
+    assert tables.catalogue_size == len(items)
+
+
+def test_top_k_only_shows_published_items_ranked_1_to_k(inputs) -> None:
+    items, events, _, tables = inputs
+    top = tables.top_k
+    assert set(top["model"]) == {"candidate", "random", "oracle"}
+    assert top.groupby(["model", "session_id"]).size().max() <= K
+    assert top["rank"].between(1, K).all()
+    starts = events.groupby("session_id")["ts"].min()
+    published = pd.to_datetime(items.set_index("video_id")["published_at"], utc=True)
+    assert (top["video_id"].map(published).to_numpy() <= top["session_id"].map(starts).to_numpy()).all()
+    assert not top.duplicated(["model", "session_id", "video_id"]).any()
+
+
+def test_slice_flags_follow_the_training_window(inputs) -> None:
+    _, events, _, tables = inputs
+    fit = temporal_split(events).part(events, "fit")
+    imp = tables.impressions
+    assert (imp["cold_item"] == ~imp["video_id"].isin(set(fit["video_id"]))).all()
+    assert (imp["new_user"] == ~imp["user_key"].isin(set(fit["user_key"]))).all()
+
+
+def test_oracle_values_are_the_worlds_and_the_oracle_wins_the_simulated_ab(inputs, world: Path) -> None:
+    _, events, truth, tables = inputs
+    oracle = Oracle.load(world)
+    row = tables.top_k.iloc[7]
+    user_id = truth.user_ids[row["user_key"]]
+    expected = oracle.click_prob([user_id], [row["video_id"]], position=int(row["rank"]) - 1)[0]
+    assert row["oracle_click"] == pytest.approx(expected, abs=1e-12)
+    con = duckdb.connect()
+    for name in ("impressions", "scores", "top_k", "catalogue"):
+        load_table(con, name, getattr(tables, name))
+    wide = headline(evaluate(con, SuiteSettings(k=K, resamples=5, slices=False), tables.catalogue_size,
+                             tables.n_users).table, K).set_index("model")
+    ctr = wide[f"ab_ctr_at_{K}"]
+    assert ctr["oracle"] >= ctr["candidate"] and ctr["oracle"] > ctr["random"]
+
+
+def test_latency_is_measured_on_a_fixed_batch(inputs) -> None:
+    latency = inputs[3].latency
+    assert latency["batch"] > 0 and 0 < latency["p50_ms"] <= latency["p99_ms"]
+
+
+def test_a_wrong_key_is_a_clear_error(inputs, world: Path) -> None:
+    events = inputs[1]
+    with pytest.raises(ValueError, match="pseudonymisation key"):
+        world_truth(world, events.assign(user_key="not-a-user"), KEY)
+    assert world_truth(world.parent / "no-such-world", events, KEY) is None
+
+
+def test_the_champion_is_rebuilt_from_its_bundle_and_scores_the_same_window(inputs, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored model (state_dicts + models.json + items with id buckets) becomes the `champion` arm;
+    its encoder embeds today's items (content tensors faked here: the encoder has its own tests)."""
+    import json
+
+    import models.holdout as holdout
+    from models.config import EncoderConfig
+    from models.data import ItemTensors
+    from vidrec import bundle
+
+    items, events, truth, _ = inputs
+    torch.manual_seed(1)
+    torch.save(EncoderConfig().build().state_dict(), tmp_path / bundle.ENCODER_WEIGHTS)
+    torch.save(RankerConfig().build().state_dict(), tmp_path / bundle.RANKER_WEIGHTS)
+    (tmp_path / bundle.MODELS_CONFIG).write_text(json.dumps({
+        "encoder": asdict(EncoderConfig()), "ranker": asdict(RankerConfig()),
+        "blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}}))
+    stored = items[["video_id"]].assign(id_bucket=[i % 3 for i in range(len(items))])  # 0 = cold for the champion
+    stored.to_parquet(tmp_path / bundle.ITEMS)
+    n = len(items)
+    fake = ItemTensors(video_ids=items["video_id"].tolist(), frames=torch.randint(0, 255, (n, 8, 3, 32, 32), dtype=torch.uint8),
+                       mel=torch.randn(n, 198, 40).half(), text=torch.randn(n, 384), mask=torch.ones(n, 3, dtype=torch.bool))
+    monkeypatch.setattr(holdout, "item_tensors", lambda _items: fake)
+    monkeypatch.setattr(holdout, "LATENCY_REPEATS", 10)
+    scorer = holdout.champion_scorer(tmp_path, items)
+    assert (scorer.ids.numpy() == 0).sum() == (stored["id_bucket"] == 0).sum()
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(n, 64)).astype(np.float32)
+    embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors)})
+    weights = tmp_path / "candidate.pt"
+    torch.save(RankerConfig().build().state_dict(), weights)
+    ranker = TrainedModel("ranker", str(weights), asdict(RankerConfig()),
+                          extra={"blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}})
+    tables = holdout_tables(ranker, items, embeddings, events, champion_dir=tmp_path, truth=truth, k=K)
+    assert set(tables.scores["model"]) == {"candidate", "champion", "random", "logging_policy"}
+    assert set(tables.top_k["model"]) == {"candidate", "champion", "random", "oracle"}
+    con = duckdb.connect()
+    for name in ("impressions", "scores", "top_k", "catalogue"):
+        load_table(con, name, getattr(tables, name))
+    table = evaluate(con, SuiteSettings(k=K, resamples=5, slices=False), tables.catalogue_size, tables.n_users).table
+    paired = table[table["model"] == "candidate_vs_champion"]
+    assert {"click_auc", f"ab_watch_s_per_session_at_{K}", f"watch_s_per_session_at_{K}_snips"} <= set(paired["metric"])

@@ -1,0 +1,46 @@
+-- Off-policy estimates of each model's top K (table top_k: the K items it would show per session)
+-- from the logged impressions and their propensities mu(item | user, t) (probability the logging
+-- policy draws the item at a slot). The target policy shows each of its K items with probability
+-- 1/K per slot, so a logged impression carries the importance weight
+--     w = min(1 / (K * mu), $max_weight)          -- 0 when the item is not in the model's top K
+-- Clipping at $max_weight bounds the variance at the price of a downward bias on the items the
+-- logging policy rarely showed. Per slot, IPS = sum(w * reward) / slots and
+-- SNIPS = sum(w * reward) / sum(w). Rewards were observed at their logged positions, so both
+-- estimate the target's items under the logging policy's position mix. Per-session watch time is
+-- K times the per-slot value. `logging_policy` is the on-policy average (every weight 1).
+WITH slots AS (   -- the sessions top_k covers (a seeded sample of them on very large hold-outs)
+    SELECT session_id, any_value(user_key) AS user_key, count(*) AS n_slots FROM impressions
+    WHERE session_id IN (SELECT session_id FROM top_k) GROUP BY 1
+), matched AS (
+    SELECT t.model, i.session_id, least(1.0 / ($k * i.propensity), $max_weight) AS w,
+           i.clicked::DOUBLE AS click, i.watch_s, i.converted::DOUBLE AS conversion
+    FROM top_k t JOIN impressions i ON i.session_id = t.session_id AND i.video_id = t.video_id
+    UNION ALL
+    SELECT 'logging_policy', session_id, 1.0, clicked::DOUBLE, watch_s, converted::DOUBLE FROM impressions
+    WHERE session_id IN (SELECT session_id FROM slots)
+), per_session AS (
+    SELECT models.model AS model, s.session_id, s.user_key, s.n_slots, sum(m.w) AS sw, sum(m.w * m.click) AS click,
+           sum(m.w * m.watch_s) AS watch_s, sum(m.w * m.conversion) AS conversion
+    FROM (SELECT DISTINCT model FROM top_k UNION SELECT 'logging_policy') models
+    CROSS JOIN slots s
+    LEFT JOIN matched m ON m.model = models.model AND m.session_id = s.session_id
+    GROUP BY ALL
+), weighted AS (
+    SELECT w.rep, p.model,
+           sum(w.w * coalesce(p.click, 0) / p.n_slots) / sum(w.w) AS ctr_ips,
+           sum(w.w * coalesce(p.click, 0)) / nullif(sum(w.w * coalesce(p.sw, 0)), 0) AS ctr_snips,
+           sum(w.w * coalesce(p.watch_s, 0) / p.n_slots) / sum(w.w) AS watch_ips,
+           sum(w.w * coalesce(p.watch_s, 0)) / nullif(sum(w.w * coalesce(p.sw, 0)), 0) AS watch_snips,
+           sum(w.w * coalesce(p.conversion, 0) / p.n_slots) / sum(w.w) AS conversion_ips,
+           sum(w.w * coalesce(p.conversion, 0)) / nullif(sum(w.w * coalesce(p.sw, 0)), 0) AS conversion_snips
+    FROM per_session p JOIN user_weights w ON w.user_key = p.user_key AND w.w > 0
+    GROUP BY ALL
+)
+SELECT rep, 'all' AS slice, model, 'ctr_at_' || $k || '_ips' AS metric, ctr_ips AS value FROM weighted
+UNION ALL SELECT rep, 'all', model, 'ctr_at_' || $k || '_snips', ctr_snips FROM weighted
+UNION ALL SELECT rep, 'all', model, 'watch_s_per_impression_at_' || $k || '_ips', watch_ips FROM weighted
+UNION ALL SELECT rep, 'all', model, 'watch_s_per_impression_at_' || $k || '_snips', watch_snips FROM weighted
+UNION ALL SELECT rep, 'all', model, 'watch_s_per_session_at_' || $k || '_ips', $k * watch_ips FROM weighted
+UNION ALL SELECT rep, 'all', model, 'watch_s_per_session_at_' || $k || '_snips', $k * watch_snips FROM weighted
+UNION ALL SELECT rep, 'all', model, 'conversion_at_' || $k || '_ips', conversion_ips FROM weighted
+UNION ALL SELECT rep, 'all', model, 'conversion_at_' || $k || '_snips', conversion_snips FROM weighted;

@@ -1,0 +1,71 @@
+"""The evaluation tables in DuckDB and the typed loading of pandas frames into them.
+
+Columns are checked before loading so a frame that lacks one fails with the table's name,
+not as a confusing SQL error later.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+# One row per logged hold-out impression, with the slice attributes of its item and user.
+IMPRESSION_COLUMNS = ("event_id", "session_id", "user_key", "video_id", "position", "propensity", "clicked",
+                      "watch_s", "converted", "cold_item", "new_user", "category", "is_product", "is_live_host")
+# One row per (model, logged impression): the model's per-head predictions and blended ranking score.
+SCORE_COLUMNS = ("model", "event_id", "p_click", "p_watch_s", "p_conversion", "score")
+# One row per (model, hold-out session, rank <= K): what the model would show from the whole catalogue;
+# oracle_* are the world's expected outcomes at that rank (NULL when the data is not a demo world).
+TOP_K_COLUMNS = ("model", "session_id", "user_key", "video_id", "rank", "oracle_click", "oracle_watch_s",
+                 "oracle_conversion")
+# One row per catalogue item: how many distinct users clicked it in the training window (novelty).
+CATALOGUE_COLUMNS = ("video_id", "engaged_users")
+
+TABLES = {"impressions": IMPRESSION_COLUMNS, "scores": SCORE_COLUMNS, "top_k": TOP_K_COLUMNS,
+          "catalogue": CATALOGUE_COLUMNS}
+
+
+def sql(name: str) -> str:
+    """The text of ``vidrec/evaluation/sql/<name>.sql``."""
+    return resources.files("vidrec.evaluation").joinpath("sql", f"{name}.sql").read_text()
+
+
+def load_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    """Replace table ``name`` (one of TABLES) with the frame's columns in the declared order."""
+    if name not in TABLES:
+        raise ValueError(f"unknown evaluation table {name!r}; expected one of {sorted(TABLES)}")
+    missing = set(TABLES[name]) - set(frame.columns)
+    if missing:
+        raise ValueError(f"the {name} frame lacks columns {sorted(missing)}")
+    view = frame[list(TABLES[name])]
+    con.register("_incoming", view)
+    try:
+        # The table name is one of ours (checked above); no data is formatted into SQL.
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
+def bootstrap_weights(user_keys: np.ndarray, resamples: int, seed: int) -> pd.DataFrame:
+    """Replicate weights per user: rep 0 weighs every user once (the point estimate); reps 1..R are
+    Poisson(1) counts, the standard streaming approximation of resampling users with replacement.
+
+    Drawn with NumPy's seeded generator (DuckDB's random() is not reproducible across threads);
+    the resampling itself happens in DuckDB by joining this table.
+    """
+    users = np.sort(np.asarray(user_keys))
+    counts = np.random.default_rng(seed).poisson(1.0, size=(resamples, len(users)))
+    reps = np.concatenate([np.zeros(len(users), dtype=np.int64), np.repeat(np.arange(1, resamples + 1), len(users))])
+    weights = np.concatenate([np.ones(len(users)), counts.ravel().astype(float)])
+    return pd.DataFrame({"rep": reps, "user_key": np.tile(users, resamples + 1), "w": weights})
+
+
+def load_weights(con: duckdb.DuckDBPyConnection, weights: pd.DataFrame) -> None:
+    con.register("_weights", weights[["rep", "user_key", "w"]])
+    try:
+        con.execute("CREATE OR REPLACE TABLE user_weights AS SELECT * FROM _weights")
+    finally:
+        con.unregister("_weights")
