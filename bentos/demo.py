@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
 import pandas as pd
 
 from bentos import server
+from bentos.guard import API_KEY_ENV_VAR
 from vidrec.config import Paths, resolve_data, resolve_root
 from vidrec.sources import read_events
 
@@ -20,7 +22,8 @@ def main() -> None:
     process = server.start(port, {}, log_path=paths.reports / "demo_server.log")
     try:
         base = f"http://127.0.0.1:{port}"
-        info = httpx.post(f"{base}/model", json={}, timeout=30).json()
+        headers = {"X-API-Key": os.environ[API_KEY_ENV_VAR]} if os.environ.get(API_KEY_ENV_VAR) else {}
+        info = httpx.get(f"{base}/model", headers=headers, timeout=30).json()
         print(f"\nproduction model: {info['tag']}  (data {info['labels'].get('data_version')}, "
               f"commit {info['labels'].get('git_commit')})\n")
         print("hold-out evaluation (DuckDB):")
@@ -29,7 +32,7 @@ def main() -> None:
         users = events.loc[events["clicked"], "user_id"].value_counts().index[:3].tolist() + ["someone-new"]
         for user in users:
             started = time.perf_counter()
-            reply = httpx.post(f"{base}/recommend", json={"user_id": user, "k": 5}, timeout=30)
+            reply = httpx.post(f"{base}/recommend", json={"user_id": user, "k": 5}, headers=headers, timeout=30)
             reply.raise_for_status()
             body = reply.json()
             ms = (time.perf_counter() - started) * 1000

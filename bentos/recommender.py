@@ -1,60 +1,248 @@
-"""The served recommender, independent of BentoML: load a stored model directory and answer."""
+"""One served model version, independent of BentoML: candidates from the index, ordering from the ranker.
+
+Candidate generation is a user vector searched in the content index (exact or HNSW) plus the best
+items of the content-only prior (the ranker's score with an empty history, which is the same for
+every user and so computed once per model). ``user_vector`` is the hook a user-tower retrieval model
+plugs into; the default is the normalised mean of the history's content embeddings.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from bentos.schemas import HistoryVideo, RecommendedVideo, RecommendResponse
-from models.scoring import RankerScorer
-from models.serialization import load_ranker
+from bentos import schemas as s
+from bentos.catalog import Catalog, NewItem
+from bentos.content import ContentEmbedder, SentenceEncoder
 from models.ranker import BlendWeights
+from models.scoring import RankerScorer, Scores
+from models.serialization import load_encoder, load_ranker
 from vidrec import bundle
-from vidrec.items import item_feature_matrix
+from vidrec.index import ANN_THRESHOLD
+from vidrec.media.shards import read_shard
 from vidrec.privacy import pseudonymise
+from vidrec.text import item_text
+
+log = logging.getLogger(__name__)
+
+UserVector = Callable[[list[int], np.ndarray], "np.ndarray | None"]
+"""``(history rows, catalog embeddings) -> query vector in the item space`` (None: no personal vector)."""
+
+
+def mean_history_vector(history_rows: list[int], embeddings: np.ndarray) -> np.ndarray | None:
+    """Normalised mean of the history's content embeddings (recent items are the history's tail)."""
+    if not history_rows:
+        return None
+    vector = embeddings[history_rows].mean(axis=0)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else None
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    n_candidates: int = 100  # ranker inputs per request; the whole filtered catalog when it is this small
+    prior_share: float = 0.25  # part of the candidates taken from the content-only prior for known users
+    ann_threshold: int = ANN_THRESHOLD
+
+
+@dataclass
+class _User:
+    known: bool
+    rows: list[int]
+    ignored: list[str] = field(default_factory=list)
+    bucket: int = 0  # the ranker's hashed id for users it trained on, else 0 (history-only scoring)
 
 
 class LoadedRecommender:
     """Everything one model version needs to answer requests, held in memory."""
 
-    def __init__(self, directory: Path, tag: str, key: str) -> None:
+    def __init__(self, directory: Path, tag: str, key: str, sentences: SentenceEncoder,
+                 settings: ServingSettings = ServingSettings(), user_vector: UserVector = mean_history_vector) -> None:
+        started = time.perf_counter()
         tables = bundle.read_serving_tables(directory)
-        self.tag, self.key = tag, key
-        self.items = tables.items.reset_index(drop=True)
+        self.tag, self.key, self.settings, self.user_vector = tag, key, settings, user_vector
         self.histories = tables.histories
+        self.user_buckets = tables.user_buckets
         self.evaluation = tables.evaluation
-        ranker_config = tables.models["ranker"]
-        self.history_length = ranker_config["history_length"]
-        ids = self.items["video_id"].tolist()
-        self.index = {v: i for i, v in enumerate(ids)}
-        self.scorer = RankerScorer(
-            load_ranker(directory / bundle.RANKER_WEIGHTS, ranker_config), tables.embeddings,
-            self.items["id_bucket"].to_numpy(), item_feature_matrix(self.items),
-            BlendWeights(**tables.models["blend"]),
-        )
+        config = tables.models
+        self.history_length = config["ranker"]["history_length"]
+        ranker = load_ranker(directory / bundle.RANKER_WEIGHTS, config["ranker"])
+        blend = BlendWeights(**config["blend"])
+        self.content = ContentEmbedder(load_encoder(directory / bundle.ENCODER_WEIGHTS, config["encoder"]), sentences)
+        items = tables.items.reset_index(drop=True)
+        self.catalog = Catalog(items, tables.embeddings, items["id_bucket"].to_numpy(),
+                               lambda e, b, f: RankerScorer(ranker, e, b, f, blend), settings.ann_threshold)
+        self._upload_lock = threading.Lock()
+        self._refresh_prior()
+        self.uploads = 0
+        self.labels: dict[str, str] = {}  # lineage labels of the store entry, set by whoever loaded it
+        self.loaded_at = datetime.now(timezone.utc).isoformat()
+        log.info("model %s loaded: %d items, %s index, %.1f s", tag, len(self.catalog), self.catalog.index.kind,
+                 time.perf_counter() - started)
 
-    def recommend(self, user_id: str, k: int, exclude_seen: bool = True) -> RecommendResponse:
-        history = self.histories.get(pseudonymise(user_id, self.key), [])
-        rows = [self.index[v] for v in history if v in self.index]
-        scores = self.scorer.score_user(rows, self.history_length)
-        order = np.argsort(-scores.score, kind="stable")
-        if exclude_seen:
-            seen = set(rows)
-            order = np.array([i for i in order if i not in seen], dtype=np.int64)
-        top = order[:k]
-        items = [
-            RecommendedVideo(
-                video_id=self.items.at[i, "video_id"], title=str(self.items.at[i, "title"]),
-                category=str(self.items.at[i, "category"]), score=float(scores.score[i]),
-                p_click=float(scores.p_click[i]), expected_watch_s=float(scores.expected_watch_s[i]),
-                p_conversion=float(scores.p_conversion[i]),
-            )
-            for i in top
-        ]
-        return RecommendResponse(
-            user_id=user_id, known_user=bool(history), model_tag=self.tag,
-            history=[HistoryVideo(video_id=self.items.at[i, "video_id"], title=str(self.items.at[i, "title"]))
-                     for i in rows],
-            items=items,
-        )
+    # -- shared steps -------------------------------------------------------------------------
+
+    def _refresh_prior(self) -> None:
+        """Every head's content-only score (empty history, unknown user) per row, and rows ordered by it:
+        what a user without history gets, so their requests need no ranker pass at all."""
+        self.prior = self.catalog.scorer.score_user([], self.history_length)
+        self.prior_order = np.argsort(-self.prior.score, kind="stable")
+
+    def _insert_prior(self, row: int) -> None:
+        """Place one new row in the prior order by its own score (re-scoring 100k rows per upload would not do)."""
+        new = self.catalog.scorer.score_user([], self.history_length, np.array([row]))
+        position = int(np.searchsorted(-self.prior.score[self.prior_order], -new.score[0], side="right"))
+        self.prior = Scores(*(np.append(old, extra) for old, extra in
+                              zip((self.prior.p_click, self.prior.expected_watch_s, self.prior.p_conversion,
+                                   self.prior.score),
+                                  (new.p_click, new.expected_watch_s, new.p_conversion, new.score))))
+        self.prior_order = np.insert(self.prior_order, position, row)  # readers only take this reference
+
+    def _user(self, user_id: str, extra: list[str]) -> _User:
+        user_key = pseudonymise(user_id, self.key)
+        stored = self.histories.get(user_key, [])
+        rows, ignored = self.catalog.rows(list(stored) + list(extra))
+        return _User(known=bool(stored), rows=rows[-self.history_length:] if rows else [], ignored=ignored,
+                     bucket=int(self.user_buckets.get(user_key, 0)))
+
+    def _candidates(self, user: _User, allowed: np.ndarray | None) -> tuple[np.ndarray, str]:
+        n_allowed = len(self.catalog) if allowed is None else int(allowed.sum())
+        n = self.settings.n_candidates
+        if n_allowed <= n:
+            rows = np.arange(len(self.catalog)) if allowed is None else np.flatnonzero(allowed)
+            return rows, "all"
+        prior = self.prior_order[self.prior_order < len(allowed)] if allowed is not None else self.prior_order
+        if allowed is not None:
+            prior = prior[allowed[prior]]
+        vector = self.user_vector(user.rows, self.catalog.embeddings) if user.rows else None
+        if vector is None:
+            return prior[:n], "prior"
+        retrieved, _ = self.catalog.index.search(vector, n, allowed)
+        n_prior = max(1, int(n * self.settings.prior_share))
+        merged = np.concatenate([retrieved, prior[:n_prior]])
+        return merged[np.sort(np.unique(merged, return_index=True)[1])], self.catalog.index.kind
+
+    def _score(self, user: _User, candidates: np.ndarray) -> Scores:
+        prior = self.prior  # same numbers the ranker would give for an empty history and an unknown user
+        if not user.rows and user.bucket == 0 and (len(candidates) == 0 or candidates.max() < len(prior.score)):
+            return Scores(prior.p_click[candidates], prior.expected_watch_s[candidates],
+                          prior.p_conversion[candidates], prior.score[candidates])
+        return self.catalog.scorer.score_user(user.rows, self.history_length, candidates, user_bucket=user.bucket)
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def recommend(self, request: s.RecommendRequest) -> s.RecommendResponse:
+        user = self._user(request.user_id, request.history)
+        allowed = self.catalog.allowed(request.filters, user.rows)
+        candidates, how = self._candidates(user, allowed)
+        scores = self._score(user, candidates)
+        order = np.argsort(-scores.score, kind="stable")[: request.k]
+        items = [s.RecommendedVideo(**self.catalog.describe(int(candidates[i])), score=float(scores.score[i]),
+                                    p_click=float(scores.p_click[i]),
+                                    expected_watch_s=float(scores.expected_watch_s[i]),
+                                    p_conversion=float(scores.p_conversion[i])) for i in order]
+        history = [s.HistoryVideo(video_id=d["video_id"], title=d["title"])
+                   for d in map(self.catalog.describe, user.rows)]
+        return s.RecommendResponse(user_id=request.user_id, known_user=user.known, model_tag=self.tag,
+                                   retrieval=how, candidates=len(candidates), history=history,
+                                   ignored_history=user.ignored, items=items)
+
+    def _neighbours(self, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[s.SimilarVideo]:
+        rows, sims = self.catalog.index.search(vector, k, allowed)
+        return [s.SimilarVideo(**self.catalog.describe(int(r)), similarity=float(v)) for r, v in zip(rows, sims)]
+
+    def similar(self, request: s.SimilarRequest) -> s.SimilarResponse:
+        """Raises KeyError naming the video when it is not in the catalog."""
+        row = self.catalog.row_of.get(request.video_id)
+        if row is None:
+            raise KeyError(request.video_id)
+        allowed = self.catalog.allowed(request.filters, [row] if request.filters.exclude_seen else None)
+        if allowed is None:
+            allowed = np.ones(len(self.catalog), dtype=bool)
+        allowed[row] = False  # never "similar to itself"
+        items = self._neighbours(self.catalog.embeddings[row], request.k, allowed)
+        return s.SimilarResponse(video_id=request.video_id, model_tag=self.tag, items=items)
+
+    def search(self, request: s.SearchRequest) -> s.SearchResponse:
+        allowed = self.catalog.allowed(request.filters)
+        items = self._neighbours(self.content.query(request.query), request.k, allowed)
+        return s.SearchResponse(query=request.query, model_tag=self.tag, items=items)
+
+    def creators(self, request: s.CreatorsRequest) -> s.CreatorsResponse:
+        """Creators ranked by the mean blended score of their three best candidate videos for the user."""
+        user = self._user(request.user_id, request.history)
+        allowed = self.catalog.allowed(s.Filters(exclude_seen=False), live_only=request.live_only)
+        candidates, _ = self._candidates(user, allowed)
+        scores = self._score(user, candidates).score
+        best: dict[str, list[tuple[float, str]]] = {}
+        for row, score in zip(candidates.tolist(), scores.tolist()):
+            best.setdefault(self.catalog.creator[row], []).append((score, self.catalog.items.at[row, "video_id"]))
+        live = {c for c, flag in zip(self.catalog.creator, self.catalog.is_live_host) if flag}
+        ranked = []
+        for creator, pairs in best.items():
+            top = sorted(pairs, reverse=True)[:3]
+            ranked.append(s.RecommendedCreator(creator_id=creator, is_live_host=creator in live,
+                                               score=sum(p[0] for p in top) / 3.0, videos=[p[1] for p in top]))
+        ranked.sort(key=lambda c: (-c.score, c.creator_id))
+        return s.CreatorsResponse(user_id=request.user_id, known_user=user.known, model_tag=self.tag,
+                                  creators=ranked[: request.k])
+
+    def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
+        """One ranker pass over every (user, candidate) pair of a batch of requests."""
+        users = [self._user(r.user_id, r.history) for r in requests]
+        parts = [self.catalog.rows(r.video_ids) for r in requests]
+        histories, candidates, buckets = [], [], []
+        for user, (rows, _) in zip(users, parts):
+            buckets.append(np.full(len(rows), user.bucket, dtype=np.int64))
+            line = np.full(self.history_length, -1, dtype=np.int64)
+            if user.rows:
+                line[-len(user.rows):] = user.rows
+            histories.append(np.broadcast_to(line, (len(rows), self.history_length)))
+            candidates.append(np.asarray(rows, dtype=np.int64))
+        scores = self.catalog.scorer.score(np.concatenate(histories), np.concatenate(candidates),
+                                           user_ids=np.concatenate(buckets))
+        out, start = [], 0
+        for request, user, (rows, unknown) in zip(requests, users, parts):
+            span = slice(start, start + len(rows))
+            start += len(rows)
+            block = [s.RankedVideo(video_id=self.catalog.items.at[r, "video_id"], score=float(sc), p_click=float(pc),
+                                   expected_watch_s=float(w), p_conversion=float(pv))
+                     for r, sc, pc, w, pv in zip(rows, scores.score[span], scores.p_click[span],
+                                                 scores.expected_watch_s[span], scores.p_conversion[span])]
+            block.sort(key=lambda v: -v.score)
+            out.append(s.RankResponse(user_id=request.user_id, known_user=user.known, model_tag=self.tag,
+                                      items=block, unknown_video_ids=unknown))
+        return out
+
+    # -- cold start -----------------------------------------------------------------------------
+
+    def add_upload(self, record: dict) -> int:
+        """Embed a landed upload (its feature shard + metadata) with this version's encoder and make it
+        recommendable: in the index, in the ranker's inputs and in the content-only prior."""
+        if record["video_id"] in self.catalog.row_of:
+            return self.catalog.row_of[record["video_id"]]
+        text = item_text(record.get("title"), record.get("tags") or [], record.get("description"))
+        embedding = self.content.video(read_shard(Path(record["shard"])), text)
+        row = {"video_id": record["video_id"], "title": record.get("title") or "", "category": record["category"],
+               "creator_id": record["creator_id"], "is_product": bool(record.get("is_product")),
+               "price": float(record.get("price") or 0.0), "duration_s": float(record["duration_s"]),
+               "is_live_host": bool(record.get("is_live_host"))}
+        with self._upload_lock:  # rows and prior scores stay aligned when two uploads race
+            before = len(self.catalog)
+            added = self.catalog.add(NewItem(row, embedding))
+            if added == before:
+                self._insert_prior(added)
+                self.uploads += 1
+        return added
+
+    def model_info(self, last_error: str | None) -> s.ModelInfo:
+        return s.ModelInfo(tag=self.tag, labels=self.labels, evaluation=self.evaluation, items=len(self.catalog),
+                           uploads=self.uploads, index=self.catalog.index.kind, loaded_at=self.loaded_at,
+                           last_load_error=last_error)

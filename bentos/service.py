@@ -1,53 +1,174 @@
-"""The vidrec HTTP service: loads the production model from the BentoML store and recommends."""
+"""The vidrec HTTP service: retrieval, ranking, cold-start uploads and feedback events over the production model."""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import anyio
 import bentoml
 import torch
+from bentoml.exceptions import InvalidArgument, NotFound, UnprocessableEntity
+from bentoml.validators import ContentType
 from pydantic import Field
 
-from bentos.recommender import LoadedRecommender
-from bentos.schemas import ModelInfo, RecommendResponse
+from bentos import schemas as s
+from bentos.content import SentenceEncoder
+from bentos.guard import RequestGuard
+from bentos.model_watch import ModelHolder
+from bentos.recommender import LoadedRecommender, ServingSettings
+from bentos.uploads import UploadRejected, process_upload
 from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_root
+from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads
 from vidrec.registry import ProductionPointer
+from vidrec.text import normalise_text
+
+log = logging.getLogger(__name__)
+
+WORKERS = 2  # one per core: a worker is CPU-bound (ranker pass), so more would only queue
+POLL_ENV_VAR = "VIDREC_MODEL_POLL_S"
 
 
-def load_production(root: Path, key: str) -> tuple[LoadedRecommender, bentoml.Model]:
-    tag = ProductionPointer(Paths(root).registry).tag
-    if tag is None:
-        raise RuntimeError(
-            f"no production model recorded under {root}; materialise the pipeline "
-            "(`make demo` or `dagster job execute -m assets.definitions -j main`) first"
-        )
-    model = bentoml.models.get(tag)
-    return LoadedRecommender(Path(model.path), str(model.tag), key), model
+def torch_threads(cores: int, workers: int) -> int:
+    """Threads per worker so that workers x threads <= cores (at least one)."""
+    return max(1, cores // max(1, workers))
 
 
-@bentoml.service(workers=1, traffic={"timeout": 30})
+@bentoml.service(
+    workers=WORKERS,
+    traffic={"timeout": 60},
+    http={"host": "127.0.0.1", "port": 3001},  # loopback unless the operator binds wider on purpose
+)
 class Recommender:
-    """Recommends videos for a user from the production model."""
+    """Recommends, ranks, searches and ingests for the vidrec production model."""
 
     def __init__(self) -> None:
-        # One worker with all its threads would oversubscribe a 2-core machine under load.
-        torch.set_num_threads(1)
-        key = os.environ.get(PSEUDONYM_KEY_ENV_VAR) or DEMO_PSEUDONYM_KEY
-        self.recommender, self.model = load_production(resolve_root(), key)
+        torch.set_num_threads(torch_threads(os.cpu_count() or 1, WORKERS))
+        root = resolve_root()
+        self.paths = Paths(root).ensure()
+        self.key = os.environ.get(PSEUDONYM_KEY_ENV_VAR) or DEMO_PSEUDONYM_KEY
+        self.sentences = SentenceEncoder()  # loaded once per worker, shared by every model version
+        self.landing = EventLanding(self.paths.landing, self.key)
+        self.holder: ModelHolder[LoadedRecommender] = ModelHolder(
+            ProductionPointer(self.paths.registry), self._load,
+            poll_s=float(os.environ.get(POLL_ENV_VAR) or 2.0), catch_up=self._apply_uploads)
+        self.holder.start()
 
-    @bentoml.api
-    def recommend(
-        self,
-        user_id: Annotated[str, Field(min_length=1, max_length=256)],
-        k: Annotated[int, Field(ge=1, le=100)] = 10,
-    ) -> RecommendResponse:
+    def _apply_uploads(self, model: LoadedRecommender) -> None:
+        for record in landed_uploads(self.paths.landing, skip=model.catalog.row_of):
+            model.add_upload(record)
+
+    def _load(self, tag: str) -> LoadedRecommender:
+        stored = bentoml.models.get(tag)
+        model = LoadedRecommender(Path(stored.path), str(stored.tag), self.key, self.sentences, ServingSettings())
+        model.labels = dict(stored.info.labels)
+        self._apply_uploads(model)  # uploads stay recommendable across promotions and restarts
+        return model
+
+    def __is_ready__(self) -> bool:
+        return self.holder.current is not None
+
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        self.holder.stop()
+
+    @bentoml.api(input_spec=s.RecommendRequest)
+    def recommend(self, **params: Any) -> s.RecommendResponse:
         """Top-k videos for the user, ranked by the blended click / watch / conversion score."""
-        return self.recommender.recommend(user_id, k)
+        return self.holder.current.recommend(s.RecommendRequest.model_validate(params))
+
+    @bentoml.api(input_spec=s.SimilarRequest)
+    def similar(self, **params: Any) -> s.SimilarResponse:
+        """Videos whose fused content embedding is nearest (works for videos nobody has watched)."""
+        request = s.SimilarRequest.model_validate(params)
+        try:
+            return self.holder.current.similar(request)
+        except KeyError:
+            raise NotFound(f"unknown video_id {request.video_id!r}: not in the serving catalog") from None
+
+    @bentoml.api(input_spec=s.SearchRequest)
+    def search(self, **params: Any) -> s.SearchResponse:
+        """Videos whose content matches the text (MiniLM query through the encoder's text projection)."""
+        request = s.SearchRequest.model_validate(params)
+        if not normalise_text(request.query):
+            raise InvalidArgument("query is empty after normalisation")
+        return self.holder.current.search(request)
+
+    @bentoml.api(input_spec=s.CreatorsRequest)
+    def creators(self, **params: Any) -> s.CreatorsResponse:
+        """Creators and live hosts ranked for the user from the scores of their videos."""
+        return self.holder.current.creators(s.CreatorsRequest.model_validate(params))
+
+    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=200)
+    def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
+        """The ranker's ordering of each request's candidates (concurrent requests are batched)."""
+        return self.holder.current.rank(requests)
+
+    @bentoml.api(route="/videos")
+    async def upload(
+        self,
+        file: Annotated[Path, ContentType("video/mp4")],
+        title: Annotated[str, Field(min_length=1, max_length=300)],
+        category: Annotated[str, Field(min_length=1, max_length=64)],
+        creator_id: Annotated[str, Field(min_length=1, max_length=128)],
+        description: Annotated[str, Field(max_length=5000)] = "",
+        tags: Annotated[str, Field(max_length=1000, description="comma-separated")] = "",
+        is_product: bool = False,
+        price: Annotated[float | None, Field(ge=0)] = None,
+        is_live_host: bool = False,
+    ) -> s.UploadResponse:
+        """Upload an MP4 (multipart, field `file`): probed in an isolated worker, embedded, recommendable at once."""
+        metadata = {"title": title, "category": category, "creator_id": creator_id, "description": description,
+                    "tags": [t.strip() for t in tags.split(",") if t.strip()], "is_product": is_product,
+                    "price": price, "is_live_host": is_live_host}
+        # Off the request thread: probing waits seconds on a worker process and must not hold up /recommend.
+        return await anyio.to_thread.run_sync(self._ingest_upload, file, metadata)
+
+    def _ingest_upload(self, file: Path, metadata: dict) -> s.UploadResponse:
+        started = time.perf_counter()
+        try:
+            processed = process_upload(file, self.paths.features)
+        except UploadRejected as error:
+            raise UnprocessableEntity(str(error)) from None
+        model = self.holder.current
+        created = processed.video_id not in model.catalog.row_of
+        record = {**metadata, "sha256": processed.sha256, "shard": str(processed.shard),
+                  "duration_s": processed.duration_s, "has_audio": processed.has_audio, "uploaded_at": time.time()}
+        if created:
+            land_upload(self.paths.landing, processed.video_id, file, record)
+        model.add_upload({"video_id": processed.video_id, **record})
+        if self.holder.current is not model:  # a promotion swapped models meanwhile: the new one needs it too
+            self.holder.current.add_upload({"video_id": processed.video_id, **record})
+        text = f"{metadata['title']} {metadata['description']} {' '.join(metadata['tags'])}"
+        return s.UploadResponse(video_id=processed.video_id, created=created, model_tag=model.tag,
+                                duration_s=processed.duration_s, has_audio=processed.has_audio,
+                                has_text=bool(normalise_text(text)),
+                                processing_s=round(time.perf_counter() - started, 3))
+
+    @bentoml.api(input_spec=s.EventsRequest)
+    def events(self, **params: Any) -> s.EventsResponse:
+        """Append feedback events durably (fsync) to the landing area; user ids are pseudonymised first."""
+        request = s.EventsRequest.model_validate(params)
+        received = datetime.now(timezone.utc)
+        batch = [FeedbackEvent(**{**e.model_dump(), "ts": e.ts or received})
+                 for e in request.events]
+        try:
+            ids = self.landing.append(batch)
+        except ValueError as error:
+            raise InvalidArgument(str(error)) from None
+        known = self.holder.current.catalog.row_of
+        unknown = sorted({e.video_id for e in request.events if e.video_id not in known})
+        return s.EventsResponse(accepted=len(ids), event_ids=ids, unknown_video_ids=unknown)
 
     @bentoml.api(route="/model")
-    def model_info(self) -> ModelInfo:
-        """The production model's tag, lineage labels and evaluation table."""
-        return ModelInfo(tag=self.recommender.tag, labels=dict(self.model.info.labels),
-                         evaluation=self.recommender.evaluation)
+    def model_info(self) -> s.ModelInfo:
+        """The serving model's tag, lineage labels, evaluation table and catalog size (also GET /model)."""
+        model = self.holder.current
+        return model.model_info(self.holder.last_error)
+
+
+Recommender.add_asgi_middleware(RequestGuard)

@@ -1,0 +1,292 @@
+"""Serving speed: /recommend against a served process over a 100,000-video index, the HTTP floor,
+HNSW versus exact search on the same vectors, and upload-to-recommendable time for a 10 s video.
+
+The model is trained briefly on the demo world (the encoder for its default epochs, the ranker for one): quality is not measured here, only
+the cost of answering. The catalog is grown to ``--items`` by synthesising items around the real
+ones: each synthetic item copies a random real item's metadata and takes its content embedding
+plus Gaussian noise of norm ~0.3, renormalised (so the vectors keep the real clusters' shape, which
+is what HNSW's recall depends on). Synthetic items have id bucket 0, like any item the ranker never
+trained on. Run the full size under the heavy-job lock:
+
+    flock /tmp/vidrec-heavy.lock nice -n 5 .venv/bin/python benchmarks/serve.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+
+from _common import write_result  # noqa: E402
+
+log = logging.getLogger("benchmarks.serve")
+API_KEY = "benchmark-key"
+NOISE_NORM = 0.3
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def synthesise(items: pd.DataFrame, embeddings: np.ndarray, buckets: np.ndarray, n_items: int,
+               seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Grow the catalog to ``n_items`` with noisy copies of real items (see the module docstring)."""
+    extra = n_items - len(items)
+    if extra <= 0:
+        return items, embeddings, buckets
+    rng = np.random.default_rng(seed)
+    parents = rng.integers(0, len(items), extra)
+    noise = rng.normal(size=(extra, embeddings.shape[1])) * (NOISE_NORM / np.sqrt(embeddings.shape[1]))
+    vectors = embeddings[parents] + noise
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    synthetic = items.iloc[parents].copy()
+    synthetic["video_id"] = [f"syn{i:07d}" for i in range(extra)]
+    grown = pd.concat([items, synthetic], ignore_index=True)
+    return (grown, np.concatenate([embeddings, vectors.astype(np.float32)]),
+            np.concatenate([buckets, np.zeros(extra, dtype=np.int64)]))
+
+
+def build_model(root: Path, world: Path, n_items: int, key: str, features: Path) -> tuple[str, pd.Series, np.ndarray]:
+    """Train briefly on ``world``, grow the catalog, save to the store and promote; returns
+    (tag, raw user ids with clicks, grown embeddings). ``features`` is the shard cache to reuse."""
+    from assets.model_store import save_to_store
+    from models.config import RankerConfig
+    from models.steps import StepSettings, fit_encoder, fit_ranker, item_embedding_matrix, ranker_inputs
+    from vidrec.behaviour import latest_histories
+    from vidrec.config import Paths
+    from vidrec.items import tables_from_directory
+    from vidrec.registry import ProductionPointer
+
+    paths = Paths(root).ensure()
+    started = time.perf_counter()
+    items, events = tables_from_directory(world, features, key)
+    log.info("tables: %d items, %d events (%.0f s)", len(items), len(events), time.perf_counter() - started)
+    # The encoder gets its default epochs (seconds on 300 items): a barely trained encoder collapses every
+    # item onto one direction, and noise around a collapsed catalog is uniform noise, not a catalog.
+    settings = StepSettings(ranker_epochs=1, patience=1)
+    encoder = fit_encoder(items, events, paths.checkpoints / "bench-encoder", settings)
+    embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(item_embedding_matrix(encoder, items))})
+    ranker = fit_ranker(items, embeddings, events, paths.checkpoints / "bench-ranker", settings)
+    inputs = ranker_inputs(items, embeddings, events, RankerConfig(**ranker.config))
+    histories = latest_histories(events[events["clicked"]], length=ranker.config["history_length"])
+    log.info("trained (%.0f s); synthesising %d items", time.perf_counter() - started, n_items)
+    grown, vectors, buckets = synthesise(items, inputs.embeddings, inputs.buckets, n_items)
+    labels = {"git_commit": "benchmark", "data_version": world.name, "run_id": "benchmarks/serve.py",
+              "bench_items": str(len(grown))}
+    tag = save_to_store(encoder, ranker, grown, vectors, buckets, histories, [], labels, {"metrics": {}},
+                        user_buckets=inputs.user_buckets)
+    ProductionPointer(paths.registry).promote(tag)
+    users = events.loc[events["clicked"], "user_id"].drop_duplicates()
+    return tag, users, vectors
+
+
+def measure_index(vectors: np.ndarray, queries: int, seed: int = 1) -> dict:
+    """HNSW versus exact on the same vectors: single-query latencies alternating, recall@10."""
+    from vidrec.index import ExactIndex, HnswIndex, recall_at_k
+
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(vectors), queries)
+    q = vectors[picks] + rng.normal(size=(queries, vectors.shape[1])) * (0.2 / np.sqrt(vectors.shape[1]))
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    started = time.perf_counter()
+    ann = HnswIndex(vectors)
+    build_s = time.perf_counter() - started
+    exact = ExactIndex(vectors)
+    ann_ms, exact_ms, found, truth = [], [], [], []
+    for i, query in enumerate(q):
+        order = ((ann, ann_ms, found), (exact, exact_ms, truth))
+        for index, times, out in (order if i % 2 == 0 else order[::-1]):
+            t = time.perf_counter()
+            rows, _ = index.search(query, 10)
+            times.append((time.perf_counter() - t) * 1000)
+            out.append(rows)
+    return {"ann_p99_ms": _percentile(ann_ms, 99), "exact_p99_ms": _percentile(exact_ms, 99),
+            "ann_p50_ms": _percentile(ann_ms, 50), "exact_p50_ms": _percentile(exact_ms, 50),
+            "ann_p99_over_exact": _percentile(ann_ms, 99) / _percentile(exact_ms, 99),
+            "ann_recall_at_10": recall_at_k(found, truth), "ann_build_s": build_s, "index_queries": queries}
+
+
+def payloads(users: list[str], categories: list[str], n: int, seed: int = 2) -> list[dict]:
+    """70% known users, 15% known users with a category filter, 15% users the model does not know."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        roll = rng.random()
+        if roll < 0.70:
+            out.append({"user_id": rng.choice(users), "k": 10})
+        elif roll < 0.85:
+            out.append({"user_id": rng.choice(users), "k": 10, "filters": {"category": rng.choice(categories)}})
+        else:
+            out.append({"user_id": f"bench-new-{i}", "k": 10})
+    return out
+
+
+async def _load(base: str, method: str, path: str, bodies: list[dict | None], concurrency: int) -> tuple[list[float], int]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base, connector=connector, headers={"X-API-Key": API_KEY}) as session:
+        async def worker() -> None:
+            nonlocal errors
+            while not queue.empty():
+                body = queue.get_nowait()
+                started = time.perf_counter()
+                try:
+                    async with session.request(method, path, json=body) as reply:
+                        await reply.read()
+                        ok = reply.status == 200
+                except aiohttp.ClientError:
+                    ok = False
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += not ok
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors
+
+
+def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int) -> dict:
+    """Alternate /recommend and the floor (/healthz) in rounds so both see the same machine state."""
+    recommend, floor, errors, per_round = [], [], 0, []
+    chunk = max(1, len(bodies) // rounds)
+    for r in range(rounds):
+        part = bodies[r * chunk:(r + 1) * chunk] if r < rounds - 1 else bodies[r * chunk:]
+        jobs = [("POST", "/recommend", part), ("GET", "/healthz", [None] * len(part))]
+        round_stats = {}
+        started = time.perf_counter()
+        for method, path, batch in (jobs if r % 2 == 0 else jobs[::-1]):
+            t = time.perf_counter()
+            latencies, failed = asyncio.run(_load(base, method, path, batch, concurrency))
+            round_stats[path] = (latencies, time.perf_counter() - t)
+            errors += failed
+        rec, rec_s = round_stats["/recommend"]
+        recommend += rec
+        floor += round_stats["/healthz"][0]
+        per_round.append({"recommend_p99_ms": _percentile(rec, 99), "floor_p99_ms": _percentile(round_stats["/healthz"][0], 99),
+                          "rps": len(rec) / rec_s})
+        log.info("round %d/%d: /recommend p50 %.1f ms p99 %.1f ms, %.0f rps; floor p99 %.1f ms (%.0f s)", r + 1, rounds,
+                 _percentile(rec, 50), _percentile(rec, 99), len(rec) / rec_s, per_round[-1]["floor_p99_ms"],
+                 time.perf_counter() - started)
+    p99, floor_p99 = _percentile(recommend, 99), _percentile(floor, 99)
+    return {"requests": len(recommend), "errors": errors, "recommend_p50_ms": _percentile(recommend, 50),
+            "recommend_p99_ms": p99, "floor_p50_ms": _percentile(floor, 50), "floor_p99_ms": floor_p99,
+            "p99_over_floor": p99 / floor_p99, "rps": statistics.median(r["rps"] for r in per_round),
+            "median_round_p99_over_floor": statistics.median(r["recommend_p99_ms"] / r["floor_p99_ms"] for r in per_round),
+            "rounds": per_round}
+
+
+def render_clip(path: Path, seconds: float = 10.0) -> Path:
+    """A 10 s 320x240 24 fps H.264 + AAC clip rendered by the demo world's renderer."""
+    from vidrec.world.render import RenderJob, render_video
+
+    render_video(RenderJob(video_id="bench_upload", path=str(path), hue=0.31, pitch_hz=330.0, style=1, energy=0.6,
+                           quality=0.9, has_audio=True, n_frames=int(seconds * 24), fps=24, width=320, height=240,
+                           sample_rate=16000, seed=7, index=0))
+    return path
+
+
+def measure_upload(base: str, clip: Path, repeats: int) -> dict:
+    """Seconds from sending the upload until /similar and /rank both know the new video (median)."""
+    import httpx
+
+    times = []
+    with httpx.Client(base_url=base, headers={"X-API-Key": API_KEY}, timeout=120) as client:
+        for i in range(repeats):
+            data = clip.read_bytes() + b"\0" * i  # new bytes each time: a fresh video, not a duplicate
+            started = time.perf_counter()
+            reply = client.post("/videos", files={"file": ("clip.mp4", data, "video/mp4")},
+                                data={"title": f"benchmark upload {i}", "category": "music", "creator_id": "c_bench",
+                                      "tags": "guitar,live", "description": "a ten second upload"})
+            reply.raise_for_status()
+            video_id = reply.json()["video_id"]
+            while True:
+                similar = client.post("/similar", json={"video_id": video_id, "k": 5})
+                rank = client.post("/rank", json={"requests": [{"user_id": "u", "video_ids": [video_id]}]})
+                if similar.status_code == 200 and rank.status_code == 200 and not rank.json()[0]["unknown_video_ids"]:
+                    break
+                time.sleep(0.05)
+            times.append(time.perf_counter() - started)
+    return {"upload_to_recommendable_s": statistics.median(times), "upload_runs_s": times}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny world, 5,000 items, 1,000 requests")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--items", type=int, default=None)
+    parser.add_argument("--requests", type=int, default=None)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--root", default=None,
+                        help="state root for the benchmark (default: <VIDREC_HOME>/benchmarks/serve[-quick])")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    n_items = args.items or (5_000 if args.quick else 100_000)
+    n_requests = args.requests or (1_000 if args.quick else 10_000)
+
+    from bentos import server
+    from vidrec.config import Paths, resolve_data, resolve_root, tool_env
+    from vidrec.world.generate import generate_world
+
+    main_root = resolve_root()
+    root = Path(args.root).resolve() if args.root else main_root / "benchmarks" / ("serve-quick" if args.quick else "serve")
+    workdir = root / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    key = "benchmark-pseudonym-key"
+    env = {**tool_env(root, {"VIDREC_PSEUDONYM_KEY": key}), "VIDREC_API_KEY": API_KEY}
+    os.environ.update(env)  # BentoML reads its home when first imported (below, via the model store)
+    world = resolve_data() if not args.quick else workdir / "tiny"
+    if args.quick:
+        generate_world(world, size="tiny", progress=False)
+    # Shards and text embeddings are content-addressed: reuse the main root's cache.
+    tag, users, vectors = build_model(root, world, n_items, key, Paths(main_root).features)
+    from bentos.service import WORKERS as workers  # after the environment: BentoML reads its home on import
+    index = measure_index(vectors, queries=500 if args.quick else 2_000)
+    log.info("index: %s", {k: v for k, v in index.items()})
+
+    port = server.free_port()
+    started = time.perf_counter()
+    process = server.start(port, env, timeout_s=900, log_path=workdir / "server.log")
+    startup_s = time.perf_counter() - started
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        info = httpx.get(f"{base}/model", headers={"X-API-Key": API_KEY}, timeout=60).json()
+        categories = sorted({c for c in pd.read_csv(world / "metadata.csv")["category"].dropna()})
+        bodies = payloads(users.tolist(), categories, n_requests)
+        asyncio.run(_load(base, "POST", "/recommend", bodies[:200], args.concurrency))  # warm-up, not counted
+        load = run_load(base, bodies, args.concurrency, rounds=10)
+        clip = render_clip(workdir / "clip10s.mp4")
+        upload = measure_upload(base, clip, repeats=3)
+    finally:
+        server.stop(process)
+    payload = {
+        "sizes": {"items": info["items"], "requests": load["requests"], "concurrency": args.concurrency,
+                  "world": world.name, "index": info["index"], "upload_clip_s": 10.0},
+        "items": info["items"], "requests": load["requests"], "concurrency": args.concurrency,
+        **{k: v for k, v in load.items() if k != "requests"}, **index, **upload,
+        "server_startup_s": startup_s, "model_tag": tag, "workers": workers,
+    }
+    path = write_result("serve", payload, args.out, args.quick)
+    print(json.dumps({k: v for k, v in payload.items() if k != "rounds"}, indent=2, default=float))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The serving catalog: item rows, their content embeddings and ranker inputs, the retrieval index, filters.
+
+Rows are append-only (uploads add rows; nothing is removed while a model serves), so a row number
+taken by one request stays valid while another request appends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bentos.schemas import Filters
+from models.scoring import RankerScorer
+from vidrec.index import ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
+from vidrec.items import item_feature_matrix
+
+COLUMNS = ("video_id", "title", "category", "creator_id", "is_product", "price", "duration_s", "is_live_host")
+
+
+@dataclass
+class NewItem:
+    """An item to append: its catalog columns and its content embedding (id bucket 0: never trained on)."""
+
+    row: dict
+    embedding: np.ndarray
+
+
+class Catalog:
+    """``make_scorer(embeddings, id_buckets, features)`` builds the ranker's scorer over the current rows."""
+
+    def __init__(self, items: pd.DataFrame, embeddings: np.ndarray, id_buckets: np.ndarray,
+                 make_scorer: Callable[[np.ndarray, np.ndarray, np.ndarray], RankerScorer],
+                 ann_threshold: int = ANN_THRESHOLD) -> None:
+        if len(items) != len(embeddings) or len(items) != len(id_buckets):
+            raise ValueError(f"catalog parts disagree: {len(items)} items, {len(embeddings)} embeddings, "
+                             f"{len(id_buckets)} id buckets")
+        self._lock = threading.Lock()
+        self.items = items[list(COLUMNS)].reset_index(drop=True).copy()
+        self.items["category"] = self.items["category"].astype(str)
+        self.items["creator_id"] = self.items["creator_id"].astype(str)
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.id_buckets = np.asarray(id_buckets, dtype=np.int64)
+        self.features = item_feature_matrix(self.items)
+        self.row_of = {v: i for i, v in enumerate(self.items["video_id"])}
+        self._make_scorer = make_scorer
+        self.scorer = make_scorer(self.embeddings, self.id_buckets, self.features)
+        self.index: ExactIndex | HnswIndex = build_index(self.embeddings, ann_threshold)
+        self._refresh_columns()
+
+    def _refresh_columns(self) -> None:
+        # NumPy copies of the filter columns: a boolean mask over 100k rows costs microseconds this way.
+        self.category = self.items["category"].to_numpy(dtype=object)
+        self.is_product = self.items["is_product"].astype(bool).to_numpy()
+        self.is_live_host = self.items["is_live_host"].astype(bool).to_numpy()
+        self.creator = self.items["creator_id"].to_numpy(dtype=object)
+        self._category_masks: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    def rows(self, video_ids: list[str]) -> tuple[list[int], list[str]]:
+        """Rows of the known ids (in order) and the ids that are not in the catalog."""
+        known, unknown = [], []
+        for video_id in video_ids:
+            row = self.row_of.get(video_id)
+            (unknown.append(video_id) if row is None else known.append(row))
+        return known, unknown
+
+    def allowed(self, filters: Filters, seen: list[int] | None = None, live_only: bool = False) -> np.ndarray | None:
+        """Boolean mask of rows passing the filters, or None when everything passes."""
+        n = len(self)
+        mask: np.ndarray | None = None
+
+        def narrow(part: np.ndarray) -> None:
+            nonlocal mask
+            mask = part[:n].copy() if mask is None else mask & part[:n]
+
+        if filters.category is not None:
+            cached = self._category_masks.get(filters.category)
+            if cached is None or len(cached) < n:
+                cached = self._category_masks[filters.category] = self.category == filters.category
+            narrow(cached)
+        if filters.product_only:
+            narrow(self.is_product)
+        if live_only:
+            narrow(self.is_live_host)
+        if filters.exclude_seen and seen:
+            if mask is None:
+                mask = np.ones(n, dtype=bool)
+            mask[[r for r in seen if r < n]] = False
+        return mask
+
+    def add(self, item: NewItem) -> int:
+        """Append one item and return its row; readers see it once ``row_of`` names it."""
+        with self._lock:
+            existing = self.row_of.get(item.row["video_id"])
+            if existing is not None:
+                return existing
+            frame = pd.DataFrame([{c: item.row[c] for c in COLUMNS}])
+            self.items = pd.concat([self.items, frame], ignore_index=True)
+            vector = np.asarray(item.embedding, dtype=np.float32).reshape(1, -1)
+            self.embeddings = np.concatenate([self.embeddings, vector])
+            self.id_buckets = np.concatenate([self.id_buckets, np.zeros(1, dtype=np.int64)])
+            self.features = np.concatenate([self.features, item_feature_matrix(frame)])
+            self._refresh_columns()
+            # Scorer first, index second, id last: whoever can find the row can also score it.
+            self.scorer = self._make_scorer(self.embeddings, self.id_buckets, self.features)
+            self.index.add(vector)
+            row = len(self.items) - 1
+            self.row_of[item.row["video_id"]] = row  # published last: the row is complete before anyone sees it
+            return row
+
+    def describe(self, row: int) -> dict:
+        return {"video_id": self.items.at[row, "video_id"], "title": str(self.items.at[row, "title"]),
+                "category": str(self.items.at[row, "category"]), "creator_id": str(self.items.at[row, "creator_id"])}

@@ -1,0 +1,74 @@
+"""Exact and HNSW retrieval: same answers where they must agree, recall@10 >= 0.95 where they may not."""
+
+import numpy as np
+import pytest
+
+from vidrec.index import ExactIndex, HnswIndex, HnswSettings, build_index, recall_at_k
+
+
+def _clustered(n: int, dim: int = 64, clusters: int = 50, seed: int = 0) -> np.ndarray:
+    """Unit vectors around cluster centres: the shape real content embeddings have (categories, styles)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_exact_index_matches_brute_force_and_honours_the_mask() -> None:
+    x = _clustered(500)
+    index = ExactIndex(x)
+    q = x[7]
+    rows, scores = index.search(q, 10)
+    assert rows[0] == 7 and np.allclose(scores, np.sort(x @ q)[::-1][:10], atol=1e-6)
+    allowed = np.zeros(500, dtype=bool)
+    allowed[[3, 9, 400]] = True
+    rows, _ = index.search(q, 10, allowed)
+    assert sorted(rows.tolist()) == [3, 9, 400]  # fewer than k when fewer are allowed
+    assert len(index.search(q, 10, np.zeros(500, dtype=bool))[0]) == 0
+
+
+def test_exact_index_appends_rows() -> None:
+    x = _clustered(100)
+    index = ExactIndex(x[:99])
+    index.add(x[99:])
+    assert len(index) == 100 and index.search(x[99], 1)[0][0] == 99
+    with pytest.raises(ValueError, match="dimension"):
+        index.add(np.ones((1, 3), dtype=np.float32))
+
+
+def test_build_index_switches_to_hnsw_above_the_threshold() -> None:
+    x = _clustered(300)
+    assert build_index(x, threshold=1000).kind == "exact"
+    assert build_index(x, threshold=100).kind == "hnsw"
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[np.ndarray, HnswIndex, ExactIndex]:
+    x = _clustered(10_000)
+    return x, HnswIndex(x, HnswSettings()), ExactIndex(x)
+
+
+def test_hnsw_recall_at_10_against_exact_is_at_least_095(corpus) -> None:
+    x, ann, exact = corpus
+    queries = _clustered(200, seed=1)
+    approximate = np.stack([ann.search(q, 10)[0] for q in queries])
+    truth = np.stack([exact.search(q, 10)[0] for q in queries])
+    assert recall_at_k(approximate, truth) >= 0.95
+
+
+def test_hnsw_filtered_search_returns_only_allowed_rows_with_high_recall(corpus) -> None:
+    x, ann, exact = corpus
+    allowed = np.random.default_rng(2).random(len(x)) < 0.2  # a category-sized slice of the catalog
+    queries = _clustered(100, seed=3)
+    approximate = [ann.search(q, 10, allowed)[0] for q in queries]
+    truth = [exact.search(q, 10, allowed)[0] for q in queries]
+    assert all(allowed[rows].all() and len(rows) == 10 for rows in approximate)
+    assert recall_at_k(approximate, truth) >= 0.95
+
+
+def test_hnsw_appended_item_is_found(corpus) -> None:
+    x, _, _ = corpus
+    ann = HnswIndex(x[:2000])
+    new = _clustered(1, seed=9)
+    ann.add(new)
+    assert ann.search(new[0], 1)[0][0] == 2000

@@ -1,0 +1,138 @@
+"""One model version without HTTP: candidate generation paths, the user-vector hook, model swaps."""
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import pytest
+
+from bentos import schemas as s
+from bentos.content import SentenceEncoder
+from bentos.model_watch import ModelHolder
+from bentos.recommender import LoadedRecommender, ServingSettings, mean_history_vector
+from bentos.service import torch_threads
+from vidrec.registry import ProductionPointer
+
+
+@pytest.fixture(scope="module")
+def sentences() -> SentenceEncoder:
+    return SentenceEncoder()
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(trained) -> Path:
+    return Path(bentoml.models.get(trained.tag).path)
+
+
+def _load(bundle_dir, sentences, **settings) -> LoadedRecommender:
+    return LoadedRecommender(bundle_dir, "t:1", "test-key", sentences, ServingSettings(**settings))
+
+
+def test_large_catalog_path_uses_the_hnsw_index_and_the_prior(bundle_dir, sentences, known_user) -> None:
+    model = _load(bundle_dir, sentences, n_candidates=6, ann_threshold=10)
+    assert model.catalog.index.kind == "hnsw"
+    known = model.recommend(s.RecommendRequest(user_id=known_user, k=3))
+    assert known.retrieval == "hnsw" and 3 <= known.candidates <= 6 + 2 and len(known.items) == 3
+    cold = model.recommend(s.RecommendRequest(user_id="nobody", k=3))
+    assert cold.retrieval == "prior" and cold.candidates == 6
+    prior_top = [model.catalog.items.at[r, "video_id"] for r in model.prior_order[:3]]
+    assert [i.video_id for i in cold.items] == prior_top  # an empty history ranks exactly as the prior
+    travel = model.recommend(s.RecommendRequest(user_id=known_user, k=5, filters=s.Filters(category="travel")))
+    assert {i.category for i in travel.items} == {"travel"}
+
+
+def test_small_catalog_scores_every_allowed_item(bundle_dir, sentences, known_user) -> None:
+    model = _load(bundle_dir, sentences)
+    reply = model.recommend(s.RecommendRequest(user_id=known_user, k=100))
+    assert reply.retrieval == "all" and reply.candidates == len(reply.items) == len(model.catalog) - len(
+        {h.video_id for h in reply.history})
+
+
+def test_user_vector_hook_drives_retrieval(bundle_dir, sentences, known_user) -> None:
+    target = 4
+
+    def towards_item(rows, embeddings):  # what a trained user tower would plug in
+        return embeddings[target]
+
+    model = LoadedRecommender(bundle_dir, "t:1", "test-key", sentences,
+                              ServingSettings(n_candidates=4, prior_share=0.25, ann_threshold=10**6),
+                              user_vector=towards_item)
+    user = model._user(known_user, [])
+    allowed = model.catalog.allowed(s.Filters(exclude_seen=False))
+    candidates, how = model._candidates(user, allowed)
+    assert how == "exact" and candidates[0] == target
+
+
+def test_mean_history_vector_is_normalised() -> None:
+    e = np.eye(3, dtype=np.float32)
+    assert np.allclose(mean_history_vector([0, 1], e), np.array([1, 1, 0]) / np.sqrt(2))
+    assert mean_history_vector([], e) is None
+
+
+def test_workers_times_threads_never_exceed_cores() -> None:
+    for cores in (1, 2, 3, 8, 16):
+        for workers in (1, 2, 4):
+            assert torch_threads(cores, workers) >= 1
+            assert workers * torch_threads(cores, workers) <= max(cores, workers)
+
+
+@dataclass
+class Fake:
+    tag: str
+
+
+def test_holder_swaps_on_promotion_and_keeps_the_old_model_when_a_load_fails(tmp_path: Path) -> None:
+    pointer = ProductionPointer(tmp_path)
+    pointer.promote("m:1")
+    loads: list[str] = []
+
+    def load(tag: str) -> Fake:
+        loads.append(tag)
+        if tag == "m:broken":
+            raise FileNotFoundError("ranker.pt missing")
+        return Fake(tag)
+
+    holder = ModelHolder(pointer, load, poll_s=60)
+    assert holder.current.tag == "m:1" and not holder.refresh()
+    in_flight = holder.current  # a request that started before the promotion keeps its model
+    pointer.promote("m:2")
+    assert holder.refresh() and holder.current.tag == "m:2" and in_flight.tag == "m:1"
+    pointer.promote("m:broken")
+    assert not holder.refresh() and holder.current.tag == "m:2"
+    assert "m:broken" in holder.last_error and "still serving m:2" in holder.last_error
+    assert not holder.refresh() and loads.count("m:broken") == 1  # not retried until the pointer moves
+    pointer.rollback()
+    pointer.promote("m:3")
+    assert holder.refresh() and holder.current.tag == "m:3" and holder.last_error is None
+
+
+def test_holder_refuses_to_start_without_a_production_model(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="no production model"):
+        ModelHolder(ProductionPointer(tmp_path), lambda tag: Fake(tag))
+
+
+def test_holder_background_thread_follows_the_pointer(tmp_path: Path) -> None:
+    pointer = ProductionPointer(tmp_path)
+    pointer.promote("m:1")
+    swapped = threading.Event()
+    holder = ModelHolder(pointer, lambda tag: Fake(tag), poll_s=0.05, catch_up=lambda m: swapped.set())
+    holder.start()
+    try:
+        pointer.promote("m:2")
+        assert swapped.wait(5) and holder.current.tag == "m:2"
+    finally:
+        holder.stop()
+
+
+def test_holder_catches_up_on_every_poll_so_other_workers_see_uploads(tmp_path: Path) -> None:
+    pointer = ProductionPointer(tmp_path)
+    pointer.promote("m:1")
+    ticks = threading.Semaphore(0)
+    holder = ModelHolder(pointer, lambda tag: Fake(tag), poll_s=0.02, catch_up=lambda m: ticks.release())
+    holder.start()
+    try:
+        assert all(ticks.acquire(timeout=5) for _ in range(3)) and holder.current.tag == "m:1"
+    finally:
+        holder.stop()

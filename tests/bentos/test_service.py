@@ -1,0 +1,190 @@
+"""The service in-process over ASGI: every endpoint, its validation, uploads, events, auth."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from bentos.guard import API_KEY_ENV_VAR
+from vidrec.config import Paths
+from vidrec.landing import read_landed_events
+from vidrec.privacy import pseudonymise
+
+KEY = "test-api-key"
+AUTH = {"X-API-Key": KEY}
+
+
+@pytest.fixture(scope="module")
+def api(trained):
+    os.environ[API_KEY_ENV_VAR] = KEY
+    try:
+        from bentos.service import Recommender
+
+        with TestClient(Recommender.to_asgi(), headers=AUTH) as client:
+            yield client
+    finally:
+        os.environ.pop(API_KEY_ENV_VAR, None)
+
+
+def _error(reply) -> str:
+    body = reply.json()
+    return json.dumps(body)
+
+
+def test_recommend_for_a_known_user(api, known_user, trained) -> None:
+    body = api.post("/recommend", json={"user_id": known_user, "k": 5}).json()
+    assert body["known_user"] and body["model_tag"] and len(body["items"]) == 5
+    seen = {h["video_id"] for h in body["history"]}
+    assert seen and not seen & {i["video_id"] for i in body["items"]}
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for item in body["items"]:
+        assert item["title"] and 0 <= item["p_click"] <= 1 and 0 <= item["p_conversion"] <= item["p_click"]
+        assert item["expected_watch_s"] >= 0
+
+
+def test_filters_restrict_the_items(api, known_user) -> None:
+    music = api.post("/recommend", json={"user_id": known_user, "k": 100,
+                                         "filters": {"category": "music", "exclude_seen": False}}).json()
+    assert music["items"] and {i["category"] for i in music["items"]} == {"music"}
+    products = api.post("/recommend", json={"user_id": known_user, "k": 100,
+                                            "filters": {"product_only": True, "exclude_seen": False}}).json()
+    assert products["items"]
+    assert api.post("/recommend", json={"user_id": known_user, "filters": {"colour": "red"}}).status_code == 400
+
+
+def test_unknown_user_gets_content_recommendations_and_may_send_history(api) -> None:
+    cold = api.post("/recommend", json={"user_id": "never-seen", "k": 3}).json()
+    assert not cold["known_user"] and len(cold["items"]) == 3 and cold["history"] == []
+    warm = api.post("/recommend", json={"user_id": "never-seen", "k": 3,
+                                        "history": ["v00001", "v00002", "no-such-video"]}).json()
+    assert [h["video_id"] for h in warm["history"]] == ["v00001", "v00002"]
+    assert warm["ignored_history"] == ["no-such-video"]
+    assert not {"v00001", "v00002"} & {i["video_id"] for i in warm["items"]}
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"user_id": "u", "k": 0}, "k"), ({"user_id": "u", "k": 101}, "k"), ({"k": 5}, "user_id"),
+    ({"user_id": "", "k": 5}, "user_id"), ({"user_id": "u", "k": "ten"}, "k"),
+])
+def test_invalid_recommend_requests_are_400_with_the_field_named(api, payload, field) -> None:
+    reply = api.post("/recommend", json=payload)
+    assert reply.status_code == 400 and field in _error(reply)
+
+
+def test_malformed_json_and_oversized_bodies_are_4xx(api) -> None:
+    assert api.post("/recommend", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    huge = {"user_id": "u", "history": ["v00001"] * 200_000}
+    reply = api.post("/recommend", json=huge)
+    assert reply.status_code == 413 and "limit" in reply.json()["error"]
+
+
+def test_similar_and_unknown_video(api, trained) -> None:
+    video = trained.items["video_id"].iloc[0]
+    body = api.post("/similar", json={"video_id": video, "k": 5}).json()
+    assert len(body["items"]) == 5 and video not in {i["video_id"] for i in body["items"]}
+    sims = [i["similarity"] for i in body["items"]]
+    assert sims == sorted(sims, reverse=True)
+    missing = api.post("/similar", json={"video_id": "v99999", "k": 5})
+    assert missing.status_code == 404 and "v99999" in _error(missing)
+    assert api.post("/similar", json={"video_id": video, "k": 101}).status_code == 400
+
+
+def test_search_by_text_with_filters(api) -> None:
+    body = api.post("/search", json={"query": "guitar concert", "k": 4, "filters": {"category": "travel"}}).json()
+    assert len(body["items"]) == 4 and {i["category"] for i in body["items"]} == {"travel"}
+    assert api.post("/search", json={"query": "", "k": 4}).status_code == 400
+    assert api.post("/search", json={"query": "\u200b\u200b", "k": 4}).status_code == 400
+
+
+def test_creators_for_a_user(api, known_user, trained) -> None:
+    body = api.post("/creators", json={"user_id": known_user, "k": 2}).json()
+    assert len(body["creators"]) == 2 and body["creators"][0]["score"] >= body["creators"][1]["score"]
+    assert set(body["creators"][0]["videos"]) <= set(trained.items["video_id"])
+
+
+def test_rank_orders_each_request_and_reports_unknown_candidates(api, known_user) -> None:
+    reply = api.post("/rank", json={"requests": [
+        {"user_id": known_user, "video_ids": ["v00003", "v00001", "v00002", "nope"]},
+        {"user_id": "someone-new", "video_ids": ["v00004", "v00005"]},
+    ]})
+    first, second = reply.json()
+    assert {i["video_id"] for i in first["items"]} == {"v00001", "v00002", "v00003"}
+    assert first["unknown_video_ids"] == ["nope"] and first["known_user"] and not second["known_user"]
+    assert [i["score"] for i in first["items"]] == sorted((i["score"] for i in first["items"]), reverse=True)
+    too_many = api.post("/rank", json={"requests": [{"user_id": "u", "video_ids": ["v00001"] * 1001}]})
+    assert too_many.status_code == 400
+
+
+def _upload(api, video: bytes, **fields):
+    data = {"title": "Live jam from the village", "category": "music", "creator_id": "c_live",
+            "description": "a calm guitar session", "tags": "guitar,live", "is_live_host": "true", **fields}
+    return api.post("/videos", files={"file": ("clip.mp4", video, "video/mp4")}, data=data)
+
+
+def test_uploaded_video_is_recommendable_at_once(api, sample_video: Path, vidrec_root: Path) -> None:
+    before = api.get("/model").json()
+    reply = _upload(api, sample_video.read_bytes())
+    assert reply.status_code == 200, reply.text
+    upload = reply.json()
+    assert upload["created"] and upload["video_id"].startswith("up_") and upload["duration_s"] > 0
+    video_id = upload["video_id"]
+    assert api.get("/model").json()["items"] == before["items"] + 1
+    similar = api.post("/similar", json={"video_id": video_id, "k": 3})
+    assert similar.status_code == 200 and len(similar.json()["items"]) == 3
+    music = api.post("/recommend", json={"user_id": "new-user", "k": 100, "filters": {"category": "music"}}).json()
+    assert video_id in {i["video_id"] for i in music["items"]}
+    ranked = api.post("/rank", json={"requests": [{"user_id": "new-user", "video_ids": [video_id, "v00001"]}]}).json()
+    assert ranked[0]["unknown_video_ids"] == []
+    live = api.post("/creators", json={"user_id": "new-user", "k": 5, "live_only": True}).json()["creators"]
+    assert [c["creator_id"] for c in live] == ["c_live"] and live[0]["is_live_host"]
+    again = _upload(api, sample_video.read_bytes()).json()
+    assert again["video_id"] == video_id and not again["created"]
+    assert (Paths(vidrec_root).landing / "videos" / f"{video_id}.mp4").is_file()
+
+
+def test_malformed_uploads_are_rejected_with_a_reason(api, sample_video: Path) -> None:
+    truncated = sample_video.read_bytes()[:4000]  # a real MP4 header, then nothing decodable
+    reply = _upload(api, truncated)
+    assert reply.status_code == 422 and "video rejected" in _error(reply) and "/tmp" not in _error(reply)
+    not_mp4 = _upload(api, b"GIF89a" + b"\0" * 500)
+    assert not_mp4.status_code == 422 and "not an MP4" in _error(not_mp4)
+    url = api.post("/videos", files={"file": (None, "https://example.com/cat.mp4")},
+                   data={"title": "t", "category": "music", "creator_id": "c"})
+    assert url.status_code == 400 and "never fetched" in _error(url)
+    missing_title = api.post("/videos", files={"file": ("c.mp4", sample_video.read_bytes(), "video/mp4")},
+                             data={"category": "music", "creator_id": "c"})
+    assert missing_title.status_code == 400 and "title" in _error(missing_title)
+
+
+def test_events_land_pseudonymised(api, vidrec_root: Path) -> None:
+    events = [{"user_id": "carol", "video_id": "v00001", "clicked": True, "watch_s": 2.5, "position": 1},
+              {"user_id": "carol", "video_id": "v00002"}, {"user_id": "dave", "video_id": "unknown-video"}]
+    reply = api.post("/events", json={"events": events})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["accepted"] == 3 and body["unknown_video_ids"] == ["unknown-video"]
+    landed = read_landed_events(Paths(vidrec_root).landing).events.set_index("event_id").loc[body["event_ids"]]
+    assert set(landed["user_key"]) == {pseudonymise("carol", os.environ["VIDREC_PSEUDONYM_KEY"]),
+                                       pseudonymise("dave", os.environ["VIDREC_PSEUDONYM_KEY"])}
+    raw = b"".join(p.read_bytes() for p in (Paths(vidrec_root).landing / "events").rglob("*.jsonl"))
+    assert b"carol" not in raw and b"dave" not in raw
+    bad = api.post("/events", json={"events": [{"user_id": "x", "video_id": "v00001", "converted": True}]})
+    assert bad.status_code == 400 and "converted requires clicked" in _error(bad)
+    assert api.post("/events", json={"events": []}).status_code == 400
+
+
+def test_auth_and_open_health(api, trained) -> None:
+    assert api.post("/recommend", json={"user_id": "u"}, headers={"X-API-Key": ""}).status_code == 401
+    assert api.get("/healthz", headers={"X-API-Key": ""}).status_code == 200
+    assert api.get("/readyz", headers={"X-API-Key": ""}).status_code == 200
+    info = api.get("/model").json()
+    assert info["tag"] and info["labels"]["data_version"] == "tiny" and info["evaluation"]
+    assert info["index"] == "exact" and info["last_load_error"] is None
+
+
+def test_openapi_documents_every_endpoint(api) -> None:
+    spec = api.get("/docs.json").json()
+    assert {"/recommend", "/similar", "/search", "/creators", "/rank", "/videos", "/events", "/model"} <= set(spec["paths"])
