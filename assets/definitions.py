@@ -1,18 +1,21 @@
-"""The one Definitions object: assets, checks, resources and the main job."""
-
-from __future__ import annotations
+"""The one Definitions object: assets, checks, resources, jobs, schedules and sensors."""
 
 from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
-from assets import evaluation, events, media, training
+from assets import drift, evaluation, events, media, quality, training
+from assets.jobs import JOBS, main_job
 from assets.resources import GatePolicy, Pseudonymiser, RawData, VidrecStorage
+from assets.schedules import SCHEDULES
+from assets.sensors import SENSORS
 from assets.training import TrainingSettings
 from vidrec.config import Paths
 
-ASSET_MODULES = (media, events, training, evaluation)
+ASSET_MODULES = (media, events, training, evaluation, quality, drift)
+
+__all__ = ["ASSET_MODULES", "all_assets", "all_checks", "build_resources", "defs", "main_job"]
 
 
 def build_resources(root: Path | str | dg.EnvVar, data: Path | str | dg.EnvVar, key: str | dg.EnvVar,
@@ -37,19 +40,12 @@ def build_resources(root: Path | str | dg.EnvVar, data: Path | str | dg.EnvVar, 
 all_assets = dg.load_assets_from_modules(list(ASSET_MODULES))
 all_checks = dg.load_asset_checks_from_modules(list(ASSET_MODULES))
 
-# In-process: each step of a multiprocess run re-imports torch, GX and Dagster (~10 s per
-# step on 2 cores), which dominates a demo-sized run.
-main_job = dg.define_asset_job(
-    "main",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("raw_events"),
-    executor_def=dg.in_process_executor,
-    description="Every stage from raw files to the promoted model.",
-)
-
 defs = dg.Definitions(
     assets=[*all_assets, events.raw_events],
     asset_checks=all_checks,
-    jobs=[main_job],
+    jobs=list(JOBS),
+    schedules=list(SCHEDULES),
+    sensors=list(SENSORS),
     resources=build_resources(
         root=dg.EnvVar("VIDREC_HOME"), data=dg.EnvVar("VIDREC_DATA"), key=dg.EnvVar("VIDREC_PSEUDONYM_KEY"),
         warehouse=dg.EnvVar("VIDREC_WAREHOUSE"), io_dir=dg.EnvVar("VIDREC_IO_DIR"),

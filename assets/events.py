@@ -1,51 +1,94 @@
 """Event assets: the raw log (external, holds raw user ids, never copied) and validated,
-pseudonymised interactions."""
+pseudonymised interactions from the log plus the events the service landed."""
 
 
 import dagster as dg
 import pandas as pd
 
-from assets.reporting import contract_check, quarantine_metadata
-from assets.resources import Pseudonymiser, RawData
+from assets.quality import record_validation
+from assets.reporting import contract_check, quarantine_metadata, table_md
+from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, Pseudonymiser, RawData, VidrecStorage
 from expectations.validate import validate_frame
 from vidrec.ingest import prepare_events, quarantine
+from vidrec.landing import read_landed_events
 from vidrec.sources import read_events
+
+GROUP = "events"
+OWNERS = ["team:ml-platform"]
 
 raw_events = dg.AssetSpec(
     "raw_events",
-    group_name="events",
+    group_name=GROUP,
     description="The raw event log (events.parquet) with raw user ids. Read only by "
                 "`interactions`, which pseudonymises users before anything is written.",
     kinds={"parquet"},
+    owners=OWNERS,
+    metadata={"path": "$VIDREC_DATA/events.parquet",
+              "columns": "event_id, ts, user_id, video_id, session_id, position, surface, propensity, "
+                         "clicked, watch_s, converted"},
 )
 
 
-@dg.asset(group_name="events", deps=[raw_events], kinds={"python", "duckdb"}, io_manager_key="warehouse_io",
-          owners=["team:ml-platform"])
-def interactions(raw_data: RawData, pseudonymiser: Pseudonymiser, video_probe: pd.DataFrame,
-                 video_metadata: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Impressions with clicks, watch time and conversions: users pseudonymised with a keyed
-    hash, checked against the `events` suite, bad rows quarantined with a reason."""
+def _landed(storage: VidrecStorage, accepted_videos: set[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Events the service landed (already pseudonymised), with the same video rule as the log."""
+    landed = read_landed_events(storage.paths.landing)
+    events = landed.events.assign(status="accepted", reason=None)
+    unknown = ~events["video_id"].isin(accepted_videos)
+    events.loc[unknown, "status"] = "quarantined"
+    events.loc[unknown, "reason"] = "video is not an accepted video (missing file, quarantined, or no metadata)"
+    return events, landed.bad_lines
+
+
+def _duplicates_quarantined(events: pd.DataFrame) -> pd.DataFrame:
+    """A landed event can repeat one already in the log (a client retry): the first copy wins."""
+    repeat = events["event_id"].duplicated(keep="first") & (events["status"] == "accepted")
+    events.loc[repeat, "status"] = "quarantined"
+    events.loc[repeat, "reason"] = "duplicate event_id (an earlier copy was accepted)"
+    return events
+
+
+@dg.asset(group_name=GROUP, deps=[raw_events], kinds={"python", "duckdb"}, io_manager_key="warehouse_io",
+          owners=OWNERS, pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY, automation_condition=FOLLOW_UPSTREAM)
+def interactions(raw_data: RawData, pseudonymiser: Pseudonymiser, storage: VidrecStorage,
+                 video_probe: pd.DataFrame, video_metadata: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Impressions with clicks, watch time and conversions from the event log and the service's
+    landing area: users pseudonymised with a keyed hash, checked against the `events` suite, bad
+    rows quarantined with a reason."""
     accepted = set(video_probe.loc[video_probe["status"] == "accepted", "video_id"]) & set(
         video_metadata.loc[video_metadata["status"] == "accepted", "video_id"])
-    events = prepare_events(read_events(raw_data.directory), pseudonymiser.key, accepted)
+    try:
+        raw = read_events(raw_data.directory)
+    except (FileNotFoundError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        # The log itself is unreadable or lacks columns: retrying cannot fix that, so fail at once.
+        raise dg.Failure(description=f"cannot read the event log in {raw_data.directory}: {error}",
+                         allow_retries=False) from error
+    logged = prepare_events(raw, pseudonymiser.key, accepted)
+    landed, bad_lines = _landed(storage, accepted)
+    events = logged if landed.empty else pd.concat([logged, landed[logged.columns]], ignore_index=True)
+    events = _duplicates_quarantined(events.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True))
     report = validate_frame(events[events["status"] == "accepted"].drop(columns=["status", "reason"]),
                             "events", id_column="event_id")
     events = quarantine(events, report.row_failures, "event_id")
     ok = events[events["status"] == "accepted"]
     return dg.Output(events, metadata={
         **quarantine_metadata(events, "event_id"),
+        "from_log": len(logged), "from_landing": len(landed),
+        # Lines that are not complete JSON (e.g. a write cut short by a crash) cannot become rows.
+        "landing_unreadable_lines": len(bad_lines),
+        "landing_unreadable_examples": table_md(pd.DataFrame({"line": bad_lines}), 5),
         "users": int(ok["user_key"].nunique()),
         "sessions": int(ok["session_id"].nunique()),
         "ctr": round(float(ok["clicked"].mean()), 4) if len(ok) else None,
         "first_ts": str(ok["ts"].min()), "last_ts": str(ok["ts"].max()),
+        "days": int(ok["ts"].dt.floor("D").nunique()),
     })
 
 
 @dg.asset_check(asset=interactions, blocking=True)
-def interactions_contract(interactions: pd.DataFrame) -> dg.AssetCheckResult:
+def interactions_contract(context: dg.AssetCheckExecutionContext, interactions: pd.DataFrame,
+                          storage: VidrecStorage) -> dg.AssetCheckResult:
     """Accepted events satisfy the `events` suite (invariants: watch_s > 0 only if clicked,
     converted only if clicked); counts reconcile."""
     judged = interactions[~interactions["reason"].fillna("").str.startswith("video is not")]
     report = validate_frame(judged.drop(columns=["status", "reason"]), "events", id_column="event_id")
-    return contract_check(interactions, report, "event_id")
+    return record_validation(context, storage, "interactions", report, contract_check(interactions, report, "event_id"))

@@ -1,6 +1,5 @@
-"""Resources: where run state lives, where raw data comes from, and the pseudonymisation key."""
-
-from __future__ import annotations
+"""Resources: where run state lives, where raw data comes from, and the pseudonymisation key;
+plus the execution policies (concurrency pool, retries) the asset modules share."""
 
 from pathlib import Path
 
@@ -8,6 +7,24 @@ import dagster as dg
 import duckdb
 
 from vidrec.config import Paths
+
+# Every step that writes the DuckDB warehouse (or runs DVC) claims a slot in this pool. DuckDB lets
+# one process hold the write lock and DVC takes a repository lock, so dagster.yaml (written by
+# vidrec.config) gives every pool a limit of 1: such steps run one at a time across all runs, and
+# the multiprocess executor queues them instead of failing on a lock.
+WAREHOUSE_POOL = "vidrec_warehouse"
+
+# For steps whose failures are usually transient (a lock held a moment too long, a killed worker,
+# the model store's filesystem): 3 retries after ~2, 4 and 8 s. Errors in the data itself raise
+# ``dg.Failure(allow_retries=False)`` and fail at once, since retrying cannot fix them.
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL,
+                                 jitter=dg.Jitter.PLUS_MINUS)
+
+# The feature layer follows new upstream data (eager) without a full rebuild, but never past a
+# failed blocking check. raw_events is an external log that is never materialised, so it must not
+# count as a missing dependency.
+FOLLOW_UPSTREAM = (dg.AutomationCondition.eager().ignore(dg.AssetSelection.assets("raw_events"))
+                   & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label("follow upstream")
 
 
 class VidrecStorage(dg.ConfigurableResource):
