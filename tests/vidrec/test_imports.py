@@ -1,0 +1,273 @@
+"""Importers: each format's tiny fixture (written here) with bad rows skipped and counted, never dropped silently."""
+
+from pathlib import Path
+
+import av
+import fsspec
+import numpy as np
+import pandas as pd
+import pytest
+
+from vidrec.imports.covers import cover_frames, item_shards
+from vidrec.imports.logs import LogFormat, import_logs
+from vidrec.imports.native import import_native
+from vidrec.imports.sequences import import_sequences
+from vidrec.media.features import FeatureConfig
+from vidrec.media.frames import sample_frames
+from vidrec.media.shards import read_shard
+from vidrec.sources import list_videos, read_events, read_metadata
+
+SIZE = 64
+
+
+def _picture() -> np.ndarray:
+    """Four flat colour blocks: survives yuv420 video compression almost unchanged."""
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    image[:32, :32], image[:32, 32:], image[32:, :32], image[32:, 32:] = (200, 40, 40), (40, 200, 40), \
+        (40, 40, 200), (220, 220, 60)
+    return image
+
+
+def write_png(path: Path) -> Path:
+    with av.open(str(path), "w", format="image2") as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width = stream.height = SIZE
+        stream.pix_fmt = "rgb24"
+        frame = av.VideoFrame.from_ndarray(_picture(), format="rgb24")
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_one_frame_mp4(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=1)
+        stream.width = stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "1"}
+        frame = av.VideoFrame.from_ndarray(_picture(), format="rgb24")
+        frame.pts = 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def _reasons(result, table: str) -> dict[str, int]:
+    return dict(result.report.tables[table].skipped)
+
+
+# --- implicit-feedback logs -------------------------------------------------------------------------
+
+LOG = """user_id,video_id,ts,rating
+u1,i1,100,5
+u1,i2,90,4
+u2,i1,100,abc
+u2,i3,110,2
+u2,,120,5
+u3,i9,130,5
+u1,i1,100,5
+u3,i2,notatime,5
+u3,i3,140,4.5
+"""
+ITEMS = """video_id,title,tags,description
+i1,First item,a|b,
+i2,Second,,a calm video
+i3,Third,c,
+i3,Duplicate row,,
+,Nameless,,
+"""
+
+
+@pytest.fixture
+def log_files(tmp_path: Path) -> tuple[str, str]:
+    (tmp_path / "log.csv").write_text(LOG)
+    (tmp_path / "items.csv").write_text(ITEMS)
+    return str(tmp_path / "log.csv"), str(tmp_path / "items.csv")
+
+
+def test_logs_skip_bad_rows_with_counted_reasons(log_files: tuple[str, str]) -> None:
+    result = import_logs(*log_files, LogFormat(rating_threshold=4))
+    events = result.report.tables["events"]
+    assert (events.rows_read, events.accepted) == (9, 3)
+    assert _reasons(result, "events") == {
+        "non-numeric rating": 1, "rating below 4 (not a positive)": 1, "missing video_id": 1,
+        "unknown item id (not in the item table)": 1, "unparseable timestamp": 1,
+        "duplicate event (same user_id, video_id, ts; first kept)": 1}
+    assert _reasons(result, "items") == {"missing video_id": 1, "duplicate video_id (first row kept)": 1}
+    assert len(result.report.rejected) == 6 + 2  # every skipped row is kept with its reason
+    assert set(result.report.rejected.loc[result.report.rejected["reason"] == "non-numeric rating", "raw"]) == {
+        "u2 | i1 | 100 | abc"}
+    # u1's rows were out of order in the file: kept, counted, and sorted
+    assert any("1 rows were out of time order" in note for note in result.report.notes)
+    assert result.events["ts"].is_monotonic_increasing
+    assert list(result.events["video_id"]) == ["i2", "i1", "i3"]
+
+
+def test_logs_items_are_text_only_with_media_marked_missing(log_files: tuple[str, str]) -> None:
+    result = import_logs(*log_files, LogFormat(rating_threshold=4))
+    items = result.items.set_index("video_id")
+    assert list(items.index) == ["i1", "i2", "i3"]
+    assert not items["has_visual"].any() and not items["has_audio"].any()
+    assert (items["media_kind"] == "none").all()
+    assert items.loc["i1", "text"] == "first item. tags: a, b"
+    assert items.loc["i2", "text"] == "second. a calm video"
+
+
+def test_logs_never_fake_absent_signals(log_files: tuple[str, str]) -> None:
+    result = import_logs(*log_files, LogFormat(rating_threshold=4))
+    assert result.signals["propensity"] is False and result.signals["watch_s"] is False
+    assert result.events["propensity"].isna().all() and result.events["watch_s"].isna().all()
+    assert any("IPS" in note and "skipped" in note for note in result.report.notes)
+    assert result.events["clicked"].all()
+
+
+def test_logs_with_a_multichar_separator_and_no_header(tmp_path: Path) -> None:
+    (tmp_path / "ratings.dat").write_text("1::10::5::978300760\n1::11::3::978300761\n2::10::4::978300762\n")
+    fmt = LogFormat(sep="::", header=False, columns=("user_id", "video_id", "rating", "ts"), rating_threshold=4)
+    result = import_logs(str(tmp_path / "ratings.dat"), None, fmt)
+    assert len(result.events) == 2 and set(result.items["video_id"]) == {"10", "11"}
+    assert result.events["ts"].iloc[0] == pd.Timestamp(978300760, unit="s", tz="UTC")
+    assert any("no item table" in note for note in result.report.notes)
+
+
+def test_logs_missing_column_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "log.csv").write_text("user,item\nu1,i1\n")
+    with pytest.raises(ValueError, match=r"log\.csv lacks required column\(s\) \['user_id', 'video_id', 'ts'\]"):
+        import_logs(str(tmp_path / "log.csv"), None)
+    (tmp_path / "log2.csv").write_text("user,item,time\nu1,i1,5\n")
+    result = import_logs(str(tmp_path / "log2.csv"), None, rename={"user": "user_id", "item": "video_id",
+                                                                   "time": "ts"})
+    assert list(result.events["video_id"]) == ["i1"]
+
+
+# --- sequences --------------------------------------------------------------------------------------
+
+def test_sequences_keep_order_and_count_bad_lines(tmp_path: Path) -> None:
+    (tmp_path / "seq.txt").write_text("u1\ti1 i2 i3 i2\nu2\ti2 i9\nno tab here\nu3\t\nu1\ti3\n\n")
+    (tmp_path / "items.csv").write_text(ITEMS)
+    result = import_sequences(str(tmp_path / "seq.txt"), str(tmp_path / "items.csv"))
+    events = result.report.tables["events"]
+    assert (events.rows_read, events.accepted) == (6 + 4, 5)
+    assert _reasons(result, "events") == {
+        "malformed line (no tab between user id and items)": 1, "user with an empty item sequence": 1,
+        "user_id already has a sequence on an earlier line": 1, "empty line": 1,
+        "unknown item id (not in the item table)": 1}
+    u1 = result.events[result.events["user_id"] == "u1"]
+    assert list(u1["video_id"]) == ["i1", "i2", "i3", "i2"]  # repeats are separate consumptions
+    assert u1["event_id"].is_unique and result.signals["clock_time"] is False
+
+
+# --- native format and covers -----------------------------------------------------------------------
+
+EVENTS = """event_id,ts,user_id,video_id,session_id,position,surface,clicked
+e1,2024-03-01T10:00:00Z,u1,v1,s1,0,home,true
+e2,2024-03-01T10:00:05Z,u1,v2,s1,1,home,false
+e3,2024-03-01T10:00:09Z,u2,v3,s2,0,home,1
+e3,2024-03-01T10:00:09Z,u2,v3,s2,0,home,1
+e4,2024-03-01T10:01:00Z,u2,v7,s2,1,home,true
+e5,2024-03-01T10:02:00Z,,v1,s3,0,home,true
+e6,yesterday,u3,v1,s4,0,home,true
+e7,2024-03-01T10:03:00Z,u3,v2,s4,first,home,true
+e8,2024-03-01T10:04:00Z,u3,v3,s4,2,home,maybe
+"""
+METADATA = """video_id,title,tags,category,is_product,price
+v1,A one-frame video,x|y,music,false,
+v2,A cover image,z,shop,true,9.5
+v3,Text only,,news,false,
+"""
+
+
+@pytest.fixture
+def native_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "native"
+    (root / "videos").mkdir(parents=True)
+    write_one_frame_mp4(root / "videos" / "v1.mp4")
+    write_png(root / "videos" / "v2.png")
+    write_one_frame_mp4(root / "videos" / "v8.mp4")  # no metadata row
+    (root / "videos" / "notes.txt").write_text("not media")
+    (root / "metadata.csv").write_text(METADATA)
+    (root / "events.csv").write_text(EVENTS)
+    return root
+
+
+def _check_native(result) -> None:
+    assert _reasons(result, "media") == {
+        "file has no metadata row": 1,
+        "not a video (.mp4, .m4v, .mov, .mkv, .webm, .avi) or image (.jpg, .jpeg, .png, .webp, .bmp, .gif) file": 1}
+    assert dict(zip(result.items["video_id"], result.items["media_kind"])) == {"v1": "video", "v2": "image",
+                                                                                "v3": "none"}
+    events = result.report.tables["events"]
+    assert (events.rows_read, events.accepted) == (9, 3)
+    assert _reasons(result, "events") == {
+        "duplicate event (same event_id; first kept)": 1, "unknown item id (not in the item table)": 1,
+        "missing user_id": 1, "unparseable timestamp": 1, "non-numeric position": 1,
+        "clicked is not true/false": 1}
+    assert result.signals == {"propensity": False, "watch_s": False, "converted": False, "impressions": True,
+                              "clock_time": True}
+    assert list(result.positives()["video_id"]) == ["v1", "v3"]
+    assert any("1 items have no media file" in note for note in result.report.notes)
+
+
+def test_native_folder(native_dir: Path) -> None:
+    _check_native(import_native(str(native_dir)))
+
+
+def test_native_fsspec_url_copies_media_locally(native_dir: Path, tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    for path in native_dir.rglob("*"):
+        if path.is_file():
+            fs.pipe(f"/h8-native/{path.relative_to(native_dir)}", path.read_bytes())
+    with pytest.raises(ValueError, match="cache_dir"):
+        import_native("memory://h8-native")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    result = import_native("memory://h8-native", cache_dir=cache)
+    _check_native(result)
+    assert Path(result.items.set_index("video_id").loc["v1", "media_path"]).parent == cache
+
+
+def test_native_written_back_in_the_pipeline_layout(native_dir: Path, tmp_path: Path) -> None:
+    result = import_native(str(native_dir))
+    out = result.write_raw_dir(tmp_path / "raw")
+    assert list(list_videos(out)["video_id"]) == ["v1"]
+    assert list(read_metadata(out)["video_id"]) == ["v1", "v2", "v3"]
+    assert len(read_events(out)) == 3
+
+
+def test_cover_is_a_one_frame_video(tmp_path: Path) -> None:
+    config = FeatureConfig()
+    cover = cover_frames(str(write_png(tmp_path / "c.png")), config)
+    video, plan = sample_frames(str(write_one_frame_mp4(tmp_path / "c.mp4")), config.n_frames, config.frame_size)
+    assert cover.shape == video.shape == config.frames_shape() and cover.dtype == video.dtype
+    assert np.abs(cover.astype(int) - video.astype(int)).mean() < 6  # only video compression differs
+
+
+def test_item_shards_for_covers_and_missing_media(native_dir: Path, tmp_path: Path) -> None:
+    result = import_native(str(native_dir))
+    shards = item_shards(result.items, tmp_path / "features").set_index("video_id")
+    assert list(shards.index) == ["v2", "v3"]  # videos go through the pipeline's own extraction
+    assert shards.loc["v2", "has_visual"] and not shards.loc["v3", "has_visual"]
+    cover = read_shard(shards.loc["v2", "shard_path"])
+    assert cover.frames.shape == FeatureConfig().frames_shape() and not cover.has_audio
+    assert cover.frames.any()
+    blank = read_shard(shards.loc["v3", "shard_path"])
+    assert not blank.frames.any() and "marked missing" in shards.loc["v3", "reason"]
+
+
+def test_media_less_items_reach_the_models_with_modalities_masked(tmp_path: Path) -> None:
+    """Text-only and cover items build the same item tensors the encoder trains on, visual/audio masked."""
+    from models.data import ItemTensors
+
+    (tmp_path / "log.csv").write_text(LOG)
+    (tmp_path / "items.csv").write_text(ITEMS)
+    result = import_logs(str(tmp_path / "log.csv"), str(tmp_path / "items.csv"), LogFormat(rating_threshold=4))
+    items = result.items.copy()
+    items.loc[items["video_id"] == "i2", ["media_kind", "media_path"]] = ["image", str(write_png(tmp_path / "c.png"))]
+    shards = item_shards(items, tmp_path / "features")
+    catalog = items[["video_id", "text"]].merge(shards[["video_id", "shard_path", "has_visual", "has_audio"]],
+                                                on="video_id")
+    catalog["has_text"] = catalog["text"] != ""
+    catalog["has_audio"] = catalog["has_audio"].astype(bool)
+    tensors = ItemTensors.from_catalog(catalog, np.zeros((len(catalog), 384), np.float32))
+    assert tensors.frames.shape[1:] == FeatureConfig().frames_shape()
+    assert tensors.mask.tolist() == [[False, False, True], [True, False, True], [False, False, True]]

@@ -1,0 +1,153 @@
+"""The native format, from a local folder or any fsspec URL (s3://, gs://, memory://, file://):
+
+    <root>/videos/<video_id>.<ext>          video files, or cover images (a one-frame video)
+    <root>/metadata.csv | .jsonl | .parquet  video_id + any video_metadata columns
+    <root>/events.parquet | .csv | .jsonl    the ``events`` contract with raw ``user_id``
+
+propensity, watch_s and converted may be absent; the result's ``signals`` say so and the metrics that
+need them are skipped, never filled in.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path, PurePosixPath
+
+import fsspec
+import numpy as np
+import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
+
+from vidrec.imports.covers import IMAGE_EXTENSIONS
+from vidrec.imports.report import ImportReport
+from vidrec.imports.tables import (OPTIONAL_SIGNALS, ImportResult, clean_events, clean_items, parse_flag, require,
+                                   signal_notes, skip)
+from vidrec.sources import VIDEO_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+REQUIRED_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "position", "surface", "clicked")
+
+
+def _read_any(fs: fsspec.AbstractFileSystem, root: str, stem: str) -> tuple[pd.DataFrame, str]:
+    for suffix in (".parquet", ".csv", ".jsonl"):
+        path = f"{root}/{stem}{suffix}"
+        if fs.exists(path):
+            with fs.open(path, "rb") as handle:
+                if suffix == ".parquet":
+                    frame = pd.read_parquet(handle)
+                elif suffix == ".csv":
+                    frame = pd.read_csv(handle, dtype=str, keep_default_na=False, encoding_errors="replace")
+                else:
+                    frame = pd.read_json(handle, lines=True, dtype=False)
+            return frame, path
+    raise FileNotFoundError(f"no {stem}.parquet, {stem}.csv or {stem}.jsonl under {root}")
+
+
+def _media(fs: fsspec.AbstractFileSystem, root: str, cache_dir: Path | None) -> pd.DataFrame:
+    """video_id, media_path (a local path), media_kind for each file under videos/; remote files are
+    copied into ``cache_dir`` because the decoders need local files."""
+    folder = f"{root}/videos"
+    if not fs.isdir(folder):
+        return pd.DataFrame(columns=["video_id", "media_path", "media_kind", "extension"])
+    remote = not isinstance(fs, LocalFileSystem)
+    if remote and cache_dir is None:
+        raise ValueError(f"{root} is remote: pass cache_dir, a local folder to copy its media into")
+    rows = []
+    for path in sorted(fs.find(folder)):
+        name = PurePosixPath(path)
+        local = str(path)
+        if remote:
+            local = str(Path(cache_dir) / name.name)
+            if not Path(local).exists():
+                with fs.open(path, "rb") as src, open(local + ".part", "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                Path(local + ".part").replace(local)
+        ext = name.suffix.lower()
+        kind = "video" if ext in VIDEO_EXTENSIONS else "image" if ext in IMAGE_EXTENSIONS else "unknown"
+        rows.append({"video_id": name.stem, "media_path": local, "media_kind": kind, "extension": ext})
+    return pd.DataFrame(rows, columns=["video_id", "media_path", "media_kind", "extension"])
+
+
+def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
+    """Attach each metadata row's media file; files that cannot be attached are counted in ``media``."""
+    table = report.table("media")
+    table.rows_read = len(media)
+    media = media.assign(source_row=np.arange(len(media)))
+    media = skip(media, media["media_kind"] == "unknown", report, "media",
+                 f"not a video ({', '.join(VIDEO_EXTENSIONS)}) or image ({', '.join(IMAGE_EXTENSIONS)}) file",
+                 ["video_id", "media_path"])
+    media = skip(media, media["video_id"].duplicated(keep="first"), report, "media",
+                 "two files for one video_id (first in name order kept)", ["video_id", "media_path"])
+    media = skip(media, ~media["video_id"].isin(set(meta["video_id"])), report, "media",
+                 "file has no metadata row", ["video_id", "media_path"])
+    table.accepted = len(media)
+    out = meta.drop(columns=[c for c in ("media_path", "media_kind") if c in meta])
+    out = out.merge(media[["video_id", "media_path", "media_kind"]], on="video_id", how="left")
+    no_file = out["media_path"].isna()
+    if no_file.any():
+        report.notes.append(f"{int(no_file.sum())} items have no media file: their visual and audio "
+                            "modalities are marked missing (text only)")
+    out["media_kind"] = out["media_kind"].fillna("none")
+    return out
+
+
+def _typed_events(raw: pd.DataFrame, report: ImportReport) -> tuple[pd.DataFrame, dict[str, bool]]:
+    """Parse the contract's typed columns; a value that does not parse skips its row with a reason."""
+    events = raw.astype({c: "string" for c in raw.columns if c not in ("ts",)})
+    show = ["event_id", "user_id", "video_id"]
+    clicked = parse_flag(events["clicked"])
+    events = skip(events, clicked.isna(), report, "events", "clicked is not true/false", show + ["clicked"])
+    events = events.assign(clicked=clicked[events.index].astype(bool))
+    position = pd.to_numeric(events["position"], errors="coerce")
+    events = skip(events, position.isna(), report, "events", "non-numeric position", show + ["position"])
+    events = events.assign(position=position[events.index].astype("Int64"))
+    signals = {}
+    for column in OPTIONAL_SIGNALS:
+        signals[column] = column in events and not events[column].isna().all()
+        if not signals[column]:
+            events = events.drop(columns=[column], errors="ignore")
+            continue
+        value = parse_flag(events[column]) if column == "converted" else pd.to_numeric(events[column],
+                                                                                       errors="coerce")
+        empty = events[column].isna() | (events[column].str.strip() == "")
+        events = skip(events, value.isna() & ~empty, report, "events", f"{column} does not parse",
+                      show + [column])
+        events = events.assign(**{column: value[events.index]})
+    return events, signals
+
+
+def import_native(location: str, cache_dir: Path | None = None, ts_unit: str = "s") -> ImportResult:
+    """Import a native-format folder or fsspec URL (see the module docstring)."""
+    started = time.perf_counter()
+    fs, root = fsspec.core.url_to_fs(str(location))
+    root = root.rstrip("/")
+    report = ImportReport(source=str(location), format="native")
+    meta_raw, meta_path = _read_any(fs, root, "metadata")
+    require(meta_raw, ["video_id"], f"metadata table {meta_path}")
+    media = _media(fs, root, cache_dir)
+    meta_raw = meta_raw.astype({"video_id": "string"})
+    items = clean_items(_join_media(meta_raw.assign(video_id=meta_raw["video_id"].str.strip()), media, report),
+                        report, f"metadata table {meta_path}")
+
+    raw, events_path = _read_any(fs, root, "events")
+    if "user_id" not in raw and "user_key" in raw:  # an export of already-pseudonymised interactions
+        raw = raw.rename(columns={"user_key": "user_id"})
+        report.notes.append("events carry user_key (already pseudonymised); it is used as the user id")
+    require(raw, list(REQUIRED_EVENT_COLUMNS), f"event table {events_path}")
+    raw = raw.assign(source_row=np.arange(len(raw)))
+    report.table("events").rows_read = len(raw)
+    typed, signals = _typed_events(raw, report)
+    events, out_of_order = clean_events(typed, report, set(items["video_id"]), ts_unit=ts_unit,
+                                        dedupe_on=["event_id"], surface="import")
+    if out_of_order:
+        report.notes.append(f"{out_of_order} rows were out of time order for their user; kept and sorted by ts")
+    signals["impressions"] = bool((~events["clicked"]).any())
+    signals["clock_time"] = True
+    report.notes += signal_notes(signals)
+    report.check()
+    log.info("imported %d items and %d events from %s in %.1f s", len(items), len(events), location,
+             time.perf_counter() - started)
+    return ImportResult(items=items, events=events, report=report, signals=signals)
