@@ -9,7 +9,7 @@ export VIDREC_DATA ?= $(CURDIR)/data/$(WORLD)
 # Every tool's environment (state root, telemetry off, offline) comes from one place: vidrec/config.py.
 ENV = eval "$$($(BIN)/python -m vidrec.config)" &&
 
-.PHONY: install world pipeline demo test ui serve rollback clean
+.PHONY: install world pipeline demo test ui serve rollback bento repro clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ serve: $(STAMP)
 
 rollback: $(STAMP)
 	$(ENV) $(BIN)/python -m vidrec.registry rollback
+
+bento: $(STAMP)
+	$(ENV) $(BIN)/bentoml build -f bentos/bentofile.yaml
+
+# dvc.yaml stages call `python`, so the venv goes first on PATH.
+repro: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro && $(BIN)/dvc metrics show
 
 clean:
 	rm -rf .vidrec
