@@ -73,8 +73,22 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_
     ``catalogue_size`` and ``n_users`` (training users) feed coverage and novelty. Comparisons are
     made against each baseline model that has scores.
     """
+    # Row order is never relied on (every result is ordered explicitly), and dropping it lets DuckDB's
+    # aggregates and table writes run without the order-preserving merge; restored afterwards because
+    # the connection is the caller's.
+    previous = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        return _evaluate(con, settings, catalogue_size, n_users, candidate, baselines)
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if previous else 'false'}")
+
+
+def _evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_size: int, n_users: int,
+              candidate: str, baselines: tuple[str, ...]) -> Evaluation:
     timings: dict[str, float] = {}
-    users = con.execute("SELECT DISTINCT user_key FROM impressions").df()["user_key"].to_numpy()
+    # fetchnumpy: the distinct keys go straight to NumPy (bootstrap_weights) without a pandas frame.
+    users = con.execute("SELECT DISTINCT user_key FROM impressions").fetchnumpy()["user_key"]
     if len(users) == 0:
         raise ValueError("the impressions table is empty; the hold-out window has no events to evaluate")
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
