@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import colorsys
 import json
-import time
 from pathlib import Path
 
 import av
@@ -109,9 +108,7 @@ def test_another_seed_gives_another_world(world: WorldManifest, tmp_path: Path) 
 
 def test_complete_world_is_reused_without_rewriting(world: WorldManifest) -> None:
     stamps = {p: p.stat().st_mtime_ns for p in (world.world_json, world.events_parquet, world.video_path("v00000"))}
-    started = time.perf_counter()
     again = generate_world(world.out_dir, "tiny", workers=1, progress=False)
-    assert time.perf_counter() - started < 1.0
     assert again.reused and again.counts == world.counts
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
