@@ -10,6 +10,7 @@ from assets.reporting import contract_check, quarantine_metadata, table_md
 from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, Pseudonymiser, RawData, VidrecStorage
 from expectations.validate import validate_frame
 from vidrec.ingest import prepare_events, quarantine
+from vidrec.items import accepted_item_ids
 from vidrec.landing import read_landed_events
 from vidrec.sources import read_events
 
@@ -54,8 +55,7 @@ def interactions(raw_data: RawData, pseudonymiser: Pseudonymiser, storage: Vidre
     """Impressions with clicks, watch time and conversions from the event log and the service's
     landing area: users pseudonymised with a keyed hash, checked against the `events` suite, bad
     rows quarantined with a reason."""
-    accepted = set(video_probe.loc[video_probe["status"] == "accepted", "video_id"]) & set(
-        video_metadata.loc[video_metadata["status"] == "accepted", "video_id"])
+    accepted = accepted_item_ids(video_probe, video_metadata)  # imported media-less items included
     try:
         raw = read_events(raw_data.directory)
     except (FileNotFoundError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError

@@ -11,14 +11,16 @@ from assets.reporting import contract_check, quarantine_metadata, table_md
 from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, RawData, VidrecStorage
 from expectations.validate import validate_frame
 from vidrec.ingest import (
-    NO_FILE_REASON,
     NO_METADATA_REASON,
     duplicate_groups,
+    media_less_ids,
     quarantine,
+    quarantine_media,
     quarantine_unmatched,
     repaired_text_count,
     with_text,
 )
+from vidrec.imports.covers import item_shards
 from vidrec.media.cache import MediaCache
 from vidrec.media.features import FeatureConfig, extract_features
 from vidrec.media.probe import deleted_rows, probe_videos
@@ -110,7 +112,7 @@ def video_metadata(raw_data: RawData, raw_videos: pd.DataFrame) -> dg.Output[pd.
     metadata = with_text(read_metadata(raw_data.path))
     report = validate_frame(metadata, "video_metadata", id_column="video_id")
     metadata = quarantine(metadata, report.row_failures, "video_id")
-    metadata = quarantine_unmatched(metadata, set(raw_videos["video_id"].astype(str)), NO_FILE_REASON)
+    metadata = quarantine_media(metadata, set(raw_videos["video_id"].astype(str)))
     return dg.Output(metadata, metadata={
         **quarantine_metadata(metadata, "video_id"), "quarantine_reasons": _reason_counts(metadata),
         "rows_with_repaired_text": repaired_text_count(metadata),
@@ -128,7 +130,7 @@ def video_metadata_contract(context: dg.AssetCheckExecutionContext, video_metada
 
 @dg.asset(group_name=GROUP, kinds={"python", "duckdb"}, io_manager_key=WAREHOUSE, owners=["team:ml-platform"],
           pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY, automation_condition=FOLLOW_UPSTREAM)
-def video_features(context: dg.AssetExecutionContext, video_probe: pd.DataFrame,
+def video_features(context: dg.AssetExecutionContext, video_probe: pd.DataFrame, raw_data: RawData,
                    storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
     """Sampled frames and audio log-mel per accepted video, in shards addressed by content hash;
     this table is the catalog pointing at them (shard path, sampling plan, shapes). Unchanged
@@ -139,11 +141,20 @@ def video_features(context: dg.AssetExecutionContext, video_probe: pd.DataFrame,
     with _catalog(storage) as catalog:
         features = extract_features(accepted, storage.paths.features, config, workers=2,
                                     progress=False, cache=catalog)
+    # Imported items without a video file (sidecar media_kind image/none): a cover is a one-frame video,
+    # a text-only item an all-zero shard; has_visual says which (docs/import.md). The sidecar is read here,
+    # not taken as an input, so new video files still trigger only probe -> features (automation).
+    sidecar = quarantine_media(read_metadata(raw_data.path), set(video_probe["video_id"].astype(str)))
+    media_less = sidecar[sidecar["video_id"].astype(str).isin(media_less_ids(sidecar))]
+    if len(media_less):
+        features = pd.concat([features.assign(has_visual=True), item_shards(media_less, storage.paths.features,
+                                                                              config)], ignore_index=True)
     cached = int(features["cached"].sum())
     context.log.info("features for %d videos (%d cached)", len(features), cached)
     return dg.Output(features, metadata={
         **quarantine_metadata(features, "video_id"), "cached": cached,
         "extracted": int((~features["cached"] & (features["status"] == "accepted")).sum()),
+        "items_without_video": len(media_less),
         "feature_config": config.key(), "frames_shape": list(config.frames_shape()),
         "mel_shape": list(config.mel_shape()), "seek": config.seek,
         "catalog": str(storage.paths.features / CATALOG_FILE),

@@ -78,3 +78,42 @@ def repaired_text_count(metadata: pd.DataFrame) -> int:
     for column in columns:
         bad |= metadata[column].fillna("").astype(str).str.contains("\ufffd", regex=False)
     return int(bad.sum())
+
+
+MEDIA_LESS_KINDS = ("image", "none")  # sidecar media_kind of imported items without a video file
+
+
+def media_less_ids(metadata: pd.DataFrame) -> set[str]:
+    """video_ids whose accepted sidecar row declares no video file (``media_kind`` image: a cover, or
+    none: text only). Always empty for a native video catalog, whose sidecar has no ``media_kind``."""
+    if "media_kind" not in metadata:
+        return set()
+    hit = metadata["media_kind"].isin(MEDIA_LESS_KINDS)
+    if "status" in metadata:
+        hit &= metadata["status"] == "accepted"
+    return set(metadata.loc[hit, "video_id"].astype(str))
+
+
+def quarantine_media(metadata: pd.DataFrame, file_ids: set[str]) -> pd.DataFrame:
+    """The file rule for metadata rows: a row needs a file in videos/ (NO_FILE_REASON) unless it declares
+    ``media_kind`` image (with a ``media_path``) or none; such a row must then not also have a file, and an
+    unknown ``media_kind`` is refused. Every other column is kept."""
+    out = metadata.copy()
+    if "status" not in out:
+        out["status"], out["reason"] = "accepted", None
+    if "media_kind" not in out:
+        return quarantine_unmatched(out, file_ids, NO_FILE_REASON)
+    kind = out["media_kind"].astype(str)
+    path = out["media_path"].fillna("").astype(str) if "media_path" in out else pd.Series("", index=out.index)
+    has_file = out["video_id"].astype(str).isin(file_ids)
+    rules = [
+        (~kind.isin(("video", *MEDIA_LESS_KINDS)), "media_kind is not one of video, image, none"),
+        ((kind == "image") & (path.str.strip() == ""), "media_kind is image but media_path is empty"),
+        (kind.isin(MEDIA_LESS_KINDS) & has_file, "media_kind says no video file, but videos/ has one for this row"),
+        ((kind == "video") & ~has_file, NO_FILE_REASON),
+    ]
+    for hit, reason in rules:
+        hit = hit & (out["status"] == "accepted")
+        out.loc[hit, "status"] = "quarantined"
+        out.loc[hit, "reason"] = reason
+    return out

@@ -1,4 +1,5 @@
-"""The item table the models see: one row per accepted video, with numeric side features."""
+"""The item table the models see: one row per accepted video (or imported media-less item), with numeric
+side features."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from vidrec.behaviour import id_bucket
+from vidrec.ingest import media_less_ids
 
 ITEM_FEATURES = ("is_product", "log_price", "log_duration")
 
@@ -26,20 +28,47 @@ def id_buckets(video_ids: list[str], known: set[str], buckets: int) -> np.ndarra
     return np.array([id_bucket(v, buckets) if v in known else 0 for v in video_ids], dtype=np.int64)
 
 
+def accepted_item_ids(videos: pd.DataFrame, metadata: pd.DataFrame) -> set[str]:
+    """Ids that can become items: an accepted video file with an accepted metadata row, or an accepted
+    metadata row that declares no video file (an imported cover or text-only item, ``media_kind``)."""
+    ok_meta = set(metadata.loc[metadata["status"] == "accepted", "video_id"].astype(str))
+    ok_videos = set(videos.loc[videos["status"] == "accepted", "video_id"].astype(str))
+    return (ok_videos | media_less_ids(metadata)) & ok_meta
+
+
+def _media_less_rows(metadata: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame | None:
+    """``videos``-shaped accepted rows for items without a video file: no duration, no audio track; the
+    content hash is the shard's (cover image or the shared no-media shard). None for a video catalog."""
+    ids = media_less_ids(metadata)
+    if not ids:
+        return None
+    rows = features.loc[features["video_id"].astype(str).isin(ids) & (features["status"] == "accepted"),
+                        ["video_id", "sha256"]]
+    return rows.assign(duration_s=0.0, has_audio=False)
+
+
 def build_items(videos: pd.DataFrame, metadata: pd.DataFrame, features: pd.DataFrame,
                 text: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join the accepted rows of each table into the item table the models use.
+
+    Imported items without a video file (sidecar ``media_kind`` image or none) join through their
+    feature rows instead of a probed file; ``has_visual`` comes from those rows (False for text-only
+    items), so the models see the missing modalities masked.
 
     Returns ``(items, excluded)``: ``excluded`` names every accepted video that is not an item
     and why (no metadata row, metadata quarantined, features failed), so nothing vanishes.
     """
     accepted = videos[videos["status"] == "accepted"][["video_id", "sha256", "duration_s", "has_audio"]]
+    media_less = _media_less_rows(metadata, features)
+    if media_less is not None and len(media_less):
+        accepted = pd.concat([accepted, media_less], ignore_index=True)
     meta = metadata[metadata["status"] == "accepted"].drop(columns=["status", "reason"])
-    feats = features[features["status"] == "accepted"][["video_id", "shard_path"]]
+    columns = ["video_id", "shard_path", *(["has_visual"] if "has_visual" in features else [])]
+    feats = features[features["status"] == "accepted"][columns]
     items = (accepted.merge(meta, on="video_id", how="inner")
              .merge(feats, on="video_id", how="inner")
              .merge(text[["video_id", "has_text", "embedding"]], on="video_id", how="inner"))
-    items["has_visual"] = True
+    items["has_visual"] = items["has_visual"].fillna(True).astype(bool) if "has_visual" in items else True
     items["has_audio"] = items["has_audio"].astype(bool)
     items = items.sort_values("video_id").reset_index(drop=True)
     excluded = accepted[~accepted["video_id"].isin(items["video_id"])][["video_id"]].copy()

@@ -32,6 +32,7 @@ METADATA_COLUMNS = ("video_id", "title", "description", "tags", "category", "cre
                     "is_product", "price", "is_live_host", "published_at")
 RAW_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "position", "surface",
                      "propensity", "clicked", "watch_s", "converted")
+MEDIA_COLUMNS = ("media_kind", "media_path")  # optional sidecar columns, see read_metadata
 FILE_COLUMNS = ["video_id", "url", "path", "bytes", "mtime_ns", "extension"]
 _TRUE = {"true", "1", "yes", "y", "t"}
 _COPY_CHUNK = 1 << 20
@@ -180,13 +181,24 @@ def read_metadata(location: str | Path) -> pd.DataFrame:
     missing = [c for c in METADATA_COLUMNS if c not in raw.columns]
     if missing:
         raise ValueError(f"{where} lacks columns {missing}; expected {list(METADATA_COLUMNS)}")
-    frame = raw[list(METADATA_COLUMNS)].fillna("").copy()
+    # media_kind / media_path are optional: rows of imported items without a video file (docs/import.md).
+    frame = raw[[*METADATA_COLUMNS, *[c for c in MEDIA_COLUMNS if c in raw.columns]]].fillna("").copy()
+    if "media_kind" in frame:
+        frame["media_kind"] = frame["media_kind"].astype(str).str.strip().str.lower().replace("", "video")
+    if "media_path" in frame:  # relative paths are relative to the location, like videos/
+        frame["media_path"] = [p if not p or p.startswith("/") or "://" in p else _joined(fs, root, p)
+                               for p in frame["media_path"].astype(str).str.strip()]
     frame["is_product"] = _flag(frame["is_product"])
     frame["is_live_host"] = _flag(frame["is_live_host"])
     frame["price"] = pd.to_numeric(frame["price"].replace("", None), errors="coerce")
     frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True, errors="coerce",
                                             format="ISO8601")
     return frame
+
+
+def _joined(fs: fsspec.AbstractFileSystem, root: str, relative: str) -> str:
+    path = f"{root}/{relative}"
+    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
 
 
 def read_events(directory: Path) -> pd.DataFrame:

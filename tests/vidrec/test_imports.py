@@ -230,7 +230,12 @@ def test_native_written_back_in_the_pipeline_layout(native_dir: Path, tmp_path: 
     result = import_native(str(native_dir))
     out = result.write_raw_dir(tmp_path / "raw")
     assert list(list_videos(out)["video_id"]) == ["v1"]
-    assert list(read_metadata(out)["video_id"]) == ["v1", "v2", "v3"]
+    metadata = read_metadata(out).set_index("video_id")
+    assert list(metadata.index) == ["v1", "v2", "v3"]
+    # The sidecar says which rows have no video file on purpose: a cover (under covers/) and a text-only item.
+    assert metadata["media_kind"].to_dict() == {"v1": "video", "v2": "image", "v3": "none"}
+    assert Path(metadata.loc["v2", "media_path"]) == out / "covers" / "v2.png"
+    assert Path(metadata.loc["v2", "media_path"]).is_file() and metadata.loc["v3", "media_path"] == ""
     assert len(read_events(out)) == 3
 
 

@@ -41,24 +41,38 @@ class ImportResult:
         return clicked[["user_id", "video_id", "ts"]].reset_index(drop=True)
 
     def write_raw_dir(self, directory: Path) -> Path:
-        """Write ``metadata.csv`` and ``events.parquet`` (and hard-link or copy ``videos/``) in the layout
-        that ``vidrec.sources`` and the pipeline's raw assets read. Covers and media-less items stay out of
-        ``videos/``: their shards come from ``vidrec.imports.covers.item_shards``."""
+        """Write ``metadata.csv`` and ``events.parquet`` (and hard-link or copy ``videos/`` and ``covers/``) in
+        the layout that ``vidrec.sources`` and the pipeline's raw assets read.
+
+        ``metadata.csv`` carries ``media_kind`` and ``media_path`` so the pipeline knows which rows have no
+        video file on purpose: a cover (``image``, its file under ``covers/``) becomes a one-frame video
+        shard and a text-only item (``none``) an all-zero one, both with the missing modalities masked,
+        instead of being quarantined as a metadata row without a file."""
         directory = Path(directory)
         (directory / "videos").mkdir(parents=True, exist_ok=True)
         meta = self.items[list(METADATA_COLUMNS)].copy()
         meta["published_at"] = meta["published_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["media_kind"], meta["media_path"] = self.items["media_kind"].to_numpy(), ""
+        with_media = (self.items["media_kind"] != "none") & ~blank(self.items["media_path"])
+        for row in self.items[with_media].itertuples():
+            folder = "videos" if row.media_kind == "video" else "covers"
+            relative = f"{folder}/{row.video_id}{Path(row.media_path).suffix.lower()}"
+            _place(Path(row.media_path), directory / relative)
+            if row.media_kind == "image":  # a video is found by its name under videos/
+                meta.loc[row.Index, "media_path"] = relative
         meta.to_csv(directory / "metadata.csv", index=False)
         self.events[list(RAW_EVENT_COLUMNS)].to_parquet(directory / "events.parquet", index=False)
-        videos = self.items[self.items["media_kind"] == "video"]
-        for video_id, path in zip(videos["video_id"], videos["media_path"]):
-            link = directory / "videos" / f"{video_id}{Path(path).suffix.lower()}"
-            if not link.exists():
-                try:  # a hard link is a plain file to every lister (symlinks are not) and costs no space
-                    os.link(path, link)
-                except OSError:  # another filesystem
-                    shutil.copyfile(path, link)
         return directory
+
+
+def _place(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a hard link is a plain file to every lister (symlinks are not) and costs no space
+        os.link(source, target)
+    except OSError:  # another filesystem
+        shutil.copyfile(source, target)
 
 
 def blank(value: pd.Series) -> pd.Series:
