@@ -19,28 +19,36 @@ from models.serialization import TrainedModel
 from vidrec.config import Paths
 from vidrec.privacy import pseudonymise_column
 from vidrec.registry import ProductionPointer
+from vidrec.world.generate import generate_world
 
 KEY = "asset-test-key"
-WORLD = Path(__file__).resolve().parents[2] / "data" / "tiny"
-pytestmark = pytest.mark.skipif(not (WORLD / "ground_truth").is_dir(), reason="data/tiny is not generated")
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh tiny world (seconds), so the test never depends on what `make world` left behind."""
+    directory = tmp_path_factory.mktemp("world")
+    generate_world(directory, size="tiny", progress=False)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory, world: Path) -> dict:
     """What the upstream assets would hand over, built from the world's tables."""
     directory = tmp_path_factory.mktemp("upstream")
-    truth = pd.read_parquet(WORLD / "ground_truth" / "items.parquet").sort_values("video_id")
-    metadata = pd.read_csv(WORLD / "metadata.csv").assign(status="accepted", reason=None)
+    truth = pd.read_parquet(world / "ground_truth" / "items.parquet").sort_values("video_id")
+    metadata = pd.read_csv(world / "metadata.csv").assign(status="accepted", reason=None)
     metadata["published_at"] = pd.to_datetime(metadata["published_at"], utc=True)
     ids = truth["video_id"].to_numpy()
     rng = np.random.default_rng(0)
-    raw = pd.read_parquet(WORLD / "events.parquet")
+    raw = pd.read_parquet(world / "events.parquet")
     events = raw.assign(user_key=pseudonymise_column(raw["user_id"], KEY), status="accepted", reason=None)
     torch.manual_seed(0)
     torch.save(EncoderConfig().build().state_dict(), directory / "encoder.pt")
     torch.save(RankerConfig().build().state_dict(), directory / "ranker.pt")
     vectors = rng.normal(size=(len(ids), 64)).astype(np.float32)
     return {
+        "world": world,
         "video_probe": pd.DataFrame({"video_id": ids, "sha256": [f"{i:064x}" for i in range(len(ids))],
                                      "duration_s": truth["duration_s"].to_numpy(), "has_audio": True,
                                      "status": "accepted"}),
@@ -59,7 +67,7 @@ def _evaluate(upstream: dict, root: Path, policy: str = "") -> dg.Output:
     names = ("ranker", "item_embeddings", "interactions", "video_probe", "video_metadata", "video_features",
              "text_features")
     return offline_evaluation(dg.build_asset_context(), **{n: upstream[n] for n in names},
-                              storage=VidrecStorage(root=str(root)), raw_data=RawData(path=str(WORLD)),
+                              storage=VidrecStorage(root=str(root)), raw_data=RawData(path=str(upstream["world"])),
                               pseudonymiser=Pseudonymiser(key=KEY), gate_policy=GatePolicy(path=policy))
 
 
@@ -80,7 +88,7 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(upstream: dict, tm
     assert "skipped: no champion" in rules and "verdict" in rules and "threshold" in rules
 
     promoted = promoted_model(dg.build_asset_context(), offline_evaluation=table,
-                              storage=VidrecStorage(root=str(tmp_path)), raw_data=RawData(path=str(WORLD)),
+                              storage=VidrecStorage(root=str(tmp_path)), raw_data=RawData(path=str(upstream["world"])),
                               **{n: upstream[n] for n in ("multimodal_encoder", "ranker", "item_embeddings",
                                                           "interactions", "video_probe", "video_metadata",
                                                           "video_features", "text_features")})
