@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from assets import drift, evaluation, events, media, quality, training
 from assets.jobs import JOBS, main_job
@@ -11,6 +10,7 @@ from assets.resources import GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from assets.schedules import SCHEDULES
 from assets.sensors import SENSORS
 from assets.training import TrainingSettings
+from assets.warehouse_io import WarehouseIOManager
 from vidrec.config import Paths
 
 ASSET_MODULES = (media, events, training, evaluation, quality, drift)
@@ -32,7 +32,7 @@ def build_resources(root: Path | str | dg.EnvVar, data: Path | str | dg.EnvVar, 
         "pseudonymiser": Pseudonymiser(key=key),
         "training": training_settings or TrainingSettings(),
         "gate_policy": GatePolicy(path=gate_policy),
-        "warehouse_io": DuckDBPandasIOManager(database=warehouse, schema="vidrec"),
+        "warehouse_io": WarehouseIOManager(database=warehouse, schema="vidrec"),  # stores empty frames too
         "io_manager": dg.FilesystemIOManager(base_dir=io_dir),
     }
 

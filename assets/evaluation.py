@@ -16,6 +16,7 @@ from models.holdout import holdout_tables, world_truth
 from models.serialization import TrainedModel
 from models.steps import ranker_inputs
 from vidrec.behaviour import latest_histories
+from vidrec.evaluation.availability import Availability, drop_unsupported, drop_unsupported_reliability
 from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
 from vidrec.evaluation.tables import load_table
 from vidrec.gate import check_gate, load_policy, results_table
@@ -44,7 +45,9 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
     """Hold-out (last days) metrics of the candidate and the production champion in DuckDB SQL, with 95%
     bootstrap intervals over users: per-head AUC/GAUC/logloss/ECE, NDCG/Precision/Recall/HitRate/MRR@10,
     coverage and novelty, IPS/SNIPS CTR, watch time and conversion, a simulated A/B test on demo worlds,
-    and slices. One row per (slice, model, metric)."""
+    and slices. One row per (slice, model, metric). Metrics that need a signal the log lacks (propensity,
+    watch_s, converted, position, non-clicked impressions) are left out and listed with the reason; the
+    `holdout` rows record which signals the hold-out had."""
     items, _ = build_items(video_probe, video_metadata, video_features, text_features)
     events = accepted(interactions)
     champion = champion_directory(storage.paths.registry)
@@ -62,7 +65,11 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
                              "value": tables.latency[f"{q}_ms"], "ci_low": float("nan"), "ci_high": float("nan"),
                              "resamples": 0}
                             for q in ("p50", "p99")])
-    table = pd.concat([result.table, latency], ignore_index=True)
+    # Never report a number computed from NULLs standing in for a signal the source does not have.
+    availability = Availability.from_impressions(tables.impressions)
+    table, skipped = drop_unsupported(pd.concat([result.table, latency], ignore_index=True), availability)
+    table = pd.concat([table, availability.rows()], ignore_index=True)
+    reliability = drop_unsupported_reliability(result.reliability, availability)
     gate = check_gate(table, _policy(gate_policy))
     run_dir = storage.paths.reports / context.run_id
     facts = {"run_id": context.run_id, "champion": champion[0] if champion else "none (first promotion)",
@@ -71,8 +78,10 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
              "bootstrap resamples": SUITE.resamples,
              "scoring latency": f"p50 {tables.latency['p50_ms']:.1f} ms, p99 {tables.latency['p99_ms']:.1f} ms "
                                 f"per batch of {tables.latency['batch']}",
-             "candidate weights (kept whatever the verdict)": ranker.weights_path}
-    report = write_report(run_dir, table, result.reliability, results_table(gate), facts, k=K)
+             "candidate weights (kept whatever the verdict)": ranker.weights_path,
+             "skipped metrics": "; ".join(f"{m} ({why})" for m, why in zip(skipped["metric"], skipped["reason"]))
+                                or "none (the log has every signal)"}
+    report = write_report(run_dir, table, reliability, results_table(gate), facts, k=K)
     # Where `dvc metrics show` / `dvc metrics diff` read them (dvc.yaml names this path).
     write_metrics_json(storage.paths.reports / "metrics.json", table,
                        {"latency": {"scoring_p50_ms": tables.latency["p50_ms"],
@@ -86,6 +95,8 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
         "champion": champion[0] if champion else "none",
         "holdout_impressions": len(tables.impressions),
         "metric_rows": len(table),
+        "missing_signals": dg.MetadataValue.json(availability.missing()),
+        "skipped_metrics": table_md(skipped),
         "scoring_p99_ms": round(tables.latency["p99_ms"], 2),
         "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in result.timings_s.items()}),
     })

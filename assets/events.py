@@ -8,11 +8,12 @@ import pandas as pd
 from assets.quality import record_validation
 from assets.reporting import contract_check, quarantine_metadata, table_md
 from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, Pseudonymiser, RawData, VidrecStorage
+from expectations.suites import events_suite
 from expectations.validate import validate_frame
 from vidrec.ingest import prepare_events, quarantine
 from vidrec.items import accepted_item_ids
 from vidrec.landing import read_landed_events
-from vidrec.sources import read_events
+from vidrec.sources import OPTIONAL_EVENT_COLUMNS, absent_event_columns, read_events
 
 GROUP = "events"
 OWNERS = ["team:ml-platform"]
@@ -21,7 +22,8 @@ raw_events = dg.AssetSpec(
     "raw_events",
     group_name=GROUP,
     description="The raw event log (events.parquet) with raw user ids. Read only by "
-                "`interactions`, which pseudonymises users before anything is written.",
+                "`interactions`, which pseudonymises users before anything is written. A source that "
+                "never recorded position, propensity, watch_s or converted leaves the column out.",
     kinds={"parquet"},
     owners=OWNERS,
     metadata={"path": "$VIDREC_DATA/events.parquet",
@@ -54,9 +56,11 @@ def interactions(raw_data: RawData, pseudonymiser: Pseudonymiser, storage: Vidre
                  video_probe: pd.DataFrame, video_metadata: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Impressions with clicks, watch time and conversions from the event log and the service's
     landing area: users pseudonymised with a keyed hash, checked against the `events` suite, bad
-    rows quarantined with a reason."""
+    rows quarantined with a reason. Optional columns the log leaves out stay NULL (never filled in) and
+    are checked with the `events__no_<column>` suite, which accepts those NULLs."""
     accepted = accepted_item_ids(video_probe, video_metadata)  # imported media-less items included
     try:
+        absent = absent_event_columns(raw_data.directory)
         raw = read_events(raw_data.directory)
     except (FileNotFoundError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
         # The log itself is unreadable or lacks columns: retrying cannot fix that, so fail at once.
@@ -66,12 +70,20 @@ def interactions(raw_data: RawData, pseudonymiser: Pseudonymiser, storage: Vidre
     landed, bad_lines = _landed(storage, accepted)
     events = logged if landed.empty else pd.concat([logged, landed[logged.columns]], ignore_index=True)
     events = _duplicates_quarantined(events.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True))
+    suite = events_suite(absent).name
+    # A column that is present but NULL throughout is most likely a signal the source never had.
+    all_null = [c for c in OPTIONAL_EVENT_COLUMNS if c not in absent and len(raw) and raw[c].isna().all()]
     report = validate_frame(events[events["status"] == "accepted"].drop(columns=["status", "reason"]),
-                            "events", id_column="event_id")
+                            suite, id_column="event_id")
     events = quarantine(events, report.row_failures, "event_id")
     ok = events[events["status"] == "accepted"]
     return dg.Output(events, metadata={
         **quarantine_metadata(events, "event_id"),
+        "suite": suite,
+        # Left out of events.parquet by the source: NULL here; offline_evaluation skips what needs them.
+        "absent_columns": dg.MetadataValue.json(list(absent)),
+        "hint": (f"{', '.join(all_null)} is NULL in every row of events.parquet, so every event is quarantined; "
+                 "if the source never recorded it, leave the column out (docs/import.md)") if all_null else "none",
         "from_log": len(logged), "from_landing": len(landed),
         # Lines that are not complete JSON (e.g. a write cut short by a crash) cannot become rows.
         "landing_unreadable_lines": len(bad_lines),
@@ -86,9 +98,10 @@ def interactions(raw_data: RawData, pseudonymiser: Pseudonymiser, storage: Vidre
 
 @dg.asset_check(asset=interactions, blocking=True)
 def interactions_contract(context: dg.AssetCheckExecutionContext, interactions: pd.DataFrame,
-                          storage: VidrecStorage) -> dg.AssetCheckResult:
+                          storage: VidrecStorage, raw_data: RawData) -> dg.AssetCheckResult:
     """Accepted events satisfy the `events` suite (invariants: watch_s > 0 only if clicked,
-    converted only if clicked); counts reconcile."""
+    converted only if clicked; NULLs only in the optional columns the log leaves out); counts reconcile."""
     judged = interactions[~interactions["reason"].fillna("").str.startswith("video is not")]
-    report = validate_frame(judged.drop(columns=["status", "reason"]), "events", id_column="event_id")
+    suite = events_suite(absent_event_columns(raw_data.directory)).name
+    report = validate_frame(judged.drop(columns=["status", "reason"]), suite, id_column="event_id")
     return record_validation(context, storage, "interactions", report, contract_check(interactions, report, "event_id"))

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import write_result  # noqa: E402
 from models.config import RankerConfig  # noqa: E402
 from models.encoders import MODALITIES  # noqa: E402
-from models.quality import (baseline_scores, cold_only, impressions_table, measure, oracle_scores,  # noqa: E402
-                            over, scored)
+from models.quality import (attribute_ceiling_scores, baseline_scores, cold_only,  # noqa: E402
+                            impressions_table, measure, oracle_scores, over, scored)
 from models.steps import (StepSettings, fit_encoder, fit_ranker, item_embedding_matrix,  # noqa: E402
                           ranker_inputs, score_impressions)
 from vidrec.config import DEMO_PSEUDONYM_KEY, Paths, resolve_root  # noqa: E402
@@ -50,6 +50,7 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
     holdout = split.part(events, "holdout").reset_index(drop=True)
     fit_window = split.part(events, "fit")
     cold = set(holdout["video_id"]) - set(fit_window["video_id"])
+    oracle = Oracle.load(world)
 
     with tempfile.TemporaryDirectory(prefix="quality-", dir=paths.checkpoints) as tmp:
         t0 = time.perf_counter()
@@ -62,7 +63,8 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
         main = score_impressions(ranker, inputs, holdout, events)
         frames = [scored(holdout, "ranker", main.score, main.p_click),
                   scored(holdout, "ranker_click", main.p_click),
-                  scored(holdout, "oracle", oracle_scores(holdout, Oracle.load(world))),
+                  scored(holdout, "oracle", oracle_scores(holdout, oracle)),
+                  scored(holdout, "attribute_ceiling", attribute_ceiling_scores(fit_window, holdout, oracle)),
                   scored(holdout, "random", np.random.default_rng(settings.seed).random(len(holdout)))]
         for name, values in baseline_scores(split.part(events, "fit"), holdout, inputs.item_index,
                                             settings.seed, bpr_epochs).items():
@@ -95,11 +97,15 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
         "baselines": {name: row(name) for name in ("most_popular", "bpr_mf", "random")},
         "ablation": {m: round(float(table.at[f"without_{m}", ndcg]), 4) for m in MODALITIES},
         "ablation_cold": {m: round(float(cold_table.at[f"without_{m}", ndcg]), 4) for m in MODALITIES},
-        "models": {name: row(name) for name in ("oracle", "ranker", "ranker_click")},
+        "models": {name: row(name) for name in ("oracle", "attribute_ceiling", "ranker", "ranker_click")},
+        "attribute_ceiling_click_auc_over_oracle": round(over(table, "attribute_ceiling", "oracle", "click_auc"), 4),
+        "attribute_ceiling_ndcg10_over_oracle": round(over(table, "attribute_ceiling", "oracle", ndcg), 4),
         "train_s": round(train_s, 1),
         "settings": {"encoder_epochs": settings.encoder_epochs, "ranker_epochs": settings.ranker_epochs,
                      "patience": settings.patience, "seed": settings.seed, "bpr_epochs": bpr_epochs},
-        "notes": "oracle = true click probability without position bias; ranker NDCG uses the blended serving "
+        "notes": "oracle = true click probability without position bias; attribute_ceiling = per-user logistic "
+                 "regression on the TRUE item attributes fitted on the fit window (what perfect item features "
+                 "could learn from this log); ranker NDCG uses the blended serving "
                  "score, its click AUC p(click); cold = hold-out items never shown in the fit window, ranked "
                  "within sessions showing >= 2 of them; ablation hides one modality from every item at "
                  "embedding time and rescores with the same ranker",

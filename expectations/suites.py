@@ -6,7 +6,7 @@ the sentence a person reads when a row is quarantined; `expectations.validate` b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 MAX_DURATION_S = 4 * 3600.0
@@ -181,39 +181,59 @@ EVENT_COLUMNS = (
     "event_id", "ts", "user_key", "video_id", "session_id", "position", "surface",
     "propensity", "clicked", "watch_s", "converted",
 )  # fmt: skip
+# Columns a source may lack (vidrec.sources.OPTIONAL_EVENT_COLUMNS; expectations does not import vidrec).
+OPTIONAL_EVENT_COLUMNS = ("position", "propensity", "watch_s", "converted")
 _NOT_CLICKED = {"clicked": False}
+_WITHOUT = "__no_"  # events__no_propensity__no_watch_s: the suite for a source without those columns
 
-EVENTS = Suite(
-    name="events",
-    columns=EVENT_COLUMNS,
-    rules=(
-        _columns_present(EVENT_COLUMNS),
-        _not_null("event_id"),
-        _unique("event_id"),
-        *(_not_null(c) for c in ("ts", "user_key", "video_id", "session_id", "surface")),
-        _not_null("position"),
-        _between("position", 0, None, "position is not negative"),
-        _not_null("propensity"),
-        # A zero propensity would make inverse-propensity weights infinite.
-        _between("propensity", 0, 1, "propensity is in (0, 1]", strict_min=True),
-        _not_null("clicked"),
-        _in_set("clicked", [True, False], "clicked is true or false"),
-        _not_null("converted"),
-        _in_set("converted", [True, False], "converted is true or false"),
-        _not_null("watch_s"),
-        _between("watch_s", 0, MAX_DURATION_S, "watch_s is between 0 and 4 h"),
-        # Cross-column invariants as row conditions: UnexpectedRowsExpectation has no pandas
-        # metric provider in GX 1.24 (only SQL and Spark), so SQL over {batch} cannot run here.
-        _between("watch_s", None, 0, "watch_s > 0 only if clicked", _NOT_CLICKED),
-        _in_set("converted", [False], "converted only if clicked", _NOT_CLICKED),
-    ),
-)
+
+def events_suite(absent: Iterable[str] = ()) -> Suite:
+    """The ``events`` suite; with ``absent`` optional columns (the source declares it never recorded them)
+    those columns may be NULL. Every other rule stands, so a value that is present is still checked
+    (a propensity must be in (0, 1], watch_s > 0 only if clicked, ...)."""
+    absent = sorted(set(absent))
+    unknown = [c for c in absent if c not in OPTIONAL_EVENT_COLUMNS]
+    if unknown:
+        raise ValueError(f"events columns {unknown} cannot be absent; only {list(OPTIONAL_EVENT_COLUMNS)} are "
+                         "optional")
+    name = "events" + "".join(f"{_WITHOUT}{c}" for c in absent)
+    return Suite(
+        name=name,
+        columns=EVENT_COLUMNS,
+        rules=(
+            _columns_present(EVENT_COLUMNS),
+            _not_null("event_id"),
+            _unique("event_id"),
+            *(_not_null(c) for c in ("ts", "user_key", "video_id", "session_id", "surface")),
+            *(_not_null(c) for c in ("position",) if c not in absent),
+            # Between and in-set skip NULLs, so they hold for every value a source does have.
+            _between("position", 0, None, "position is not negative"),
+            *(_not_null(c) for c in ("propensity",) if c not in absent),
+            # A zero propensity would make inverse-propensity weights infinite.
+            _between("propensity", 0, 1, "propensity is in (0, 1]", strict_min=True),
+            _not_null("clicked"),
+            _in_set("clicked", [True, False], "clicked is true or false"),
+            *(_not_null(c) for c in ("converted",) if c not in absent),
+            _in_set("converted", [True, False], "converted is true or false"),
+            *(_not_null(c) for c in ("watch_s",) if c not in absent),
+            _between("watch_s", 0, MAX_DURATION_S, "watch_s is between 0 and 4 h"),
+            # Cross-column invariants as row conditions: UnexpectedRowsExpectation has no pandas
+            # metric provider in GX 1.24 (only SQL and Spark), so SQL over {batch} cannot run here.
+            _between("watch_s", None, 0, "watch_s > 0 only if clicked", _NOT_CLICKED),
+            _in_set("converted", [False], "converted only if clicked", _NOT_CLICKED),
+        ),
+    )
+
+
+EVENTS = events_suite()
 
 SUITES: dict[str, Suite] = {s.name: s for s in (VIDEOS, VIDEO_METADATA, EVENTS)}
 
 
 def get_suite(name: str) -> Suite:
-    """Return the suite declared for table `name`."""
+    """Return the suite declared for table `name` (``events__no_<column>...`` for ``events_suite``)."""
+    if name.startswith(f"events{_WITHOUT}"):
+        return events_suite(name.split(_WITHOUT)[1:])
     try:
         return SUITES[name]
     except KeyError:

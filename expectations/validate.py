@@ -222,7 +222,8 @@ def _summarise(
     for position, entry in enumerate(indexes):
         row_id = entry.get(id_column) if isinstance(entry, dict) and id_column else entry
         value = values[position] if position < len(values) else None
-        reason = rule.description if _is_null(value) else f"{rule.description} (got {value!r})"
+        # _plain: a nullable column yields NumPy scalars, whose repr ("np.float64(1.5)") is not for people.
+        reason = rule.description if _is_null(value) else f"{rule.description} (got {_plain(value)!r})"
         rows.append((_id_text(row_id), reason))
 
     examples = values[:MAX_EXAMPLES]

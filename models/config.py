@@ -18,6 +18,10 @@ class EncoderConfig:
     audio_width: int = 8
     audio_depth: int = 3
     modality_dropout: float = 0.2
+    # Measured picture/sound descriptors as the embedding's last dimensions (models.descriptors);
+    # False rebuilds models saved before they existed.
+    descriptors: bool = True
+    mel_hop_ms: float = 10.0  # vidrec.media.features.FeatureConfig.hop_ms (a test keeps them equal)
 
     def build(self) -> MultimodalItemEncoder:
         return MultimodalItemEncoder(**asdict(self))

@@ -120,7 +120,8 @@ IMPRESSION_KEYS = ("candidate", "candidate_id", "user_id", "item_features", "his
                    "position", "clicked", "watch_s", "converted")
 
 
-OPTIONAL_KEYS = ("taste",)
+# has_*_label: per-row masks for labels a source may lack (models.train.impression_arrays).
+OPTIONAL_KEYS = ("taste", "has_watch_label", "has_conversion_label")
 
 
 def impression_tensors(arrays: dict[str, np.ndarray], keys: tuple[str, ...] = IMPRESSION_KEYS) -> dict[str, torch.Tensor]:

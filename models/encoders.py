@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.descriptors import DESCRIPTORS, SignalDescriptors
+
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
@@ -38,10 +40,10 @@ class FrameEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: (B, T, 3, H, W) uint8 or float in [0, 1] → (B, dim)."""
         b, t = frames.shape[:2]
-        x = frames.flatten(0, 1).float()
+        pixels = frames.float()
         if frames.dtype == torch.uint8:
-            x = x / 255.0
-        x = self.cnn(x - 0.5).mean(dim=(2, 3))
+            pixels = pixels / 255.0
+        x = self.cnn(pixels.flatten(0, 1) - 0.5).mean(dim=(2, 3))
         x = self.proj(x).view(b, t, -1) + self.position[:t]
         x = self.temporal(x)
         weights = torch.softmax(x @ self.pool_query, dim=1)
@@ -108,7 +110,13 @@ class ModalityFusion(nn.Module):
 
 
 class MultimodalItemEncoder(nn.Module):
-    """Item content → one embedding, from whichever of frames, audio and text are present."""
+    """Item content → one ``dim``-wide embedding, from whichever of frames, audio and text are present.
+
+    With ``descriptors`` the last ``len(DESCRIPTORS)`` dimensions are measured signal descriptors
+    (``models.descriptors``) and the first ones the learned, L2-normalised joint space that the
+    cross-modal and behavioural losses train (``fused``); a text-only query has zero descriptors, so
+    it compares with videos on the joint space alone.
+    """
 
     def __init__(
         self,
@@ -119,18 +127,30 @@ class MultimodalItemEncoder(nn.Module):
         audio_width: int = 16,
         audio_depth: int = 3,
         modality_dropout: float = 0.2,
+        descriptors: bool = False,
+        mel_hop_ms: float = 10.0,
     ) -> None:
         super().__init__()
-        self.visual = FrameEncoder(dim, frame_width, frame_depth)
-        self.audio = AudioEncoder(dim, audio_width, audio_depth)
-        self.text = TextProjection(text_dim, dim)
-        self.fusion = ModalityFusion(dim, modality_dropout)
+        self.descriptors = SignalDescriptors(mel_hop_ms) if descriptors else None
+        self.output_dim = dim
+        joint = dim - len(DESCRIPTORS) if descriptors else dim
+        self.visual = FrameEncoder(joint, frame_width, frame_depth)
+        self.audio = AudioEncoder(joint, audio_width, audio_depth)
+        self.text = TextProjection(text_dim, joint)
+        self.fusion = ModalityFusion(joint, modality_dropout)
 
     def modality_vectors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, 3, dim): visual, audio, text vectors before fusion."""
+        """(B, 3, joint): visual, audio, text vectors before fusion."""
         return torch.stack(
             [self.visual(batch["frames"]), self.audio(batch["mel"]), self.text(batch["text"])], dim=1
         )
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def fused(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, joint): the learned, L2-normalised joint embedding."""
         return self.fusion(self.modality_vectors(batch), batch["mask"])
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        fused = self.fused(batch)
+        if self.descriptors is None:
+            return fused
+        return torch.cat([fused, self.descriptors(batch)], dim=1)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
+import torch
+from torch.nn import functional as F
 
 from models.baselines import fit_bpr, most_popular_scores
 from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
@@ -46,6 +48,55 @@ def oracle_scores(holdout: pd.DataFrame, oracle: Oracle) -> np.ndarray:
     if "user_id" not in holdout:
         raise KeyError("the hold-out frame lacks user_id; the oracle needs the simulator's raw user ids")
     return oracle.click_prob(holdout["user_id"].to_numpy(), holdout["video_id"].to_numpy(), position=None)
+
+
+def attribute_ceiling_scores(fit: pd.DataFrame, holdout: pd.DataFrame, oracle: Oracle, l2: float = 0.3,
+                             max_iter: int = 300) -> np.ndarray:
+    """What a model with perfect item features could learn from this log: a per-user logistic
+    regression on the world's TRUE item attributes (category, style, energy, energy², quality),
+    with a shared global part, a user bias and a position bias, fitted on ``fit`` (L2 ``l2`` on the
+    per-user parts) and scored position-free on ``holdout``.
+
+    The oracle knows each user's hidden parameters; a learner only sees a few hundred impressions per
+    user, so this bounds from above what any content model can reach on this log. Needs the
+    simulator's raw ``user_id``."""
+    items = oracle.items
+    index = pd.Index(items["video_id"])
+    n_categories = int(items["category_idx"].max()) + 1
+
+    def features(frame: pd.DataFrame) -> torch.Tensor:
+        rows = index.get_indexer(frame["video_id"])
+        energy = items["energy"].to_numpy()[rows, None]
+        x = np.concatenate([np.eye(n_categories)[items["category_idx"].to_numpy()[rows]],
+                            np.eye(3)[items["style"].to_numpy()[rows]], energy, energy**2,
+                            items["quality"].to_numpy()[rows, None]], axis=1)
+        return torch.tensor(x, dtype=torch.float32)
+
+    users = {u: i for i, u in enumerate(sorted(fit["user_id"].unique()))}
+    x, y = features(fit), torch.tensor(fit["clicked"].to_numpy(), dtype=torch.float32)
+    u = torch.tensor(fit["user_id"].map(users).to_numpy(np.int64))
+    position = torch.tensor(fit["position"].clip(0, 63).to_numpy(np.int64))
+    torch.manual_seed(0)
+    shared, per_user = torch.zeros(x.shape[1], requires_grad=True), torch.zeros(len(users), x.shape[1], requires_grad=True)
+    user_bias, position_bias = torch.zeros(len(users), requires_grad=True), torch.zeros(64, requires_grad=True)
+    params = [shared, per_user, user_bias, position_bias]
+    optimiser = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        logit = (x * (shared + per_user[u])).sum(1) + user_bias[u] + position_bias[position]
+        loss = (F.binary_cross_entropy_with_logits(logit, y)
+                + l2 * (per_user.pow(2).sum() + user_bias.pow(2).sum()) / len(y))
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    known = holdout["user_id"].map(users)
+    rows = torch.tensor(known.fillna(-1).to_numpy(np.int64))
+    with torch.no_grad():
+        weights = shared + torch.where(rows[:, None] >= 0, per_user[rows.clamp(min=0)], 0.0)
+        bias = torch.where(rows >= 0, user_bias[rows.clamp(min=0)], 0.0)
+        return ((features(holdout) * weights).sum(1) + bias).numpy().astype(np.float64)
 
 
 def baseline_scores(train: pd.DataFrame, holdout: pd.DataFrame, item_index: dict[str, int],

@@ -115,7 +115,13 @@ class Ranker(nn.Module):
         use_taste: bool = False,
     ) -> None:
         super().__init__()
-        self.content = nn.Sequential(nn.Linear(content_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        # Per-dimension standardisation of content vectors, fitted on the training catalog
+        # (``fit_content_scale``) and saved with the weights. The embedding mixes a unit-norm learned
+        # part (each dimension ~1/sqrt(dim)) with measured descriptors on another scale; with Adam a
+        # feature's effective learning rate follows its scale, so unscaled the small dimensions barely train.
+        self.register_buffer("content_mean", torch.zeros(content_dim))
+        self.register_buffer("content_std", torch.ones(content_dim))
+        self.content_mlp = nn.Sequential(nn.Linear(content_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.item_id = nn.Embedding(id_buckets, hidden, padding_idx=0)
         # A user's own vector learns their taste from every impression (clicks and skips), which a
         # click history alone cannot; small init so a bucket never trained stays near "no opinion".
@@ -143,6 +149,17 @@ class Ranker(nn.Module):
         # Shallow tower: position only shifts the click logit, so it can be fixed at serving.
         self.position_bias = nn.Embedding(max_position, 1)
         nn.init.zeros_(self.position_bias.weight)
+
+    @torch.no_grad()
+    def fit_content_scale(self, embeddings: torch.Tensor) -> None:
+        """Set the content standardisation from the catalog's (N, content_dim) embeddings."""
+        embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
+        self.content_mean.copy_(embeddings.mean(dim=0))
+        self.content_std.copy_(embeddings.std(dim=0).nan_to_num(1.0).clamp(min=1e-4))
+
+    def content(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Content embeddings (..., content_dim) → (..., hidden)."""
+        return self.content_mlp((vectors - self.content_mean) / self.content_std)
 
     def forward(
         self,

@@ -31,14 +31,20 @@ def save_weights(module: nn.Module, path: Path) -> Path:
 
 
 def load_encoder(weights: Path, config: dict) -> nn.Module:
-    encoder = EncoderConfig(**config).build()
+    # Configs saved before signal descriptors existed have no such key: rebuild them without.
+    encoder = EncoderConfig(**{"descriptors": False, **config}).build()
     encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return encoder.eval()
 
 
 def load_ranker(weights: Path, config: dict) -> nn.Module:
     ranker = RankerConfig(**config).build()
-    ranker.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    # Rankers saved before content standardisation existed carry renamed/absent keys.
+    state = {("content_mlp." + k[len("content."):] if k.startswith("content.") else k): v for k, v in state.items()}
+    for name in ("content_mean", "content_std"):
+        state.setdefault(name, getattr(ranker, name))
+    ranker.load_state_dict(state)
     return ranker.eval()
 
 

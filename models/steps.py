@@ -15,8 +15,8 @@ from models.ranker import BlendWeights
 from models.scoring import RankerScorer, Scores
 from models.retrieval import RetrievalScorer, sampling_log_q
 from models.serialization import TrainedModel, load_encoder, load_ranker, load_retrieval, save_weights
-from models.train import (EncoderTraining, RankerTraining, RetrievalTraining, click_arrays, embed_items,
-                          impression_arrays, train_encoder, train_ranker, train_retrieval)
+from models.train import (EncoderTraining, RankerTraining, RetrievalTraining, blend_weights, click_arrays,
+                          embed_items, impression_arrays, train_encoder, train_ranker, train_retrieval)
 from models.training import FitResult, TrainConfig
 from vidrec.behaviour import (co_engaged_neighbours, engagement_vectors, histories_before, id_bucket,
                               taste_before_sessions)
@@ -129,9 +129,7 @@ def fit_ranker(items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.DataFra
                                   TrainConfig(checkpoint_dir=out_dir, max_epochs=settings.ranker_epochs,
                                               patience=settings.patience, seed=settings.seed))
     weights = save_weights(ranker, out_dir / "ranker.pt")
-    train_clicks = split.part(events, "train")
-    watch_scale = float(train_clicks.loc[train_clicks["clicked"], "watch_s"].mean() or 1.0)
-    blend = BlendWeights(watch_scale_s=round(watch_scale, 3))
+    blend = blend_weights(split.part(events, "train"))  # heads without labels (imported logs) weigh 0
     return TrainedModel("ranker", str(weights), asdict(config), result.history, _fit_info(result),
                         {"blend": asdict(blend), "train_impressions": len(arrays["train"]["candidate"]),
                          "val_impressions": len(arrays["val"]["candidate"])})

@@ -65,7 +65,7 @@ class MultimodalEncoderSystem(_System):
             for i, j in combinations(range(parts.shape[1]), 2)
         ]).mean()
         fused = self.encoder.fusion(parts, mask)
-        behaviour = info_nce(fused, self.encoder(neighbour), t, valid=batch["has_neighbour"].bool())
+        behaviour = info_nce(fused, self.encoder.fused(neighbour), t, valid=batch["has_neighbour"].bool())
         loss = cross + self.hparams.behaviour_weight * behaviour
         size = mask.shape[0]
         if self.engagement_proj is not None:
@@ -125,17 +125,20 @@ class RankerSystem(_System):
         )
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The weighted total and each head's loss; plain loops (benchmarks) call this directly."""
+        """The weighted total and each head's loss; plain loops (benchmarks) call this directly.
+
+        Rows whose source has no watch time or conversion label (``has_watch_label`` /
+        ``has_conversion_label`` False; both default to True) are left out of that head's loss, so
+        they add neither loss nor gradient there; the click loss uses every row."""
         out = self(batch)
         clicked, converted = batch["clicked"].float(), batch["converted"].float()
         click_loss = F.binary_cross_entropy_with_logits(out.click_logit, clicked)
+        has_conversion = _label_mask(batch, "has_conversion_label", clicked)
         p_ctcvr = (torch.sigmoid(out.click_logit) * torch.sigmoid(out.cvr_logit)).clamp(1e-6, 1 - 1e-6)
-        conversion_loss = F.binary_cross_entropy(p_ctcvr, converted)
-        has_watch = clicked > 0
-        watch_loss = (
-            F.mse_loss(out.log_watch[has_watch], torch.log1p(batch["watch_s"][has_watch]))
-            if has_watch.any() else out.log_watch.sum() * 0.0
-        )
+        conversion_loss = _masked_mean(F.binary_cross_entropy(p_ctcvr, converted, reduction="none"), has_conversion)
+        has_watch = (clicked > 0) & _label_mask(batch, "has_watch_label", clicked)
+        watch_loss = _masked_mean(F.mse_loss(out.log_watch, torch.log1p(batch["watch_s"]), reduction="none"),
+                                  has_watch)
         loss = click_loss + self.hparams.conversion_weight * conversion_loss + self.hparams.watch_weight * watch_loss
         return {"loss": loss, "click_loss": click_loss, "conversion_loss": conversion_loss, "watch_loss": watch_loss}
 
@@ -146,6 +149,19 @@ class RankerSystem(_System):
         for name in ("click_loss", "conversion_loss", "watch_loss"):
             self.log(f"{stage}_{name}", losses[name], batch_size=size)
         return losses["loss"]
+
+
+def _label_mask(batch: dict[str, torch.Tensor], key: str, like: torch.Tensor) -> torch.Tensor:
+    mask = batch.get(key)
+    return torch.ones_like(like, dtype=torch.bool) if mask is None else mask.bool()
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over ``mask``; 0 (still attached to the graph) when nothing is selected.
+    ``where`` rather than multiplying by the mask, so a non-finite value on a masked row (e.g. a
+    placeholder label) cannot leak in as 0 * inf = NaN."""
+    kept = torch.where(mask, values, torch.zeros_like(values))
+    return kept.sum() / mask.sum().clamp(min=1)
 
 
 class RetrievalSystem(_System):

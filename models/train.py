@@ -11,7 +11,7 @@ import torch
 from models.config import EncoderConfig, RankerConfig, RetrievalConfig
 from models.data import ClickDataModule, EncoderDataModule, ImpressionDataModule, ItemTensors
 from models.encoders import MultimodalItemEncoder
-from models.ranker import Ranker
+from models.ranker import SERVING_POSITION, BlendWeights, Ranker
 from models.retrieval import TwoTower
 from models.systems import MultimodalEncoderSystem, RankerSystem, RetrievalSystem
 from models.training import FitResult, TrainConfig, fit
@@ -41,6 +41,9 @@ def train_encoder(items: ItemTensors, neighbours: np.ndarray, config: EncoderCon
                   params: EncoderTraining, train: TrainConfig, engagement: np.ndarray | None = None,
                   has_engagement: np.ndarray | None = None) -> tuple[MultimodalItemEncoder, FitResult]:
     encoder = config.build()
+    if encoder.descriptors is not None:
+        encoder.descriptors.fit([items.batch(torch.arange(s, min(s + 256, len(items))))
+                                 for s in range(0, len(items), 256)])
     dim = engagement.shape[1] if engagement is not None else 0
     system = MultimodalEncoderSystem(encoder, lr=params.lr, temperature=params.temperature,
                                      behaviour_weight=params.behaviour_weight, engagement_dim=dim,
@@ -53,11 +56,11 @@ def train_encoder(items: ItemTensors, neighbours: np.ndarray, config: EncoderCon
 
 @torch.inference_mode()
 def embed_items(encoder: MultimodalItemEncoder, items: ItemTensors, batch_size: int = 256) -> np.ndarray:
-    """(N, dim) L2-normalised content embeddings, row-aligned with ``items.video_ids``."""
+    """(N, dim) content embeddings (``MultimodalItemEncoder.forward``), row-aligned with ``items.video_ids``."""
     encoder.eval()
     parts = [encoder(items.batch(torch.arange(s, min(s + batch_size, len(items)))))
              for s in range(0, len(items), batch_size)]
-    return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.fusion.out[-1].out_features))
+    return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.output_dim))
 
 
 def impression_arrays(impressions: pd.DataFrame, clicks: pd.DataFrame, item_index: dict[str, int],
@@ -68,7 +71,13 @@ def impression_arrays(impressions: pd.DataFrame, clicks: pd.DataFrame, item_inde
 
     ``user_buckets`` maps the user_keys the ranker trains an id for to their hashed bucket;
     anyone else gets 0 (scored from history alone). ``taste`` (N, D), row-aligned, is passed
-    through when given (``vidrec.behaviour.taste_before_sessions``)."""
+    through when given (``vidrec.behaviour.taste_before_sessions``).
+
+    Optional columns a source never recorded arrive as NULL and are not filled in as labels:
+    ``has_watch_label`` / ``has_conversion_label`` are False on those rows (their watch_s and
+    converted are placeholders the loss never reads), and a NULL position becomes
+    ``SERVING_POSITION``, the bucket serving scores with, so the position tower adds the same
+    constant to every such row instead of learning from a made-up slot."""
     candidate = impressions["video_id"].map(item_index)
     if candidate.isna().any():
         unknown = impressions.loc[candidate.isna(), "video_id"].unique()[:5].tolist()
@@ -86,17 +95,33 @@ def impression_arrays(impressions: pd.DataFrame, clicks: pd.DataFrame, item_inde
         "item_features": item_features[candidate],
         "history": history,
         "history_ids": np.where(history >= 0, id_buckets[safe], 0),
-        "position": impressions["position"].to_numpy(np.int64),
+        "position": impressions["position"].to_numpy(np.int64, na_value=SERVING_POSITION),
         "clicked": impressions["clicked"].to_numpy(bool),
-        "watch_s": impressions["watch_s"].to_numpy(np.float32),
-        "converted": impressions["converted"].to_numpy(bool),
+        # NULL labels become placeholders that the masks keep out of every loss.
+        "watch_s": impressions["watch_s"].to_numpy(np.float32, na_value=0.0),
+        "has_watch_label": impressions["watch_s"].notna().to_numpy(bool),
+        "converted": impressions["converted"].to_numpy(bool, na_value=False),
+        "has_conversion_label": impressions["converted"].notna().to_numpy(bool),
     }
+
+
+def blend_weights(train_impressions: pd.DataFrame) -> BlendWeights:
+    """Serving blend for a ranker trained on ``train_impressions``: watch time is scaled by the mean
+    logged watch of clicks, and a head that had no labels at all (the source lacks watch_s or
+    converted) gets weight 0, because its untrained output would only add noise to the ranking."""
+    clicks = train_impressions[train_impressions["clicked"].astype(bool)]
+    watch = clicks["watch_s"].dropna().astype(float)
+    has_conversion = bool(train_impressions["converted"].notna().any())
+    scale = float(watch.mean()) if len(watch) and watch.mean() > 0 else 1.0
+    return BlendWeights(watch=1.0 if len(watch) else 0.0, conversion=1.0 if has_conversion else 0.0,
+                        watch_scale_s=round(scale, 3))
 
 
 def train_ranker(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray],
                  item_embeddings: np.ndarray, config: RankerConfig, params: RankerTraining,
                  train: TrainConfig) -> tuple[Ranker, FitResult]:
     ranker = config.build()
+    ranker.fit_content_scale(torch.as_tensor(item_embeddings))
     system = RankerSystem(ranker, torch.as_tensor(item_embeddings), lr=params.lr, id_dropout=params.id_dropout,
                           weight_decay=params.weight_decay)
     data = ImpressionDataModule(train_arrays, val_arrays, batch_size=params.batch_size, seed=train.seed)

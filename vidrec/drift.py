@@ -212,8 +212,9 @@ def event_rate_drift(events: pd.DataFrame, start: pd.Timestamp, policy: DriftPol
         results.append(_rate_result("ctr", ctr, r0, r1, p, n0, n1, policy.alpha))
     # Watch time: Mann-Whitney on the watch_s of clicked impressions (heavy-tailed, so rank-based).
     wt = policy.checks["watch_time"]
-    w0 = before.loc[before["clicked"], "watch_s"].astype(float)
-    w1 = after.loc[after["clicked"], "watch_s"].astype(float)
+    # dropna: a source without watch_s (an imported log) has none to compare, so this is "insufficient".
+    w0 = before.loc[before["clicked"], "watch_s"].astype(float).dropna()
+    w1 = after.loc[after["clicked"], "watch_s"].astype(float).dropna()
     if min(len(w0), len(w1)) < policy.min_samples or w0.mean() <= 0:
         results.append(_insufficient("watch_time", wt, len(w0), len(w1), "too few clicks per window"))
     else:

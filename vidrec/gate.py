@@ -5,9 +5,12 @@ Rule kinds (exactly one per rule):
   above_model                   the candidate's value beats another evaluated model's (e.g. random)
   non_inferior_to_champion: m   lower 95% bound of (candidate - champion) / |champion| >= -m
   superior_to_champion: m       lower 95% bound of (candidate - champion) / |champion| > m
-Champion rules are skipped with the verdict "skipped: no champion" on the first run. A metric that
-was not computed fails its rule unless the rule says ``when_missing: skip``. For metrics where
-smaller is better (logloss, ECE, latency) set ``lower_is_better: true`` on champion rules.
+Champion rules are skipped with the verdict "skipped: no champion" on the first run. A rule whose
+metric needs a signal the hold-out lacks (``vidrec.evaluation.availability``: propensities, watch
+times, conversion labels, positions, non-clicked impressions) is skipped with the reason, e.g.
+"skipped: source has no propensities"; the evaluation table records which signals it had. Any other
+metric that was not computed fails its rule unless the rule says ``when_missing: skip``. For metrics
+where smaller is better (logloss, ECE, latency) set ``lower_is_better: true`` on champion rules.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from vidrec.evaluation.availability import Availability
+
 KINDS = ("at_least", "at_most", "above_model", "non_inferior_to_champion", "superior_to_champion")
 OPTIONAL = ("slice", "when_missing", "lower_is_better", "description")
 PASS, FAIL, NO_CHAMPION, NOT_COMPUTED = "pass", "fail", "skipped: no champion", "skipped: not computed"
+SKIPPED = "skipped: "  # every verdict that starts with it passes: the rule did not apply to this data
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,26 @@ def _num(value: object) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champion: bool) -> RuleResult:
+def _unavailable(rule: dict, kind: str, model: str, champion: str, availability: Availability | None) -> list[str]:
+    """Why the hold-out cannot support the rule's metric for the models it compares (empty if it can)."""
+    if availability is None:
+        return []
+    models = [f"{model}_vs_{champion}" if kind.endswith("_to_champion") else model]
+    if kind == "above_model":
+        models.append(rule["above_model"])
+    return list(dict.fromkeys(r for m in models for r in availability.reasons(m, rule["metric"])))
+
+
+def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champion: bool,
+           availability: Availability | None = None) -> RuleResult:
     kind = next(k for k in KINDS if k in rule)
     metric, slice_ = rule["metric"], rule.get("slice", "all")
     base = {"name": rule["name"], "kind": kind, "metric": metric, "slice": slice_}
+    unavailable = _unavailable(rule, kind, model, champion, availability)
+    if unavailable:
+        return RuleResult(**base, value=None, ci_low=None, ci_high=None, threshold=None,
+                          verdict=SKIPPED + "; ".join(unavailable),
+                          detail=f"{metric} is not computed from data without these signals (never estimated)")
     if kind.endswith("_to_champion"):
         margin = float(rule[kind])
         if not has_champion:
@@ -117,12 +139,14 @@ def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champ
 def check_gate(table: pd.DataFrame, policy: dict, has_champion: bool | None = None) -> list[RuleResult]:
     """Evaluate every rule on the long evaluation table (slice, model, metric, value, ci_low, ci_high).
 
-    ``has_champion`` defaults to whether the table holds rows for the policy's champion model.
+    ``has_champion`` defaults to whether the table holds rows for the policy's champion model. The
+    signals the hold-out had come from the table's ``holdout`` rows (``Availability.from_table``).
     """
     model, champion = policy.get("model", "candidate"), policy.get("champion", "champion")
     if has_champion is None:
         has_champion = bool((table["model"] == champion).any())
-    return [_check(rule, table, model, champion, has_champion) for rule in policy["rules"]]
+    availability = Availability.from_table(table)
+    return [_check(rule, table, model, champion, has_champion, availability) for rule in policy["rules"]]
 
 
 def results_table(results: list[RuleResult]) -> list[dict]:

@@ -54,10 +54,12 @@ def metrics_with_intervals(table: list[dict], metrics: list[str], models: list[s
     """One panel per metric: each model's point estimate with its 95% interval as whiskers
     (rows: dicts with model, metric, value, ci_low, ci_high)."""
     cols = max(1, min(4, len(metrics)))
-    rows_n = -(-len(metrics) // cols)
+    rows_n = max(1, -(-len(metrics) // cols))  # one blank panel when the data supports none of them
     fig, axes = plt.subplots(rows_n, cols, figsize=(2.8 * cols, 2.9 * rows_n), dpi=100, squeeze=False)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
+    if not metrics:
+        fig.text(0.5, 0.5, "none of these metrics could be computed from this data", ha="center", fontsize=8)
     for ax, metric in zip(axes.ravel(), metrics):
         rows = [r for r in table if r["metric"] == metric and r["model"] in models and r["value"] is not None]
         for x, row in enumerate(rows):

@@ -20,6 +20,7 @@ from typing import Any
 
 import fsspec
 import pandas as pd
+import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from vidrec.lineage import data_version, dvc_version
@@ -32,6 +33,8 @@ METADATA_COLUMNS = ("video_id", "title", "description", "tags", "category", "cre
                     "is_product", "price", "is_live_host", "published_at")
 RAW_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "position", "surface",
                      "propensity", "clicked", "watch_s", "converted")
+# Event columns a source may lack (left out of events.parquet), with the nullable dtype they get then.
+OPTIONAL_EVENT_COLUMNS = {"position": "Int64", "propensity": "Float64", "watch_s": "Float64", "converted": "boolean"}
 MEDIA_COLUMNS = ("media_kind", "media_path")  # optional sidecar columns, see read_metadata
 FILE_COLUMNS = ["video_id", "url", "path", "bytes", "mtime_ns", "extension"]
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -201,14 +204,35 @@ def _joined(fs: fsspec.AbstractFileSystem, root: str, relative: str) -> str:
     return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
 
 
+def absent_event_columns(directory: Path) -> tuple[str, ...]:
+    """The optional ``events`` columns (OPTIONAL_EVENT_COLUMNS) that ``events.parquet`` leaves out.
+
+    Leaving a column out is how a source declares it never recorded that signal (docs/import.md):
+    the pipeline then keeps it NULL instead of inventing values, the ``events`` suite accepts the
+    NULLs, and the metrics and gate rules that need it are skipped with a note. A column that is
+    present must be filled on every row. Only the file's schema is read."""
+    path = Path(directory) / "events.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"no events.parquet in {directory}")
+    present = set(pq.read_schema(path).names)
+    return tuple(c for c in OPTIONAL_EVENT_COLUMNS if c not in present)
+
+
 def read_events(directory: Path) -> pd.DataFrame:
+    """``events.parquet`` with the RAW_EVENT_COLUMNS in order and ``ts`` as UTC. An optional column the
+    file leaves out (see ``absent_event_columns``) comes back as typed NULLs; any other missing column
+    is an error naming the file."""
     path = directory / "events.parquet"
     if not path.exists():
         raise FileNotFoundError(f"no events.parquet in {directory}")
     events = pd.read_parquet(path)
-    missing = [c for c in RAW_EVENT_COLUMNS if c not in events.columns]
+    missing = [c for c in RAW_EVENT_COLUMNS if c not in events.columns and c not in OPTIONAL_EVENT_COLUMNS]
     if missing:
-        raise ValueError(f"{path} lacks columns {missing}; expected {list(RAW_EVENT_COLUMNS)}")
+        raise ValueError(f"{path} lacks columns {missing}; expected {list(RAW_EVENT_COLUMNS)} "
+                         f"(of which {list(OPTIONAL_EVENT_COLUMNS)} may be left out when the source lacks them)")
+    for column, dtype in OPTIONAL_EVENT_COLUMNS.items():
+        if column not in events.columns:
+            events[column] = pd.Series(pd.NA, index=events.index, dtype=dtype)
     events = events[list(RAW_EVENT_COLUMNS)].copy()
     events["ts"] = pd.to_datetime(events["ts"], utc=True)
     return events

@@ -72,3 +72,30 @@ def test_an_unreadable_event_log_fails_without_retries(tmp_path: Path) -> None:
         interactions(raw_data=RawData(path=str(raw)), pseudonymiser=Pseudonymiser(key=KEY),
                      storage=VidrecStorage(root=str(tmp_path / "state")), **_upstream())
     assert failure.value.allow_retries is False
+
+
+def _interactions(raw: Path, root: Path) -> tuple[pd.DataFrame, dict]:
+    result = interactions(raw_data=RawData(path=str(raw)), pseudonymiser=Pseudonymiser(key=KEY),
+                          storage=VidrecStorage(root=str(root)), **_upstream())
+    return result.value, {k: getattr(v, "value", v) for k, v in result.metadata.items()}
+
+
+def test_columns_left_out_of_the_log_stay_null_and_are_not_quarantined(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    _log(raw)
+    log = pd.read_parquet(raw / "events.parquet")
+    log.drop(columns=["propensity", "watch_s"]).to_parquet(raw / "events.parquet")
+    events, meta = _interactions(raw, tmp_path / "state")
+    assert meta["suite"] == "events__no_propensity__no_watch_s" and meta["absent_columns"] == ["propensity", "watch_s"]
+    assert events[["propensity", "watch_s"]].isna().all().all() and meta["hint"] == "none"
+    assert list(events.loc[events["status"] == "quarantined", "event_id"]) == ["e3"]  # its unknown video only
+
+
+def test_a_column_present_but_null_throughout_is_quarantined_with_a_hint(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    _log(raw)
+    pd.read_parquet(raw / "events.parquet").assign(propensity=None).to_parquet(raw / "events.parquet")
+    events, meta = _interactions(raw, tmp_path / "state")
+    assert meta["suite"] == "events" and meta["accepted"] == 0  # present means filled: nothing is assumed
+    assert events.set_index("event_id").loc["e1", "reason"] == "failed expectation: propensity is present"
+    assert meta["hint"].startswith("propensity is NULL in every row of events.parquet")

@@ -1,6 +1,9 @@
 """An imported implicit-feedback log with a text-only item table (and one cover item) through the same
-Dagster pipeline as a video catalog: the items without a video file are not quarantined, they become items
-with the visual and audio modalities masked and get content embeddings; counts reconcile."""
+Dagster pipeline as a video catalog, up to the evaluation and its promotion gate: the items without a
+video file are not quarantined, they become items with the visual and audio modalities masked and get
+content embeddings; the log's absent position, propensity, watch_s and converted stay NULL (never filled
+in), no event is quarantined for them, the ranker trains without those labels, and the metrics and gate
+rules that need them are skipped with the reason; counts reconcile."""
 
 import csv
 from pathlib import Path
@@ -11,6 +14,7 @@ import pytest
 
 from assets.definitions import all_assets, all_checks, build_resources
 from assets.training import TrainingSettings
+from expectations.suites import VIDEO_COLUMNS
 from tests.vidrec.test_imports import write_one_frame_mp4, write_png
 from vidrec.imports.logs import LogFormat, import_logs
 from vidrec.imports.tables import ImportResult
@@ -21,9 +25,7 @@ pytestmark = pytest.mark.slow
 N_ITEMS, N_USERS, COVER = 16, 12, "i03"
 CATEGORIES = ("music", "sports", "cooking", "travel")
 NO_FILE_ROW, BAD_KIND_ROW = "v_native_orphan", "v_bad_kind"
-# One real video beside the media-less items: a catalog whose videos/ is empty leaves the video_probe table
-# empty, which the DuckDB I/O manager does not create (a limitation outside this path).
-CLIP = "v_clip"
+CLIP = "v_clip"  # one real video beside the media-less items (test_an_all_text_catalog_runs has none)
 
 
 def _write_fixture(folder: Path) -> tuple[Path, Path]:
@@ -58,11 +60,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImportResult, Pa
     clip = result.items.iloc[[0]].assign(video_id=CLIP, media_kind="video", has_audio=pd.NA,
                                          media_path=str(write_one_frame_mp4(folder / "clip.mp4")))
     result.items = pd.concat([result.items, clip], ignore_index=True)
-    # The `events` suite still requires position, propensity, watch_s and converted, which a public log never
-    # has (the importer leaves them null rather than invent them, and the pipeline would quarantine every
-    # event); until that suite has rules for imported logs, this test fills them with neutral values.
-    result.events = result.events.assign(position=0, propensity=1.0, watch_s=1.0, converted=False)
-    raw = result.write_raw_dir(folder / "raw")
+    raw = result.write_raw_dir(folder / "raw")  # leaves the columns the log lacks out of events.parquet
     # Two rows that must still be quarantined: a native row whose video file is missing (no media_kind),
     # and an unknown media_kind.
     with (raw / "metadata.csv").open("a", newline="") as handle:
@@ -82,7 +80,7 @@ def run(imported: tuple[ImportResult, Path], tmp_path_factory: pytest.TempPathFa
         [*all_assets, *all_checks],
         resources=build_resources(root, imported[1], "test-key",
                                   training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=1)),
-        selection=dg.AssetSelection.assets("item_embeddings").upstream(),
+        selection=dg.AssetSelection.assets("offline_evaluation").upstream(),
         raise_on_error=False,
     )
 
@@ -124,3 +122,67 @@ def test_text_only_items_get_embeddings_and_counts_reconcile(run: dg.ExecuteInPr
     assert len(interactions) == imported_events.accepted  # the pipeline scanned every imported event
     on_items = interactions["reason"].fillna("").str.startswith("video is not an accepted video")
     assert not on_items.any()  # no event was refused because its item has no video file
+
+
+ABSENT = ("position", "propensity", "watch_s", "converted")
+
+
+def _metadata(run: dg.ExecuteInProcessResult, asset: str) -> dict:
+    return {k: v.value for k, v in run.asset_materializations_for_node(asset)[-1].metadata.items()}
+
+
+def test_absent_columns_stay_null_and_no_event_is_quarantined_for_them(run: dg.ExecuteInProcessResult) -> None:
+    interactions = run.asset_value("interactions")
+    assert (interactions["status"] == "accepted").all(), interactions["reason"].dropna().unique()[:3]
+    assert interactions[list(ABSENT)].isna().all().all()  # NULL, not a neutral value standing in
+    metadata = _metadata(run, "interactions")
+    assert metadata["suite"] == "events__no_converted__no_position__no_propensity__no_watch_s"
+    assert metadata["absent_columns"] == list(ABSENT)
+
+
+def test_the_ranker_trains_without_watch_and_conversion_labels(run: dg.ExecuteInProcessResult) -> None:
+    ranker = run.asset_value("ranker")
+    assert ranker.history and all(pd.notna(v) for epoch in ranker.history for v in epoch.values())
+    assert ranker.extra["train_impressions"] > 0
+    blend = ranker.extra["blend"]
+    assert (blend["watch"], blend["conversion"]) == (0.0, 0.0)  # untrained heads do not reach the ranking
+
+
+def test_metrics_and_gate_rules_that_need_absent_signals_are_skipped(run: dg.ExecuteInProcessResult) -> None:
+    table = run.asset_value("offline_evaluation")
+    shares = table[table["model"] == "holdout"].set_index("metric")["value"].to_dict()
+    assert shares == {"holdout_share_position": 0.0, "holdout_share_propensity": 0.0, "holdout_share_watch_s": 0.0,
+                      "holdout_share_converted": 0.0, "holdout_share_impressions": 0.0}
+    metrics = set(table["metric"])
+    assert not {m for m in metrics if m.endswith(("_ips", "_snips")) or m.startswith(("click_", "conversion_"))}
+    assert {"coverage_at_10", "novelty_at_10", "scoring_p99_ms"} <= metrics  # what the log does support
+    skipped = _metadata(run, "offline_evaluation")["skipped_metrics"]
+    assert "ctr_at_10_snips" in skipped and "source has no propensities" in skipped
+
+    gate = next(c for c in run.get_asset_check_evaluations() if c.check_name == "promotion_gate")
+    rules = gate.metadata["skipped_rules"].value
+    assert ("off-policy CTR@10 (SNIPS) beats a random top 10 (skipped: source has no propensities; source has no "
+            "non-clicked impressions (positives only))") in rules
+    assert any(r.startswith("click AUC floor (skipped: source has no non-clicked impressions") for r in rules)
+    assert gate.passed and not gate.metadata["failed_rules"].value
+
+
+def test_an_all_text_catalog_runs(tmp_path: Path) -> None:
+    """No video file at all: video_probe is an empty table with the contract columns (the stock DuckDB I/O
+    manager would store no table, and every downstream load failed), every item is still embedded, and the
+    whole graph up to promotion (drift checks included) runs on a log without the optional signals."""
+    log, items_path = _write_fixture(tmp_path)
+    result = import_logs(str(log), str(items_path), LogFormat(rating_threshold=4))
+    raw = result.write_raw_dir(tmp_path / "raw")
+    assert not any((raw / "videos").iterdir())
+    run = dg.materialize(
+        [*all_assets, *all_checks],
+        resources=build_resources(tmp_path / "state", raw, "test-key",
+                                  training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1)),
+        selection=dg.AssetSelection.assets("promoted_model").upstream(), raise_on_error=False)
+    assert run.success, [e.message for e in run.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert run.asset_value("promoted_model")["tag"]
+    probe = run.asset_value("video_probe")
+    assert probe.empty and set(VIDEO_COLUMNS) <= set(probe.columns)
+    assert sorted(run.asset_value("item_embeddings")["video_id"]) == sorted(result.items["video_id"])
+    assert (run.asset_value("interactions")["status"] == "accepted").all()

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from expectations.suites import SUITES, get_suite
+from expectations import suites
+from expectations.suites import SUITES, events_suite, get_suite
 from expectations.validate import ValidationReport, validate_frame
 
 SHA = "ab" * 32
@@ -224,3 +225,46 @@ def test_rules_only_check_contract_columns(name: str) -> None:
     suite = SUITES[name]
     for rule in suite.rules:
         assert set(rule.columns) | set(rule.when) <= set(suite.columns), rule
+
+
+def _imported_events() -> pd.DataFrame:
+    """Events of a source without position, propensity, watch_s and converted: the columns are NULL."""
+    return _events().assign(
+        position=pd.array([None] * 4, dtype="Int64"), propensity=pd.array([None] * 4, dtype="Float64"),
+        watch_s=pd.array([None] * 4, dtype="Float64"), converted=pd.array([None] * 4, dtype="boolean"))
+
+
+def test_events_suite_accepts_nulls_only_in_the_columns_a_source_lacks() -> None:
+    absent = ("position", "propensity", "watch_s", "converted")
+    suite = events_suite(absent)
+    assert suite.name == "events__no_converted__no_position__no_propensity__no_watch_s"
+    assert get_suite(suite.name) == suite  # the name alone rebuilds it (reports, Data Docs, history)
+    assert validate_frame(_imported_events(), suite.name, "event_id").success
+    strict = validate_frame(_imported_events(), "events", "event_id")
+    assert {f.description for f in strict.failed} == {f"{c} is present" for c in absent}
+    assert len(strict.row_failures) == 4
+    # Only what was declared: a source without propensities still needs watch_s.
+    partial = validate_frame(_imported_events(), events_suite(["propensity"]).name, "event_id")
+    assert {f.description for f in partial.failed} == {"position is present", "watch_s is present",
+                                                       "converted is present"}
+
+
+def test_present_values_are_still_checked_when_a_column_may_be_null() -> None:
+    frame = _imported_events()
+    frame["propensity"] = pd.array([0.5, None, 1.5, None], dtype="Float64")
+    frame["watch_s"] = pd.array([3.0, 2.0, None, None], dtype="Float64")  # e2 is not clicked
+    frame["converted"] = pd.array([None, None, None, True], dtype="boolean")  # e4 is not clicked
+    report = validate_frame(frame, events_suite(("propensity", "watch_s", "converted", "position")).name, "event_id")
+    assert report.row_failures == {"e2": ["watch_s > 0 only if clicked (got 2.0)"],
+                                   "e3": ["propensity is in (0, 1] (got 1.5)"],
+                                   "e4": ["converted only if clicked (got True)"]}
+
+
+def test_only_optional_columns_can_be_absent() -> None:
+    with pytest.raises(ValueError, match=r"events columns \['clicked'\] cannot be absent"):
+        events_suite(["clicked"])
+    with pytest.raises(ValueError, match="cannot be absent"):
+        get_suite("events__no_user_key")
+    from vidrec.sources import OPTIONAL_EVENT_COLUMNS
+
+    assert set(OPTIONAL_EVENT_COLUMNS) == set(suites.OPTIONAL_EVENT_COLUMNS)  # one list, two packages

@@ -15,7 +15,7 @@ from vidrec.imports.sequences import import_sequences
 from vidrec.media.features import FeatureConfig
 from vidrec.media.frames import sample_frames
 from vidrec.media.shards import read_shard
-from vidrec.sources import list_videos, read_events, read_metadata
+from vidrec.sources import RAW_EVENT_COLUMNS, absent_event_columns, list_videos, read_events, read_metadata
 
 SIZE = 64
 
@@ -202,8 +202,8 @@ def _check_native(result) -> None:
         "duplicate event (same event_id; first kept)": 1, "unknown item id (not in the item table)": 1,
         "missing user_id": 1, "unparseable timestamp": 1, "non-numeric position": 1,
         "clicked is not true/false": 1}
-    assert result.signals == {"propensity": False, "watch_s": False, "converted": False, "impressions": True,
-                              "clock_time": True}
+    assert result.signals == {"position": True, "propensity": False, "watch_s": False, "converted": False,
+                              "impressions": True, "clock_time": True}
     assert list(result.positives()["video_id"]) == ["v1", "v3"]
     assert any("1 items have no media file" in note for note in result.report.notes)
 
@@ -236,7 +236,29 @@ def test_native_written_back_in_the_pipeline_layout(native_dir: Path, tmp_path: 
     assert metadata["media_kind"].to_dict() == {"v1": "video", "v2": "image", "v3": "none"}
     assert Path(metadata.loc["v2", "media_path"]) == out / "covers" / "v2.png"
     assert Path(metadata.loc["v2", "media_path"]).is_file() and metadata.loc["v3", "media_path"] == ""
-    assert len(read_events(out)) == 3
+    # The columns the source lacks are left out of the file (its declaration), and read back as NULLs.
+    assert absent_event_columns(out) == ("propensity", "watch_s", "converted")
+    events = read_events(out)
+    assert len(events) == 3 and list(events.columns) == list(RAW_EVENT_COLUMNS)
+    assert events[["propensity", "watch_s", "converted"]].isna().all().all() and events["position"].notna().all()
+
+
+def test_native_without_positions_declares_them_absent(native_dir: Path, tmp_path: Path) -> None:
+    events = pd.read_csv(native_dir / "events.csv", dtype=str).drop(columns=["position"])
+    events.assign(watch_s="", propensity="0.5").to_csv(native_dir / "events.csv", index=False)
+    result = import_native(str(native_dir))
+    assert result.signals["position"] is False and result.signals["propensity"] is True
+    assert result.signals["watch_s"] is False  # a column that is empty on every row is absent too
+    assert result.events["position"].isna().all() and (result.events["propensity"] == 0.5).all()
+    assert any("no position column" in note for note in result.report.notes)
+    assert absent_event_columns(result.write_raw_dir(tmp_path / "raw")) == ("position", "watch_s", "converted")
+
+
+def test_read_events_requires_the_non_optional_columns(tmp_path: Path) -> None:
+    frame = pd.DataFrame({c: ["x"] for c in RAW_EVENT_COLUMNS if c not in ("propensity", "clicked")})
+    frame.assign(ts=pd.Timestamp("2024-01-01", tz="UTC")).to_parquet(tmp_path / "events.parquet")
+    with pytest.raises(ValueError, match=r"events\.parquet lacks columns \['clicked'\]"):
+        read_events(tmp_path)
 
 
 def test_cover_is_a_one_frame_video(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def import_logs(events_path: str, items_path: str | None, fmt: LogFormat = LogFo
                                         dedupe_on=["user_id", "video_id", "ts"], surface="import")
     if out_of_order:
         report.notes.append(f"{out_of_order} rows were out of time order for their user; kept and sorted by ts")
-    signals = {"propensity": False, "watch_s": False, "converted": False, "impressions": False,
+    signals = {"position": False, "propensity": False, "watch_s": False, "converted": False, "impressions": False,
                "clock_time": True}
     report.notes += signal_notes(signals)
     report.check()

@@ -4,31 +4,30 @@
     <root>/metadata.csv | .jsonl | .parquet  video_id + any video_metadata columns
     <root>/events.parquet | .csv | .jsonl    the ``events`` contract with raw ``user_id``
 
-propensity, watch_s and converted may be absent; the result's ``signals`` say so and the metrics that
-need them are skipped, never filled in.
+position, propensity, watch_s and converted may be absent (or empty in every row); the result's ``signals``
+say so, ``write_raw_dir`` leaves them out of events.parquet, and the metrics that need them are skipped,
+never filled in.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import fsspec
 import numpy as np
 import pandas as pd
-from fsspec.implementations.local import LocalFileSystem
 
 from vidrec.imports.covers import IMAGE_EXTENSIONS
 from vidrec.imports.report import ImportReport
 from vidrec.imports.tables import (OPTIONAL_SIGNALS, ImportResult, clean_events, clean_items, parse_flag, require,
                                    signal_notes, skip)
-from vidrec.sources import VIDEO_EXTENSIONS
+from vidrec.sources import VIDEO_EXTENSIONS, list_videos, localise
 
 log = logging.getLogger(__name__)
 
-REQUIRED_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "position", "surface", "clicked")
+REQUIRED_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "surface", "clicked")
 
 
 def _read_any(fs: fsspec.AbstractFileSystem, root: str, stem: str) -> tuple[pd.DataFrame, str]:
@@ -46,29 +45,22 @@ def _read_any(fs: fsspec.AbstractFileSystem, root: str, stem: str) -> tuple[pd.D
     raise FileNotFoundError(f"no {stem}.parquet, {stem}.csv or {stem}.jsonl under {root}")
 
 
-def _media(fs: fsspec.AbstractFileSystem, root: str, cache_dir: Path | None) -> pd.DataFrame:
-    """video_id, media_path (a local path), media_kind for each file under videos/; remote files are
-    copied into ``cache_dir`` because the decoders need local files."""
-    folder = f"{root}/videos"
-    if not fs.isdir(folder):
-        return pd.DataFrame(columns=["video_id", "media_path", "media_kind", "extension"])
-    remote = not isinstance(fs, LocalFileSystem)
-    if remote and cache_dir is None:
-        raise ValueError(f"{root} is remote: pass cache_dir, a local folder to copy its media into")
-    rows = []
-    for path in sorted(fs.find(folder)):
-        name = PurePosixPath(path)
-        local = str(path)
-        if remote:
-            local = str(Path(cache_dir) / name.name)
-            if not Path(local).exists():
-                with fs.open(path, "rb") as src, open(local + ".part", "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                Path(local + ".part").replace(local)
-        ext = name.suffix.lower()
-        kind = "video" if ext in VIDEO_EXTENSIONS else "image" if ext in IMAGE_EXTENSIONS else "unknown"
-        rows.append({"video_id": name.stem, "media_path": local, "media_kind": kind, "extension": ext})
-    return pd.DataFrame(rows, columns=["video_id", "media_path", "media_kind", "extension"])
+def _media(location: str, fs: fsspec.AbstractFileSystem, root: str, cache_dir: Path | None) -> pd.DataFrame:
+    """video_id, media_path (a local path), media_kind for each file under videos/, listed by the pipeline's
+    own lister (``vidrec.sources.list_videos``); remote files are copied into ``cache_dir`` by
+    ``vidrec.sources.localise`` because the decoders need local files."""
+    columns = ["video_id", "media_path", "media_kind", "extension"]
+    if not fs.isdir(f"{root}/videos"):
+        return pd.DataFrame(columns=columns)
+    files = list_videos(location)
+    if files["path"].isna().any():
+        if cache_dir is None:
+            raise ValueError(f"{location} is remote: pass cache_dir, a local folder to copy its media into")
+        files = localise(files, Path(cache_dir))
+    kind = np.where(files["extension"].isin(VIDEO_EXTENSIONS), "video",
+                    np.where(files["extension"].isin(IMAGE_EXTENSIONS), "image", "unknown"))
+    return pd.DataFrame({"video_id": files["video_id"], "media_path": files["path"], "media_kind": kind,
+                         "extension": files["extension"]}, columns=columns)
 
 
 def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
@@ -94,6 +86,10 @@ def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -
     return out
 
 
+def _empty(values: pd.Series) -> pd.Series:
+    return (values.isna() | (values.str.strip() == "")).fillna(True).astype(bool)
+
+
 def _typed_events(raw: pd.DataFrame, report: ImportReport) -> tuple[pd.DataFrame, dict[str, bool]]:
     """Parse the contract's typed columns; a value that does not parse skips its row with a reason."""
     events = raw.astype({c: "string" for c in raw.columns if c not in ("ts",)})
@@ -101,19 +97,21 @@ def _typed_events(raw: pd.DataFrame, report: ImportReport) -> tuple[pd.DataFrame
     clicked = parse_flag(events["clicked"])
     events = skip(events, clicked.isna(), report, "events", "clicked is not true/false", show + ["clicked"])
     events = events.assign(clicked=clicked[events.index].astype(bool))
-    position = pd.to_numeric(events["position"], errors="coerce")
-    events = skip(events, position.isna(), report, "events", "non-numeric position", show + ["position"])
-    events = events.assign(position=position[events.index].astype("Int64"))
-    signals = {}
+    signals = {"position": "position" in events and not _empty(events["position"]).all()}
+    if signals["position"]:
+        position = pd.to_numeric(events["position"], errors="coerce")
+        events = skip(events, position.isna(), report, "events", "non-numeric position", show + ["position"])
+        events = events.assign(position=position[events.index].astype("Int64"))
+    else:
+        events = events.drop(columns=["position"], errors="ignore")
     for column in OPTIONAL_SIGNALS:
-        signals[column] = column in events and not events[column].isna().all()
+        signals[column] = column in events and not _empty(events[column]).all()
         if not signals[column]:
             events = events.drop(columns=[column], errors="ignore")
             continue
         value = parse_flag(events[column]) if column == "converted" else pd.to_numeric(events[column],
                                                                                        errors="coerce")
-        empty = events[column].isna() | (events[column].str.strip() == "")
-        events = skip(events, value.isna() & ~empty, report, "events", f"{column} does not parse",
+        events = skip(events, value.isna() & ~_empty(events[column]), report, "events", f"{column} does not parse",
                       show + [column])
         events = events.assign(**{column: value[events.index]})
     return events, signals
@@ -127,7 +125,7 @@ def import_native(location: str, cache_dir: Path | None = None, ts_unit: str = "
     report = ImportReport(source=str(location), format="native")
     meta_raw, meta_path = _read_any(fs, root, "metadata")
     require(meta_raw, ["video_id"], f"metadata table {meta_path}")
-    media = _media(fs, root, cache_dir)
+    media = _media(str(location), fs, root, cache_dir)
     meta_raw = meta_raw.astype({"video_id": "string"})
     items = clean_items(_join_media(meta_raw.assign(video_id=meta_raw["video_id"].str.strip()), media, report),
                         report, f"metadata table {meta_path}")

@@ -78,7 +78,7 @@ def import_sequences(path: str, items_path: str | None = None) -> ImportResult:
     tokens["surface"] = "sequence"
     events, _ = clean_events(tokens, report, set(items["video_id"]), ts_unit=None,
                              dedupe_on=["event_id"], surface="sequence")
-    signals = {"propensity": False, "watch_s": False, "converted": False, "impressions": False,
+    signals = {"position": False, "propensity": False, "watch_s": False, "converted": False, "impressions": False,
                "clock_time": False}
     report.notes += signal_notes(signals)
     report.check()

@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 
 from vidrec.imports.report import ImportReport
-from vidrec.sources import METADATA_COLUMNS, RAW_EVENT_COLUMNS
+from vidrec.sources import METADATA_COLUMNS, OPTIONAL_EVENT_COLUMNS, RAW_EVENT_COLUMNS
 from vidrec.text import item_text
 
 # video_metadata columns, then where the item's media is and which modalities it can have.
 ITEM_COLUMNS = (*METADATA_COLUMNS, "media_path", "media_kind", "has_visual", "has_audio", "text")
 MEDIA_KINDS = ("video", "image", "none")
 # Optional signals of the events contract: absent in most public logs, and never invented here.
+# (position too, but every native log has one: vidrec.sources.OPTIONAL_EVENT_COLUMNS lists all four.)
 OPTIONAL_SIGNALS = ("propensity", "watch_s", "converted")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -40,9 +41,16 @@ class ImportResult:
         clicked = self.events[self.events["clicked"].astype(bool)]
         return clicked[["user_id", "video_id", "ts"]].reset_index(drop=True)
 
+    def absent_event_columns(self) -> tuple[str, ...]:
+        """The optional ``events`` columns this source does not have (``signals`` says False)."""
+        return tuple(c for c in OPTIONAL_EVENT_COLUMNS if self.signals.get(c) is False)
+
     def write_raw_dir(self, directory: Path) -> Path:
         """Write ``metadata.csv`` and ``events.parquet`` (and hard-link or copy ``videos/`` and ``covers/``) in
         the layout that ``vidrec.sources`` and the pipeline's raw assets read.
+
+        ``events.parquet`` leaves out the optional columns the source lacks (``absent_event_columns``): that
+        is how the pipeline learns to keep them NULL and skip what needs them (``vidrec.sources``).
 
         ``metadata.csv`` carries ``media_kind`` and ``media_path`` so the pipeline knows which rows have no
         video file on purpose: a cover (``image``, its file under ``covers/``) becomes a one-frame video
@@ -61,7 +69,9 @@ class ImportResult:
             if row.media_kind == "image":  # a video is found by its name under videos/
                 meta.loc[row.Index, "media_path"] = relative
         meta.to_csv(directory / "metadata.csv", index=False)
-        self.events[list(RAW_EVENT_COLUMNS)].to_parquet(directory / "events.parquet", index=False)
+        absent = self.absent_event_columns()
+        columns = [c for c in RAW_EVENT_COLUMNS if c not in absent]
+        self.events[columns].to_parquet(directory / "events.parquet", index=False)
         return directory
 
 
@@ -209,7 +219,9 @@ def clean_events(raw: pd.DataFrame, report: ImportReport, known_items: set[str] 
 
 def signal_notes(signals: dict[str, bool]) -> list[str]:
     """One sentence per absent signal, naming the metrics that will be skipped because of it."""
-    skipped = {"propensity": "no propensity column: inverse-propensity (IPS/SNIPS) estimates are skipped",
+    skipped = {"position": "no position column: the ranker trains at the serving position and the logging "
+                           "policy's ordering is not evaluated",
+               "propensity": "no propensity column: inverse-propensity (IPS/SNIPS) estimates are skipped",
                "watch_s": "no watch_s column: watch-time metrics are skipped",
                "converted": "no converted column: conversion metrics are skipped",
                "impressions": "positives only (no non-clicked impressions): click AUC and CTR are skipped",
