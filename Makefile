@@ -5,7 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORLD ?= demo
-export VIDREC_DATA ?= $(CURDIR)/data/$(WORLD)
+DEFAULT_DATA := $(CURDIR)/data/$(WORLD)
+export VIDREC_DATA ?= $(DEFAULT_DATA)
+# Only the default folder is (re)generated as a demo world; your own data (VIDREC_DATA=folder,
+# e.g. from an importer's write_raw_dir) is read as it is, never written into.
+PIPELINE_INPUT := $(if $(filter $(abspath $(DEFAULT_DATA)),$(abspath $(VIDREC_DATA))),world,$(STAMP))
 # Every tool's environment (state root, telemetry off, offline) comes from one place: vidrec/config.py.
 ENV = eval "$$($(BIN)/python -m vidrec.config)" &&
 
@@ -21,7 +25,7 @@ install: $(STAMP)
 world: $(STAMP)
 	$(ENV) $(BIN)/python -m vidrec.world.generate --size $(WORLD) --out $(VIDREC_DATA)
 
-pipeline: world
+pipeline: $(PIPELINE_INPUT)
 	$(ENV) $(BIN)/dagster job execute -m assets.definitions -j main
 
 demo: pipeline
