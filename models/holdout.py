@@ -168,7 +168,8 @@ def holdout_tables(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.Dat
                    seed: int = 0) -> HoldoutTables:
     """Score the hold-out window with the candidate (``ranker`` over ``embeddings``), the stored
     champion in ``champion_dir`` (if any) and two reference orderings (``random``, seeded, and
-    ``logging_policy``, the logged propensity); with ``truth`` also the oracle's top K."""
+    ``logging_policy``, the logged propensity); catalogue top K also for ``random`` and
+    ``most_popular`` (training-window popularity), and with ``truth`` for the oracle."""
     config = RankerConfig(**ranker.config)
     inputs = ranker_inputs(items, embeddings, events, config)
     split = temporal_split(events)
@@ -209,13 +210,17 @@ def holdout_tables(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.Dat
                                available, items, truth) for name, scorer in scorers.items()]
     random_rows = _top_k(rng.random(available.shape), available, k)
     top_frames.append(_top_k_frame("random", sessions, random_rows, available, items, truth))
+    fit_clicks = fit[fit["clicked"]]
+    engaged = fit_clicks.groupby("video_id")["user_key"].nunique()
+    engaged_users = items["video_id"].map(engaged).fillna(0).to_numpy(np.float64)
+    # Most-popular: the same top K for everyone (among items already published), the floor a
+    # personalised model must beat on catalogue recall; ties broken by item row (deterministic).
+    popular_rows = _top_k(np.broadcast_to(engaged_users, available.shape), available, k)
+    top_frames.append(_top_k_frame("most_popular", sessions, popular_rows, available, items, truth))
     if truth is not None:
         top_frames.append(_top_k_frame("oracle", sessions, _oracle_top_k(truth, sessions, items, available, k),
                                        available, items, truth))
-    fit_clicks = fit[fit["clicked"]]
-    engaged = fit_clicks.groupby("video_id")["user_key"].nunique()
-    catalogue = pd.DataFrame({"video_id": items["video_id"],
-                              "engaged_users": items["video_id"].map(engaged).fillna(0).astype(np.int64)})
+    catalogue = pd.DataFrame({"video_id": items["video_id"], "engaged_users": engaged_users.astype(np.int64)})
     return HoldoutTables(
         impressions=_impressions(holdout, items, fit, inputs.known),
         scores=pd.concat(score_frames, ignore_index=True), top_k=pd.concat(top_frames, ignore_index=True),

@@ -68,13 +68,19 @@ def test_counts_reconcile_with_the_holdout_window(inputs) -> None:
 def test_top_k_only_shows_published_items_ranked_1_to_k(inputs) -> None:
     items, events, _, tables = inputs
     top = tables.top_k
-    assert set(top["model"]) == {"candidate", "random", "oracle"}
+    assert set(top["model"]) == {"candidate", "random", "most_popular", "oracle"}
     assert top.groupby(["model", "session_id"]).size().max() <= K
     assert top["rank"].between(1, K).all()
     starts = events.groupby("session_id")["ts"].min()
     published = pd.to_datetime(items.set_index("video_id")["published_at"], utc=True)
     assert (top["video_id"].map(published).to_numpy() <= top["session_id"].map(starts).to_numpy()).all()
     assert not top.duplicated(["model", "session_id", "video_id"]).any()
+    # Most-popular shows everyone the most-engaged published items, best first.
+    engaged = tables.catalogue.set_index("video_id")["engaged_users"]
+    popular = top[top["model"] == "most_popular"].sort_values(["session_id", "rank"])
+    for _, shown in popular.groupby("session_id"):
+        counts = shown["video_id"].map(engaged).to_numpy()
+        assert (counts[:-1] >= counts[1:]).all()
 
 
 def test_slice_flags_follow_the_training_window(inputs) -> None:
@@ -149,7 +155,7 @@ def test_the_champion_is_rebuilt_from_its_bundle_and_scores_the_same_window(inpu
                           extra={"blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}})
     tables = holdout_tables(ranker, items, embeddings, events, champion_dir=tmp_path, truth=truth, k=K)
     assert set(tables.scores["model"]) == {"candidate", "champion", "random", "logging_policy"}
-    assert set(tables.top_k["model"]) == {"candidate", "champion", "random", "oracle"}
+    assert set(tables.top_k["model"]) == {"candidate", "champion", "random", "most_popular", "oracle"}
     con = duckdb.connect()
     for name in ("impressions", "scores", "top_k", "catalogue"):
         load_table(con, name, getattr(tables, name))

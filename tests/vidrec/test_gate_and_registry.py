@@ -24,8 +24,10 @@ def _row(model: str, metric: str, value: float, low: float | None = None, high: 
 
 
 def _table(auc: float = 0.7, ndcg: float = 0.5, cold_auc: float = 0.6, p99: float = 20.0,
-           watch_rel: tuple[float, float, float] | None = None) -> pd.DataFrame:
+           watch_rel: tuple[float, float, float] | None = None, recall: float = 0.18) -> pd.DataFrame:
     rows = [
+        _row("candidate", "catalogue_recall_at_10", recall, recall - 0.02, recall + 0.02),
+        _row("most_popular", "catalogue_recall_at_10", 0.08),
         _row("candidate", "click_auc", auc, auc - 0.02, auc + 0.02), _row("random", "click_auc", 0.5),
         _row("candidate", "ndcg_at_10", ndcg, ndcg - 0.05, ndcg + 0.05), _row("random", "ndcg_at_10", 0.3),
         _row("candidate", "ctr_at_10_snips", 0.12, 0.1, 0.14), _row("random", "ctr_at_10_snips", 0.08),
@@ -58,6 +60,12 @@ def test_floors_cold_start_slice_and_latency_fail_with_value_and_threshold() -> 
     assert failed["ndcg_at_10@all"].threshold == 0.3
     assert failed["click_auc@cold_item=true"].value == 0.4
     assert failed["scoring_p99_ms@all"].value == 900.0 and failed["scoring_p99_ms@all"].threshold == 250
+
+
+def test_a_candidate_below_the_most_popular_top_10_is_not_promoted() -> None:
+    results = check_gate(_table(recall=0.05), load_policy())
+    failed = [r for r in results if r.verdict == FAIL]
+    assert [(r.metric, r.threshold) for r in failed] == [("catalogue_recall_at_10", 0.08)]
 
 
 def test_non_inferiority_uses_the_lower_bound_of_the_interval() -> None:
