@@ -15,7 +15,7 @@ import pandas as pd
 
 from bentos.schemas import Filters
 from models.scoring import RankerScorer
-from vidrec.index import ANN_THRESHOLD, ExactIndex, HnswIndex, build_index
+from vidrec.index import ANN_THRESHOLD, ExactIndex, IvfIndex, build_index
 from vidrec.items import item_feature_matrix
 
 COLUMNS = ("video_id", "title", "category", "creator_id", "is_product", "price", "duration_s", "is_live_host")
@@ -48,7 +48,7 @@ class Catalog:
         self.row_of = {v: i for i, v in enumerate(self.items["video_id"])}
         self._make_scorer = make_scorer
         self.scorer = make_scorer(self.embeddings, self.id_buckets, self.features)
-        self.index: ExactIndex | HnswIndex = build_index(self.embeddings, ann_threshold)
+        self.index: ExactIndex | IvfIndex = build_index(self.embeddings, ann_threshold)
         self._refresh_columns()
 
     def _refresh_columns(self) -> None:
@@ -57,6 +57,9 @@ class Catalog:
         self.is_product = self.items["is_product"].astype(bool).to_numpy()
         self.is_live_host = self.items["is_live_host"].astype(bool).to_numpy()
         self.creator = self.items["creator_id"].to_numpy(dtype=object)
+        # Response columns as plain arrays too: a pandas row lookup costs ~0.2 ms per request, these ~µs.
+        self.video_ids = self.items["video_id"].to_numpy(dtype=object)
+        self.titles = self.items["title"].astype(str).to_numpy(dtype=object)
         self._category_masks: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -115,5 +118,11 @@ class Catalog:
             return row
 
     def describe(self, row: int) -> dict:
-        return {"video_id": self.items.at[row, "video_id"], "title": str(self.items.at[row, "title"]),
-                "category": str(self.items.at[row, "category"]), "creator_id": str(self.items.at[row, "creator_id"])}
+        return {"video_id": self.video_ids[row], "title": self.titles[row], "category": self.category[row],
+                "creator_id": self.creator[row]}
+
+    def describe_many(self, rows: list[int] | np.ndarray) -> list[dict]:
+        """``describe`` for many rows (the response's video fields)."""
+        ids, titles, categories, creators = self.video_ids, self.titles, self.category, self.creator
+        return [{"video_id": ids[r], "title": titles[r], "category": categories[r], "creator_id": creators[r]}
+                for r in np.asarray(rows, dtype=np.int64).tolist()]

@@ -8,6 +8,7 @@ plugs into; the default is the normalised mean of the history's content embeddin
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ import numpy as np
 from bentos import schemas as s
 from bentos.catalog import Catalog, NewItem
 from bentos.content import ContentEmbedder, SentenceEncoder
-from models.ranker import BlendWeights
+from models.ranker import BlendWeights, UserState
 from models.scoring import RankerScorer, Scores
 from models.serialization import load_encoder, load_ranker
 from vidrec import bundle
@@ -53,6 +54,10 @@ class ServingSettings:
     n_candidates: int = 100
     prior_share: float = 0.25  # part of the candidates taken from the content-only prior for known users
     ann_threshold: int = ANN_THRESHOLD
+    # Encoded histories kept per model version (~12 KB each at history 20): a returning user's history
+    # is encoded once, not per request. Keyed on (user bucket, history rows), so a request that adds
+    # history gets its own entry, and a new model version starts empty.
+    user_states: int = 4096
 
 
 @dataclass
@@ -61,6 +66,18 @@ class _User:
     rows: list[int]
     ignored: list[str] = field(default_factory=list)
     bucket: int = 0  # the ranker's hashed id for users it trained on, else 0 (history-only scoring)
+
+
+def _user_state_cache(catalog: Catalog, history_length: int, size: int) -> Callable[[int, tuple[int, ...]], UserState]:
+    """``(user bucket, history rows) -> UserState``, remembered for the ``size`` most recent keys. Any scorer
+    of the version gives the same state (it reads only the history's rows, which never change), so the
+    entries stay valid when uploads replace the catalog's scorer. (A closure over the catalog, not a
+    method: the cache must not keep the recommender alive in a reference cycle.)"""
+
+    @functools.lru_cache(maxsize=size)
+    def state(bucket: int, rows: tuple[int, ...]) -> UserState:
+        return catalog.scorer.user_state(list(rows), history_length, user_bucket=bucket)
+    return state
 
 
 class LoadedRecommender:
@@ -83,6 +100,7 @@ class LoadedRecommender:
         self.catalog = Catalog(items, tables.embeddings, items["id_bucket"].to_numpy(),
                                lambda e, b, f: RankerScorer(ranker, e, b, f, blend), settings.ann_threshold)
         self._upload_lock = threading.Lock()
+        self._user_state = _user_state_cache(self.catalog, self.history_length, settings.user_states)
         self._refresh_prior()
         self.uploads = 0
         self.labels: dict[str, str] = {}  # lineage labels of the store entry, set by whoever loaded it
@@ -116,7 +134,7 @@ class LoadedRecommender:
                      bucket=int(self.user_buckets.get(user_key, 0)))
 
     def _candidates(self, user: _User, allowed: np.ndarray | None) -> tuple[np.ndarray, str]:
-        n_allowed = len(self.catalog) if allowed is None else int(allowed.sum())
+        n_allowed = len(self.catalog) if allowed is None else int(np.count_nonzero(allowed))
         n = self.settings.n_candidates
         if n_allowed <= n:
             rows = np.arange(len(self.catalog)) if allowed is None else np.flatnonzero(allowed)
@@ -147,21 +165,12 @@ class LoadedRecommender:
             picked = keep(order)
         return picked[:n]
 
-    def _describe_many(self, rows: list[int] | np.ndarray) -> list[dict]:
-        """``Catalog.describe`` for many rows in one frame lookup (per-cell ``.at`` costs ~10 µs each)."""
-        if len(rows) == 0:
-            return []
-        frame = self.catalog.items.iloc[np.asarray(rows, dtype=np.int64)]
-        return [{"video_id": v, "title": str(t), "category": str(c), "creator_id": str(cr)}
-                for v, t, c, cr in zip(frame["video_id"].tolist(), frame["title"].tolist(),
-                                       frame["category"].tolist(), frame["creator_id"].tolist())]
-
     def _score(self, user: _User, candidates: np.ndarray) -> Scores:
         prior = self.prior  # same numbers the ranker would give for an empty history and an unknown user
         if not user.rows and user.bucket == 0 and (len(candidates) == 0 or candidates.max() < len(prior.score)):
             return Scores(prior.p_click[candidates], prior.expected_watch_s[candidates],
                           prior.p_conversion[candidates], prior.score[candidates])
-        return self.catalog.scorer.score_user(user.rows, self.history_length, candidates, user_bucket=user.bucket)
+        return self.catalog.scorer.score_state(self._user_state(user.bucket, tuple(user.rows)), candidates)
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -174,8 +183,9 @@ class LoadedRecommender:
         items = [s.RecommendedVideo(**described, score=float(scores.score[i]), p_click=float(scores.p_click[i]),
                                     expected_watch_s=float(scores.expected_watch_s[i]),
                                     p_conversion=float(scores.p_conversion[i]))
-                 for i, described in zip(order, self._describe_many(candidates[order]))]
-        history = [s.HistoryVideo(video_id=d["video_id"], title=d["title"]) for d in self._describe_many(user.rows)]
+                 for i, described in zip(order.tolist(), self.catalog.describe_many(candidates[order]))]
+        ids, titles = self.catalog.video_ids, self.catalog.titles
+        history = [s.HistoryVideo(video_id=ids[r], title=titles[r]) for r in user.rows]
         return s.RecommendResponse(user_id=request.user_id, known_user=user.known, model_tag=self.tag,
                                    retrieval=how, candidates=len(candidates), history=history,
                                    ignored_history=user.ignored, items=items)
@@ -209,7 +219,7 @@ class LoadedRecommender:
         scores = self._score(user, candidates).score
         best: dict[str, list[tuple[float, str]]] = {}
         for row, score in zip(candidates.tolist(), scores.tolist()):
-            best.setdefault(self.catalog.creator[row], []).append((score, self.catalog.items.at[row, "video_id"]))
+            best.setdefault(self.catalog.creator[row], []).append((score, self.catalog.video_ids[row]))
         live = {c for c, flag in zip(self.catalog.creator, self.catalog.is_live_host) if flag}
         ranked = []
         for creator, pairs in best.items():
@@ -221,27 +231,29 @@ class LoadedRecommender:
                                   creators=ranked[: request.k])
 
     def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
-        """One ranker pass over every (user, candidate) pair of a batch of requests."""
+        """Each request's candidates ordered by the ranker. A batch is grouped by user (bucket + history):
+        each user's history is encoded once (and remembered) and all their candidates scored in one pass."""
         users = [self._user(r.user_id, r.history) for r in requests]
         parts = [self.catalog.rows(r.video_ids) for r in requests]
-        histories, candidates, buckets = [], [], []
-        for user, (rows, _) in zip(users, parts):
-            buckets.append(np.full(len(rows), user.bucket, dtype=np.int64))
-            line = np.full(self.history_length, -1, dtype=np.int64)
-            if user.rows:
-                line[-len(user.rows):] = user.rows
-            histories.append(np.broadcast_to(line, (len(rows), self.history_length)))
-            candidates.append(np.asarray(rows, dtype=np.int64))
-        scores = self.catalog.scorer.score(np.concatenate(histories), np.concatenate(candidates),
-                                           user_ids=np.concatenate(buckets))
-        out, start = [], 0
-        for request, user, (rows, unknown) in zip(requests, users, parts):
-            span = slice(start, start + len(rows))
-            start += len(rows)
-            block = [s.RankedVideo(video_id=self.catalog.items.at[r, "video_id"], score=float(sc), p_click=float(pc),
-                                   expected_watch_s=float(w), p_conversion=float(pv))
-                     for r, sc, pc, w, pv in zip(rows, scores.score[span], scores.p_click[span],
-                                                 scores.expected_watch_s[span], scores.p_conversion[span])]
+        groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        for i, user in enumerate(users):
+            groups.setdefault((user.bucket, tuple(user.rows)), []).append(i)
+        scored: list[Scores | None] = [None] * len(requests)
+        for (bucket, rows), members in groups.items():
+            candidates = np.concatenate([np.asarray(parts[i][0], dtype=np.int64) for i in members])
+            scores = self.catalog.scorer.score_state(self._user_state(bucket, rows), candidates)
+            start = 0
+            for i in members:
+                span = slice(start, start + len(parts[i][0]))
+                start = span.stop
+                scored[i] = Scores(scores.p_click[span], scores.expected_watch_s[span], scores.p_conversion[span],
+                                   scores.score[span])
+        ids = self.catalog.video_ids
+        out = []
+        for request, user, (rows, unknown), scores in zip(requests, users, parts, scored):
+            block = [s.RankedVideo(video_id=ids[r], score=sc, p_click=pc, expected_watch_s=w, p_conversion=pv)
+                     for r, sc, pc, w, pv in zip(rows, scores.score.tolist(), scores.p_click.tolist(),
+                                                 scores.expected_watch_s.tolist(), scores.p_conversion.tolist())]
             block.sort(key=lambda v: -v.score)
             out.append(s.RankResponse(user_id=request.user_id, known_user=user.known, model_tag=self.tag,
                                       items=block, unknown_video_ids=unknown))

@@ -57,8 +57,8 @@ class RecommendResponse(BaseModel):
     user_id: str
     known_user: bool = Field(description="whether the model has this user's history")
     model_tag: str
-    retrieval: Literal["all", "exact", "hnsw", "prior"] = Field(
-        description="how candidates were generated: the whole (filtered) catalog, exact or HNSW search "
+    retrieval: Literal["all", "exact", "ivf", "prior"] = Field(
+        description="how candidates were generated: the whole (filtered) catalog, exact or IVF (approximate) search "
                     "around the user vector, or the content-only prior for users without history")
     candidates: int = Field(description="how many candidates the ranker scored")
     history: list[HistoryVideo]
@@ -192,6 +192,6 @@ class ModelInfo(BaseModel):
     evaluation: list[dict]
     items: int = Field(description="videos in the serving catalog, uploads included")
     uploads: int
-    index: str = Field(description="retrieval index kind: exact or hnsw")
+    index: str = Field(description="retrieval index kind: exact or ivf")
     loaded_at: str
     last_load_error: str | None = Field(None, description="why the latest production tag failed to load, if it did")

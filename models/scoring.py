@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.ranker import BlendWeights, Ranker
+from models.ranker import BlendWeights, Ranker, UserState
 
 
 @dataclass
@@ -67,8 +67,8 @@ class RankerScorer:
         numbers equal ``score`` with the history repeated per candidate (to float rounding)."""
         if candidates is None:
             candidates = np.arange(len(self.embeddings))
-        return self._score_one_user(self._history_row(history_rows, history_length),
-                                    np.asarray(candidates, dtype=np.int64), user_bucket, taste, batch_size)
+        return self._score_state(self.user_state(history_rows, history_length, user_bucket, taste),
+                                 np.asarray(candidates, dtype=np.int64), batch_size)
 
     @staticmethod
     def _history_row(history_rows: list[int], history_length: int) -> np.ndarray:
@@ -80,13 +80,23 @@ class RankerScorer:
         return row
 
     @torch.inference_mode()
-    def _score_one_user(self, row: np.ndarray, candidates: np.ndarray, user_bucket: int,
-                        taste: np.ndarray | None, batch_size: int) -> Scores:
-        hist = torch.as_tensor(row, dtype=torch.long)
+    def user_state(self, history_rows: list[int], history_length: int, user_bucket: int = 0,
+                   taste: np.ndarray | None = None) -> UserState:
+        """One user's candidate-independent ranker state (``Ranker.encode_user``), for ``score_state``;
+        it depends only on the ranker and the history rows' items, so a caller may keep it while the
+        catalog grows (rows are append-only)."""
+        hist = torch.as_tensor(self._history_row(history_rows, history_length), dtype=torch.long)
         mask = hist >= 0
         safe = hist.clamp(min=0)
-        state = self.ranker.encode_user(self.embeddings[safe], self.ids[safe] * mask, mask, user_id=int(user_bucket),
-                                        taste=None if taste is None else torch.as_tensor(taste, dtype=torch.float32))
+        return self.ranker.encode_user(self.embeddings[safe], self.ids[safe] * mask, mask, user_id=int(user_bucket),
+                                       taste=None if taste is None else torch.as_tensor(taste, dtype=torch.float32))
+
+    def score_state(self, state: UserState, candidates: np.ndarray, batch_size: int = 8192) -> Scores:
+        """``score_user`` from a state ``user_state`` made: the same numbers, without re-encoding the history."""
+        return self._score_state(state, np.asarray(candidates, dtype=np.int64), batch_size)
+
+    @torch.inference_mode()
+    def _score_state(self, state: UserState, candidates: np.ndarray, batch_size: int) -> Scores:
         parts: list[list[np.ndarray]] = [[], [], [], []]
         # Chunked: the attention holds a (chunk, history, hidden) tensor, ~40 MB at 8192 candidates.
         for start in range(0, len(candidates), batch_size):

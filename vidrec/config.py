@@ -142,6 +142,8 @@ def tool_env(root: Path, environ: dict[str, str] | None = None) -> dict[str, str
         "TRANSFORMERS_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # No exporter is configured, yet BentoML builds ~5 tracing spans per request (serving cost).
+        "OTEL_SDK_DISABLED": env.get("OTEL_SDK_DISABLED") or "true",
     }
 
 

@@ -1,6 +1,7 @@
-"""Top-k retrieval over L2-normalised item embeddings: exact for small catalogs, HNSW (faiss) above a threshold.
+"""Top-k retrieval over L2-normalised item embeddings: exact for small catalogs, an inverted-file (IVF)
+index (faiss) above a threshold.
 
-Both indexes answer the same question, inner-product top-k restricted to an optional boolean mask of
+Every index answers the same question, inner-product top-k restricted to an optional boolean mask of
 allowed rows, so the service's filters (category, product only, exclude seen) apply inside the search
 rather than by over-fetching and dropping. Rows are the item rows of the serving catalog; items are
 only ever appended (uploads), never removed, so row numbers stay stable for the life of an index.
@@ -8,6 +9,7 @@ only ever appended (uploads), never removed, so row numbers stay stable for the 
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,21 +17,36 @@ from typing import Protocol
 import numpy as np
 
 ANN_THRESHOLD = 20_000
-"""Catalog size above which the HNSW index is used; below it exact search costs well under a millisecond."""
+"""Catalog size above which the IVF index is used; below it exact search costs well under a millisecond."""
+
+
+@dataclass(frozen=True)
+class IvfSettings:
+    """Inverted-file parameters: ``items_per_list`` sets the number of k-means lists (catalog size ÷ it),
+    ``probe_share`` the share of lists each query scans (the recall/latency knob).
+
+    Measured on the serving benchmark's 100k catalog (benchmarks/serve.py; effective rank ~7 of 64, the
+    10th and 11th neighbours a median 8e-4 apart in cosine, so neighbourhoods are full of near-ties):
+    125 lists probing a quarter of them gives recall@10 0.985 at ~0.2 ms a query, filtered top-100 recall
+    0.999 under a random 1-in-8 mask; HNSW (M 32, efConstruction 128) reached 0.92 at efSearch 512
+    (~0.5 ms) and 0.93 at 1024 (~1.1 ms), and M 64 / efConstruction 400 only 0.956 at efSearch 1024
+    (~1.1 ms, 29 s to build). Exact search costs ~0.8 ms there.
+    """
+
+    items_per_list: int = 800
+    probe_share: float = 0.25
+
+    def lists(self, n_items: int) -> int:
+        return max(1, n_items // self.items_per_list)
+
+    def probes(self, n_lists: int) -> int:
+        return max(1, min(n_lists, math.ceil(n_lists * self.probe_share)))
 
 
 @dataclass(frozen=True)
 class HnswSettings:
-    """HNSW graph parameters; ``ef_search`` is the recall/latency knob.
-
-    Measured on 64-d clustered unit vectors: ef_search 256 gives recall@10 0.98 on 10k and 0.96 on 20k
-    items (64 gives 0.82). On the serving benchmark's 100k catalog (benchmarks/serve.py: mixes of real
-    item embeddings, effective rank ~6) M 32 / efConstruction 128 gives recall@10 0.94 at ef_search 128,
-    0.96 at 256 and 0.97 at 512 (~0.5 ms a query, against ~1-4 ms exact), so 512 keeps a margin over
-    the 0.95 target. Larger M or efConstruction buy little there and double the build time; on
-    full-rank near-duplicate clouds (noise in all 64 directions) no setting passed 0.86 (M 48,
-    efConstruction 256, ef_search 2048), because every neighbourhood is a ball of near-ties.
-    """
+    """HNSW graph parameters; ``ef_search`` is the recall/latency knob (see ``IvfSettings`` for why the
+    service uses IVF above the threshold: on catalogs with many near-tied neighbours HNSW recall stalls)."""
 
     m: int = 32
     ef_construction: int = 128
@@ -148,10 +165,72 @@ class HnswIndex:
         return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
 
+class IvfIndex:
+    """faiss ``IndexIVFFlat`` (inner product, k-means lists over the catalog) with bitmap-filtered search.
+
+    faiss over hnswlib/usearch: filters run inside the scan as a C++ ``IDSelectorBitmap`` (hnswlib's
+    filter is a Python callback per visited node, which holds the GIL), items can be appended after
+    training (uploads go to their nearest list), and searches release the GIL. An inverted file over a
+    graph because a filtered scan of the probed lists stays exhaustive within them, where a filtered
+    graph walk loses its way, and because near-tied neighbourhoods stall HNSW recall (``IvfSettings``).
+    """
+
+    kind = "ivf"
+
+    def __init__(self, vectors: np.ndarray, settings: IvfSettings = IvfSettings()) -> None:
+        import faiss  # imported here: the exact path (tests, small catalogs) never needs it
+
+        self._faiss = faiss
+        matrix = _as_matrix(vectors)
+        self.settings = settings
+        n_lists = settings.lists(len(matrix))
+        self._quantizer = faiss.IndexFlatIP(matrix.shape[1])  # kept: the IVF index points into it
+        self._index = faiss.IndexIVFFlat(self._quantizer, matrix.shape[1], n_lists, faiss.METRIC_INNER_PRODUCT)
+        self._index.train(matrix)  # k-means (fixed seed): the same catalog gives the same lists
+        self._index.add(matrix)
+        self.n_probe = settings.probes(n_lists)
+        # faiss may not be searched while it is being added to; searches are short, so one lock is enough.
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._index.ntotal
+
+    @property
+    def dim(self) -> int:
+        return self._index.d
+
+    def add(self, vectors: np.ndarray) -> None:
+        matrix = _as_matrix(vectors, self.dim)
+        with self._lock:
+            self._index.add(matrix)
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        faiss = self._faiss
+        q = _as_matrix(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)
+        with self._lock:
+            n = self._index.ntotal
+            params = faiss.SearchParametersIVF(nprobe=self.n_probe)
+            if allowed is not None:
+                if len(allowed) == n and allowed.dtype == np.bool_:
+                    mask = allowed  # the usual case: no copy of a 100k-row mask per query
+                else:
+                    mask = np.zeros(n, dtype=bool)
+                    mask[: min(n, len(allowed))] = allowed[:n]
+                k = min(k, int(np.count_nonzero(mask)))
+                params = faiss.SearchParametersIVF(nprobe=self.n_probe,
+                                                   sel=faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little")))
+            k = min(k, n)
+            if k <= 0:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            scores, rows = self._index.search(q, k, params=params)
+        keep = rows[0] >= 0  # faiss pads with -1 when the probed lists hold fewer than k allowed rows
+        return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
+
 def build_index(vectors: np.ndarray, threshold: int = ANN_THRESHOLD,
-                settings: HnswSettings = HnswSettings()) -> ExactIndex | HnswIndex:
-    """Exact search up to ``threshold`` items, HNSW above it."""
-    return HnswIndex(vectors, settings) if len(vectors) > threshold else ExactIndex(vectors)
+                settings: IvfSettings = IvfSettings()) -> ExactIndex | IvfIndex:
+    """Exact search up to ``threshold`` items, IVF above it."""
+    return IvfIndex(vectors, settings) if len(vectors) > threshold else ExactIndex(vectors)
 
 
 def recall_at_k(approximate: np.ndarray, exact: np.ndarray) -> float:

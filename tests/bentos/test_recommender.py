@@ -30,11 +30,11 @@ def _load(bundle_dir, sentences, **settings) -> LoadedRecommender:
     return LoadedRecommender(bundle_dir, "t:1", "test-key", sentences, ServingSettings(**settings))
 
 
-def test_large_catalog_path_uses_the_hnsw_index_and_the_prior(bundle_dir, sentences, known_user) -> None:
+def test_large_catalog_path_uses_the_ivf_index_and_the_prior(bundle_dir, sentences, known_user) -> None:
     model = _load(bundle_dir, sentences, n_candidates=6, ann_threshold=10)
-    assert model.catalog.index.kind == "hnsw"
+    assert model.catalog.index.kind == "ivf"
     known = model.recommend(s.RecommendRequest(user_id=known_user, k=3))
-    assert known.retrieval == "hnsw" and 3 <= known.candidates <= 6 + 2 and len(known.items) == 3
+    assert known.retrieval == "ivf" and 3 <= known.candidates <= 6 + 2 and len(known.items) == 3
     cold = model.recommend(s.RecommendRequest(user_id="nobody", k=3))
     assert cold.retrieval == "prior" and cold.candidates == 6
     prior_top = [model.catalog.items.at[r, "video_id"] for r in model.prior_order[:3]]
@@ -62,7 +62,10 @@ def test_user_vector_hook_drives_retrieval(bundle_dir, sentences, known_user) ->
     user = model._user(known_user, [])
     allowed = model.catalog.allowed(s.Filters(exclude_seen=False))
     candidates, how = model._candidates(user, allowed)
-    assert how == "exact" and candidates[0] == target
+    similarity = model.catalog.embeddings @ model.catalog.embeddings[target]
+    # The hook's vector leads retrieval: the first candidate is its best match (a briefly trained encoder
+    # may give another item the very same embedding, so ties are allowed).
+    assert how == "exact" and similarity[candidates[0]] >= similarity.max() - 1e-5
 
 
 def test_mean_history_vector_is_normalised() -> None:
@@ -136,3 +139,52 @@ def test_holder_catches_up_on_every_poll_so_other_workers_see_uploads(tmp_path: 
         assert all(ticks.acquire(timeout=5) for _ in range(3)) and holder.current.tag == "m:1"
     finally:
         holder.stop()
+
+
+def test_a_returning_user_is_encoded_once_and_scores_as_the_uncached_ranker(bundle_dir, sentences, known_user) -> None:
+    model = _load(bundle_dir, sentences)
+    first = model.recommend(s.RecommendRequest(user_id=known_user, k=10))
+    misses = model._user_state.cache_info().misses
+    again = model.recommend(s.RecommendRequest(user_id=known_user, k=10))
+    assert model._user_state.cache_info().misses == misses and model._user_state.cache_info().hits >= 1
+    assert [i.video_id for i in again.items] == [i.video_id for i in first.items]
+    user = model._user(known_user, [])
+    candidates = np.array([r for r in range(len(model.catalog)) if r not in user.rows])
+    uncached = model.catalog.scorer.score_user(user.rows, model.history_length, candidates, user_bucket=user.bucket)
+    by_row = dict(zip(candidates.tolist(), uncached.score.tolist()))
+    for item in again.items:
+        assert item.score == pytest.approx(by_row[model.catalog.row_of[item.video_id]], abs=1e-5)
+    # Extra history is a different user state, not the cached one.
+    extra = [v for v in model.catalog.video_ids[:3] if model.catalog.row_of[v] not in user.rows][:1]
+    model.recommend(s.RecommendRequest(user_id=known_user, k=10, history=extra))
+    assert model._user_state.cache_info().misses == misses + 1
+
+
+def test_rank_groups_a_mixed_batch_by_user_and_matches_per_pair_scoring(bundle_dir, sentences, known_user) -> None:
+    model = _load(bundle_dir, sentences)
+    ids = model.catalog.video_ids.tolist()
+    requests = [s.RankRequest(user_id=known_user, video_ids=ids[:5]),
+                s.RankRequest(user_id="someone-new", video_ids=ids[3:9], history=ids[:2]),
+                s.RankRequest(user_id=known_user, video_ids=ids[6:8] + ["nope"])]
+    replies = model.rank(requests)
+    assert model._user_state.cache_info().misses == 2  # two distinct users in three requests
+    assert replies[2].unknown_video_ids == ["nope"] and replies[0].known_user and not replies[1].known_user
+    for request, reply in zip(requests, replies):
+        user = model._user(request.user_id, request.history)
+        rows, _ = model.catalog.rows(request.video_ids)
+        line = np.full(model.history_length, -1, dtype=np.int64)
+        if user.rows:
+            line[-len(user.rows):] = user.rows
+        # The per-pair path (history repeated per candidate) is the reference the grouped path must equal.
+        reference = model.catalog.scorer.score(np.tile(line, (len(rows), 1)), np.asarray(rows),
+                                               user_ids=np.full(len(rows), user.bucket))
+        expected = dict(zip((ids[r] for r in rows), reference.score.tolist()))
+        assert {i.video_id: i.score for i in reply.items} == pytest.approx(expected, abs=1e-5)
+        assert [i.score for i in reply.items] == sorted((i.score for i in reply.items), reverse=True)
+
+
+def test_describe_many_matches_describe(bundle_dir, sentences) -> None:
+    catalog = _load(bundle_dir, sentences).catalog
+    rows = [3, 0, 7]
+    assert catalog.describe_many(np.array(rows)) == [catalog.describe(r) for r in rows]
+    assert catalog.describe(0)["title"] == str(catalog.items.at[0, "title"])
