@@ -117,6 +117,30 @@ def test_ranking_metrics_by_hand() -> None:
     assert table["click_auc"] == 0.5  # the click sits between the two non-clicks
 
 
+def test_tied_scores_rank_by_video_id_and_short_sessions_have_fewer_slots() -> None:
+    # Session s1: four items all scored 0.5, clicks on v2 and v4 -> by video_id the ranks are 2 and 4, so
+    # with K = 3 only v2 is in the top: DCG = 1/log2(3), ideal (2 clicks) = 1 + 1/log2(3), MRR = 1/2.
+    # Session s2 has two items (fewer than K), the click ranked 1st: every metric is 1 but P@3 = 1/3.
+    videos = ["v3", "v1", "v4", "v2", "v9", "v8"]
+    impressions = pd.DataFrame({
+        "event_id": [f"e{i}" for i in range(6)], "session_id": ["s1"] * 4 + ["s2"] * 2, "user_key": "u",
+        "video_id": videos, "position": [0, 1, 2, 3, 0, 1], "propensity": 0.1,
+        "clicked": [False, False, True, True, True, False], "watch_s": 0.0, "converted": False,
+        "cold_item": False, "new_user": False, "category": "music", "is_product": False, "is_live_host": False})
+    scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": 0.5, "p_watch_s": 1.0,
+                           "p_conversion": 0.01, "score": [0.5, 0.5, 0.5, 0.5, 0.9, 0.2]})
+    con = duckdb.connect()
+    load_table(con, "impressions", impressions)
+    load_table(con, "scores", scores)
+    table = evaluate(con, SuiteSettings(k=3, resamples=0, slices=False)).table.set_index("metric")["value"]
+    s1_ndcg = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
+    assert table["ndcg_at_3"] == pytest.approx((s1_ndcg + 1.0) / 2, abs=1e-12)
+    assert table["precision_at_3"] == pytest.approx((1 / 3 + 1 / 3) / 2, abs=1e-12)
+    assert table["recall_at_3"] == pytest.approx((1 / 2 + 1.0) / 2, abs=1e-12)
+    assert table["mrr_at_3"] == pytest.approx((1 / 2 + 1.0) / 2, abs=1e-12)
+    assert table["hitrate_at_3"] == 1.0
+
+
 @pytest.mark.parametrize("rep", CHECKED_REPS)
 def test_off_policy_estimates_match_numpy(suite, rep: int) -> None:
     tables, _, reps, weights = suite
@@ -174,6 +198,27 @@ def test_catalogue_and_online_ab_match_numpy(suite, rep: int) -> None:
         np.sum(per_session["w"] * per_session["clicks"]) / slots, abs=TOL)
     assert _rep(reps, rep, "candidate", f"ab_conversion_at_{K}") == pytest.approx(
         np.sum(per_session["w"] * per_session["conv"]) / slots, abs=TOL)
+
+
+@pytest.mark.parametrize("rep", CHECKED_REPS)
+@pytest.mark.parametrize("model", ["candidate", "champion"])
+def test_catalogue_recall_matches_a_per_session_loop(suite, rep: int, model: str) -> None:
+    """Per session with a click: the share of its distinct clicked items in the model's catalogue
+    top K; the mean over those sessions, weighted by the user's replicate weight."""
+    tables, _, reps, weights = suite
+    uw = _user_w(weights, rep)
+    top_k = tables["top_k"][tables["top_k"]["model"] == model]
+    shown = set(zip(top_k["session_id"], top_k["video_id"]))
+    values, w = [], []
+    for session, group in tables["impressions"][tables["impressions"]["clicked"]].groupby("session_id"):
+        if uw[group["user_key"].iloc[0]] == 0:
+            continue
+        clicked = set(group["video_id"])
+        values.append(sum((session, v) in shown for v in clicked) / len(clicked))
+        w.append(uw[group["user_key"].iloc[0]])
+    expected = np.average(values, weights=w)
+    assert 0 < expected < 1  # the fixture has both hits and misses, so this can fail
+    assert _rep(reps, rep, model, f"catalogue_recall_at_{K}") == pytest.approx(expected, abs=TOL)
 
 
 def test_intervals_are_numpy_percentiles_of_the_replicates(suite) -> None:

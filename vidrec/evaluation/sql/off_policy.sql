@@ -8,23 +8,28 @@
 -- SNIPS = sum(w * reward) / sum(w). Rewards were observed at their logged positions, so both
 -- estimate the target's items under the logging policy's position mix. Per-session watch time is
 -- K times the per-slot value. `logging_policy` is the on-policy average (every weight 1).
-WITH slots AS (   -- the sessions top_k covers (a seeded sample of them on very large hold-outs)
-    SELECT session_id, any_value(user_key) AS user_key, count(*) AS n_slots FROM impressions
-    WHERE session_id IN (SELECT session_id FROM top_k) GROUP BY 1
-), matched AS (
-    SELECT t.model, i.session_id, least(1.0 / ($k * i.propensity), $max_weight) AS w,
-           i.clicked::DOUBLE AS click, i.watch_s, i.converted::DOUBLE AS conversion
+-- Speed: impressions are summed per session once (slots and the logging policy's row come from that);
+-- the per-slot union of matched rows and every logged row it replaced cost twice as much at 10M rows.
+WITH sessions AS (   -- every logged session once: its slots and the on-policy (logging) sums
+    SELECT session_id, any_value(user_key) AS user_key, count(*) AS n_slots, sum(clicked::DOUBLE) AS click,
+           sum(watch_s) AS watch_s, sum(converted::DOUBLE) AS conversion
+    FROM impressions GROUP BY session_id
+), slots AS (   -- the sessions top_k covers (a seeded sample of them on very large hold-outs)
+    SELECT * FROM sessions WHERE session_id IN (SELECT session_id FROM top_k)
+), matched AS (   -- the logged impressions of each model's top K, summed per session
+    SELECT t.model, t.session_id, sum(least(1.0 / ($k * i.propensity), $max_weight)) AS sw,
+           sum(least(1.0 / ($k * i.propensity), $max_weight) * i.clicked::DOUBLE) AS click,
+           sum(least(1.0 / ($k * i.propensity), $max_weight) * i.watch_s) AS watch_s,
+           sum(least(1.0 / ($k * i.propensity), $max_weight) * i.converted::DOUBLE) AS conversion
     FROM top_k t JOIN impressions i ON i.session_id = t.session_id AND i.video_id = t.video_id
-    UNION ALL
-    SELECT 'logging_policy', session_id, 1.0, clicked::DOUBLE, watch_s, converted::DOUBLE FROM impressions
-    WHERE session_id IN (SELECT session_id FROM slots)
+    GROUP BY t.model, t.session_id
 ), per_session AS (
-    SELECT models.model AS model, s.session_id, s.user_key, s.n_slots, sum(m.w) AS sw, sum(m.w * m.click) AS click,
-           sum(m.w * m.watch_s) AS watch_s, sum(m.w * m.conversion) AS conversion
-    FROM (SELECT DISTINCT model FROM top_k UNION SELECT 'logging_policy') models
+    SELECT models.model AS model, s.user_key, s.n_slots, m.sw, m.click, m.watch_s, m.conversion
+    FROM (SELECT DISTINCT model FROM top_k) models
     CROSS JOIN slots s
     LEFT JOIN matched m ON m.model = models.model AND m.session_id = s.session_id
-    GROUP BY ALL
+    UNION ALL
+    SELECT 'logging_policy', user_key, n_slots, n_slots, click, watch_s, conversion FROM slots
 ), weighted AS (
     SELECT w.rep, p.model,
            sum(w.w * coalesce(p.click, 0) / p.n_slots) / sum(w.w) AS ctr_ips,

@@ -4,28 +4,28 @@
 --   Precision@K = clicks in the top K / K;  Recall@K = clicks in the top K / clicks in the session
 --   HitRate@K = 1 if any click is in the top K;  MRR@K = 1 / rank of the first click in the top K (else 0)
 -- Ties in score break on video_id, so results are deterministic.
-WITH keys AS (   -- (slice, model) numbered so the window partitions on small integers, not strings
+-- Speed: a session's top K comes from the top-N aggregate arg_min(gain, (-score, video_id), K), which
+-- keeps a K-element heap per session instead of sorting every row (a row_number() window did, 1.5x
+-- slower at 10M rows); the list it returns is the gains in rank order, so DCG is a dot product with
+-- the discounts and the first hit is list_position.
+WITH keys AS (   -- (slice, model) numbered so sessions group on small integers, not strings
     SELECT slice, model, row_number() OVER (ORDER BY slice, model) AS g
     FROM (SELECT DISTINCT slice, model FROM eval_rows)
-), ranked AS (
-    SELECT k.g, e.session_id, e.user_key, e.clicked::INTEGER AS gain,
-           row_number() OVER (PARTITION BY k.g, e.session_id ORDER BY e.score DESC, e.video_id) AS r
+), top AS (
+    SELECT k.g, e.session_id, any_value(e.user_key) AS user_key, sum(e.clicked::INTEGER) AS clicks,
+           arg_min(e.clicked::INTEGER, {'s': -e.score, 'v': e.video_id}, $k) AS gains
     FROM eval_rows e JOIN keys k USING (slice, model)
+    GROUP BY k.g, e.session_id HAVING sum(e.clicked::INTEGER) > 0
 ), ideal AS (
     -- the ideal DCG depends only on how many clicks a session has: sum over i <= min(clicks, K) of 1/log2(i + 1)
     SELECT c AS clicks, sum(1 / log2(c + 1)) OVER (ORDER BY c) AS idcg FROM range(1, $k + 1) AS t(c)
-), per_session AS (
-    SELECT g, session_id, any_value(user_key) AS user_key,
-           sum(CASE WHEN r <= $k THEN gain / log2(r + 1) ELSE 0 END) AS dcg,
-           sum(CASE WHEN r <= $k THEN gain ELSE 0 END) AS hits,
-           sum(gain) AS clicks,
-           min(CASE WHEN gain = 1 AND r <= $k THEN r END) AS first_hit
-    FROM ranked GROUP BY g, session_id
-    HAVING sum(gain) > 0
+), discount AS (   -- 1 / log2(rank + 1) for ranks 1..K, sliced to each session's list length
+    SELECT list(1 / log2(c + 1) ORDER BY c) AS d FROM range(1, $k + 1) AS t(c)
 ), scored AS (
-    SELECT p.*, p.dcg / i.idcg AS ndcg, p.hits / $k AS precision, p.hits / p.clicks AS recall,
-           (p.hits > 0)::DOUBLE AS hitrate, coalesce(1.0 / p.first_hit, 0) AS mrr
-    FROM per_session p JOIN ideal i ON i.clicks = least(p.clicks, $k)
+    SELECT t.g, t.user_key, list_dot_product(t.gains::DOUBLE[], d[1:len(t.gains)]) / i.idcg AS ndcg,
+           list_sum(t.gains) / $k AS precision, list_sum(t.gains) / t.clicks AS recall,
+           (list_sum(t.gains) > 0)::DOUBLE AS hitrate, coalesce(1.0 / list_position(t.gains, 1), 0) AS mrr
+    FROM top t CROSS JOIN discount JOIN ideal i ON i.clicks = least(t.clicks, $k)
 ), weighted AS (
     SELECT w.rep, k.slice, k.model,
            sum(w.w * s.ndcg) / sum(w.w) AS ndcg, sum(w.w * s.precision) / sum(w.w) AS precision,
