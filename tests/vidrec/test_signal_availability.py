@@ -7,6 +7,7 @@ import pytest
 
 from vidrec.evaluation.availability import (SHARE_MODEL, Availability, drop_unsupported,
                                             drop_unsupported_reliability, needs)
+from vidrec.evaluation.metrics import headline
 from vidrec.gate import FAIL, NO_CHAMPION, PASS, check_gate, load_policy
 
 
@@ -121,3 +122,5 @@ def test_shares_travel_in_the_evaluation_table() -> None:
     assert len(rows) == 5 and rows["metric"].str.startswith("holdout_share_").all()
     assert Availability.from_table(table) == Availability.from_impressions(IMPORTED)
     assert Availability.from_table(_suite_output()) is None
+    # The shares describe the data, not a model: the per-model headline view leaves them out.
+    assert SHARE_MODEL not in set(headline(table)["model"])

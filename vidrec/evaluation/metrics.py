@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from vidrec.evaluation.availability import SHARE_MODEL
+
 from vidrec.evaluation.tables import bootstrap_weights, load_weights, sql
 
 log = logging.getLogger(__name__)
@@ -132,9 +134,10 @@ def _evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue
 
 
 def headline(table: pd.DataFrame, k: int = 10) -> pd.DataFrame:
-    """One row per model (slice ``all``, comparison rows left out), one column per metric, plus the
-    headline aliases ``ctr_at_K``, ``watch_s_at_K``, ``conversion_at_K`` (the SNIPS estimates)."""
-    rows = table[(table["slice"] == "all") & ~table["model"].str.contains("_vs_")]
+    """One row per model (slice ``all``; comparison rows and the hold-out's signal shares left out),
+    one column per metric, plus the headline aliases ``ctr_at_K``, ``watch_s_at_K``,
+    ``conversion_at_K`` (the SNIPS estimates)."""
+    rows = table[(table["slice"] == "all") & ~table["model"].str.contains("_vs_") & (table["model"] != SHARE_MODEL)]
     wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first", dropna=False)
     for alias, source in HEADLINE_ALIASES.items():
         if source.format(k=k) in wide:
