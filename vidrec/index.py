@@ -109,7 +109,27 @@ class ExactIndex:
         return top.astype(np.int64), scores[top].astype(np.float32)
 
 
-class HnswIndex:
+class _FaissIndex:
+    """What the faiss-backed indexes share: size, dimension and appends under the index's lock
+    (faiss may not be searched while it is being added to; searches are short, so one lock is enough)."""
+
+    _index: "faiss.Index"  # noqa: F821 (faiss is imported lazily)
+    _lock: threading.Lock
+
+    def __len__(self) -> int:
+        return self._index.ntotal
+
+    @property
+    def dim(self) -> int:
+        return self._index.d
+
+    def add(self, vectors: np.ndarray) -> None:
+        matrix = _as_matrix(vectors, self.dim)
+        with self._lock:
+            self._index.add(matrix)
+
+
+class HnswIndex(_FaissIndex):
     """faiss ``IndexHNSWFlat`` (inner product) with bitmap-filtered search.
 
     faiss over hnswlib/usearch: filters run inside the graph walk as a C++ ``IDSelectorBitmap``
@@ -130,18 +150,6 @@ class HnswIndex:
         # faiss may not be searched while it is being added to; searches are short, so one lock is enough.
         self._lock = threading.Lock()
         self._index.add(matrix)
-
-    def __len__(self) -> int:
-        return self._index.ntotal
-
-    @property
-    def dim(self) -> int:
-        return self._index.d
-
-    def add(self, vectors: np.ndarray) -> None:
-        matrix = _as_matrix(vectors, self.dim)
-        with self._lock:
-            self._index.add(matrix)
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         faiss = self._faiss
@@ -165,7 +173,7 @@ class HnswIndex:
         return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
 
-class IvfIndex:
+class IvfIndex(_FaissIndex):
     """faiss ``IndexIVFFlat`` (inner product, k-means lists over the catalog) with bitmap-filtered search.
 
     faiss over hnswlib/usearch: filters run inside the scan as a C++ ``IDSelectorBitmap`` (hnswlib's
@@ -191,18 +199,6 @@ class IvfIndex:
         self.n_probe = settings.probes(n_lists)
         # faiss may not be searched while it is being added to; searches are short, so one lock is enough.
         self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return self._index.ntotal
-
-    @property
-    def dim(self) -> int:
-        return self._index.d
-
-    def add(self, vectors: np.ndarray) -> None:
-        matrix = _as_matrix(vectors, self.dim)
-        with self._lock:
-            self._index.add(matrix)
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         faiss = self._faiss
