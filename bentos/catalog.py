@@ -118,8 +118,7 @@ class Catalog:
             return row
 
     def describe(self, row: int) -> dict:
-        return {"video_id": self.video_ids[row], "title": self.titles[row], "category": self.category[row],
-                "creator_id": self.creator[row]}
+        return self.describe_many([row])[0]
 
     def describe_many(self, rows: list[int] | np.ndarray) -> list[dict]:
         """``describe`` for many rows (the response's video fields)."""

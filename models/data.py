@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import lightning.pytorch as L
@@ -30,6 +31,11 @@ class ItemTensors:
 
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"frames": self.frames[idx], "mel": self.mel[idx], "text": self.text[idx], "mask": self.mask[idx]}
+
+    def batches(self, size: int = 256) -> Iterator[dict[str, torch.Tensor]]:
+        """Consecutive batches of at most ``size`` items, in row order."""
+        for start in range(0, len(self), size):
+            yield self.batch(torch.arange(start, min(start + size, len(self))))
 
     @classmethod
     def from_catalog(cls, catalog: pd.DataFrame, text_embeddings: np.ndarray) -> "ItemTensors":

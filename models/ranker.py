@@ -121,7 +121,7 @@ class Ranker(nn.Module):
         # feature's effective learning rate follows its scale, so unscaled the small dimensions barely train.
         self.register_buffer("content_mean", torch.zeros(content_dim))
         self.register_buffer("content_std", torch.ones(content_dim))
-        self.content_mlp = nn.Sequential(nn.Linear(content_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.content = nn.Sequential(nn.Linear(content_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.item_id = nn.Embedding(id_buckets, hidden, padding_idx=0)
         # A user's own vector learns their taste from every impression (clicks and skips), which a
         # click history alone cannot; small init so a bucket never trained stays near "no opinion".
@@ -157,9 +157,9 @@ class Ranker(nn.Module):
         self.content_mean.copy_(embeddings.mean(dim=0))
         self.content_std.copy_(embeddings.std(dim=0).nan_to_num(1.0).clamp(min=1e-4))
 
-    def content(self, vectors: torch.Tensor) -> torch.Tensor:
-        """Content embeddings (..., content_dim) → (..., hidden)."""
-        return self.content_mlp((vectors - self.content_mean) / self.content_std)
+    def embed_content(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Content embeddings (..., content_dim) → (..., hidden), standardised first."""
+        return self.content((vectors - self.content_mean) / self.content_std)
 
     def forward(
         self,
@@ -173,8 +173,8 @@ class Ranker(nn.Module):
         user_id: torch.Tensor | None = None,
         taste: torch.Tensor | None = None,
     ) -> RankerOutput:
-        target = self.content(candidate) + self.item_id(candidate_id)
-        hist = self.content(history) + self.item_id(history_ids)
+        target = self.embed_content(candidate) + self.item_id(candidate_id)
+        hist = self.embed_content(history) + self.item_id(history_ids)
         interest = self.attention(hist, history_mask, target)
         if user_id is None:
             user_id = torch.zeros_like(candidate_id)
@@ -194,7 +194,7 @@ class Ranker(nn.Module):
                     user_id: int = 0, taste: torch.Tensor | None = None) -> UserState:
         """One user's candidate-independent inputs, for ``score_candidates``: ``history`` ``(H, content_dim)``,
         ``history_ids`` and ``history_mask`` ``(H,)``, ``taste`` ``(content_dim,)`` or None."""
-        hist = self.content(history) + self.item_id(history_ids)
+        hist = self.embed_content(history) + self.item_id(history_ids)
         ids = torch.tensor([user_id], dtype=torch.long, device=hist.device)
         user = self._user_vector(ids, None if taste is None else taste.reshape(1, -1))
         return UserState(history=hist, prepared=self.attention.prepare(hist), mask=history_mask, user=user,
@@ -204,7 +204,7 @@ class Ranker(nn.Module):
                          item_features: torch.Tensor, position: torch.Tensor | None = None) -> RankerOutput:
         """``forward`` for one user (``encode_user``) over ``C`` candidates: the history is encoded once
         per request and broadcast, not re-encoded per candidate. Same outputs as ``forward`` (to float error)."""
-        target = self.content(candidate) + self.item_id(candidate_id)
+        target = self.embed_content(candidate) + self.item_id(candidate_id)
         interest = self.attention.attend_one(state.history, state.prepared, state.mask, target)
         n = target.shape[0]
         return self._heads(interest, state.user.expand(n, -1), target, item_features,

@@ -40,8 +40,7 @@ def load_encoder(weights: Path, config: dict) -> nn.Module:
 def load_ranker(weights: Path, config: dict) -> nn.Module:
     ranker = RankerConfig(**config).build()
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    # Rankers saved before content standardisation existed carry renamed/absent keys.
-    state = {("content_mlp." + k[len("content."):] if k.startswith("content.") else k): v for k, v in state.items()}
+    # Rankers saved before content standardisation existed lack its buffers: identity scaling.
     for name in ("content_mean", "content_std"):
         state.setdefault(name, getattr(ranker, name))
     ranker.load_state_dict(state)

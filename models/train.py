@@ -42,8 +42,7 @@ def train_encoder(items: ItemTensors, neighbours: np.ndarray, config: EncoderCon
                   has_engagement: np.ndarray | None = None) -> tuple[MultimodalItemEncoder, FitResult]:
     encoder = config.build()
     if encoder.descriptors is not None:
-        encoder.descriptors.fit([items.batch(torch.arange(s, min(s + 256, len(items))))
-                                 for s in range(0, len(items), 256)])
+        encoder.descriptors.fit(list(items.batches()))
     dim = engagement.shape[1] if engagement is not None else 0
     system = MultimodalEncoderSystem(encoder, lr=params.lr, temperature=params.temperature,
                                      behaviour_weight=params.behaviour_weight, engagement_dim=dim,
@@ -58,8 +57,7 @@ def train_encoder(items: ItemTensors, neighbours: np.ndarray, config: EncoderCon
 def embed_items(encoder: MultimodalItemEncoder, items: ItemTensors, batch_size: int = 256) -> np.ndarray:
     """(N, dim) content embeddings (``MultimodalItemEncoder.forward``), row-aligned with ``items.video_ids``."""
     encoder.eval()
-    parts = [encoder(items.batch(torch.arange(s, min(s + batch_size, len(items)))))
-             for s in range(0, len(items), batch_size)]
+    parts = [encoder(batch) for batch in items.batches(batch_size)]
     return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.output_dim))
 
 
@@ -112,7 +110,8 @@ def blend_weights(train_impressions: pd.DataFrame) -> BlendWeights:
     clicks = train_impressions[train_impressions["clicked"].astype(bool)]
     watch = clicks["watch_s"].dropna().astype(float)
     has_conversion = bool(train_impressions["converted"].notna().any())
-    scale = float(watch.mean()) if len(watch) and watch.mean() > 0 else 1.0
+    mean = float(watch.mean()) if len(watch) else 0.0
+    scale = mean if mean > 0 else 1.0
     return BlendWeights(watch=1.0 if len(watch) else 0.0, conversion=1.0 if has_conversion else 0.0,
                         watch_scale_s=round(scale, 3))
 
