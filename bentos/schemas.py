@@ -186,6 +186,10 @@ class EventsResponse(BaseModel):
                                                      "the pipeline quarantines them if they stay unknown)")
 
 
+class Pong(BaseModel):
+    model_tag: str = Field(description="the production model version answering requests")
+
+
 class ModelInfo(BaseModel):
     tag: str
     labels: dict[str, str]

@@ -43,7 +43,7 @@ def start(port: int, env: dict[str, str], timeout_s: float = 120.0, log_path: Pa
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with code {process.returncode}; see {log_path or 'its output'}")
+            raise RuntimeError(f"bentoml serve exited with code {process.returncode}{_log_tail(log_path)}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                 return process
@@ -51,7 +51,16 @@ def start(port: int, env: dict[str, str], timeout_s: float = 120.0, log_path: Pa
             pass
         time.sleep(0.5)
     stop(process)
-    raise TimeoutError(f"bentoml serve was not ready on port {port} after {timeout_s:.0f} s")
+    raise TimeoutError(f"bentoml serve was not ready on port {port} after {timeout_s:.0f} s{_log_tail(log_path)}")
+
+
+def _log_tail(log_path: Path | None, lines: int = 15) -> str:
+    """The end of the server's log, for an error message (a worker that fails to start is restarted by
+    BentoML's arbiter, so the process stays alive and only its log says why it never became ready)."""
+    if log_path is None or not log_path.exists():
+        return ""
+    tail = log_path.read_text(errors="replace").splitlines()[-lines:]
+    return f"; the end of {log_path}:\n" + "\n".join(tail)
 
 
 def stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:

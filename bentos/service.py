@@ -92,6 +92,11 @@ class Recommender:
         # nothing from a thread hop but its cost (hand-off, GIL switches) on every request.
         return self.holder.current.recommend(s.RecommendRequest.model_construct(**params))
 
+    @bentoml.api(route="/ping")
+    async def ping(self) -> s.Pong:
+        """An authenticated no-op through the API path: checks a client's key and names the serving model."""
+        return s.Pong(model_tag=self.holder.current.tag)
+
     @bentoml.api(input_spec=s.SimilarRequest)
     def similar(self, **params: Any) -> s.SimilarResponse:
         """Videos whose fused content embedding is nearest (works for videos nobody has watched)."""

@@ -84,8 +84,14 @@ class RankerScorer:
                    taste: np.ndarray | None = None) -> UserState:
         """One user's candidate-independent ranker state (``Ranker.encode_user``), for ``score_state``;
         it depends only on the ranker and the history rows' items, so a caller may keep it while the
-        catalog grows (rows are append-only)."""
-        hist = torch.as_tensor(self._history_row(history_rows, history_length), dtype=torch.long)
+        catalog grows (rows are append-only).
+
+        The padding is dropped (one padded slot is kept when there is no history): padded slots get
+        attention weight exactly 0, so the scores are the same, and the attention, which costs
+        candidates x history slots, runs over the real items only (a median of ~8 of 20 slots in the demo world)."""
+        row = self._history_row(history_rows, history_length)
+        real = row >= 0
+        hist = torch.as_tensor(row[real] if real.any() else row[-1:], dtype=torch.long)
         mask = hist >= 0
         safe = hist.clamp(min=0)
         return self.ranker.encode_user(self.embeddings[safe], self.ids[safe] * mask, mask, user_id=int(user_bucket),

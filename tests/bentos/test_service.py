@@ -180,6 +180,8 @@ def test_auth_and_open_health(api, trained) -> None:
     assert api.post("/recommend", json={"user_id": "u"}, headers={"X-API-Key": ""}).status_code == 401
     assert api.get("/healthz", headers={"X-API-Key": ""}).status_code == 200
     assert api.get("/readyz", headers={"X-API-Key": ""}).status_code == 200
+    assert api.post("/ping", json={}, headers={"X-API-Key": ""}).status_code == 401
+    assert api.post("/ping", json={}).json() == {"model_tag": api.get("/model").json()["tag"]}
     info = api.get("/model").json()
     assert info["tag"] and info["labels"]["data_version"] == "tiny" and info["evaluation"]
     assert info["index"] == "exact" and info["last_load_error"] is None
@@ -187,4 +189,4 @@ def test_auth_and_open_health(api, trained) -> None:
 
 def test_openapi_documents_every_endpoint(api) -> None:
     spec = api.get("/docs.json").json()
-    assert {"/recommend", "/similar", "/search", "/creators", "/rank", "/videos", "/events", "/model"} <= set(spec["paths"])
+    assert {"/recommend", "/similar", "/search", "/creators", "/rank", "/videos", "/events", "/model", "/ping"} <= set(spec["paths"])
