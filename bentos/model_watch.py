@@ -32,17 +32,39 @@ class ModelHolder(Generic[M]):
                  catch_up: Callable[[M], None] | None = None) -> None:
         # catch_up also runs on every poll: with several workers, an upload one worker took must reach the others.
         self.pointer, self.load, self.poll_s, self.catch_up = pointer, load, poll_s, catch_up
-        tag = pointer.tag
-        if tag is None:
-            raise RuntimeError(
-                f"no production model recorded in {pointer.path}; materialise the pipeline "
-                "(`make demo` or `dagster job execute -m assets.definitions -j main`) first")
-        self.current: M = load(tag)
         self.failed_tag: str | None = None
         self.last_error: str | None = None
+        self.current: M = self._load_at_start()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _load_at_start(self) -> M:
+        """The production tag's model; if it cannot be loaded, the newest earlier champion that can (as a
+        failed swap keeps the old model, a failed start serves the previous champion rather than nothing),
+        with the failure in ``last_error``. Raises the production tag's error when none loads."""
+        pointer = self.pointer.read()
+        if pointer.tag is None:
+            raise RuntimeError(
+                f"no production model recorded in {self.pointer.path}; materialise the pipeline "
+                "(`make demo` or `dagster job execute -m assets.definitions -j main`) first")
+        try:
+            return self.load(pointer.tag)
+        except Exception as error:
+            first = error
+            log.exception("loading the production model %s failed", pointer.tag)
+        for previous in reversed(pointer.history):
+            try:
+                model = self.load(previous)
+            except Exception:
+                log.exception("loading the earlier champion %s failed too", previous)
+                continue
+            self.failed_tag = pointer.tag
+            self.last_error = (f"loading {pointer.tag} failed at start, serving the earlier champion {previous}: "
+                               f"{type(first).__name__}: {first}")
+            log.error(self.last_error)
+            return model
+        raise first
 
     def refresh(self) -> bool:
         """Load and swap in the pointer's tag if it moved; True when a new model now serves."""

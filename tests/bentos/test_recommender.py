@@ -116,6 +116,28 @@ def test_holder_refuses_to_start_without_a_production_model(tmp_path: Path) -> N
         ModelHolder(ProductionPointer(tmp_path), lambda tag: Fake(tag))
 
 
+def test_holder_starts_on_the_previous_champion_when_production_cannot_load(tmp_path: Path) -> None:
+    pointer = ProductionPointer(tmp_path)
+    for tag in ("m:1", "m:2", "m:broken"):
+        pointer.promote(tag)
+
+    def load(tag: str) -> Fake:
+        if tag == "m:broken":
+            raise FileNotFoundError("ranker.pt missing")
+        return Fake(tag)
+
+    holder = ModelHolder(pointer, load, poll_s=60)
+    assert holder.current.tag == "m:2" and pointer.tag == "m:broken"  # the pointer itself is not moved
+    assert "m:broken failed at start" in holder.last_error and "ranker.pt missing" in holder.last_error
+    assert not holder.refresh()  # the broken tag is not retried until the pointer moves
+    pointer.promote("m:3")
+    assert holder.refresh() and holder.current.tag == "m:3" and holder.last_error is None
+    alone = ProductionPointer(tmp_path / "alone")
+    alone.promote("m:broken")
+    with pytest.raises(FileNotFoundError, match="ranker.pt missing"):  # nothing loadable: the real error
+        ModelHolder(alone, load)
+
+
 def test_holder_background_thread_follows_the_pointer(tmp_path: Path) -> None:
     pointer = ProductionPointer(tmp_path)
     pointer.promote("m:1")
