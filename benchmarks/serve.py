@@ -1,5 +1,6 @@
 """Serving speed: /recommend against a served process over a 100,000-video index, the HTTP floor, the
-IVF index (and HNSW) versus exact search on the same vectors, and upload-to-recommendable time for a 10 s
+API floor and a prior-only /recommend beside it (with the server's CPU per request for each), the IVF
+index (and HNSW) versus exact search on the same vectors, and upload-to-recommendable time for a 10 s
 video.
 
 The model is trained briefly on the demo world (the encoder for its default epochs, the ranker for one): quality is not measured here, only
@@ -204,54 +205,74 @@ def _tree_cpu_s(pid: int) -> float:
     return total
 
 
+# Phases of each round: (label, method, path). "recommend" is the measured mix; "floor" a plain route
+# that skips BentoML's API path (body parsing, validation, serialisation, the metrics and tracing
+# middleware); "api_floor" an authenticated API that does nothing, so api_floor over floor is what the
+# API path costs before any work of ours; "prior_only" /recommend for users the model does not know
+# (no index search, no ranker pass: the content-only prior's top 10), i.e. the endpoint's own path
+# with almost no model work in it.
+PHASES = (("recommend", "POST", "/recommend"), ("floor", "GET", "/healthz"), ("api_floor", "POST", "/ping"),
+          ("prior_only", "POST", "/recommend"))
+
+
+def _phase_bodies(label: str, part: list[dict], round_index: int) -> list[dict | None]:
+    if label == "recommend":
+        return part
+    if label == "prior_only":
+        return [{"user_id": f"bench-unknown-{round_index}-{i}", "k": 10} for i in range(len(part))]
+    return [None if label == "floor" else {}] * len(part)
+
+
 def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int, server_pid: int) -> dict:
-    """Alternate /recommend, the HTTP floor (/healthz) and the API floor (/ping) in rounds so all three see
-    the same machine state. /healthz is a plain route that skips BentoML's API path (body parsing,
-    validation, serialisation, the metrics and tracing middleware); /ping is an authenticated API that
-    does nothing, so /ping over /healthz is what BentoML's API path costs before any work of ours. The
-    server's CPU time per request (all workers) is read around each batch: at concurrency 8 on 2 shared
-    cores the latency is mostly queueing, so it follows the CPU each request costs (server + client)."""
-    paths = ("/recommend", "/healthz", "/ping")
-    latencies: dict[str, list[float]] = {p: [] for p in paths}
-    server_cpu_s = {p: 0.0 for p in paths}
+    """Alternate the ``PHASES`` in rounds (reversed every other round) so all of them see the same machine
+    state. The server's CPU time per request (all workers) is read around each phase: at concurrency 8 on
+    2 shared cores the latency is mostly queueing, so it follows what each request costs (server + client)."""
+    latencies: dict[str, list[float]] = {label: [] for label, _, _ in PHASES}
+    server_cpu_s = {label: 0.0 for label, _, _ in PHASES}
     errors, per_round = 0, []
     client_cpu_s = load_s = 0.0  # the client shares the cores with the server: its CPU use is reported
     chunk = max(1, len(bodies) // rounds)
     for r in range(rounds):
         part = bodies[r * chunk:(r + 1) * chunk] if r < rounds - 1 else bodies[r * chunk:]
-        jobs = [("POST", "/recommend", part), ("GET", "/healthz", [None] * len(part)), ("POST", "/ping", [{}] * len(part))]
         round_stats = {}
         started = time.perf_counter()
-        for method, path, batch in (jobs if r % 2 == 0 else jobs[::-1]):
+        for label, method, path in (PHASES if r % 2 == 0 else PHASES[::-1]):
             t, cpu, served = time.perf_counter(), time.process_time(), _tree_cpu_s(server_pid)
-            got, failed = asyncio.run(_load(base, method, path, batch, concurrency))
-            round_stats[path] = (got, time.perf_counter() - t)
-            server_cpu_s[path] += _tree_cpu_s(server_pid) - served
-            if path == "/recommend":
+            got, failed = asyncio.run(_load(base, method, path, _phase_bodies(label, part, r), concurrency))
+            round_stats[label] = (got, time.perf_counter() - t)
+            server_cpu_s[label] += _tree_cpu_s(server_pid) - served
+            latencies[label] += got
+            if label == "recommend":
                 client_cpu_s += time.process_time() - cpu
-                load_s += round_stats[path][1]
+                load_s += round_stats[label][1]
             errors += failed
-        for path in paths:
-            latencies[path] += round_stats[path][0]
-        rec, rec_s = round_stats["/recommend"]
-        p99 = {path: _percentile(round_stats[path][0], 99) for path in paths}
-        per_round.append({"recommend_p99_ms": p99["/recommend"], "floor_p99_ms": p99["/healthz"],
-                          "api_floor_p99_ms": p99["/ping"], "rps": len(rec) / rec_s})
-        log.info("round %d/%d: /recommend p50 %.1f ms p99 %.1f ms, %.0f rps; floor p99 %.1f ms, API floor p99 %.1f ms "
-                 "(%.0f s)", r + 1, rounds, _percentile(rec, 50), p99["/recommend"], len(rec) / rec_s, p99["/healthz"],
-                 p99["/ping"], time.perf_counter() - started)
-    p99, floor_p99, api_p99 = (_percentile(latencies[p], 99) for p in paths)
-    return {"requests": len(latencies["/recommend"]), "errors": errors,
-            "recommend_p50_ms": _percentile(latencies["/recommend"], 50), "recommend_p99_ms": p99,
-            "floor_p50_ms": _percentile(latencies["/healthz"], 50), "floor_p99_ms": floor_p99,
-            "p99_over_floor": p99 / floor_p99, "rps": statistics.median(r["rps"] for r in per_round),
-            "median_round_p99_over_floor": statistics.median(r["recommend_p99_ms"] / r["floor_p99_ms"] for r in per_round),
-            "api_floor_p50_ms": _percentile(latencies["/ping"], 50), "api_floor_p99_ms": api_p99,
-            "api_floor_p99_over_floor": api_p99 / floor_p99, "p99_over_api_floor": p99 / api_p99,
-            "median_round_api_floor_over_floor": statistics.median(r["api_floor_p99_ms"] / r["floor_p99_ms"]
-                                                                   for r in per_round),
-            "server_cpu_ms_per_request": {p: 1000 * server_cpu_s[p] / max(len(latencies[p]), 1) for p in paths},
-            "client_cpu_ms_per_request": 1000 * client_cpu_s / max(len(latencies["/recommend"]), 1),
+        rec, rec_s = round_stats["recommend"]
+        p99 = {label: _percentile(got, 99) for label, (got, _) in round_stats.items()}
+        per_round.append({"recommend_p99_ms": p99["recommend"], "floor_p99_ms": p99["floor"],
+                          "api_floor_p99_ms": p99["api_floor"], "prior_only_p99_ms": p99["prior_only"],
+                          "rps": len(rec) / rec_s})
+        log.info("round %d/%d: /recommend p50 %.1f ms p99 %.1f ms, %.0f rps; p99 floor %.1f, API floor %.1f, "
+                 "prior only %.1f ms (%.0f s)", r + 1, rounds, _percentile(rec, 50), p99["recommend"], len(rec) / rec_s,
+                 p99["floor"], p99["api_floor"], p99["prior_only"], time.perf_counter() - started)
+    p99 = {label: _percentile(values, 99) for label, values in latencies.items()}
+
+    def median_round(label: str) -> float:
+        return statistics.median(r[f"{label}_p99_ms"] / r["floor_p99_ms"] for r in per_round)
+
+    return {"requests": len(latencies["recommend"]), "errors": errors,
+            "recommend_p50_ms": _percentile(latencies["recommend"], 50), "recommend_p99_ms": p99["recommend"],
+            "floor_p50_ms": _percentile(latencies["floor"], 50), "floor_p99_ms": p99["floor"],
+            "p99_over_floor": p99["recommend"] / p99["floor"], "rps": statistics.median(r["rps"] for r in per_round),
+            "median_round_p99_over_floor": median_round("recommend"),
+            "api_floor_p50_ms": _percentile(latencies["api_floor"], 50), "api_floor_p99_ms": p99["api_floor"],
+            "api_floor_p99_over_floor": p99["api_floor"] / p99["floor"],
+            "median_round_api_floor_over_floor": median_round("api_floor"),
+            "prior_only_p50_ms": _percentile(latencies["prior_only"], 50), "prior_only_p99_ms": p99["prior_only"],
+            "prior_only_p99_over_floor": p99["prior_only"] / p99["floor"],
+            "median_round_prior_only_over_floor": median_round("prior_only"),
+            "server_cpu_ms_per_request": {label: 1000 * server_cpu_s[label] / max(len(latencies[label]), 1)
+                                          for label in latencies},
+            "client_cpu_ms_per_request": 1000 * client_cpu_s / max(len(latencies["recommend"]), 1),
             "client_cpu_share": client_cpu_s / max(load_s, 1e-9), "rounds": per_round}
 
 
