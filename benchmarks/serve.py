@@ -213,6 +213,12 @@ def _tree_cpu_s(pid: int) -> float:
 # with almost no model work in it.
 PHASES = (("recommend", "POST", "/recommend"), ("floor", "GET", "/healthz"), ("api_floor", "POST", "/ping"),
           ("prior_only", "POST", "/recommend"))
+PHASE_NOTES = {
+    "recommend": "the measured mix: 70% known users, 15% known users with a category filter, 15% unknown users",
+    "floor": "GET /healthz, a plain route outside BentoML's API path (the HTTP floor)",
+    "api_floor": "POST /ping, an authenticated API that does nothing (BentoML's API path alone)",
+    "prior_only": "POST /recommend for users the model does not know: no index search, no ranker pass",
+}
 
 
 def _phase_bodies(label: str, part: list[dict], round_index: int) -> list[dict | None]:
@@ -371,7 +377,8 @@ def main() -> None:
                   "synthetic_items": (f"{info['items'] - n_real} items: Dirichlet(1,1,1) mix of {MIX_PARENTS} same-category "
                                       f"real embeddings + isotropic noise of norm {NOISE_NORM}, renormalised"),
                   "index_queries": "catalog vectors + isotropic noise of norm 0.2; recall vs exact brute force",
-                  "candidates_per_request": ServingSettings().n_candidates},
+                  "candidates_per_request": ServingSettings().n_candidates,
+                  "phases": PHASE_NOTES},
         "items": info["items"], "requests": load["requests"], "concurrency": args.concurrency,
         **{k: v for k, v in load.items() if k != "requests"}, **index, **upload,
         "server_startup_s": startup_s, "model_tag": tag, "workers": workers,
