@@ -280,3 +280,80 @@ def test_reliability_bins_match_numpy(suite) -> None:
         assert got.loc[b, "n"] == len(part)
         assert got.loc[b, "mean_pred"] == pytest.approx(part["p_click"].mean(), abs=TOL)
         assert got.loc[b, "observed"] == pytest.approx(part["clicked"].mean(), abs=TOL)
+
+
+def test_options_leave_out_only_the_extras(suite) -> None:
+    """reliability=False and logging_policy=False drop exactly those outputs; every other row is unchanged."""
+    tables, result, _, _ = suite
+    con = duckdb.connect()
+    for name, frame in tables.items():
+        load_table(con, name, frame)
+    lean = evaluate(con, SuiteSettings(k=K, resamples=RESAMPLES, seed=11, reliability=False, logging_policy=False),
+                    catalogue_size=60, n_users=40)
+    assert lean.reliability.empty and list(lean.reliability.columns) == list(result.reliability.columns)
+    assert "logging_policy" not in set(lean.table["model"])
+    full = result.table[~result.table["model"].str.contains("logging_policy")]
+    keys = ["slice", "model", "metric"]
+    merged = full.merge(lean.table, on=keys, suffixes=("", "_lean"), how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all()
+    for column in ("value", "ci_low", "ci_high"):
+        assert np.allclose(merged[column], merged[f"{column}_lean"], atol=TOL, equal_nan=True), column
+
+
+def test_point_estimate_without_replicates_equals_replicate_zero(suite) -> None:
+    """resamples=0 takes the join-free replicate-0 branches; the values are those of the bootstrap run's rep 0."""
+    tables, _, reps, _ = suite
+    con = duckdb.connect()
+    for name, frame in tables.items():
+        load_table(con, name, frame)
+    point = evaluate(con, SuiteSettings(k=K, resamples=0, seed=11), catalogue_size=60, n_users=40).table
+    assert (point["resamples"] == 0).all()
+    rep0 = reps[reps["rep"] == 0].set_index(["slice", "model", "metric"])["value"]
+    got = point[~point["model"].str.contains("_vs_")].set_index(["slice", "model", "metric"])["value"]
+    assert set(got.index) == set(rep0.index)
+    assert np.allclose(got.sort_index(), rep0.sort_index(), atol=TOL, equal_nan=True)
+
+
+def test_packed_key_keeps_users_and_models_apart() -> None:
+    """Integer and string user keys, users whose keys sort differently from their first appearance, and a
+    second model: per-user AUC must not mix users or models (the window partitions on one packed BIGINT)."""
+    rng = np.random.default_rng(5)
+    n = 400
+    users = rng.integers(0, 30, n) * 7919 + 10**12  # large, sparse integer keys
+    impressions = pd.DataFrame({
+        "event_id": np.arange(n), "session_id": np.arange(n) // 8, "user_key": users,
+        "video_id": rng.integers(0, 50, n),
+        "position": np.arange(n) % 8, "propensity": 0.1, "clicked": rng.random(n) < 0.3, "watch_s": 0.0,
+        "converted": rng.random(n) < 0.1, "cold_item": False, "new_user": False, "category": "c", "is_product": False,
+        "is_live_host": False})
+    impressions["user_key"] = impressions.groupby("session_id")["user_key"].transform("first")
+    scores = pd.concat([pd.DataFrame({"model": model, "event_id": impressions["event_id"],
+                                      "p_click": np.round(rng.random(n), 1), "p_watch_s": 1.0,
+                                      "p_conversion": np.round(rng.random(n), 1), "score": rng.random(n)})
+                        for model in ("a", "b")], ignore_index=True)
+    con = duckdb.connect()
+    load_table(con, "impressions", impressions)
+    load_table(con, "scores", scores)
+    table = evaluate(con, SuiteSettings(k=3, resamples=0, slices=False), baselines=()).table
+    for model in ("a", "b"):
+        rows = scores[scores["model"] == model].merge(impressions, on="event_id")
+        for head, label, pred in (("click", "clicked", "p_click"), ("conversion", "converted", "p_conversion")):
+            num = den = 0.0
+            for _, group in rows.groupby("user_key"):
+                if group[label].nunique() == 2:
+                    num += len(group) * roc_auc_score(group[label], group[pred])
+                    den += len(group)
+            got = table[(table["model"] == model) & (table["metric"] == f"{head}_gauc")]["value"].iloc[0]
+            assert got == pytest.approx(num / den, abs=TOL), (model, head)
+
+
+def test_empty_or_unnamed_scores_are_clear_errors() -> None:
+    tables = random_tables(sessions=4)
+    con = duckdb.connect()
+    load_table(con, "impressions", tables["impressions"])
+    load_table(con, "scores", tables["scores"].iloc[:0])
+    with pytest.raises(ValueError, match="scores table is empty"):
+        evaluate(con, SuiteSettings(resamples=0))
+    load_table(con, "scores", tables["scores"].assign(model=None))
+    with pytest.raises(ValueError, match="rows without a model name"):
+        evaluate(con, SuiteSettings(resamples=0))

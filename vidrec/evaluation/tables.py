@@ -52,19 +52,26 @@ def load_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -
 def bootstrap_weights(user_keys: np.ndarray, resamples: int, seed: int) -> pd.DataFrame:
     """Replicate weights per user: rep 0 weighs every user once (the point estimate); reps 1..R are
     Poisson(1) counts, the standard streaming approximation of resampling users with replacement.
+    ``u`` numbers the users 0..n-1 (sorted key order) so SQL can pack (model, head, user) into one
+    BIGINT window key whatever type ``user_key`` has (see sql/prediction.sql).
 
     Drawn with NumPy's seeded generator (DuckDB's random() is not reproducible across threads);
     the resampling itself happens in DuckDB by joining this table.
     """
     users = np.sort(np.asarray(user_keys))
+    if len(users) > 1 and bool((users[1:] == users[:-1]).any()):
+        raise ValueError("bootstrap_weights needs distinct user keys (one weight per user and replicate)")
     counts = np.random.default_rng(seed).poisson(1.0, size=(resamples, len(users)))
     reps = np.concatenate([np.zeros(len(users), dtype=np.int64), np.repeat(np.arange(1, resamples + 1), len(users))])
     weights = np.concatenate([np.ones(len(users)), counts.ravel().astype(float)])
-    return pd.DataFrame({"rep": reps, "user_key": np.tile(users, resamples + 1), "w": weights})
+    return pd.DataFrame({"rep": reps, "user_key": np.tile(users, resamples + 1),
+                         "u": np.tile(np.arange(len(users), dtype=np.int64), resamples + 1), "w": weights})
 
 
 def load_weights(con: duckdb.DuckDBPyConnection, weights: pd.DataFrame) -> None:
-    con.register("_weights", weights[["rep", "user_key", "w"]])
+    """Replace ``user_weights(rep, user_key, u, w)``; rep 0 must weigh every user 1 (the point-estimate
+    branches of the SQL read the rows directly instead of joining it)."""
+    con.register("_weights", weights[["rep", "user_key", "u", "w"]])
     try:
         con.execute("CREATE OR REPLACE TABLE user_weights AS SELECT * FROM _weights")
     finally:

@@ -7,7 +7,8 @@
 -- logging policy rarely showed. Per slot, IPS = sum(w * reward) / slots and
 -- SNIPS = sum(w * reward) / sum(w). Rewards were observed at their logged positions, so both
 -- estimate the target's items under the logging policy's position mix. Per-session watch time is
--- K times the per-slot value. `logging_policy` is the on-policy average (every weight 1).
+-- K times the per-slot value. `logging_policy` is the on-policy average (every weight 1), added
+-- when $logging_policy is true (SuiteSettings.logging_policy).
 -- Speed: impressions are summed per session once (slots and the logging policy's row come from that);
 -- the per-slot union of matched rows and every logged row it replaced cost twice as much at 10M rows.
 WITH sessions AS (   -- every logged session once: its slots and the on-policy (logging) sums
@@ -29,7 +30,7 @@ WITH sessions AS (   -- every logged session once: its slots and the on-policy (
     CROSS JOIN slots s
     LEFT JOIN matched m ON m.model = models.model AND m.session_id = s.session_id
     UNION ALL
-    SELECT 'logging_policy', user_key, n_slots, n_slots, click, watch_s, conversion FROM slots
+    SELECT 'logging_policy', user_key, n_slots, n_slots, click, watch_s, conversion FROM slots WHERE $logging_policy
 ), weighted AS (
     SELECT w.rep, p.model,
            sum(w.w * coalesce(p.click, 0) / p.n_slots) / sum(w.w) AS ctr_ips,
