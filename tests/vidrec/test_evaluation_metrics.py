@@ -200,25 +200,45 @@ def test_catalogue_and_online_ab_match_numpy(suite, rep: int) -> None:
         np.sum(per_session["w"] * per_session["conv"]) / slots, abs=TOL)
 
 
-@pytest.mark.parametrize("rep", CHECKED_REPS)
-@pytest.mark.parametrize("model", ["candidate", "champion"])
-def test_catalogue_recall_matches_a_per_session_loop(suite, rep: int, model: str) -> None:
-    """Per session with a click: the share of its distinct clicked items in the model's catalogue
-    top K; the mean over those sessions, weighted by the user's replicate weight."""
-    tables, _, reps, weights = suite
-    uw = _user_w(weights, rep)
+def _catalogue_recall_loop(tables: dict, model: str, uw: dict[str, float]) -> float:
+    """Per session with a click that the model's top K covers: the share of its distinct clicked items
+    in that top K; the mean over those sessions, weighted by the user's replicate weight."""
     top_k = tables["top_k"][tables["top_k"]["model"] == model]
-    shown = set(zip(top_k["session_id"], top_k["video_id"]))
+    shown, covered = set(zip(top_k["session_id"], top_k["video_id"])), set(top_k["session_id"])
     values, w = [], []
     for session, group in tables["impressions"][tables["impressions"]["clicked"]].groupby("session_id"):
-        if uw[group["user_key"].iloc[0]] == 0:
+        if uw[group["user_key"].iloc[0]] == 0 or session not in covered:
             continue
         clicked = set(group["video_id"])
         values.append(sum((session, v) in shown for v in clicked) / len(clicked))
         w.append(uw[group["user_key"].iloc[0]])
-    expected = np.average(values, weights=w)
+    return float(np.average(values, weights=w))
+
+
+@pytest.mark.parametrize("rep", CHECKED_REPS)
+@pytest.mark.parametrize("model", ["candidate", "champion"])
+def test_catalogue_recall_matches_a_per_session_loop(suite, rep: int, model: str) -> None:
+    tables, _, reps, weights = suite
+    expected = _catalogue_recall_loop(tables, model, _user_w(weights, rep))
     assert 0 < expected < 1  # the fixture has both hits and misses, so this can fail
     assert _rep(reps, rep, model, f"catalogue_recall_at_{K}") == pytest.approx(expected, abs=TOL)
+
+
+def test_catalogue_recall_counts_only_the_sessions_the_top_k_covers() -> None:
+    """A top K computed for a sample of sessions (models.holdout.MAX_TOP_K_SESSIONS) measures those
+    sessions; the unsampled ones are not misses, so recall must not fall with the sample."""
+    tables = random_tables(seed=3, k=K)
+    sessions = np.sort(tables["top_k"]["session_id"].unique())
+    tables["top_k"] = tables["top_k"][tables["top_k"]["session_id"].isin(sessions[::2])]
+    con = duckdb.connect()
+    for name, frame in tables.items():
+        load_table(con, name, frame)
+    result = evaluate(con, SuiteSettings(k=K, resamples=0, slices=False), catalogue_size=60, n_users=40)
+    values = result.table[result.table["slice"] == "all"].set_index(["model", "metric"])["value"]
+    everyone = {u: 1.0 for u in tables["impressions"]["user_key"]}
+    for model in ("candidate", "champion"):
+        expected = _catalogue_recall_loop(tables, model, everyone)
+        assert values[(model, f"catalogue_recall_at_{K}")] == pytest.approx(expected, abs=TOL)
 
 
 def test_intervals_are_numpy_percentiles_of_the_replicates(suite) -> None:
@@ -315,8 +335,9 @@ def test_point_estimate_without_replicates_equals_replicate_zero(suite) -> None:
 
 
 def test_packed_key_keeps_users_and_models_apart() -> None:
-    """Integer and string user keys, users whose keys sort differently from their first appearance, and a
-    second model: per-user AUC must not mix users or models (the window partitions on one packed BIGINT)."""
+    """Large sparse integer user keys (the string keys of the other tests are covered by the fixture), users
+    whose keys sort differently from their first appearance, and a second model: per-user AUC must not mix
+    users or models (the window partitions on one packed BIGINT)."""
     rng = np.random.default_rng(5)
     n = 400
     users = rng.integers(0, 30, n) * 7919 + 10**12  # large, sparse integer keys
@@ -357,3 +378,20 @@ def test_empty_or_unnamed_scores_are_clear_errors() -> None:
     load_table(con, "scores", tables["scores"].assign(model=None))
     with pytest.raises(ValueError, match="rows without a model name"):
         evaluate(con, SuiteSettings(resamples=0))
+
+
+def test_user_weights_must_keep_the_point_estimate_unweighted() -> None:
+    from vidrec.evaluation.tables import load_weights
+
+    weights = bootstrap_weights(np.array(["a", "b", "c"]), 2, seed=1)
+    con = duckdb.connect()
+    load_weights(con, weights)  # the suite's own weights load
+    skewed = weights.copy()
+    skewed.loc[skewed["rep"] == 0, "w"] = 2.0
+    with pytest.raises(ValueError, match="replicate 0 must weigh every user exactly 1"):
+        load_weights(con, skewed)
+    stray = pd.concat([weights, pd.DataFrame({"rep": [1], "user_key": ["d"], "u": [3], "w": [1.0]})])
+    with pytest.raises(ValueError, match="every replicate's users must be among them"):
+        load_weights(con, stray)
+    with pytest.raises(ValueError, match="lack column"):
+        load_weights(con, weights.drop(columns="u"))

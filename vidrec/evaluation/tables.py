@@ -70,7 +70,18 @@ def bootstrap_weights(user_keys: np.ndarray, resamples: int, seed: int) -> pd.Da
 
 def load_weights(con: duckdb.DuckDBPyConnection, weights: pd.DataFrame) -> None:
     """Replace ``user_weights(rep, user_key, u, w)``; rep 0 must weigh every user 1 (the point-estimate
-    branches of the SQL read the rows directly instead of joining it)."""
+    branches of the SQL read the rows directly instead of joining it), and every user it names must be
+    in rep 0 (eval_rows takes the user number from there)."""
+    missing = [c for c in ("rep", "user_key", "u", "w") if c not in weights.columns]
+    if missing:
+        raise ValueError(f"user weights lack column(s) {missing}; build them with bootstrap_weights()")
+    point = weights[weights["rep"] == 0]
+    if len(point) == 0 or not (point["w"] == 1).all():
+        raise ValueError("user weights: replicate 0 must weigh every user exactly 1 (the point estimate)")
+    numbers = np.sort(point["u"].to_numpy())
+    if not np.array_equal(numbers, np.arange(len(point))) or weights["u"].max() >= len(point):
+        raise ValueError("user weights: replicate 0 must number its users 0..n-1 and every replicate's "
+                         "users must be among them")
     con.register("_weights", weights[["rep", "user_key", "u", "w"]])
     try:
         con.execute("CREATE OR REPLACE TABLE user_weights AS SELECT * FROM _weights")
