@@ -243,14 +243,17 @@ def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int, serve
         round_stats = {}
         started = time.perf_counter()
         for label, method, path in (PHASES if r % 2 == 0 else PHASES[::-1]):
-            t, cpu, served = time.perf_counter(), time.process_time(), _tree_cpu_s(server_pid)
-            got, failed = asyncio.run(_load(base, method, path, _phase_bodies(label, part, r), concurrency))
-            round_stats[label] = (got, time.perf_counter() - t)
+            batch = _phase_bodies(label, part, r)
+            served = _tree_cpu_s(server_pid)  # read outside the timers: psutil's own work is not the client's
+            t, cpu = time.perf_counter(), time.process_time()
+            got, failed = asyncio.run(_load(base, method, path, batch, concurrency))
+            elapsed, client_cpu = time.perf_counter() - t, time.process_time() - cpu
             server_cpu_s[label] += _tree_cpu_s(server_pid) - served
+            round_stats[label] = (got, elapsed)
             latencies[label] += got
             if label == "recommend":
-                client_cpu_s += time.process_time() - cpu
-                load_s += round_stats[label][1]
+                client_cpu_s += client_cpu
+                load_s += elapsed
             errors += failed
         rec, rec_s = round_stats["recommend"]
         p99 = {label: _percentile(got, 99) for label, (got, _) in round_stats.items()}

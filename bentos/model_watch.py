@@ -2,13 +2,15 @@
 
 Requests take ``holder.current`` once and use that object to the end, so a swap never disturbs a
 request in flight (the old version stays alive until its last request drops it). A tag that fails
-to load is remembered and not retried until the pointer moves again; the old model keeps serving.
+to load is remembered and retried only every ``retry_s`` (a load takes seconds of a worker's CPU);
+the old model keeps serving meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
@@ -28,12 +30,15 @@ class ModelHolder(Generic[M]):
     """``catch_up(model)`` runs right after a swap (the service re-applies uploads that landed while the
     new version was loading)."""
 
+    MAX_FALLBACKS = 3  # earlier champions tried at start (each load takes seconds)
+
     def __init__(self, pointer: ProductionPointer, load: Callable[[str], M], poll_s: float = 2.0,
-                 catch_up: Callable[[M], None] | None = None) -> None:
+                 catch_up: Callable[[M], None] | None = None, retry_s: float = 300.0) -> None:
         # catch_up also runs on every poll: with several workers, an upload one worker took must reach the others.
-        self.pointer, self.load, self.poll_s, self.catch_up = pointer, load, poll_s, catch_up
+        self.pointer, self.load, self.poll_s, self.catch_up, self.retry_s = pointer, load, poll_s, catch_up, retry_s
         self.failed_tag: str | None = None
         self.last_error: str | None = None
+        self._failed_at = 0.0
         self.current: M = self._load_at_start()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -53,18 +58,24 @@ class ModelHolder(Generic[M]):
         except Exception as error:
             first = error
             log.exception("loading the production model %s failed", pointer.tag)
-        for previous in reversed(pointer.history):
+        earlier = list(dict.fromkeys(t for t in reversed(pointer.history) if t != pointer.tag))
+        for previous in earlier[: self.MAX_FALLBACKS]:
             try:
                 model = self.load(previous)
             except Exception:
                 log.exception("loading the earlier champion %s failed too", previous)
                 continue
-            self.failed_tag = pointer.tag
-            self.last_error = (f"loading {pointer.tag} failed at start, serving the earlier champion {previous}: "
-                               f"{type(first).__name__}: {first}")
-            log.error(self.last_error)
+            self._remember_failure(pointer.tag, f"loading {pointer.tag} failed at start, serving the earlier "
+                                                f"champion {previous}: {type(first).__name__}: {first}")
             return model
         raise first
+
+    def _remember_failure(self, tag: str, message: str) -> None:
+        self.failed_tag, self.last_error, self._failed_at = tag, message, time.monotonic()
+        log.error(message)
+
+    def _retry_due(self) -> bool:
+        return time.monotonic() - self._failed_at >= self.retry_s
 
     def refresh(self) -> bool:
         """Load and swap in the pointer's tag if it moved; True when a new model now serves."""
@@ -75,15 +86,18 @@ class ModelHolder(Generic[M]):
                 self.last_error = f"cannot read the production pointer {self.pointer.path}: {error}"
                 log.error(self.last_error)
                 return False
-            if tag is None or tag == self.current.tag or tag == self.failed_tag:
+            if tag == self.current.tag and self.failed_tag is not None:
+                # the pointer came back to what serves (a rollback after a failed load): nothing is wrong now
+                self.failed_tag = self.last_error = None
+            if tag is None or tag == self.current.tag or (tag == self.failed_tag and not self._retry_due()):
                 return False
             log.info("production pointer moved %s -> %s; loading", self.current.tag, tag)
             try:
                 candidate = self.load(tag)
             except Exception as error:  # any failure to load keeps the serving model; the reason is reported
-                self.failed_tag = tag
-                self.last_error = f"loading {tag} failed, still serving {self.current.tag}: {type(error).__name__}: {error}"
-                log.exception(self.last_error)
+                log.exception("loading %s failed", tag)
+                self._remember_failure(tag, f"loading {tag} failed, still serving {self.current.tag}: "
+                                            f"{type(error).__name__}: {error}")
                 return False
             self.current, self.failed_tag, self.last_error = candidate, None, None
             if self.catch_up is not None:

@@ -1,6 +1,7 @@
 """One model version without HTTP: candidate generation paths, the user-vector hook, model swaps."""
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def test_holder_swaps_on_promotion_and_keeps_the_old_model_when_a_load_fails(tmp
     pointer.promote("m:broken")
     assert not holder.refresh() and holder.current.tag == "m:2"
     assert "m:broken" in holder.last_error and "still serving m:2" in holder.last_error
-    assert not holder.refresh() and loads.count("m:broken") == 1  # not retried until the pointer moves
+    assert not holder.refresh() and loads.count("m:broken") == 1  # not retried at once (retry_s)
     pointer.rollback()
     pointer.promote("m:3")
     assert holder.refresh() and holder.current.tag == "m:3" and holder.last_error is None
@@ -120,6 +121,29 @@ def test_holder_starts_on_the_previous_champion_when_production_cannot_load(tmp_
     pointer = ProductionPointer(tmp_path)
     for tag in ("m:1", "m:2", "m:broken"):
         pointer.promote(tag)
+    loads: list[str] = []
+    broken = {"m:broken"}
+
+    def load(tag: str) -> Fake:
+        loads.append(tag)
+        if tag in broken:
+            raise FileNotFoundError("ranker.pt missing")
+        return Fake(tag)
+
+    holder = ModelHolder(pointer, load, poll_s=60, retry_s=0.2)
+    assert holder.current.tag == "m:2" and pointer.tag == "m:broken"  # the pointer itself is not moved
+    assert "m:broken failed at start" in holder.last_error and "ranker.pt missing" in holder.last_error
+    assert not holder.refresh() and loads.count("m:broken") == 1  # not retried at once
+    broken.clear()  # the store entry is readable again (say, a volume mounted late)
+    time.sleep(0.25)
+    assert holder.refresh() and holder.current.tag == "m:broken" and holder.last_error is None
+    assert loads.count("m:broken") == 2
+
+
+def test_a_rollback_after_a_failed_start_clears_the_error(tmp_path: Path) -> None:
+    pointer = ProductionPointer(tmp_path)
+    for tag in ("m:1", "m:broken"):
+        pointer.promote(tag)
 
     def load(tag: str) -> Fake:
         if tag == "m:broken":
@@ -127,11 +151,9 @@ def test_holder_starts_on_the_previous_champion_when_production_cannot_load(tmp_
         return Fake(tag)
 
     holder = ModelHolder(pointer, load, poll_s=60)
-    assert holder.current.tag == "m:2" and pointer.tag == "m:broken"  # the pointer itself is not moved
-    assert "m:broken failed at start" in holder.last_error and "ranker.pt missing" in holder.last_error
-    assert not holder.refresh()  # the broken tag is not retried until the pointer moves
-    pointer.promote("m:3")
-    assert holder.refresh() and holder.current.tag == "m:3" and holder.last_error is None
+    assert holder.current.tag == "m:1" and holder.last_error
+    pointer.rollback()  # what the docs recommend: the pointer now names the model that serves
+    assert not holder.refresh() and holder.last_error is None and holder.failed_tag is None
     alone = ProductionPointer(tmp_path / "alone")
     alone.promote("m:broken")
     with pytest.raises(FileNotFoundError, match="ranker.pt missing"):  # nothing loadable: the real error
