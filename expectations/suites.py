@@ -197,6 +197,11 @@ def events_suite(absent: Iterable[str] = ()) -> Suite:
         raise ValueError(f"events columns {unknown} cannot be absent; only {list(OPTIONAL_EVENT_COLUMNS)} are "
                          "optional")
     name = "events" + "".join(f"{_WITHOUT}{c}" for c in absent)
+
+    def present_not_null(column: str) -> tuple[Rule, ...]:
+        """The not-null rule, unless the source leaves the column out (then NULL means "not logged")."""
+        return () if column in absent else (_not_null(column),)
+
     return Suite(
         name=name,
         columns=EVENT_COLUMNS,
@@ -205,17 +210,17 @@ def events_suite(absent: Iterable[str] = ()) -> Suite:
             _not_null("event_id"),
             _unique("event_id"),
             *(_not_null(c) for c in ("ts", "user_key", "video_id", "session_id", "surface")),
-            *(_not_null(c) for c in ("position",) if c not in absent),
+            *present_not_null("position"),
             # Between and in-set skip NULLs, so they hold for every value a source does have.
             _between("position", 0, None, "position is not negative"),
-            *(_not_null(c) for c in ("propensity",) if c not in absent),
+            *present_not_null("propensity"),
             # A zero propensity would make inverse-propensity weights infinite.
             _between("propensity", 0, 1, "propensity is in (0, 1]", strict_min=True),
             _not_null("clicked"),
             _in_set("clicked", [True, False], "clicked is true or false"),
-            *(_not_null(c) for c in ("converted",) if c not in absent),
+            *present_not_null("converted"),
             _in_set("converted", [True, False], "converted is true or false"),
-            *(_not_null(c) for c in ("watch_s",) if c not in absent),
+            *present_not_null("watch_s"),
             _between("watch_s", 0, MAX_DURATION_S, "watch_s is between 0 and 4 h"),
             # Cross-column invariants as row conditions: UnexpectedRowsExpectation has no pandas
             # metric provider in GX 1.24 (only SQL and Spark), so SQL over {batch} cannot run here.

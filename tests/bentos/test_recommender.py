@@ -87,18 +87,29 @@ class Fake:
     tag: str
 
 
-def test_holder_swaps_on_promotion_and_keeps_the_old_model_when_a_load_fails(tmp_path: Path) -> None:
-    pointer = ProductionPointer(tmp_path)
-    pointer.promote("m:1")
-    loads: list[str] = []
+class FakeStore:
+    """``load(tag)`` for the holder: records every load and fails for the tags in ``broken``."""
 
-    def load(tag: str) -> Fake:
-        loads.append(tag)
-        if tag == "m:broken":
+    def __init__(self, *broken: str) -> None:
+        self.broken, self.loads = set(broken), []
+
+    def __call__(self, tag: str) -> Fake:
+        self.loads.append(tag)
+        if tag in self.broken:
             raise FileNotFoundError("ranker.pt missing")
         return Fake(tag)
 
-    holder = ModelHolder(pointer, load, poll_s=60)
+
+def _pointer(directory: Path, *tags: str) -> ProductionPointer:
+    pointer = ProductionPointer(directory)
+    for tag in tags:
+        pointer.promote(tag)
+    return pointer
+
+
+def test_holder_swaps_on_promotion_and_keeps_the_old_model_when_a_load_fails(tmp_path: Path) -> None:
+    pointer, store = _pointer(tmp_path, "m:1"), FakeStore("m:broken")
+    holder = ModelHolder(pointer, store, poll_s=60)
     assert holder.current.tag == "m:1" and not holder.refresh()
     in_flight = holder.current  # a request that started before the promotion keeps its model
     pointer.promote("m:2")
@@ -106,7 +117,7 @@ def test_holder_swaps_on_promotion_and_keeps_the_old_model_when_a_load_fails(tmp
     pointer.promote("m:broken")
     assert not holder.refresh() and holder.current.tag == "m:2"
     assert "m:broken" in holder.last_error and "still serving m:2" in holder.last_error
-    assert not holder.refresh() and loads.count("m:broken") == 1  # not retried at once (retry_s)
+    assert not holder.refresh() and store.loads.count("m:broken") == 1  # not retried at once (retry_s)
     pointer.rollback()
     pointer.promote("m:3")
     assert holder.refresh() and holder.current.tag == "m:3" and holder.last_error is None
@@ -118,46 +129,25 @@ def test_holder_refuses_to_start_without_a_production_model(tmp_path: Path) -> N
 
 
 def test_holder_starts_on_the_previous_champion_when_production_cannot_load(tmp_path: Path) -> None:
-    pointer = ProductionPointer(tmp_path)
-    for tag in ("m:1", "m:2", "m:broken"):
-        pointer.promote(tag)
-    loads: list[str] = []
-    broken = {"m:broken"}
-
-    def load(tag: str) -> Fake:
-        loads.append(tag)
-        if tag in broken:
-            raise FileNotFoundError("ranker.pt missing")
-        return Fake(tag)
-
-    holder = ModelHolder(pointer, load, poll_s=60, retry_s=0.2)
+    pointer, store = _pointer(tmp_path, "m:1", "m:2", "m:broken"), FakeStore("m:broken")
+    holder = ModelHolder(pointer, store, poll_s=60, retry_s=0.2)
     assert holder.current.tag == "m:2" and pointer.tag == "m:broken"  # the pointer itself is not moved
     assert "m:broken failed at start" in holder.last_error and "ranker.pt missing" in holder.last_error
-    assert not holder.refresh() and loads.count("m:broken") == 1  # not retried at once
-    broken.clear()  # the store entry is readable again (say, a volume mounted late)
+    assert not holder.refresh() and store.loads.count("m:broken") == 1  # not retried at once
+    store.broken.clear()  # the store entry is readable again (say, a volume mounted late)
     time.sleep(0.25)
     assert holder.refresh() and holder.current.tag == "m:broken" and holder.last_error is None
-    assert loads.count("m:broken") == 2
+    assert store.loads.count("m:broken") == 2
+    with pytest.raises(FileNotFoundError, match="ranker.pt missing"):  # nothing loadable: the real error
+        ModelHolder(_pointer(tmp_path / "alone", "m:broken"), FakeStore("m:broken"))
 
 
 def test_a_rollback_after_a_failed_start_clears_the_error(tmp_path: Path) -> None:
-    pointer = ProductionPointer(tmp_path)
-    for tag in ("m:1", "m:broken"):
-        pointer.promote(tag)
-
-    def load(tag: str) -> Fake:
-        if tag == "m:broken":
-            raise FileNotFoundError("ranker.pt missing")
-        return Fake(tag)
-
-    holder = ModelHolder(pointer, load, poll_s=60)
+    pointer = _pointer(tmp_path, "m:1", "m:broken")
+    holder = ModelHolder(pointer, FakeStore("m:broken"), poll_s=60)
     assert holder.current.tag == "m:1" and holder.last_error
     pointer.rollback()  # what the docs recommend: the pointer now names the model that serves
     assert not holder.refresh() and holder.last_error is None and holder.failed_tag is None
-    alone = ProductionPointer(tmp_path / "alone")
-    alone.promote("m:broken")
-    with pytest.raises(FileNotFoundError, match="ranker.pt missing"):  # nothing loadable: the real error
-        ModelHolder(alone, load)
 
 
 def test_holder_background_thread_follows_the_pointer(tmp_path: Path) -> None:

@@ -18,12 +18,18 @@ K, RESAMPLES, TOL = 5, 20, 1e-9
 CHECKED_REPS = (0, 1, 7, 20)
 
 
-@pytest.fixture(scope="module")
-def suite():
-    tables = random_tables(seed=3, k=K)
+def _loaded(tables: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
+    """A fresh connection holding ``tables`` (name -> frame) as the suite's input tables."""
     con = duckdb.connect()
     for name, frame in tables.items():
         load_table(con, name, frame)
+    return con
+
+
+@pytest.fixture(scope="module")
+def suite():
+    tables = random_tables(seed=3, k=K)
+    con = _loaded(tables)
     result = evaluate(con, SuiteSettings(k=K, resamples=RESAMPLES, seed=11), catalogue_size=60, n_users=40)
     reps = con.execute("SELECT * FROM metric_reps").df()
     weights = bootstrap_weights(tables["impressions"]["user_key"].unique(), RESAMPLES, 11)
@@ -106,9 +112,7 @@ def test_ranking_metrics_by_hand() -> None:
         "is_live_host": False})
     scores = pd.DataFrame({"model": "m", "event_id": ["a", "b", "c"], "p_click": [0.9, 0.5, 0.1],
                            "p_watch_s": 1.0, "p_conversion": 0.01, "score": [0.9, 0.5, 0.1]})
-    con = duckdb.connect()
-    load_table(con, "impressions", impressions)
-    load_table(con, "scores", scores)
+    con = _loaded({"impressions": impressions, "scores": scores})
     table = evaluate(con, SuiteSettings(k=2, resamples=0, slices=False)).table.set_index("metric")["value"]
     assert table["ndcg_at_2"] == pytest.approx(1 / np.log2(3), abs=1e-12)
     assert table["precision_at_2"] == pytest.approx(0.5, abs=1e-12)
@@ -129,9 +133,7 @@ def test_tied_scores_rank_by_video_id_and_short_sessions_have_fewer_slots() -> N
         "cold_item": False, "new_user": False, "category": "music", "is_product": False, "is_live_host": False})
     scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": 0.5, "p_watch_s": 1.0,
                            "p_conversion": 0.01, "score": [0.5, 0.5, 0.5, 0.5, 0.9, 0.2]})
-    con = duckdb.connect()
-    load_table(con, "impressions", impressions)
-    load_table(con, "scores", scores)
+    con = _loaded({"impressions": impressions, "scores": scores})
     table = evaluate(con, SuiteSettings(k=3, resamples=0, slices=False)).table.set_index("metric")["value"]
     s1_ndcg = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
     assert table["ndcg_at_3"] == pytest.approx((s1_ndcg + 1.0) / 2, abs=1e-12)
@@ -230,9 +232,7 @@ def test_catalogue_recall_counts_only_the_sessions_the_top_k_covers() -> None:
     tables = random_tables(seed=3, k=K)
     sessions = np.sort(tables["top_k"]["session_id"].unique())
     tables["top_k"] = tables["top_k"][tables["top_k"]["session_id"].isin(sessions[::2])]
-    con = duckdb.connect()
-    for name, frame in tables.items():
-        load_table(con, name, frame)
+    con = _loaded(tables)
     result = evaluate(con, SuiteSettings(k=K, resamples=0, slices=False), catalogue_size=60, n_users=40)
     values = result.table[result.table["slice"] == "all"].set_index(["model", "metric"])["value"]
     everyone = {u: 1.0 for u in tables["impressions"]["user_key"]}
@@ -305,9 +305,7 @@ def test_reliability_bins_match_numpy(suite) -> None:
 def test_options_leave_out_only_the_extras(suite) -> None:
     """reliability=False and logging_policy=False drop exactly those outputs; every other row is unchanged."""
     tables, result, _, _ = suite
-    con = duckdb.connect()
-    for name, frame in tables.items():
-        load_table(con, name, frame)
+    con = _loaded(tables)
     lean = evaluate(con, SuiteSettings(k=K, resamples=RESAMPLES, seed=11, reliability=False, logging_policy=False),
                     catalogue_size=60, n_users=40)
     assert lean.reliability.empty and list(lean.reliability.columns) == list(result.reliability.columns)
@@ -323,9 +321,7 @@ def test_options_leave_out_only_the_extras(suite) -> None:
 def test_point_estimate_without_replicates_equals_replicate_zero(suite) -> None:
     """resamples=0 takes the join-free replicate-0 branches; the values are those of the bootstrap run's rep 0."""
     tables, _, reps, _ = suite
-    con = duckdb.connect()
-    for name, frame in tables.items():
-        load_table(con, name, frame)
+    con = _loaded(tables)
     point = evaluate(con, SuiteSettings(k=K, resamples=0, seed=11), catalogue_size=60, n_users=40).table
     assert (point["resamples"] == 0).all()
     rep0 = reps[reps["rep"] == 0].set_index(["slice", "model", "metric"])["value"]
@@ -352,9 +348,7 @@ def test_packed_key_keeps_users_and_models_apart() -> None:
                                       "p_click": np.round(rng.random(n), 1), "p_watch_s": 1.0,
                                       "p_conversion": np.round(rng.random(n), 1), "score": rng.random(n)})
                         for model in ("a", "b")], ignore_index=True)
-    con = duckdb.connect()
-    load_table(con, "impressions", impressions)
-    load_table(con, "scores", scores)
+    con = _loaded({"impressions": impressions, "scores": scores})
     table = evaluate(con, SuiteSettings(k=3, resamples=0, slices=False), baselines=()).table
     for model in ("a", "b"):
         rows = scores[scores["model"] == model].merge(impressions, on="event_id")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from vidrec.evaluation.availability import SHARE_MODEL
 
-from vidrec.evaluation.tables import bootstrap_weights, load_weights, sql
+from vidrec.evaluation.tables import bootstrap_weights, load_weights, replace_table, sql
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,15 @@ def _evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue
     # Materialised once: every metric query reads it (a view would repeat the join in each). Only the
     # columns the queries read: carrying all of both tables made this step 40% slower at 10M rows.
     start = time.perf_counter()
-    _register_table(con, "eval_keys", pd.DataFrame({"slice": "all", "model": models, "g": range(len(models))}))
+    keys = pd.DataFrame({"slice": "all", "model": models, "g": range(len(models))})
+    replace_table(con, "eval_keys", keys, temp=True)
     con.execute(f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT 'all' AS slice, {EVAL_ROW_COLUMNS}, "
                 f"{PACKED_KEY_ALL} FROM scores s JOIN impressions i USING (event_id) "
                 "JOIN user_weights w ON w.user_key = i.user_key AND w.rep = 0", {"models": models})
     timings["rows"] = time.perf_counter() - start
     parts += _metric_reps(con, settings, catalogue_size, n_users, with_top_k, timings)
     reps = pd.concat([p for p in parts if not p.empty], ignore_index=True)
-    _register_table(con, "metric_reps", reps)
+    replace_table(con, "metric_reps", reps, temp=True)
     frames = [_run(con, "intervals", {}, timings)]
     models = set(reps["model"])
     for baseline in baselines:
@@ -156,15 +157,6 @@ def _evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue
     log.info("evaluation: %d metric rows over %d users, %d resamples in %.1f s", len(table), len(users),
              settings.resamples, sum(timings.values()))
     return Evaluation(table=table, reliability=reliability, timings_s=timings)
-
-
-def _register_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
-    """Temp table ``name`` (one of ours, never user input) holding ``frame``."""
-    con.register("_frame", frame)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _frame")
-    finally:
-        con.unregister("_frame")
 
 
 def _slice_rows(con: duckdb.DuckDBPyConnection) -> None:

@@ -40,11 +40,15 @@ def load_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -
     missing = set(TABLES[name]) - set(frame.columns)
     if missing:
         raise ValueError(f"the {name} frame lacks columns {sorted(missing)}")
-    view = frame[list(TABLES[name])]
-    con.register("_incoming", view)
+    replace_table(con, name, frame[list(TABLES[name])])
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, temp: bool = False) -> None:
+    """Replace table ``name`` with the frame's rows. ``name`` is always one of the suite's own table names,
+    never user input; no data is formatted into SQL."""
+    con.register("_incoming", frame)
     try:
-        # The table name is one of ours (checked above); no data is formatted into SQL.
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
+        con.execute(f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {name} AS SELECT * FROM _incoming")
     finally:
         con.unregister("_incoming")
 
@@ -82,8 +86,4 @@ def load_weights(con: duckdb.DuckDBPyConnection, weights: pd.DataFrame) -> None:
     if not np.array_equal(numbers, np.arange(len(point))) or weights["u"].max() >= len(point):
         raise ValueError("user weights: replicate 0 must number its users 0..n-1 and every replicate's "
                          "users must be among them")
-    con.register("_weights", weights[["rep", "user_key", "u", "w"]])
-    try:
-        con.execute("CREATE OR REPLACE TABLE user_weights AS SELECT * FROM _weights")
-    finally:
-        con.unregister("_weights")
+    replace_table(con, "user_weights", weights[["rep", "user_key", "u", "w"]])
