@@ -143,6 +143,60 @@ def test_tied_scores_rank_by_video_id_and_short_sessions_have_fewer_slots() -> N
     assert table["hitrate_at_3"] == 1.0
 
 
+def test_many_tied_scores_rank_exactly_like_a_full_sort() -> None:
+    """Scores on a coarse grid tie inside sessions' top K and across its boundary: sessions with such ties
+    take ranking.sql's exact path, the others its score-only heap; both must equal a full sort by
+    (score descending, video_id)."""
+    tables = random_tables(seed=5, k=K, models=("m",))
+    scores = tables["scores"]
+    even = tables["impressions"]["session_id"].str[-1].astype(int).to_numpy() % 2 == 0
+    scores.loc[even, "score"] = np.round(scores.loc[even, "score"] * 10) / 10  # even sessions get ties
+    rows = _joined(tables, "m").sort_values(["session_id", "score", "video_id"], ascending=[True, False, True])
+    best = rows.groupby("session_id")["score"].apply(lambda s: s.to_numpy()[:K + 1])
+    tied = best.apply(lambda s: bool((s[1:] == s[:-1]).any()))
+    assert 0 < tied.sum() < len(tied)  # both paths are exercised
+    values = {m: [] for m in ("ndcg", "precision", "recall", "hitrate", "mrr")}
+    for _, group in rows.groupby("session_id"):
+        clicks = group["clicked"].to_numpy(int)
+        if clicks.sum() == 0:
+            continue
+        top = clicks[:K]
+        values["ndcg"].append(np.sum(top / np.log2(np.arange(2, len(top) + 2)))
+                              / np.sum(1 / np.log2(np.arange(2, min(clicks.sum(), K) + 2))))
+        values["precision"].append(top.sum() / K)
+        values["recall"].append(top.sum() / clicks.sum())
+        values["hitrate"].append(float(top.sum() > 0))
+        values["mrr"].append(1.0 / (np.argmax(top) + 1) if top.sum() else 0.0)
+    con = _loaded({"impressions": tables["impressions"], "scores": scores})
+    table = evaluate(con, SuiteSettings(k=K, resamples=0, slices=False)).table.set_index("metric")["value"]
+    for metric, per_session in values.items():
+        assert table[f"{metric}_at_{K}"] == pytest.approx(np.mean(per_session), abs=TOL), metric
+
+
+def test_an_item_logged_twice_in_a_session_is_one_relevant_item_and_two_weighted_impressions() -> None:
+    # Session s logs v1 twice (clicked both times), v2 (clicked) and v3; the top 2 is [v1, v3].
+    # Catalogue recall: distinct clicked items {v1, v2}, of which the top 2 holds v1 -> 1/2.
+    # Off-policy: every logged impression of a chosen item weighs min(1 / (2 * 0.1), 100) = 5, so
+    # sum(w) = 15 over v1, v1, v3 and the clicks weigh 10: SNIPS CTR = 10/15, IPS CTR = 10 / 4 slots.
+    videos = ["v1", "v1", "v2", "v3"]
+    impressions = pd.DataFrame({
+        "event_id": ["a", "b", "c", "d"], "session_id": "s", "user_key": "u", "video_id": videos,
+        "position": [0, 1, 2, 3], "propensity": 0.1, "clicked": [True, True, True, False], "watch_s": 0.0,
+        "converted": False, "cold_item": False, "new_user": False, "category": "music", "is_product": False,
+        "is_live_host": False})
+    scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": 0.5, "p_watch_s": 1.0,
+                           "p_conversion": 0.01, "score": [0.4, 0.3, 0.2, 0.1]})
+    top_k = pd.DataFrame({"model": "m", "session_id": "s", "user_key": "u", "video_id": ["v1", "v3"], "rank": [1, 2],
+                          "oracle_click": np.nan, "oracle_watch_s": np.nan, "oracle_conversion": np.nan})
+    catalogue = pd.DataFrame({"video_id": ["v1", "v2", "v3"], "engaged_users": 1})
+    con = _loaded({"impressions": impressions, "scores": scores, "top_k": top_k, "catalogue": catalogue})
+    table = evaluate(con, SuiteSettings(k=2, resamples=0, slices=False), catalogue_size=3, n_users=1).table
+    values = table[table["model"] == "m"].set_index("metric")["value"]
+    assert values["catalogue_recall_at_2"] == pytest.approx(0.5, abs=1e-12)
+    assert values["ctr_at_2_snips"] == pytest.approx(10 / 15, abs=1e-12)
+    assert values["ctr_at_2_ips"] == pytest.approx(10 / 4, abs=1e-12)
+
+
 @pytest.mark.parametrize("rep", CHECKED_REPS)
 def test_off_policy_estimates_match_numpy(suite, rep: int) -> None:
     tables, _, reps, weights = suite

@@ -55,12 +55,14 @@ def test_full_ranking_agrees_with_the_gates_ranking_sql() -> None:
     relevant = _csr([list(rng.choice(n_items, rng.integers(1, 4), replace=False)) for _ in range(n_users)], n_items)
     mine = full_ranking(lambda users: scores[users], np.arange(n_users), relevant, None, ks=(k,))
     dense = relevant.toarray() > 0
-    rows = pd.DataFrame([{"slice": "all", "model": "m", "session_id": f"s{u}", "user_key": f"u{u}",
-                          "clicked": bool(dense[u, i]), "score": scores[u, i], "video_id": f"v{i:02d}"}
-                         for u in range(n_users) for i in range(n_items)])
+    # eval_rows as metrics.evaluate builds it: gu packs the (slice, model) number 0 and the user number u
+    rows = pd.DataFrame([{"gu": u, "session_id": f"s{u}", "clicked": bool(dense[u, i]), "score": scores[u, i],
+                          "video_id": f"v{i:02d}"} for u in range(n_users) for i in range(n_items)])
     con = duckdb.connect()
     con.register("eval_rows", rows)
-    con.register("user_weights", pd.DataFrame({"rep": 0, "user_key": [f"u{u}" for u in range(n_users)], "w": 1.0}))
+    con.register("eval_keys", pd.DataFrame({"slice": ["all"], "model": ["m"], "g": [0]}))
+    con.register("user_weights", pd.DataFrame({"rep": 0, "user_key": [f"u{u}" for u in range(n_users)],
+                                               "u": range(n_users), "w": 1.0}))
     gate = con.execute(sql("ranking"), {"k": k}).df().set_index("metric")["value"]
     assert mine[f"ndcg@{k}"] == pytest.approx(gate[f"ndcg_at_{k}"])
     assert mine[f"recall@{k}"] == pytest.approx(gate[f"recall_at_{k}"])

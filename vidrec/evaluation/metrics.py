@@ -21,9 +21,9 @@ from vidrec.evaluation.tables import bootstrap_weights, load_weights, replace_ta
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ("slice", "model", "metric", "value", "ci_low", "ci_high", "resamples")
-# What the metric queries read of a scored impression (sql/slices.sql selects the same).
-EVAL_ROW_COLUMNS = ("s.model, i.session_id, i.user_key, i.video_id, i.clicked, i.converted, "
-                    "s.p_click, s.p_conversion, s.score")
+# What the metric queries read of a scored impression besides the packed key gu (sql/slices.sql selects
+# them too); each name is in only one of scores and impressions.
+EVAL_ROW_COLUMNS = "session_id, video_id, clicked, converted, p_click, p_conversion, score"
 # eval_rows.gu packs the (slice, model) number g (table eval_keys) and the user number u
 # (tables.bootstrap_weights) into one BIGINT, g * 2^32 + u: prediction.sql partitions its per-user windows
 # on it (times 2 plus the head), and one integer key sorts twice as fast as (g, head, user_key) at 10M rows.
@@ -81,12 +81,22 @@ def _metric_reps(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalo
     parts = [_run(con, "prediction", {"bins": settings.bins, "eps": settings.eps}, timings),
              _run(con, "ranking", {"k": settings.k}, timings)]
     if with_top_k:
-        parts.append(_run(con, "off_policy", {"k": settings.k, "max_weight": settings.max_weight,
-                                              "logging_policy": settings.logging_policy}, timings))
+        _match_top_k(con, settings, timings)
+        parts.append(_run(con, "off_policy", {"k": settings.k, "logging_policy": settings.logging_policy}, timings))
         parts.append(_run(con, "catalogue", {"k": settings.k, "catalogue_size": catalogue_size,
                                              "n_users": n_users}, timings))
         parts.append(_run(con, "online_ab", {"k": settings.k}, timings))
     return parts
+
+
+def _match_top_k(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, timings: dict[str, float]) -> None:
+    """Temp tables logged_sessions and top_k_match: top_k matched to the logged impressions once, for both
+    off_policy.sql and catalogue.sql (step ``top_k_match`` in the timings)."""
+    start = time.perf_counter()
+    con.execute("CREATE OR REPLACE TEMP TABLE logged_sessions AS " + sql("logged_sessions"))
+    con.execute("CREATE OR REPLACE TEMP TABLE top_k_match AS " + sql("top_k_match"),
+                {"k": settings.k, "max_weight": settings.max_weight})
+    timings["top_k_match"] = time.perf_counter() - start
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_size: int = 1,
@@ -137,8 +147,8 @@ def _evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue
     start = time.perf_counter()
     keys = pd.DataFrame({"slice": "all", "model": models, "g": range(len(models))})
     replace_table(con, "eval_keys", keys, temp=True)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT 'all' AS slice, {EVAL_ROW_COLUMNS}, "
-                f"{PACKED_KEY_ALL} FROM scores s JOIN impressions i USING (event_id) "
+    con.execute(f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT {PACKED_KEY_ALL}, {EVAL_ROW_COLUMNS} "
+                "FROM scores s JOIN impressions i USING (event_id) "
                 "JOIN user_weights w ON w.user_key = i.user_key AND w.rep = 0", {"models": models})
     timings["rows"] = time.perf_counter() - start
     parts += _metric_reps(con, settings, catalogue_size, n_users, with_top_k, timings)
@@ -166,7 +176,7 @@ def _slice_rows(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE eval_keys AS SELECT slice, model, "
                 "row_number() OVER (ORDER BY slice, model) - 1 AS g "
                 "FROM (SELECT DISTINCT slice, model FROM eval_slice_rows)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT e.*, {PACKED_KEY} FROM eval_slice_rows e "
+    con.execute(f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT {PACKED_KEY}, {EVAL_ROW_COLUMNS} FROM eval_slice_rows e "
                 "JOIN eval_keys k USING (slice, model) JOIN user_weights w ON w.user_key = e.user_key AND w.rep = 0")
     con.execute("DROP TABLE eval_slice_rows")
 

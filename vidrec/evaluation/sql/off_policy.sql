@@ -9,28 +9,15 @@
 -- estimate the target's items under the logging policy's position mix. Per-session watch time is
 -- K times the per-slot value. `logging_policy` is the on-policy average (every weight 1), added
 -- when $logging_policy is true (SuiteSettings.logging_policy).
--- Speed: impressions are summed per session once (slots and the logging policy's row come from that);
--- the per-slot union of matched rows and every logged row it replaced cost twice as much at 10M rows.
-WITH sessions AS (   -- every logged session once: its slots and the on-policy (logging) sums
-    SELECT session_id, any_value(user_key) AS user_key, count(*) AS n_slots, sum(clicked::DOUBLE) AS click,
-           sum(watch_s) AS watch_s, sum(converted::DOUBLE) AS conversion
-    FROM impressions GROUP BY session_id
-), slots AS (   -- the sessions top_k covers (a seeded sample of them on very large hold-outs)
-    SELECT * FROM sessions WHERE session_id IN (SELECT session_id FROM top_k)
-), matched AS (   -- the logged impressions of each model's top K, summed per session
-    SELECT t.model, t.session_id, sum(least(1.0 / ($k * i.propensity), $max_weight)) AS sw,
-           sum(least(1.0 / ($k * i.propensity), $max_weight) * i.clicked::DOUBLE) AS click,
-           sum(least(1.0 / ($k * i.propensity), $max_weight) * i.watch_s) AS watch_s,
-           sum(least(1.0 / ($k * i.propensity), $max_weight) * i.converted::DOUBLE) AS conversion
-    FROM top_k t JOIN impressions i ON i.session_id = t.session_id AND i.video_id = t.video_id
-    GROUP BY t.model, t.session_id
-), per_session AS (
-    SELECT models.model AS model, s.user_key, s.n_slots, m.sw, m.click, m.watch_s, m.conversion
-    FROM (SELECT DISTINCT model FROM top_k) models
-    CROSS JOIN slots s
-    LEFT JOIN matched m ON m.model = models.model AND m.session_id = s.session_id
+-- Input: logged_sessions (logged_sessions.sql) and top_k_match (top_k_match.sql), built from top_k and
+-- impressions once for this query and catalogue.sql.
+WITH per_session AS (   -- every (model, covered session), and the logging policy's own row per session
+    SELECT m.model, s.user_key, s.n_slots, x.sw, x.click, x.watch_s, x.conversion
+    FROM (SELECT DISTINCT model FROM top_k_match) m
+    CROSS JOIN logged_sessions s
+    LEFT JOIN top_k_match x ON x.model = m.model AND x.session_id = s.session_id
     UNION ALL
-    SELECT 'logging_policy', user_key, n_slots, n_slots, click, watch_s, conversion FROM slots WHERE $logging_policy
+    SELECT 'logging_policy', user_key, n_slots, n_slots, click, watch_s, conversion FROM logged_sessions WHERE $logging_policy
 ), weighted AS (
     SELECT w.rep, p.model,
            sum(w.w * coalesce(p.click, 0) / p.n_slots) / sum(w.w) AS ctr_ips,

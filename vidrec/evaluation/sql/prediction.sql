@@ -4,7 +4,7 @@
 --   GAUC     per-user AUC over users with both classes, averaged weighted by the user's impressions.
 --   logloss  predictions clipped to [$eps, 1 - $eps] before the log.
 --   ECE      $bins equal-width bins of the prediction: sum over bins |sum(label) - sum(pred)| / n.
--- Input: eval_rows(gu, user_key, clicked, converted, p_click, p_conversion, ...) with gu = g * 2^32 + u
+-- Input: eval_rows(gu, clicked, converted, p_click, p_conversion, ...) with gu = g * 2^32 + u
 -- (metrics.PACKED_KEY), eval_keys(slice, model, g), user_weights(rep, user_key, u, w).
 -- Speed (10M rows; benchmarks/evaluate.py): per-user AUC uses the rank-sum form of Mann-Whitney,
 --   U = sum over the positives of their mid-rank - P (P + 1) / 2,   mid-rank = (first + last) / 2
