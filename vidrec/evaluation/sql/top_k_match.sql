@@ -3,7 +3,7 @@
 -- with the clipped importance weights min(1 / (K * propensity), $max_weight) of the logged impressions of
 -- its items summed plain (sw) and times each reward, and how many of its items were clicked (hits,
 -- distinct items). A session none of whose logged items the model chose has sums 0.
--- Speed: matching top_k to the 10M impressions once instead of in both queries saved ~40% of their time.
+-- Speed: matching once instead of in both queries: 2.22-2.50 s -> 2.16-2.43 s for the three steps at 10M rows.
 SELECT t.model, t.session_id, any_value(t.user_key) AS user_key, coalesce(sum(i.iw), 0) AS sw,
        coalesce(sum(i.iw * i.clicked::DOUBLE), 0) AS click, coalesce(sum(i.iw * i.watch_s), 0) AS watch_s,
        coalesce(sum(i.iw * i.converted::DOUBLE), 0) AS conversion,
