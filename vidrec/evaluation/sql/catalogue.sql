@@ -14,10 +14,14 @@ SELECT w.rep, 'all' AS slice, t.model, 'coverage_at_' || $k AS metric,
 FROM top_k t JOIN user_weights w ON w.user_key = t.user_key AND w.w > 0
 GROUP BY ALL
 UNION ALL
-SELECT w.rep, 'all', t.model, 'novelty_at_' || $k,
-       sum(w.w * -log2((coalesce(c.engaged_users, 0) + 1) / ($n_users + 1))) / sum(w.w)
-FROM top_k t JOIN user_weights w ON w.user_key = t.user_key AND w.w > 0
-LEFT JOIN catalogue c ON c.video_id = t.video_id
+SELECT w.rep, 'all', p.model, 'novelty_at_' || $k, sum(w.w * p.info) / sum(w.w * p.slots)
+FROM (   -- summed per (model, user) first, so each replicate joins users instead of every shown slot
+    SELECT t.model, t.user_key, sum(-log2((coalesce(c.engaged_users, 0) + 1) / ($n_users + 1))) AS info,
+           count(*) AS slots
+    FROM top_k t LEFT JOIN catalogue c ON c.video_id = t.video_id
+    GROUP BY ALL
+) p
+JOIN user_weights w ON w.user_key = p.user_key AND w.w > 0
 GROUP BY ALL
 UNION ALL
 SELECT w.rep, 'all', x.model, 'catalogue_recall_at_' || $k, sum(w.w * x.hits / s.relevant) / sum(w.w)
