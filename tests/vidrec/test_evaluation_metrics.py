@@ -173,6 +173,29 @@ def test_many_tied_scores_rank_exactly_like_a_full_sort() -> None:
         assert table[f"{metric}_at_{K}"] == pytest.approx(np.mean(per_session), abs=TOL), metric
 
 
+@pytest.mark.parametrize("session, videos, clicks, score, expected", [
+    # a NULL session id is still one session: the tie at 0.5 goes to v1, the click -> every metric 1
+    (None, ["v2", "v1", "v3"], [False, True, False], [0.5, 0.5, 0.1], 1.0),
+    # a row whose click is NULL is not ranked (arg_min skips NULL values); the tie at 0.5 still goes to
+    # v1, which was not clicked -> every metric 0
+    ("s", ["v0", "v2", "v1", "v3"], [None, True, False, True], [0.9, 0.5, 0.5, 0.1], 0.0),
+])
+def test_ties_break_on_video_id_next_to_null_sessions_and_clicks(session, videos, clicks, score, expected) -> None:
+    # v2 is listed before v1, so breaking the tie by arrival order would pick the wrong item.
+    n = len(videos)
+    impressions = pd.DataFrame({
+        "event_id": [f"e{i}" for i in range(n)], "session_id": pd.Series([session] * n, dtype=object),
+        "user_key": "u", "video_id": videos, "position": range(n), "propensity": 0.1,
+        "clicked": pd.Series(clicks, dtype=object), "watch_s": 0.0, "converted": False, "cold_item": False,
+        "new_user": False, "category": "music", "is_product": False, "is_live_host": False})
+    scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": 0.5, "p_watch_s": 1.0,
+                           "p_conversion": 0.01, "score": score})
+    con = _loaded({"impressions": impressions, "scores": scores})
+    table = evaluate(con, SuiteSettings(k=1, resamples=0, slices=False)).table.set_index("metric")["value"]
+    for metric in ("ndcg", "precision", "recall", "hitrate", "mrr"):
+        assert table[f"{metric}_at_1"] == pytest.approx(expected, abs=1e-12), metric
+
+
 def test_an_item_logged_twice_in_a_session_is_one_relevant_item_and_two_weighted_impressions() -> None:
     # Session s logs v1 twice (clicked both times), v2 (clicked) and v3; the top 2 is [v1, v3].
     # Catalogue recall: distinct clicked items {v1, v2}, of which the top 2 holds v1 -> 1/2.

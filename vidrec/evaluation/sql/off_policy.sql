@@ -2,9 +2,10 @@
 -- from the logged impressions and their propensities mu(item | user, t) (probability the logging
 -- policy draws the item at a slot). The target policy shows each of its K items with probability
 -- 1/K per slot, so a logged impression carries the importance weight
---     w = min(1 / (K * mu), $max_weight)          -- 0 when the item is not in the model's top K
--- Clipping at $max_weight bounds the variance at the price of a downward bias on the items the
--- logging policy rarely showed. Per slot, IPS = sum(w * reward) / slots and
+--     w = min(1 / (K * mu), max_weight)           -- 0 when the item is not in the model's top K
+-- (computed in top_k_match.sql; max_weight is SuiteSettings.max_weight). Clipping at max_weight
+-- bounds the variance at the price of a downward bias on the items the logging policy rarely
+-- showed. Per slot, IPS = sum(w * reward) / slots and
 -- SNIPS = sum(w * reward) / sum(w). Rewards were observed at their logged positions, so both
 -- estimate the target's items under the logging policy's position mix. Per-session watch time is
 -- K times the per-slot value. `logging_policy` is the on-policy average (every weight 1), added

@@ -11,21 +11,22 @@
 -- returns the gains in rank order, so DCG is a dot product with the discounts and the first hit is
 -- list_position. The heap is keyed on the score alone: keyed on the exact order {-score, video_id}
 -- (a struct) it cost 2-3x as much. The tie-break can only change the top K of a session whose K + 1
--- best scores hold a tie (or a NULL score), so those sessions, and only those, are ranked again with
--- the struct key (`exact`). Sessions group on (g, session_id): g is the (slice, model) number in gu.
+-- best scores hold a tie, so those sessions are ranked again with the struct key (`exact`), and so are
+-- sessions with a NULL score or click (arg_min skips NULL keys and values, so the two heaps could
+-- disagree) or a NULL session_id (matched with IS NOT DISTINCT FROM). Sessions group on (g, session_id): g is the (slice, model) number in gu.
 WITH top AS (
     SELECT gu // 4294967296 AS g, session_id, any_value(gu % 4294967296) AS u, sum(clicked::INTEGER) AS clicks,
            arg_min(clicked::INTEGER, -score, $k) AS gains, arg_min(score, -score, $k + 1) AS best,
-           count(score) < count(*) AS unscored
+           count(score) < count(*) OR count(clicked) < count(*) AS has_null
     FROM eval_rows
     GROUP BY ALL HAVING sum(clicked::INTEGER) > 0
 ), tied AS (   -- neighbours in the K + 1 best scores that are equal
     SELECT g, session_id FROM top
-    WHERE unscored OR list_bool_or(list_transform(list_zip(best[1:len(best) - 1], best[2:len(best)]),
+    WHERE has_null OR list_bool_or(list_transform(list_zip(best[1:len(best) - 1], best[2:len(best)]),
                                                   lambda pair: pair[1] = pair[2]))
 ), exact AS (
     SELECT e.gu // 4294967296 AS g, e.session_id, arg_min(e.clicked::INTEGER, {'s': -e.score, 'v': e.video_id}, $k) AS gains
-    FROM eval_rows e SEMI JOIN tied t ON t.g = e.gu // 4294967296 AND t.session_id = e.session_id
+    FROM eval_rows e SEMI JOIN tied t ON t.g = e.gu // 4294967296 AND t.session_id IS NOT DISTINCT FROM e.session_id
     GROUP BY ALL
 ), ideal AS (
     -- the ideal DCG depends only on how many clicks a session has: sum over i <= min(clicks, K) of 1/log2(i + 1)
@@ -33,7 +34,8 @@ WITH top AS (
 ), discount AS (   -- 1 / log2(rank + 1) for ranks 1..K, sliced to each session's list length
     SELECT list(1 / log2(c + 1) ORDER BY c) AS d FROM range(1, $k + 1) AS t(c)
 ), ranked AS (
-    SELECT t.g, t.u, t.clicks, coalesce(x.gains, t.gains) AS gains FROM top t LEFT JOIN exact x USING (g, session_id)
+    SELECT t.g, t.u, t.clicks, coalesce(x.gains, t.gains) AS gains
+    FROM top t LEFT JOIN exact x ON x.g = t.g AND x.session_id IS NOT DISTINCT FROM t.session_id
 ), scored AS (
     SELECT t.g, t.u, list_dot_product(t.gains::DOUBLE[], d[1:len(t.gains)]) / i.idcg AS ndcg,
            list_sum(t.gains) / $k AS precision, list_sum(t.gains) / t.clicks AS recall,
