@@ -25,10 +25,16 @@ install: $(STAMP)
 world: $(STAMP)
 	$(ENV) $(BIN)/python -m vidrec.world.generate --size $(WORLD) --out $(VIDREC_DATA)
 
-pipeline: $(PIPELINE_INPUT)
-	$(ENV) $(BIN)/dagster job execute -m assets.definitions -j main
+RUN_MAIN = $(BIN)/dagster job execute -m assets.definitions -j main
 
-demo: pipeline
+pipeline: $(PIPELINE_INPUT)
+	$(ENV) $(RUN_MAIN)
+
+# A candidate that the blocking checks keep out of production fails `make pipeline` (schedulers and CI
+# should see it), but is a normal end for the demo: assets.run_outcome says which rules stopped it and
+# the demo serves the champion, which keeps production. Any other failure stops the demo.
+demo: $(PIPELINE_INPUT)
+	$(ENV) { $(RUN_MAIN) || $(BIN)/python -m assets.run_outcome; }
 	$(ENV) $(BIN)/python -m bentos.demo
 
 test: $(STAMP)
