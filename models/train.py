@@ -14,7 +14,7 @@ from models.encoders import MultimodalItemEncoder
 from models.ranker import SERVING_POSITION, BlendWeights, Ranker
 from models.retrieval import TwoTower
 from models.systems import MultimodalEncoderSystem, RankerSystem, RetrievalSystem
-from models.training import FitResult, TrainConfig, fit
+from models.training import FitResult, TrainConfig, fit, seed_everything
 from vidrec.behaviour import histories_before
 
 
@@ -40,6 +40,7 @@ class RankerTraining:
 def train_encoder(items: ItemTensors, neighbours: np.ndarray, config: EncoderConfig,
                   params: EncoderTraining, train: TrainConfig, engagement: np.ndarray | None = None,
                   has_engagement: np.ndarray | None = None) -> tuple[MultimodalItemEncoder, FitResult]:
+    seed_everything(train)
     encoder = config.build()
     if encoder.descriptors is not None:
         encoder.descriptors.fit(list(items.batches()))
@@ -119,6 +120,7 @@ def blend_weights(train_impressions: pd.DataFrame) -> BlendWeights:
 def train_ranker(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray],
                  item_embeddings: np.ndarray, config: RankerConfig, params: RankerTraining,
                  train: TrainConfig) -> tuple[Ranker, FitResult]:
+    seed_everything(train)
     ranker = config.build()
     ranker.fit_content_scale(torch.as_tensor(item_embeddings))
     system = RankerSystem(ranker, torch.as_tensor(item_embeddings), lr=params.lr, id_dropout=params.id_dropout,
@@ -150,6 +152,7 @@ def click_arrays(clicks_in: pd.DataFrame, clicks: pd.DataFrame, item_index: dict
 def train_retrieval(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray],
                     item_embeddings: np.ndarray, config: RetrievalConfig, params: RetrievalTraining,
                     train: TrainConfig) -> tuple[TwoTower, FitResult]:
+    seed_everything(train)
     model = config.build()
     system = RetrievalSystem(model, torch.as_tensor(item_embeddings), lr=params.lr,
                              temperature=params.temperature, id_dropout=params.id_dropout)

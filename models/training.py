@@ -98,6 +98,13 @@ def _batch_size(batch) -> int:
     return int(first.shape[0])
 
 
+def seed_everything(config: TrainConfig) -> None:
+    """Seed Python, NumPy and torch from ``config.seed``. Callers seed before building their modules too
+    (``models.train``), so initial weights do not depend on what the process drew before and a re-run on
+    the same data trains the same model; ``fit`` seeds again for the data order."""
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+
 def fit(system: L.LightningModule, datamodule: L.LightningDataModule, config: TrainConfig,
         callbacks: list[Callback] | None = None) -> FitResult:
     """Train ``system`` in place and load its best checkpoint's weights back into it.
@@ -105,7 +112,7 @@ def fit(system: L.LightningModule, datamodule: L.LightningDataModule, config: Tr
     With ``config.resume`` a ``last.ckpt`` left in ``checkpoint_dir`` by an interrupted run is
     continued (weights, optimiser, epoch, early-stopping state). ``callbacks`` are added to the
     standard ones (tests use one to interrupt training)."""
-    L.seed_everything(config.seed, workers=True, verbose=False)
+    seed_everything(config)
     precision = _precision(config.accelerator)
     on_gpu = precision != "32-true"
     if not on_gpu:
