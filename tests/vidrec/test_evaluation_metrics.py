@@ -79,6 +79,12 @@ def test_prediction_metrics_match_sklearn(suite, model: str, rep: int) -> None:
         assert _rep(reps, rep, model, f"{head}_gauc") == pytest.approx(num / den, abs=TOL)
 
 
+def _hit_metrics(top: np.ndarray, clicks: int) -> dict[str, float]:
+    """Precision, recall, hit rate and MRR @K of one session from the gains of its top K in rank order."""
+    return {"precision": top.sum() / K, "recall": top.sum() / clicks, "hitrate": float(top.sum() > 0),
+            "mrr": 1.0 / (np.argmax(top) + 1) if top.sum() else 0.0}
+
+
 @pytest.mark.parametrize("rep", CHECKED_REPS)
 def test_ranking_metrics_match_sklearn_and_numpy(suite, rep: int) -> None:
     tables, _, reps, weights = suite
@@ -93,26 +99,35 @@ def test_ranking_metrics_match_sklearn_and_numpy(suite, rep: int) -> None:
         order = np.argsort(-group["score"].to_numpy(), kind="stable")
         top = clicks[order][:K]
         values["ndcg"].append(ndcg_score([clicks], [group["score"].to_numpy()], k=K))
-        values["precision"].append(top.sum() / K)
-        values["recall"].append(top.sum() / clicks.sum())
-        values["hitrate"].append(float(top.sum() > 0))
-        values["mrr"].append(1.0 / (np.argmax(top) + 1) if top.sum() else 0.0)
+        for metric, value in _hit_metrics(top, clicks.sum()).items():
+            values[metric].append(value)
         session_w.append(uw[group["user_key"].iloc[0]])
     for metric, per_session in values.items():
         expected = np.average(per_session, weights=session_w)
         assert _rep(reps, rep, "candidate", f"{metric}_at_{K}") == pytest.approx(expected, abs=TOL), metric
 
 
+def _hand_tables(videos: list, clicked: list, score: list, p_click=0.5, session="s", **columns) -> dict:
+    """Impressions and model ``m``'s scores for a hand-worked case: user ``u``, propensity 0.1, no watch
+    time or conversions, every slice flag off; ``session`` is one id (None allowed) or one per row, and
+    ``columns`` override impression columns."""
+    n = len(videos)
+    impressions = pd.DataFrame({
+        "event_id": [f"e{i}" for i in range(n)],
+        "session_id": pd.Series(session if isinstance(session, list) else [session] * n, dtype=object),
+        "user_key": "u", "video_id": videos, "position": range(n), "propensity": 0.1,
+        "clicked": pd.Series(clicked, dtype=object if None in clicked else bool), "watch_s": 0.0,
+        "converted": False, "cold_item": False, "new_user": False, "category": "music", "is_product": False,
+        "is_live_host": False, **columns})
+    scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": p_click, "p_watch_s": 1.0,
+                           "p_conversion": 0.01, "score": score})
+    return {"impressions": impressions, "scores": scores}
+
+
 def test_ranking_metrics_by_hand() -> None:
     # One session of three, the only click at rank 2: NDCG@2 = 1/log2(3), P@2 = 1/2, R@2 = 1, MRR@2 = 1/2.
-    impressions = pd.DataFrame({
-        "event_id": ["a", "b", "c"], "session_id": "s", "user_key": "u", "video_id": ["v1", "v2", "v3"],
-        "position": [0, 1, 2], "propensity": 0.1, "clicked": [False, True, False], "watch_s": [0.0, 3.0, 0.0],
-        "converted": False, "cold_item": False, "new_user": False, "category": "music", "is_product": False,
-        "is_live_host": False})
-    scores = pd.DataFrame({"model": "m", "event_id": ["a", "b", "c"], "p_click": [0.9, 0.5, 0.1],
-                           "p_watch_s": 1.0, "p_conversion": 0.01, "score": [0.9, 0.5, 0.1]})
-    con = _loaded({"impressions": impressions, "scores": scores})
+    con = _loaded(_hand_tables(["v1", "v2", "v3"], [False, True, False], [0.9, 0.5, 0.1], p_click=[0.9, 0.5, 0.1],
+                               watch_s=[0.0, 3.0, 0.0]))
     table = evaluate(con, SuiteSettings(k=2, resamples=0, slices=False)).table.set_index("metric")["value"]
     assert table["ndcg_at_2"] == pytest.approx(1 / np.log2(3), abs=1e-12)
     assert table["precision_at_2"] == pytest.approx(0.5, abs=1e-12)
@@ -125,15 +140,9 @@ def test_tied_scores_rank_by_video_id_and_short_sessions_have_fewer_slots() -> N
     # Session s1: four items all scored 0.5, clicks on v2 and v4 -> by video_id the ranks are 2 and 4, so
     # with K = 3 only v2 is in the top: DCG = 1/log2(3), ideal (2 clicks) = 1 + 1/log2(3), MRR = 1/2.
     # Session s2 has two items (fewer than K), the click ranked 1st: every metric is 1 but P@3 = 1/3.
-    videos = ["v3", "v1", "v4", "v2", "v9", "v8"]
-    impressions = pd.DataFrame({
-        "event_id": [f"e{i}" for i in range(6)], "session_id": ["s1"] * 4 + ["s2"] * 2, "user_key": "u",
-        "video_id": videos, "position": [0, 1, 2, 3, 0, 1], "propensity": 0.1,
-        "clicked": [False, False, True, True, True, False], "watch_s": 0.0, "converted": False,
-        "cold_item": False, "new_user": False, "category": "music", "is_product": False, "is_live_host": False})
-    scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": 0.5, "p_watch_s": 1.0,
-                           "p_conversion": 0.01, "score": [0.5, 0.5, 0.5, 0.5, 0.9, 0.2]})
-    con = _loaded({"impressions": impressions, "scores": scores})
+    con = _loaded(_hand_tables(["v3", "v1", "v4", "v2", "v9", "v8"], [False, False, True, True, True, False],
+                               [0.5, 0.5, 0.5, 0.5, 0.9, 0.2], session=["s1"] * 4 + ["s2"] * 2,
+                               position=[0, 1, 2, 3, 0, 1]))
     table = evaluate(con, SuiteSettings(k=3, resamples=0, slices=False)).table.set_index("metric")["value"]
     s1_ndcg = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
     assert table["ndcg_at_3"] == pytest.approx((s1_ndcg + 1.0) / 2, abs=1e-12)
@@ -163,10 +172,8 @@ def test_many_tied_scores_rank_exactly_like_a_full_sort() -> None:
         top = clicks[:K]
         values["ndcg"].append(np.sum(top / np.log2(np.arange(2, len(top) + 2)))
                               / np.sum(1 / np.log2(np.arange(2, min(clicks.sum(), K) + 2))))
-        values["precision"].append(top.sum() / K)
-        values["recall"].append(top.sum() / clicks.sum())
-        values["hitrate"].append(float(top.sum() > 0))
-        values["mrr"].append(1.0 / (np.argmax(top) + 1) if top.sum() else 0.0)
+        for metric, value in _hit_metrics(top, clicks.sum()).items():
+            values[metric].append(value)
     con = _loaded({"impressions": tables["impressions"], "scores": scores})
     table = evaluate(con, SuiteSettings(k=K, resamples=0, slices=False)).table.set_index("metric")["value"]
     for metric, per_session in values.items():
@@ -182,15 +189,7 @@ def test_many_tied_scores_rank_exactly_like_a_full_sort() -> None:
 ])
 def test_ties_break_on_video_id_next_to_null_sessions_and_clicks(session, videos, clicks, score, expected) -> None:
     # v2 is listed before v1, so breaking the tie by arrival order would pick the wrong item.
-    n = len(videos)
-    impressions = pd.DataFrame({
-        "event_id": [f"e{i}" for i in range(n)], "session_id": pd.Series([session] * n, dtype=object),
-        "user_key": "u", "video_id": videos, "position": range(n), "propensity": 0.1,
-        "clicked": pd.Series(clicks, dtype=object), "watch_s": 0.0, "converted": False, "cold_item": False,
-        "new_user": False, "category": "music", "is_product": False, "is_live_host": False})
-    scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": 0.5, "p_watch_s": 1.0,
-                           "p_conversion": 0.01, "score": score})
-    con = _loaded({"impressions": impressions, "scores": scores})
+    con = _loaded(_hand_tables(videos, clicks, score, session=session))
     table = evaluate(con, SuiteSettings(k=1, resamples=0, slices=False)).table.set_index("metric")["value"]
     for metric in ("ndcg", "precision", "recall", "hitrate", "mrr"):
         assert table[f"{metric}_at_1"] == pytest.approx(expected, abs=1e-12), metric
@@ -201,18 +200,11 @@ def test_an_item_logged_twice_in_a_session_is_one_relevant_item_and_two_weighted
     # Catalogue recall: distinct clicked items {v1, v2}, of which the top 2 holds v1 -> 1/2.
     # Off-policy: every logged impression of a chosen item weighs min(1 / (2 * 0.1), 100) = 5, so
     # sum(w) = 15 over v1, v1, v3 and the clicks weigh 10: SNIPS CTR = 10/15, IPS CTR = 10 / 4 slots.
-    videos = ["v1", "v1", "v2", "v3"]
-    impressions = pd.DataFrame({
-        "event_id": ["a", "b", "c", "d"], "session_id": "s", "user_key": "u", "video_id": videos,
-        "position": [0, 1, 2, 3], "propensity": 0.1, "clicked": [True, True, True, False], "watch_s": 0.0,
-        "converted": False, "cold_item": False, "new_user": False, "category": "music", "is_product": False,
-        "is_live_host": False})
-    scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": 0.5, "p_watch_s": 1.0,
-                           "p_conversion": 0.01, "score": [0.4, 0.3, 0.2, 0.1]})
+    tables = _hand_tables(["v1", "v1", "v2", "v3"], [True, True, True, False], [0.4, 0.3, 0.2, 0.1])
     top_k = pd.DataFrame({"model": "m", "session_id": "s", "user_key": "u", "video_id": ["v1", "v3"], "rank": [1, 2],
                           "oracle_click": np.nan, "oracle_watch_s": np.nan, "oracle_conversion": np.nan})
     catalogue = pd.DataFrame({"video_id": ["v1", "v2", "v3"], "engaged_users": 1})
-    con = _loaded({"impressions": impressions, "scores": scores, "top_k": top_k, "catalogue": catalogue})
+    con = _loaded({**tables, "top_k": top_k, "catalogue": catalogue})
     table = evaluate(con, SuiteSettings(k=2, resamples=0, slices=False), catalogue_size=3, n_users=1).table
     values = table[table["model"] == "m"].set_index("metric")["value"]
     assert values["catalogue_recall_at_2"] == pytest.approx(0.5, abs=1e-12)
