@@ -11,6 +11,7 @@ from assets.model_store import champion_directory, promote, save_to_store
 from assets.reporting import table_md
 from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from assets.training import accepted
+from models.bundle import BundleContents
 from models.config import RankerConfig
 from models.holdout import holdout_tables, world_truth
 from models.serialization import TrainedModel
@@ -28,7 +29,8 @@ from vidrec.reports import write_metrics_json, write_report
 GROUP = "evaluation"
 K = 10
 SUITE = SuiteSettings(k=K, resamples=100, seed=0)
-HEADLINE_LABELS = ("click_auc", "ndcg_at_10", "ctr_at_10", "watch_s_at_10", "conversion_at_10")
+HEADLINE_LABELS = ("click_auc", "ndcg_at_10", "catalogue_ndcg_at_10", "ctr_at_10", "watch_s_at_10",
+                   "conversion_at_10")
 
 
 def _policy(gate_policy: GatePolicy) -> dict:
@@ -37,13 +39,15 @@ def _policy(gate_policy: GatePolicy) -> dict:
 
 @dg.asset(group_name=GROUP, kinds={"duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"],
           pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY)
-def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, item_embeddings: pd.DataFrame,
+def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, retrieval_model: TrainedModel,
+                       item_embeddings: pd.DataFrame,
                        interactions: pd.DataFrame, video_probe: pd.DataFrame, video_metadata: pd.DataFrame,
                        video_features: pd.DataFrame, text_features: pd.DataFrame, storage: VidrecStorage,
                        raw_data: RawData, pseudonymiser: Pseudonymiser,
                        gate_policy: GatePolicy) -> dg.Output[pd.DataFrame]:
-    """Hold-out (last days) metrics of the candidate and the production champion in DuckDB SQL, with 95%
-    bootstrap intervals over users: per-head AUC/GAUC/logloss/ECE, NDCG/Precision/Recall/HitRate/MRR@10,
+    """Hold-out (last days) metrics of the candidate's and the production champion's served path (retrieve
+    N → rank → blend, exactly what the service answers) in DuckDB SQL, with 95% bootstrap intervals over
+    users, the whole-catalogue ranking as an upper bound (`candidate_catalogue`) and retrieval recall@N: per-head AUC/GAUC/logloss/ECE, NDCG/Precision/Recall/HitRate/MRR@10,
     coverage and novelty, IPS/SNIPS CTR, watch time and conversion, a simulated A/B test on demo worlds,
     and slices. One row per (slice, model, metric). Metrics that need a signal the log lacks (propensity,
     watch_s, converted, position, non-clicked impressions) are left out and listed with the reason; the
@@ -52,8 +56,8 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
     events = accepted(interactions)
     champion = champion_directory(storage.paths.registry)
     truth = world_truth(raw_data.directory, events, pseudonymiser.key)
-    tables = holdout_tables(ranker, items, item_embeddings, events, champion_dir=champion[1] if champion else None,
-                            truth=truth, k=K, seed=SUITE.seed)
+    tables = holdout_tables(ranker, retrieval_model, items, item_embeddings, events,
+                            champion_dir=champion[1] if champion else None, truth=truth, k=K, seed=SUITE.seed)
     with storage.warehouse() as con:
         # The run's evaluation tables stay in the warehouse (schema `evaluation`) for notebooks.
         con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
@@ -67,7 +71,8 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
                             for q in ("p50", "p99")])
     # Never report a number computed from NULLs standing in for a signal the source does not have.
     availability = Availability.from_impressions(tables.impressions)
-    table, skipped = drop_unsupported(pd.concat([result.table, latency], ignore_index=True), availability)
+    table, skipped = drop_unsupported(pd.concat([result.table, latency, tables.served_rows], ignore_index=True),
+                                      availability)
     table = pd.concat([table, availability.rows()], ignore_index=True)
     reliability = drop_unsupported_reliability(result.reliability, availability)
     gate = check_gate(table, _policy(gate_policy))
@@ -76,6 +81,8 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
              "hold-out impressions": len(tables.impressions), "hold-out sessions": tables.impressions["session_id"].nunique(),
              "oracle (simulated A/B)": "yes" if truth else "no (not a demo world)",
              "bootstrap resamples": SUITE.resamples,
+             "served path": f"retrieve {tables.path['n_candidates']} (+ prior share {tables.path['prior_share']}) "
+                            "→ rank → blend; `candidate_catalogue` ranks the whole catalogue",
              "scoring latency": f"p50 {tables.latency['p50_ms']:.1f} ms, p99 {tables.latency['p99_ms']:.1f} ms "
                                 f"per batch of {tables.latency['batch']}",
              "candidate weights (kept whatever the verdict)": ranker.weights_path,
@@ -124,7 +131,8 @@ def promotion_gate(offline_evaluation: pd.DataFrame, gate_policy: GatePolicy) ->
           retry_policy=TRANSIENT_RETRY,
           freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)))
 def promoted_model(context: dg.AssetExecutionContext, offline_evaluation: pd.DataFrame,
-                   multimodal_encoder: TrainedModel, ranker: TrainedModel, item_embeddings: pd.DataFrame,
+                   multimodal_encoder: TrainedModel, ranker: TrainedModel, retrieval_model: TrainedModel,
+                   item_embeddings: pd.DataFrame,
                    interactions: pd.DataFrame, video_probe: pd.DataFrame, video_metadata: pd.DataFrame,
                    video_features: pd.DataFrame, text_features: pd.DataFrame, storage: VidrecStorage,
                    raw_data: RawData) -> dg.Output[dict]:
@@ -143,9 +151,9 @@ def promoted_model(context: dg.AssetExecutionContext, offline_evaluation: pd.Dat
               "previous_production": pointer.tag or "none", **{k: str(v) for k, v in metrics.items()}}
     evaluation = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
                   for row in wide.to_dict("records")]
-    promotion = promote(lambda: save_to_store(multimodal_encoder, ranker, items, inputs.embeddings, inputs.buckets,
-                                              histories, evaluation, labels, {"metrics": metrics},
-                                              user_buckets=inputs.user_buckets), pointer)
+    contents = BundleContents(multimodal_encoder, ranker, retrieval_model, items, inputs.embeddings, inputs.buckets,
+                              histories, evaluation, user_buckets=inputs.user_buckets)
+    promotion = promote(lambda: save_to_store(contents, labels, {"metrics": metrics}), pointer)
     return dg.Output({"tag": promotion.tag, "previous": promotion.previous, **metrics},
                      metadata={"tag": promotion.tag, "labels": dg.MetadataValue.json(labels),
                                "previous_production": str(promotion.previous),

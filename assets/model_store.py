@@ -3,7 +3,7 @@
 Promotion runs in three steps, each of which can fail without leaving a mixed state:
   1. ``save_to_store`` writes the entry in a temporary directory and BentoML commits it to the store
      only on a clean exit of ``bentoml.models.create`` (an exception leaves no entry);
-  2. ``verify_stored`` re-opens the committed entry and rebuilds both modules from their state_dicts
+  2. ``verify_stored`` re-opens the committed entry and rebuilds every module from its state_dict
      (``torch.load(weights_only=True)``), so the pointer never names an entry that cannot serve
      (an entry that fails is deleted, so the store's latest entry is always the last promoted one);
   3. ``ProductionPointer.promote`` replaces the pointer file atomically (``os.replace``).
@@ -13,51 +13,34 @@ entries are never deleted, so ``python -m vidrec.registry rollback`` can always 
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import bentoml
-import numpy as np
-import pandas as pd
 
-from models.config import EncoderConfig, RankerConfig
-from models.serialization import TrainedModel, load_encoder, load_ranker, write_model_config
-from vidrec import bundle
+from models.bundle import BundleContents, verify_bundle, write_bundle
 from vidrec.registry import Pointer, ProductionPointer
 
 MODEL_NAME = "vidrec-recommender"
-BUNDLE_FILES = (bundle.ENCODER_WEIGHTS, bundle.RANKER_WEIGHTS, bundle.MODELS_CONFIG, bundle.ITEMS,
-                bundle.HISTORIES, bundle.EVALUATION)
 
 
-def save_to_store(encoder: TrainedModel, ranker: TrainedModel, items: pd.DataFrame, embeddings: np.ndarray,
-                  id_buckets: np.ndarray, histories: dict[str, list[str]], evaluation: list[dict],
-                  labels: dict[str, str], metadata: dict, user_buckets: dict[str, int] | None = None) -> str:
+def save_to_store(contents: BundleContents, labels: dict[str, str], metadata: dict) -> str:
     """Creates a new store entry and returns its tag; the entry is complete or absent
     (``bentoml.models.create`` only commits on a clean exit of the block)."""
     with bentoml.models.create(MODEL_NAME, labels=labels, metadata=metadata) as model:
-        directory = Path(model.path)
-        shutil.copyfile(encoder.weights_path, directory / bundle.ENCODER_WEIGHTS)
-        shutil.copyfile(ranker.weights_path, directory / bundle.RANKER_WEIGHTS)
-        write_model_config(directory, EncoderConfig(**encoder.config), RankerConfig(**ranker.config),
-                           {"blend": ranker.extra["blend"]})
-        bundle.write_serving_tables(directory, items, embeddings, id_buckets, histories, evaluation, user_buckets)
+        write_bundle(Path(model.path), contents)
     return str(model.tag)
 
 
 def verify_stored(tag: str) -> Path:
-    """Re-open a committed entry and rebuild its modules from the stored weights and config;
-    raises naming the tag and what is wrong if it could not serve."""
+    """Re-open a committed entry, rebuild its modules from the stored weights and config and answer one
+    request through its served path; raises naming the tag and what is wrong if it could not serve."""
     directory = Path(bentoml.models.get(tag).path)
-    missing = [name for name in BUNDLE_FILES if not (directory / name).is_file()]
-    if missing:
-        raise RuntimeError(f"stored model {tag} lacks {missing}; it will not be promoted")
-    config = json.loads((directory / bundle.MODELS_CONFIG).read_text())
-    load_encoder(directory / bundle.ENCODER_WEIGHTS, config["encoder"])
-    load_ranker(directory / bundle.RANKER_WEIGHTS, config["ranker"])
+    try:
+        verify_bundle(directory)
+    except Exception as error:
+        raise RuntimeError(f"stored model {tag} cannot serve ({error}); it will not be promoted") from error
     return directory
 
 

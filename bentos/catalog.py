@@ -1,4 +1,4 @@
-"""The serving catalog: item rows, their content embeddings and ranker inputs, the retrieval index, filters.
+"""The serving catalog: item rows, their content embeddings and content index (/similar, /search), filters.
 
 Rows are append-only (uploads add rows; nothing is removed while a model serves), so a row number
 taken by one request stays valid while another request appends.
@@ -7,47 +7,37 @@ taken by one request stays valid while another request appends.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from bentos.schemas import Filters
-from models.scoring import RankerScorer
 from vidrec.index import ANN_THRESHOLD, ExactIndex, IvfIndex, build_index
-from vidrec.items import item_feature_matrix
 
 COLUMNS = ("video_id", "title", "category", "creator_id", "is_product", "price", "duration_s", "is_live_host")
 
 
 @dataclass
 class NewItem:
-    """An item to append: its catalog columns and its content embedding (id bucket 0: never trained on)."""
+    """An item to append: its catalog columns and its content embedding."""
 
     row: dict
     embedding: np.ndarray
 
 
 class Catalog:
-    """``make_scorer(embeddings, id_buckets, features)`` builds the ranker's scorer over the current rows."""
+    """Row-aligned with the model's served path (``models.served_path``): both append uploads in step."""
 
-    def __init__(self, items: pd.DataFrame, embeddings: np.ndarray, id_buckets: np.ndarray,
-                 make_scorer: Callable[[np.ndarray, np.ndarray, np.ndarray], RankerScorer],
-                 ann_threshold: int = ANN_THRESHOLD) -> None:
-        if len(items) != len(embeddings) or len(items) != len(id_buckets):
-            raise ValueError(f"catalog parts disagree: {len(items)} items, {len(embeddings)} embeddings, "
-                             f"{len(id_buckets)} id buckets")
+    def __init__(self, items: pd.DataFrame, embeddings: np.ndarray, ann_threshold: int = ANN_THRESHOLD) -> None:
+        if len(items) != len(embeddings):
+            raise ValueError(f"catalog parts disagree: {len(items)} items, {len(embeddings)} embeddings")
         self._lock = threading.Lock()
         self.items = items[list(COLUMNS)].reset_index(drop=True).copy()
         self.items["category"] = self.items["category"].astype(str)
         self.items["creator_id"] = self.items["creator_id"].astype(str)
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        self.id_buckets = np.asarray(id_buckets, dtype=np.int64)
-        self.features = item_feature_matrix(self.items)
         self.row_of = {v: i for i, v in enumerate(self.items["video_id"])}
-        self._make_scorer = make_scorer
-        self.scorer = make_scorer(self.embeddings, self.id_buckets, self.features)
         self.index: ExactIndex | IvfIndex = build_index(self.embeddings, ann_threshold)
         self._refresh_columns()
 
@@ -107,11 +97,7 @@ class Catalog:
             self.items = pd.concat([self.items, frame], ignore_index=True)
             vector = np.asarray(item.embedding, dtype=np.float32).reshape(1, -1)
             self.embeddings = np.concatenate([self.embeddings, vector])
-            self.id_buckets = np.concatenate([self.id_buckets, np.zeros(1, dtype=np.int64)])
-            self.features = np.concatenate([self.features, item_feature_matrix(frame)])
             self._refresh_columns()
-            # Scorer first, index second, id last: whoever can find the row can also score it.
-            self.scorer = self._make_scorer(self.embeddings, self.id_buckets, self.features)
             self.index.add(vector)
             row = len(self.items) - 1
             self.row_of[item.row["video_id"]] = row  # published last: the row is complete before anyone sees it

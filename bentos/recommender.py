@@ -1,58 +1,41 @@
-"""One served model version, independent of BentoML: candidates from the index, ordering from the ranker.
+"""One served model version, independent of BentoML: the bundle's served path plus the catalogue.
 
-Candidate generation is a user vector searched in the content index (exact or HNSW) plus the best
-items of the content-only prior (the ranker's score with an empty history, which is the same for
-every user and so computed once per model). ``user_vector`` is the hook a user-tower retrieval model
-plugs into; the default is the normalised mean of the history's content embeddings.
+``models.served_path.ServedPath`` does retrieve → drop seen and filtered → rank → blend → top K, the
+same object offline evaluation scores the hold-out with; this class adds what only the service does:
+user ids to pseudonymised histories, request filters, response payloads, uploads, /similar and /search
+over content embeddings.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bentos import schemas as s
 from bentos.catalog import Catalog, NewItem
 from bentos.content import ContentEmbedder, SentenceEncoder
-from models.ranker import BlendWeights, UserState
-from models.scoring import RankerScorer, Scores
-from models.serialization import load_encoder, load_ranker
-from vidrec import bundle
+from models.bundle import load_bundle
+from models.scoring import Scores
+from models.served_path import PathSettings
 from vidrec.index import ANN_THRESHOLD
+from vidrec.items import item_feature_matrix
 from vidrec.media.shards import read_shard
 from vidrec.privacy import pseudonymise
 from vidrec.text import item_text
 
 log = logging.getLogger(__name__)
 
-UserVector = Callable[[list[int], np.ndarray], "np.ndarray | None"]
-"""``(history rows, catalog embeddings) -> query vector in the item space`` (None: no personal vector)."""
-
-
-def mean_history_vector(history_rows: list[int], embeddings: np.ndarray) -> np.ndarray | None:
-    """Normalised mean of the history's content embeddings (recent items are the history's tail)."""
-    if not history_rows:
-        return None
-    vector = embeddings[history_rows].mean(axis=0)
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else None
-
 
 @dataclass(frozen=True)
 class ServingSettings:
-    # Ranker inputs per request (index hits; known users add up to prior_share × this from the prior, so
-    # at most 125): the whole filtered catalog when it is this small. The ranker pass at 125 candidates
-    # costs ~1 ms (history encoded once per request), so depth is a quality choice, not a latency one.
-    n_candidates: int = 100
-    prior_share: float = 0.25  # part of the candidates taken from the content-only prior for known users
+    path: PathSettings | None = None  # None: the bundle's (retrieval depth and prior share); tests override
     ann_threshold: int = ANN_THRESHOLD
     # Encoded histories kept per model version (~12 KB each at history 20): a returning user's history
     # is encoded once, not per request. Keyed on (user bucket, history rows), so a request that adds
@@ -68,63 +51,31 @@ class _User:
     bucket: int = 0  # the ranker's hashed id for users it trained on, else 0 (history-only scoring)
 
 
-def _user_state_cache(catalog: Catalog, history_length: int, size: int) -> Callable[[int, tuple[int, ...]], UserState]:
-    """``(user bucket, history rows) -> UserState``, remembered for the ``size`` most recent keys. Any scorer
-    of the version gives the same state (it reads only the history's rows, which never change), so the
-    entries stay valid when uploads replace the catalog's scorer. (A closure over the catalog, not a
-    method: the cache must not keep the recommender alive in a reference cycle.)"""
-
-    @functools.lru_cache(maxsize=size)
-    def state(bucket: int, rows: tuple[int, ...]) -> UserState:
-        return catalog.scorer.user_state(list(rows), history_length, user_bucket=bucket)
-    return state
-
-
 class LoadedRecommender:
     """Everything one model version needs to answer requests, held in memory."""
 
     def __init__(self, directory: Path, tag: str, key: str, sentences: SentenceEncoder,
-                 settings: ServingSettings = ServingSettings(), user_vector: UserVector = mean_history_vector) -> None:
+                 settings: ServingSettings = ServingSettings()) -> None:
         started = time.perf_counter()
-        tables = bundle.read_serving_tables(directory)
-        self.tag, self.key, self.settings, self.user_vector = tag, key, settings, user_vector
-        self.histories = tables.histories
-        self.user_buckets = tables.user_buckets
-        self.evaluation = tables.evaluation
-        config = tables.models
-        self.history_length = config["ranker"]["history_length"]
-        ranker = load_ranker(directory / bundle.RANKER_WEIGHTS, config["ranker"])
-        blend = BlendWeights(**config["blend"])
-        self.content = ContentEmbedder(load_encoder(directory / bundle.ENCODER_WEIGHTS, config["encoder"]), sentences)
-        items = tables.items.reset_index(drop=True)
-        self.catalog = Catalog(items, tables.embeddings, items["id_bucket"].to_numpy(),
-                               lambda e, b, f: RankerScorer(ranker, e, b, f, blend), settings.ann_threshold)
+        bundle = load_bundle(directory)
+        self.tag, self.key, self.settings = tag, key, settings
+        self.histories = bundle.histories
+        self.user_buckets = bundle.user_buckets
+        self.evaluation = bundle.evaluation
+        self.history_length = bundle.ranker_history
+        self.content = ContentEmbedder(bundle.encoder, sentences)
+        items = bundle.items.reset_index(drop=True)
+        self.catalog = Catalog(items, bundle.embeddings, settings.ann_threshold)
+        self.path = bundle.served_path(ann_threshold=settings.ann_threshold, settings=settings.path,
+                                       user_states=settings.user_states)
         self._upload_lock = threading.Lock()
-        self._user_state = _user_state_cache(self.catalog, self.history_length, settings.user_states)
-        self._refresh_prior()
         self.uploads = 0
         self.labels: dict[str, str] = {}  # lineage labels of the store entry, set by whoever loaded it
         self.loaded_at = datetime.now(timezone.utc).isoformat()
-        log.info("model %s loaded: %d items, %s index, %.1f s", tag, len(self.catalog), self.catalog.index.kind,
+        log.info("model %s loaded: %d items, %s index, %.1f s", tag, len(self.catalog), self.path.index.kind,
                  time.perf_counter() - started)
 
     # -- shared steps -------------------------------------------------------------------------
-
-    def _refresh_prior(self) -> None:
-        """Every head's content-only score (empty history, unknown user) per row, and rows ordered by it:
-        what a user without history gets, so their requests need no ranker pass at all."""
-        self.prior = self.catalog.scorer.score_user([], self.history_length)
-        self.prior_order = np.argsort(-self.prior.score, kind="stable")
-
-    def _insert_prior(self, row: int) -> None:
-        """Place one new row in the prior order by its own score (re-scoring 100k rows per upload would not do)."""
-        new = self.catalog.scorer.score_user([], self.history_length, np.array([row]))
-        position = int(np.searchsorted(-self.prior.score[self.prior_order], -new.score[0], side="right"))
-        self.prior = Scores(*(np.append(old, extra) for old, extra in
-                              zip((self.prior.p_click, self.prior.expected_watch_s, self.prior.p_conversion,
-                                   self.prior.score),
-                                  (new.p_click, new.expected_watch_s, new.p_conversion, new.score))))
-        self.prior_order = np.insert(self.prior_order, position, row)  # readers only take this reference
 
     def _user(self, user_id: str, extra: list[str]) -> _User:
         user_key = pseudonymise(user_id, self.key)
@@ -133,61 +84,21 @@ class LoadedRecommender:
         return _User(known=bool(stored), rows=rows[-self.history_length:] if rows else [], ignored=ignored,
                      bucket=int(self.user_buckets.get(user_key, 0)))
 
-    def _candidates(self, user: _User, allowed: np.ndarray | None) -> tuple[np.ndarray, str]:
-        n_allowed = len(self.catalog) if allowed is None else int(np.count_nonzero(allowed))
-        n = self.settings.n_candidates
-        if n_allowed <= n:
-            rows = np.arange(len(self.catalog)) if allowed is None else np.flatnonzero(allowed)
-            return rows, "all"
-        prior = self._allowed_prior(allowed, n_allowed, n)
-        vector = self.user_vector(user.rows, self.catalog.embeddings) if user.rows else None
-        if vector is None:
-            return prior[:n], "prior"
-        retrieved, _ = self.catalog.index.search(vector, n, allowed)
-        n_prior = max(1, int(n * self.settings.prior_share))
-        merged = np.concatenate([retrieved, prior[:n_prior]])
-        return merged[np.sort(np.unique(merged, return_index=True)[1])], self.catalog.index.kind
-
-    def _allowed_prior(self, allowed: np.ndarray | None, n_allowed: int, n: int) -> np.ndarray:
-        """The first ``n`` allowed rows of the prior order. Filters a head of the order sized to the
-        filter's pass rate (twice the expected need) before falling back to the whole order: two
-        passes over 100k rows per request cost more than the ranker does."""
-        order = self.prior_order  # readers only take this reference (uploads replace it)
-        if allowed is None:
-            return order[:n]
-        def keep(rows: np.ndarray) -> np.ndarray:
-            rows = rows[rows < len(allowed)]  # rows uploaded after the mask was built are not in it
-            return rows[allowed[rows]]
-
-        head = order[: 2 * n * len(order) // max(n_allowed, 1) + n]
-        picked = keep(head)
-        if len(picked) < n and len(head) < len(order):
-            picked = keep(order)
-        return picked[:n]
-
-    def _score(self, user: _User, candidates: np.ndarray) -> Scores:
-        prior = self.prior  # same numbers the ranker would give for an empty history and an unknown user
-        if not user.rows and user.bucket == 0 and (len(candidates) == 0 or candidates.max() < len(prior.score)):
-            return Scores(prior.p_click[candidates], prior.expected_watch_s[candidates],
-                          prior.p_conversion[candidates], prior.score[candidates])
-        return self.catalog.scorer.score_state(self._user_state(user.bucket, tuple(user.rows)), candidates)
-
     # -- endpoints ------------------------------------------------------------------------------
 
     def recommend(self, request: s.RecommendRequest) -> s.RecommendResponse:
         user = self._user(request.user_id, request.history)
-        allowed = self.catalog.allowed(request.filters, user.rows)
-        candidates, how = self._candidates(user, allowed)
-        scores = self._score(user, candidates)
-        order = np.argsort(-scores.score, kind="stable")[: request.k]
-        items = [s.RecommendedVideo(**described, score=float(scores.score[i]), p_click=float(scores.p_click[i]),
-                                    expected_watch_s=float(scores.expected_watch_s[i]),
-                                    p_conversion=float(scores.p_conversion[i]))
-                 for i, described in zip(order.tolist(), self.catalog.describe_many(candidates[order]))]
+        served = self.path.recommend(user.rows, user.bucket, request.k, self.catalog.allowed(request.filters),
+                                     exclude_seen=request.filters.exclude_seen)
+        sc = served.scores
+        items = [s.RecommendedVideo(**described, score=float(sc.score[i]), p_click=float(sc.p_click[i]),
+                                    expected_watch_s=float(sc.expected_watch_s[i]),
+                                    p_conversion=float(sc.p_conversion[i]))
+                 for i, described in enumerate(self.catalog.describe_many(served.rows))]
         ids, titles = self.catalog.video_ids, self.catalog.titles
         history = [s.HistoryVideo(video_id=ids[r], title=titles[r]) for r in user.rows]
         return s.RecommendResponse(user_id=request.user_id, known_user=user.known, model_tag=self.tag,
-                                   retrieval=how, candidates=len(candidates), history=history,
+                                   retrieval=served.retrieval, candidates=len(served.candidates), history=history,
                                    ignored_history=user.ignored, items=items)
 
     def _neighbours(self, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[s.SimilarVideo]:
@@ -215,8 +126,8 @@ class LoadedRecommender:
         """Creators ranked by the mean blended score of their three best candidate videos for the user."""
         user = self._user(request.user_id, request.history)
         allowed = self.catalog.allowed(s.Filters(exclude_seen=False), live_only=request.live_only)
-        candidates, _ = self._candidates(user, allowed)
-        scores = self._score(user, candidates).score
+        candidates, _ = self.path.candidates(user.rows, allowed)
+        scores = self.path.score(user.rows, user.bucket, candidates).score
         best: dict[str, list[tuple[float, str]]] = {}
         for row, score in zip(candidates.tolist(), scores.tolist()):
             best.setdefault(self.catalog.creator[row], []).append((score, self.catalog.video_ids[row]))
@@ -241,7 +152,7 @@ class LoadedRecommender:
         scored: list[Scores | None] = [None] * len(requests)
         for (bucket, rows), members in groups.items():
             candidates = np.concatenate([np.asarray(parts[i][0], dtype=np.int64) for i in members])
-            scores = self.catalog.scorer.score_state(self._user_state(bucket, rows), candidates)
+            scores = self.path.score(list(rows), bucket, candidates)
             start = 0
             for i in members:
                 span = slice(start, start + len(parts[i][0]))
@@ -263,7 +174,7 @@ class LoadedRecommender:
 
     def add_upload(self, record: dict) -> int:
         """Embed a landed upload (its feature shard + metadata) with this version's encoder and make it
-        recommendable: in the index, in the ranker's inputs and in the content-only prior."""
+        recommendable: in the content index, the retrieval index, the ranker's inputs and the prior."""
         if record["video_id"] in self.catalog.row_of:
             return self.catalog.row_of[record["video_id"]]
         text = item_text(record.get("title"), record.get("tags") or [], record.get("description"))
@@ -272,15 +183,17 @@ class LoadedRecommender:
                "creator_id": record["creator_id"], "is_product": bool(record.get("is_product")),
                "price": float(record.get("price") or 0.0), "duration_s": float(record["duration_s"]),
                "is_live_host": bool(record.get("is_live_host"))}
-        with self._upload_lock:  # rows and prior scores stay aligned when two uploads race
-            before = len(self.catalog)
+        with self._upload_lock:  # catalogue and path rows stay aligned when two uploads race
+            if record["video_id"] in self.catalog.row_of:
+                return self.catalog.row_of[record["video_id"]]
+            # The path first, the catalogue (whose row_of publishes the id) last: whoever can find the
+            # row can also rank it.
+            self.path.add_item(embedding, item_feature_matrix(pd.DataFrame([row]))[0])
             added = self.catalog.add(NewItem(row, embedding))
-            if added == before:
-                self._insert_prior(added)
-                self.uploads += 1
+            self.uploads += 1
         return added
 
     def model_info(self, last_error: str | None) -> s.ModelInfo:
         return s.ModelInfo(tag=self.tag, labels=self.labels, evaluation=self.evaluation, items=len(self.catalog),
-                           uploads=self.uploads, index=self.catalog.index.kind, loaded_at=self.loaded_at,
+                           uploads=self.uploads, index=self.path.index.kind, loaded_at=self.loaded_at,
                            last_load_error=last_error)

@@ -1,14 +1,15 @@
 """Hold-out scoring for evaluation: the candidate and the champion score the same later window.
 
 Produces the evaluation tables (vidrec/evaluation/tables.py): the logged impressions with their
-slice attributes, every model's per-impression predictions, every model's top K over the whole
-catalogue per session (with the world oracle's expected outcomes when the data is a demo world),
-the catalogue's popularity, and the candidate's scoring latency on a fixed batch.
+slice attributes, every model's per-impression predictions, every model's top K per session (with the
+world oracle's expected outcomes when the data is a demo world), the catalogue's popularity, and the
+candidate's scoring latency on a fixed batch. The candidate's and the champion's top K are what their
+served path (models.served_path) answers at the session's start; ``candidate_catalogue`` is the
+candidate's ranker over the whole catalogue, the upper bound its retrieval stage is measured against.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,15 +19,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from models.bundle import load_bundle
 from models.config import RankerConfig
-from models.ranker import BlendWeights
 from models.scoring import RankerScorer
-from models.serialization import TrainedModel, load_encoder, load_ranker
-from models.steps import item_tensors, ranker_inputs, scorer_for
+from models.serialization import TrainedModel
+from models.served_eval import answer_sessions, history_slice_rows, path_from_trained, retrieval_rows
+from models.served_path import PathSettings, ServedPath
+from models.steps import item_tensors, ranker_inputs
 from models.train import embed_items
-from vidrec import bundle
 from vidrec.behaviour import histories_before
-from vidrec.items import id_buckets, item_feature_matrix
+from vidrec.items import id_buckets
 from vidrec.privacy import pseudonymise
 from vidrec.splits import temporal_split
 from vidrec.world.oracle import Oracle
@@ -56,24 +58,23 @@ class HoldoutTables:
     catalogue: pd.DataFrame
     n_users: int
     latency: dict = field(default_factory=dict)
+    served_rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # retrieval recall, history slices
+    path: dict = field(default_factory=dict)  # the path settings the served rows used
 
     @property
     def catalogue_size(self) -> int:
         return len(self.catalogue)
 
 
-def champion_scorer(directory: Path, items: pd.DataFrame) -> RankerScorer:
-    """Rebuild a stored model (state_dicts + config) as a scorer over today's item table: its encoder
-    embeds every current item (new uploads included) and only the items it trained on keep ids."""
-    config = json.loads((directory / bundle.MODELS_CONFIG).read_text())
-    encoder = load_encoder(directory / bundle.ENCODER_WEIGHTS, config["encoder"])
+def champion_path(directory: Path, items: pd.DataFrame) -> ServedPath:
+    """Rebuild a stored bundle's served path over today's item table: its encoder embeds every current
+    item (new uploads included) and only the items it trained on keep ids."""
+    bundle = load_bundle(directory)
     with torch.inference_mode():
-        embeddings = embed_items(encoder, item_tensors(items)).astype(np.float32)
-    stored = pd.read_parquet(directory / bundle.ITEMS, columns=["video_id", "id_bucket"])
-    known = set(stored.loc[stored["id_bucket"] != 0, "video_id"])
-    buckets = id_buckets(items["video_id"].tolist(), known, RankerConfig(**config["ranker"]).id_buckets)
-    return RankerScorer(load_ranker(directory / bundle.RANKER_WEIGHTS, config["ranker"]), embeddings, buckets,
-                        item_feature_matrix(items), BlendWeights(**config["blend"]))
+        embeddings = embed_items(bundle.encoder, item_tensors(items)).astype(np.float32)
+    known = set(bundle.items.loc[bundle.items["id_bucket"] != 0, "video_id"])
+    buckets = id_buckets(items["video_id"].tolist(), known, RankerConfig(**bundle.config["ranker"]).id_buckets)
+    return bundle.served_path(embeddings=embeddings, id_buckets=buckets, items=items)
 
 
 def _impressions(holdout: pd.DataFrame, items: pd.DataFrame, fit: pd.DataFrame, known: set[str]) -> pd.DataFrame:
@@ -102,32 +103,17 @@ def _session_frame(holdout: pd.DataFrame, history: np.ndarray, items: pd.DataFra
     return sessions, history[first.index.to_numpy()], available
 
 
-def _catalogue_top_k(name: str, scorer: RankerScorer, sessions: pd.DataFrame, histories: np.ndarray,
-                     available: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:
-    n_items = available.shape[1]
-    out = np.empty((len(sessions), k), dtype=np.int64)
-    start = time.perf_counter()
-    for lo in range(0, len(sessions), chunk):
-        hist = histories[lo:lo + chunk]
-        rows = np.repeat(hist, n_items, axis=0)
-        candidates = np.tile(np.arange(n_items), len(hist))
-        scores = scorer.score(rows, candidates).score.reshape(len(hist), n_items)
-        out[lo:lo + chunk] = _top_k(scores, available[lo:lo + chunk], k)
-    log.info("%s: top %d of %d items for %d sessions in %.1f s", name, k, n_items, len(sessions),
-             time.perf_counter() - start)
-    return out
-
-
 def _top_k_frame(model: str, sessions: pd.DataFrame, rows: np.ndarray, available: np.ndarray,
                  items: pd.DataFrame, truth: WorldTruth | None) -> pd.DataFrame:
     k = rows.shape[1]
     frame = pd.DataFrame({
         "model": model, "session_id": np.repeat(sessions["session_id"].to_numpy(), k),
         "user_key": np.repeat(sessions["user_key"].to_numpy(), k),
-        "video_id": items["video_id"].to_numpy()[rows.ravel()], "rank": np.tile(np.arange(1, k + 1), len(sessions)),
+        "video_id": items["video_id"].to_numpy()[np.maximum(rows, 0).ravel()], "rank": np.tile(np.arange(1, k + 1), len(sessions)),
     })
-    # A session with fewer than k published items shows only those.
-    frame = frame[np.take_along_axis(available, rows, axis=1).ravel()].reset_index(drop=True)
+    # A session with fewer than k published (or allowed: -1) items shows only those.
+    shown = (rows >= 0) & np.take_along_axis(available, np.maximum(rows, 0), axis=1)
+    frame = frame[shown.ravel()].reset_index(drop=True)
     if truth is None:
         frame[["oracle_click", "oracle_watch_s", "oracle_conversion"]] = np.nan
         return frame
@@ -163,13 +149,14 @@ def scoring_latency(scorer: RankerScorer, history: np.ndarray, candidates: np.nd
             "p99_ms": float(np.percentile(times, 99))}
 
 
-def holdout_tables(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.DataFrame,
-                   champion_dir: Path | None = None, truth: WorldTruth | None = None, k: int = 10,
-                   seed: int = 0) -> HoldoutTables:
-    """Score the hold-out window with the candidate (``ranker`` over ``embeddings``), the stored
-    champion in ``champion_dir`` (if any) and two reference orderings (``random``, seeded, and
-    ``logging_policy``, the logged propensity); catalogue top K also for ``random`` and
-    ``most_popular`` (training-window popularity), and with ``truth`` for the oracle."""
+def holdout_tables(ranker: TrainedModel, retrieval: TrainedModel, items: pd.DataFrame, embeddings: pd.DataFrame,
+                   events: pd.DataFrame, champion_dir: Path | None = None, truth: WorldTruth | None = None,
+                   k: int = 10, seed: int = 0, path_settings: PathSettings = PathSettings()) -> HoldoutTables:
+    """Score the hold-out window with the candidate (``ranker`` and ``retrieval`` over ``embeddings``, as
+    its bundle would serve them), the stored champion in ``champion_dir`` (if any) and two reference
+    orderings (``random``, seeded, and ``logging_policy``, the logged propensity); top K per session from
+    each served path, the candidate's whole-catalogue ranking, ``random`` and ``most_popular``
+    (training-window popularity), and with ``truth`` the oracle's."""
     config = RankerConfig(**ranker.config)
     inputs = ranker_inputs(items, embeddings, events, config)
     split = temporal_split(events)
@@ -182,13 +169,13 @@ def holdout_tables(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.Dat
         raise ValueError(f"hold-out events name videos missing from the item table, e.g. {unknown}; "
                          "interactions should have quarantined them")
     candidates = candidates.to_numpy(np.int64)
-    scorers = {"candidate": scorer_for(ranker, inputs)}
+    paths = {"candidate": path_from_trained(ranker, retrieval, inputs.embeddings, inputs.buckets, items, path_settings)}
     if champion_dir is not None:
-        scorers["champion"] = champion_scorer(champion_dir, items)
+        paths["champion"] = champion_path(champion_dir, items)
     rng = np.random.default_rng(seed)
     score_frames = []
-    for name, scorer in scorers.items():
-        s = scorer.score(history, candidates, user_ids=inputs.users(holdout["user_key"]))
+    for name, path in paths.items():
+        s = path.scorer.score(history, candidates, user_ids=inputs.users(holdout["user_key"]))
         score_frames.append(pd.DataFrame({"model": name, "event_id": holdout["event_id"], "p_click": s.p_click,
                                           "p_watch_s": s.expected_watch_s, "p_conversion": s.p_conversion,
                                           "score": s.score}))
@@ -202,12 +189,17 @@ def holdout_tables(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.Dat
     sessions, session_history, available = _session_frame(holdout, history, items)
     if len(sessions) > MAX_TOP_K_SESSIONS:
         keep = np.sort(rng.choice(len(sessions), size=MAX_TOP_K_SESSIONS, replace=False))
-        log.info("top K over the catalogue for a seeded sample of %d of %d hold-out sessions",
+        log.info("top K per session for a seeded sample of %d of %d hold-out sessions",
                  MAX_TOP_K_SESSIONS, len(sessions))
         sessions, session_history, available = sessions.iloc[keep].reset_index(drop=True), \
             session_history[keep], available[keep]
-    top_frames = [_top_k_frame(name, sessions, _catalogue_top_k(name, scorer, sessions, session_history, available, k),
-                               available, items, truth) for name, scorer in scorers.items()]
+    buckets = inputs.users(sessions["user_key"])
+    started = time.perf_counter()
+    answers = {name: answer_sessions(path, session_history, buckets, available, k) for name, path in paths.items()}
+    upper = answer_sessions(paths["candidate"], session_history, buckets, available, k, exhaustive=True)
+    log.info("served paths answered %d sessions in %.1f s", len(sessions), time.perf_counter() - started)
+    top_frames = [_top_k_frame(name, sessions, a.top, available, items, truth) for name, a in answers.items()]
+    top_frames.append(_top_k_frame("candidate_catalogue", sessions, upper.top, available, items, truth))
     random_rows = _top_k(rng.random(available.shape), available, k)
     top_frames.append(_top_k_frame("random", sessions, random_rows, available, items, truth))
     fit_clicks = fit[fit["clicked"]]
@@ -220,12 +212,21 @@ def holdout_tables(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.Dat
     if truth is not None:
         top_frames.append(_top_k_frame("oracle", sessions, _oracle_top_k(truth, sessions, items, available, k),
                                        available, items, truth))
+    top_k = pd.concat(top_frames, ignore_index=True)
+    session_clicks = holdout[holdout["clicked"]].groupby("session_id")["video_id"].agg(set).to_dict()
+    row_clicks = {sid: {inputs.item_index[v] for v in vids} for sid, vids in session_clicks.items()}
+    served_rows = pd.concat(
+        [retrieval_rows(name, sessions, a, row_clicks, path_settings.n_candidates, seed=seed)
+         for name, a in answers.items()]
+        + [history_slice_rows(top_k, answers, sessions, session_clicks, k)], ignore_index=True)
     catalogue = pd.DataFrame({"video_id": items["video_id"], "engaged_users": engaged_users.astype(np.int64)})
     return HoldoutTables(
         impressions=_impressions(holdout, items, fit, inputs.known),
-        scores=pd.concat(score_frames, ignore_index=True), top_k=pd.concat(top_frames, ignore_index=True),
+        scores=pd.concat(score_frames, ignore_index=True), top_k=top_k,
         catalogue=catalogue, n_users=int(fit["user_key"].nunique()),
-        latency=scoring_latency(scorers["candidate"], history, candidates),
+        latency=scoring_latency(paths["candidate"].scorer, history, candidates),
+        served_rows=served_rows, path={"n_candidates": path_settings.n_candidates,
+                                       "prior_share": path_settings.prior_share},
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,9 +50,3 @@ def load_retrieval(weights: Path, config: dict) -> nn.Module:
     model = RetrievalConfig(**config).build()
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval()
-
-
-def write_model_config(directory: Path, encoder: EncoderConfig, ranker: RankerConfig, extra: dict) -> Path:
-    path = directory / "models.json"
-    path.write_text(json.dumps({"encoder": asdict(encoder), "ranker": asdict(ranker), **extra}, indent=2))
-    return path

@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 
 from assets.model_store import save_to_store
+from models.bundle import BundleContents
 from models.config import RankerConfig
-from models.steps import StepSettings, fit_encoder, fit_ranker, holdout_scores, item_embedding_matrix, ranker_inputs
+from models.served_path import PathSettings
+from models.steps import (StepSettings, fit_encoder, fit_ranker, fit_retrieval, holdout_scores,
+                          item_embedding_matrix, ranker_inputs)
 from vidrec.behaviour import latest_histories
 from vidrec.config import Paths
 from vidrec.ingest import prepare_events, with_text
@@ -60,10 +63,11 @@ def trained(vidrec_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Trai
     raw = read_events(world)
     events = prepare_events(raw, os.environ["VIDREC_PSEUDONYM_KEY"], set(items["video_id"]))
     events = events[events["status"] == "accepted"].drop(columns=["status", "reason"]).reset_index(drop=True)
-    settings = StepSettings(encoder_epochs=1, ranker_epochs=1, patience=1)
+    settings = StepSettings(encoder_epochs=1, ranker_epochs=1, patience=1, retrieval_epochs=2)
     encoder = fit_encoder(items, events, paths.checkpoints / "serve-encoder", settings)
     embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(item_embedding_matrix(encoder, items))})
     ranker = fit_ranker(items, embeddings, events, paths.checkpoints / "serve-ranker", settings)
+    retrieval = fit_retrieval(items, embeddings, events, paths.checkpoints / "serve-retrieval", settings)
     inputs = ranker_inputs(items, embeddings, events, RankerConfig(**ranker.config))
     histories = latest_histories(events[events["clicked"]], length=ranker.config["history_length"])
     scores = holdout_scores(ranker, items, embeddings, events)
@@ -71,8 +75,10 @@ def trained(vidrec_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Trai
 
     def save(run: str = "serve-tests") -> str:
         labels = {"git_commit": "test", "data_version": "tiny", "run_id": run, "stage": "production"}
-        return save_to_store(encoder, ranker, items, inputs.embeddings, inputs.buckets, histories, evaluation,
-                             labels, {"metrics": {}}, user_buckets=inputs.user_buckets)
+        # Retrieval depth below the tiny catalogue's 24 items, so served requests really retrieve.
+        contents = BundleContents(encoder, ranker, retrieval, items, inputs.embeddings, inputs.buckets, histories,
+                                  evaluation, user_buckets=inputs.user_buckets, path=PathSettings(n_candidates=8))
+        return save_to_store(contents, labels, {"metrics": {}})
 
     tag = save()
     ProductionPointer(paths.registry).promote(tag)

@@ -3,18 +3,13 @@
 import os
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import bentoml
-import numpy as np
-import pandas as pd
-import torch
 import yaml
 
 import assets.model_store as store
-from models.config import EncoderConfig, RankerConfig
-from models.serialization import TrainedModel
+from tests.model_fixtures import tiny_contents, untrained_models
 from vidrec.config import Paths
 from vidrec.registry import ProductionPointer
 
@@ -22,16 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _promote(directory: Path, root: Path, run: str) -> str:
-    torch.manual_seed(0)
-    torch.save(EncoderConfig().build().state_dict(), directory / "encoder.pt")
-    torch.save(RankerConfig().build().state_dict(), directory / "ranker.pt")
-    encoder = TrainedModel("encoder", str(directory / "encoder.pt"), asdict(EncoderConfig()))
-    ranker = TrainedModel("ranker", str(directory / "ranker.pt"), asdict(RankerConfig()),
-                          extra={"blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}})
-    items = pd.DataFrame({"video_id": ["v0", "v1"], "title": "t", "category": "music", "creator_id": "c",
-                          "is_product": False, "price": np.nan, "duration_s": 2.0, "is_live_host": False})
-    save = lambda: store.save_to_store(encoder, ranker, items, np.zeros((2, 8), np.float32), np.arange(2), {},  # noqa: E731
-                                       [], {"run_id": run, "git_commit": "test"}, {"metrics": {}})
+    contents = tiny_contents(untrained_models(directory), n=2)
+    save = lambda: store.save_to_store(contents, {"run_id": run, "git_commit": "test"}, {"metrics": {}})  # noqa: E731
     return store.promote(save, ProductionPointer(Paths(root).registry)).tag
 
 

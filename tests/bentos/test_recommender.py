@@ -1,4 +1,4 @@
-"""One model version without HTTP: candidate generation paths, the user-vector hook, model swaps."""
+"""One model version without HTTP: candidate generation paths, the retrieval user tower, model swaps."""
 
 import threading
 import time
@@ -12,8 +12,9 @@ import pytest
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
 from bentos.model_watch import ModelHolder
-from bentos.recommender import LoadedRecommender, ServingSettings, mean_history_vector
+from bentos.recommender import LoadedRecommender, ServingSettings
 from bentos.service import torch_threads
+from models.served_path import PathSettings
 from vidrec.registry import ProductionPointer
 
 
@@ -32,47 +33,35 @@ def _load(bundle_dir, sentences, **settings) -> LoadedRecommender:
 
 
 def test_large_catalog_path_uses_the_ivf_index_and_the_prior(bundle_dir, sentences, known_user) -> None:
-    model = _load(bundle_dir, sentences, n_candidates=6, ann_threshold=10)
-    assert model.catalog.index.kind == "ivf"
+    model = _load(bundle_dir, sentences, path=PathSettings(n_candidates=6), ann_threshold=10)
+    assert model.path.index.kind == "ivf"
     known = model.recommend(s.RecommendRequest(user_id=known_user, k=3))
     assert known.retrieval == "ivf" and 3 <= known.candidates <= 6 + 2 and len(known.items) == 3
     cold = model.recommend(s.RecommendRequest(user_id="nobody", k=3))
     assert cold.retrieval == "prior" and cold.candidates == 6
-    prior_top = [model.catalog.items.at[r, "video_id"] for r in model.prior_order[:3]]
+    prior_top = [model.catalog.items.at[r, "video_id"] for r in model.path.prior_order[:3]]
     assert [i.video_id for i in cold.items] == prior_top  # an empty history ranks exactly as the prior
     travel = model.recommend(s.RecommendRequest(user_id=known_user, k=5, filters=s.Filters(category="travel")))
     assert {i.category for i in travel.items} == {"travel"}
 
 
 def test_small_catalog_scores_every_allowed_item(bundle_dir, sentences, known_user) -> None:
-    model = _load(bundle_dir, sentences)
+    model = _load(bundle_dir, sentences, path=PathSettings(n_candidates=100))
     reply = model.recommend(s.RecommendRequest(user_id=known_user, k=100))
     assert reply.retrieval == "all" and reply.candidates == len(reply.items) == len(model.catalog) - len(
         {h.video_id for h in reply.history})
 
 
-def test_user_vector_hook_drives_retrieval(bundle_dir, sentences, known_user) -> None:
-    target = 4
-
-    def towards_item(rows, embeddings):  # what a trained user tower would plug in
-        return embeddings[target]
-
-    model = LoadedRecommender(bundle_dir, "t:1", "test-key", sentences,
-                              ServingSettings(n_candidates=4, prior_share=0.25, ann_threshold=10**6),
-                              user_vector=towards_item)
+def test_retrieval_searches_the_user_tower_vector_among_item_tower_vectors(bundle_dir, sentences, known_user) -> None:
+    model = _load(bundle_dir, sentences, path=PathSettings(n_candidates=4, prior_share=0.25), ann_threshold=10**6)
     user = model._user(known_user, [])
-    allowed = model.catalog.allowed(s.Filters(exclude_seen=False))
-    candidates, how = model._candidates(user, allowed)
-    similarity = model.catalog.embeddings @ model.catalog.embeddings[target]
-    # The hook's vector leads retrieval: the first candidate is its best match (a briefly trained encoder
-    # may give another item the very same embedding, so ties are allowed).
-    assert how == "exact" and similarity[candidates[0]] >= similarity.max() - 1e-5
-
-
-def test_mean_history_vector_is_normalised() -> None:
-    e = np.eye(3, dtype=np.float32)
-    assert np.allclose(mean_history_vector([0, 1], e), np.array([1, 1, 0]) / np.sqrt(2))
-    assert mean_history_vector([], e) is None
+    candidates, how = model.path.candidates(user.rows, None)
+    vector = model.path.retrieval.user_vector(user.rows, model.path.retrieval_history)
+    similarity = model.path.retrieval.item_vectors() @ vector
+    # The user tower's 4 best items lead the candidates (then the prior's head), ties allowed.
+    assert how == "exact" and similarity[candidates[:4]].min() >= np.sort(similarity)[-4] - 1e-5
+    cold = model.path.candidates([], None)
+    assert cold[1] == "prior" and cold[0].tolist() == model.path.prior_order[:4].tolist()
 
 
 def test_workers_times_threads_never_exceed_cores() -> None:
@@ -178,20 +167,20 @@ def test_holder_catches_up_on_every_poll_so_other_workers_see_uploads(tmp_path: 
 def test_a_returning_user_is_encoded_once_and_scores_as_the_uncached_ranker(bundle_dir, sentences, known_user) -> None:
     model = _load(bundle_dir, sentences)
     first = model.recommend(s.RecommendRequest(user_id=known_user, k=10))
-    misses = model._user_state.cache_info().misses
+    misses = model.path._user_state.cache_info().misses
     again = model.recommend(s.RecommendRequest(user_id=known_user, k=10))
-    assert model._user_state.cache_info().misses == misses and model._user_state.cache_info().hits >= 1
+    assert model.path._user_state.cache_info().misses == misses and model.path._user_state.cache_info().hits >= 1
     assert [i.video_id for i in again.items] == [i.video_id for i in first.items]
     user = model._user(known_user, [])
     candidates = np.array([r for r in range(len(model.catalog)) if r not in user.rows])
-    uncached = model.catalog.scorer.score_user(user.rows, model.history_length, candidates, user_bucket=user.bucket)
+    uncached = model.path.scorer.score_user(user.rows, model.history_length, candidates, user_bucket=user.bucket)
     by_row = dict(zip(candidates.tolist(), uncached.score.tolist()))
     for item in again.items:
         assert item.score == pytest.approx(by_row[model.catalog.row_of[item.video_id]], abs=1e-5)
     # Extra history is a different user state, not the cached one.
     extra = [v for v in model.catalog.video_ids[:3] if model.catalog.row_of[v] not in user.rows][:1]
     model.recommend(s.RecommendRequest(user_id=known_user, k=10, history=extra))
-    assert model._user_state.cache_info().misses == misses + 1
+    assert model.path._user_state.cache_info().misses == misses + 1
 
 
 def test_rank_groups_a_mixed_batch_by_user_and_matches_per_pair_scoring(bundle_dir, sentences, known_user) -> None:
@@ -201,7 +190,7 @@ def test_rank_groups_a_mixed_batch_by_user_and_matches_per_pair_scoring(bundle_d
                 s.RankRequest(user_id="someone-new", video_ids=ids[3:9], history=ids[:2]),
                 s.RankRequest(user_id=known_user, video_ids=ids[6:8] + ["nope"])]
     replies = model.rank(requests)
-    assert model._user_state.cache_info().misses == 2  # two distinct users in three requests
+    assert model.path._user_state.cache_info().misses == 2  # two distinct users in three requests
     assert replies[2].unknown_video_ids == ["nope"] and replies[0].known_user and not replies[1].known_user
     for request, reply in zip(requests, replies):
         user = model._user(request.user_id, request.history)
@@ -210,7 +199,7 @@ def test_rank_groups_a_mixed_batch_by_user_and_matches_per_pair_scoring(bundle_d
         if user.rows:
             line[-len(user.rows):] = user.rows
         # The per-pair path (history repeated per candidate) is the reference the grouped path must equal.
-        reference = model.catalog.scorer.score(np.tile(line, (len(rows), 1)), np.asarray(rows),
+        reference = model.path.scorer.score(np.tile(line, (len(rows), 1)), np.asarray(rows),
                                                user_ids=np.full(len(rows), user.bucket))
         expected = dict(zip((ids[r] for r in rows), reference.score.tolist()))
         assert {i.video_id: i.score for i in reply.items} == pytest.approx(expected, abs=1e-5)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from models.config import RankerConfig
+from models.served_path import PathSettings
 from models.holdout import holdout_tables, world_truth
 from models.serialization import TrainedModel
 from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
@@ -19,8 +20,9 @@ from vidrec.privacy import pseudonymise_column
 from vidrec.splits import temporal_split
 from vidrec.world.generate import generate_world
 from vidrec.world.oracle import Oracle
+from tests.model_fixtures import untrained_models
 
-KEY, K = "holdout-test-key", 5
+KEY, K, N = "holdout-test-key", 5, 6
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +44,13 @@ def inputs(world: Path, tmp_path_factory: pytest.TempPathFactory):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(len(items), 64)).astype(np.float32)
     embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))})
-    torch.manual_seed(0)
-    weights = tmp_path_factory.mktemp("ranker") / "ranker.pt"
-    torch.save(RankerConfig().build().state_dict(), weights)
-    ranker = TrainedModel("ranker", str(weights), asdict(RankerConfig()),
-                          extra={"blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}})
+    _, ranker, retrieval = untrained_models(tmp_path_factory.mktemp("models"))
     truth = world_truth(world, events, KEY)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("models.holdout.LATENCY_REPEATS", 10)  # the timing itself is not under test here
-        tables = holdout_tables(ranker, items, embeddings, events, champion_dir=None, truth=truth, k=K)
+        # Retrieval depth below the tiny world's 24 items, so the served top K really is retrieved.
+        tables = holdout_tables(ranker, retrieval, items, embeddings, events, champion_dir=None, truth=truth, k=K,
+                                path_settings=PathSettings(n_candidates=N))
     return items, events, truth, tables
 
 
@@ -68,7 +68,7 @@ def test_counts_reconcile_with_the_holdout_window(inputs) -> None:
 def test_top_k_only_shows_published_items_ranked_1_to_k(inputs) -> None:
     items, events, _, tables = inputs
     top = tables.top_k
-    assert set(top["model"]) == {"candidate", "random", "most_popular", "oracle"}
+    assert set(top["model"]) == {"candidate", "candidate_catalogue", "random", "most_popular", "oracle"}
     assert top.groupby(["model", "session_id"]).size().max() <= K
     assert top["rank"].between(1, K).all()
     starts = events.groupby("session_id")["ts"].min()
@@ -81,6 +81,19 @@ def test_top_k_only_shows_published_items_ranked_1_to_k(inputs) -> None:
     for _, shown in popular.groupby("session_id"):
         counts = shown["video_id"].map(engaged).to_numpy()
         assert (counts[:-1] >= counts[1:]).all()
+
+
+def test_served_rows_report_retrieval_recall_and_the_no_history_slice(inputs) -> None:
+    _, events, _, tables = inputs
+    rows = tables.served_rows.set_index(["slice", "metric"])
+    recall = rows.loc[("all", f"retrieval_recall_at_{N}")]
+    assert 0 < recall["value"] <= 1 and recall["ci_low"] <= recall["value"] <= recall["ci_high"]
+    assert {"user_history=none", "user_history=some"} <= set(tables.served_rows["slice"])
+    assert {f"catalogue_ndcg_at_{K}", f"catalogue_recall_at_{K}"} <= set(tables.served_rows["metric"])
+    assert tables.path["n_candidates"] == N
+    # The served top K is not the whole-catalogue ranking: retrieval cut it for some session.
+    top = tables.top_k.sort_values("rank").groupby(["model", "session_id"])["video_id"].agg(tuple)
+    assert (top["candidate"] != top["candidate_catalogue"].reindex(top["candidate"].index)).any()
 
 
 def test_slice_flags_follow_the_training_window(inputs) -> None:
@@ -123,39 +136,32 @@ def test_the_champion_is_rebuilt_from_its_bundle_and_scores_the_same_window(inpu
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A stored model (state_dicts + models.json + items with id buckets) becomes the `champion` arm;
     its encoder embeds today's items (content tensors faked here: the encoder has its own tests)."""
-    import json
-
     import models.holdout as holdout
-    from models.config import EncoderConfig
+    from models.bundle import BundleContents, write_bundle
     from models.data import ItemTensors
-    from vidrec import bundle
 
     items, events, truth, _ = inputs
-    torch.manual_seed(1)
-    torch.save(EncoderConfig().build().state_dict(), tmp_path / bundle.ENCODER_WEIGHTS)
-    torch.save(RankerConfig().build().state_dict(), tmp_path / bundle.RANKER_WEIGHTS)
-    (tmp_path / bundle.MODELS_CONFIG).write_text(json.dumps({
-        "encoder": asdict(EncoderConfig()), "ranker": asdict(RankerConfig()),
-        "blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}}))
-    stored = items[["video_id"]].assign(id_bucket=[i % 3 for i in range(len(items))])  # 0 = cold for the champion
-    stored.to_parquet(tmp_path / bundle.ITEMS)
+    encoder, ranker, retrieval = untrained_models(tmp_path, seed=1)
+    buckets = np.array([i % 3 for i in range(len(items))])  # 0 = cold for the champion
+    write_bundle(tmp_path / "champion", BundleContents(
+        encoder, ranker, retrieval, items.assign(title="t", creator_id="c"),
+        np.zeros((len(items), RankerConfig().content_dim), np.float32), buckets, {}, []))
     n = len(items)
     fake = ItemTensors(video_ids=items["video_id"].tolist(), frames=torch.randint(0, 255, (n, 8, 3, 32, 32), dtype=torch.uint8),
                        mel=torch.randn(n, 198, 40).half(), text=torch.randn(n, 384), mask=torch.ones(n, 3, dtype=torch.bool))
     monkeypatch.setattr(holdout, "item_tensors", lambda _items: fake)
     monkeypatch.setattr(holdout, "LATENCY_REPEATS", 10)
-    scorer = holdout.champion_scorer(tmp_path, items)
-    assert (scorer.ids.numpy() == 0).sum() == (stored["id_bucket"] == 0).sum()
+    path = holdout.champion_path(tmp_path / "champion", items)
+    assert (path.id_buckets == 0).sum() == (buckets == 0).sum()
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(n, 64)).astype(np.float32)
     embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors)})
-    weights = tmp_path / "candidate.pt"
-    torch.save(RankerConfig().build().state_dict(), weights)
-    ranker = TrainedModel("ranker", str(weights), asdict(RankerConfig()),
-                          extra={"blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}})
-    tables = holdout_tables(ranker, items, embeddings, events, champion_dir=tmp_path, truth=truth, k=K)
+    _, ranker, retrieval = untrained_models(tmp_path / "candidate")
+    tables = holdout_tables(ranker, retrieval, items, embeddings, events, champion_dir=tmp_path / "champion",
+                            truth=truth, k=K)
     assert set(tables.scores["model"]) == {"candidate", "champion", "random", "logging_policy"}
-    assert set(tables.top_k["model"]) == {"candidate", "champion", "random", "most_popular", "oracle"}
+    assert set(tables.top_k["model"]) == {"candidate", "candidate_catalogue", "champion", "random", "most_popular",
+                                          "oracle"}
     con = duckdb.connect()
     for name in ("impressions", "scores", "top_k", "catalogue"):
         load_table(con, name, getattr(tables, name))

@@ -295,6 +295,33 @@ def test_catalogue_recall_matches_a_per_session_loop(suite, rep: int, model: str
     assert _rep(reps, rep, model, f"catalogue_recall_at_{K}") == pytest.approx(expected, abs=TOL)
 
 
+def _catalogue_ndcg_loop(tables: dict, model: str, uw: dict[str, float]) -> float:
+    """Per covered session with a click: DCG of the model's top K with binary gains on the session's
+    clicked items (1 / log2(rank + 1)) over the ideal DCG of min(clicked, K) hits; user-weighted mean."""
+    top_k = tables["top_k"][tables["top_k"]["model"] == model]
+    rank = {(s, v): r for s, v, r in zip(top_k["session_id"], top_k["video_id"], top_k["rank"])}
+    covered = set(top_k["session_id"])
+    values, w = [], []
+    for session, group in tables["impressions"][tables["impressions"]["clicked"]].groupby("session_id"):
+        if uw[group["user_key"].iloc[0]] == 0 or session not in covered:
+            continue
+        clicked = set(group["video_id"])
+        dcg = sum(1 / np.log2(rank[(session, v)] + 1) for v in clicked if (session, v) in rank)
+        ideal = sum(1 / np.log2(i + 1) for i in range(1, min(len(clicked), K) + 1))
+        values.append(dcg / ideal)
+        w.append(uw[group["user_key"].iloc[0]])
+    return float(np.average(values, weights=w))
+
+
+@pytest.mark.parametrize("rep", CHECKED_REPS)
+@pytest.mark.parametrize("model", ["candidate", "champion"])
+def test_catalogue_ndcg_matches_a_per_session_loop(suite, rep: int, model: str) -> None:
+    tables, _, reps, weights = suite
+    expected = _catalogue_ndcg_loop(tables, model, _user_w(weights, rep))
+    assert 0 < expected < 1
+    assert _rep(reps, rep, model, f"catalogue_ndcg_at_{K}") == pytest.approx(expected, abs=TOL)
+
+
 def test_catalogue_recall_counts_only_the_sessions_the_top_k_covers() -> None:
     """A top K computed for a sample of sessions (models.holdout.MAX_TOP_K_SESSIONS) measures those
     sessions; the unsampled ones are not misses, so recall must not fall with the sample."""

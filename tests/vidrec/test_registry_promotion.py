@@ -6,48 +6,28 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-import torch
 
 import assets.model_store as store
 import bentoml
-from models import serialization
-from models.config import EncoderConfig, RankerConfig
+from models import bundle, serialization
 from models.serialization import TrainedModel
-from vidrec import bundle
+from tests.model_fixtures import tiny_contents, untrained_models
 from vidrec.registry import ProductionPointer
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainedModel, TrainedModel]:
-    directory = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    encoder, ranker = EncoderConfig(), RankerConfig()
-    torch.save(encoder.build().state_dict(), directory / "encoder.pt")
-    torch.save(ranker.build().state_dict(), directory / "ranker.pt")
-    return (TrainedModel("encoder", str(directory / "encoder.pt"), asdict(encoder)),
-            TrainedModel("ranker", str(directory / "ranker.pt"), asdict(ranker),
-                         extra={"blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}}))
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainedModel, TrainedModel, TrainedModel]:
+    return untrained_models(tmp_path_factory.mktemp("weights"))
 
 
-def _items(n: int = 4) -> pd.DataFrame:
-    return pd.DataFrame({"video_id": [f"v{i}" for i in range(n)], "title": "t", "category": "music",
-                         "creator_id": "c", "is_product": False, "price": np.nan, "duration_s": 2.0,
-                         "is_live_host": False})
-
-
-def _save(models: tuple[TrainedModel, TrainedModel], run: str):
-    encoder, ranker = models
-    return lambda: store.save_to_store(encoder, ranker, _items(), np.zeros((4, 8), np.float32), np.arange(4),
-                                       {"u": ["v0"]}, [{"model": "candidate", "click_auc": 0.7}],
-                                       {"run_id": run, "git_commit": "test"}, {"metrics": {}})
+def _save(models: tuple[TrainedModel, TrainedModel, TrainedModel], run: str):
+    contents = tiny_contents(models, histories={"u": ["v0"]}, evaluation=[{"model": "candidate", "click_auc": 0.7}])
+    return lambda: store.save_to_store(contents, {"run_id": run, "git_commit": "test"}, {"metrics": {}})
 
 
 def _assert_serving(pointer: ProductionPointer, expected: str) -> None:
@@ -61,8 +41,8 @@ def _raise(*_args, **_kwargs):
 
 STEPS = {
     # step 1: writing the entry (inside bentoml.models.create): nothing is committed to the store
-    "copy weights": lambda mp: mp.setattr(store.shutil, "copyfile", _raise),
-    "write serving tables": lambda mp: mp.setattr(bundle, "write_serving_tables", _raise),
+    "copy weights": lambda mp: mp.setattr(bundle.shutil, "copyfile", _raise),
+    "write serving tables": lambda mp: mp.setattr(bundle.pd.DataFrame, "to_parquet", _raise),
     # step 2: verification of the committed entry (rebuilding the modules from the state_dicts)
     "verify weights": lambda mp: mp.setattr(serialization.torch, "load", _raise),
     # step 3: the pointer (temporary file, its fsync, the atomic rename)
@@ -106,9 +86,10 @@ def test_a_promotion_killed_midway_leaves_old_or_new(models, tmp_path: Path, vid
         "from vidrec.registry import ProductionPointer\n"
         f"encoder = TrainedModel('encoder', {models[0].weights_path!r}, {models[0].config!r})\n"
         f"ranker = TrainedModel('ranker', {models[1].weights_path!r}, {models[1].config!r}, extra={models[1].extra!r})\n"
+        f"retrieval = TrainedModel('retrieval', {models[2].weights_path!r}, {models[2].config!r})\n"
         f"pointer = ProductionPointer(Path({str(tmp_path / 'registry')!r}))\n"
         "for i in range(1000):\n"
-        "    store.promote(_save((encoder, ranker), f'loop-{i}'), pointer)\n"
+        "    store.promote(_save((encoder, ranker, retrieval), f'loop-{i}'), pointer)\n"
         "    print('promoted', i, flush=True)\n"
     )
     pointer = ProductionPointer(tmp_path / "registry")
@@ -126,3 +107,20 @@ def test_a_promotion_killed_midway_leaves_old_or_new(models, tmp_path: Path, vid
     tag = pointer.tag
     assert tag is not None
     store.verify_stored(tag)  # complete and loadable, whichever promotion it was
+
+
+def test_a_bundle_without_the_retrieval_model_fails_promotion_with_the_reason(models, tmp_path: Path) -> None:
+    pointer = ProductionPointer(tmp_path)
+    stored = len(bentoml.models.list("vidrec-recommender"))
+    contents = tiny_contents(models)
+    contents.retrieval = None
+    with pytest.raises(bundle.BundleError, match="no retrieval model.*retrieval_model"):
+        store.promote(lambda: store.save_to_store(contents, {"run_id": "no-retrieval"}, {"metrics": {}}), pointer)
+    assert pointer.tag is None and len(bentoml.models.list("vidrec-recommender")) == stored
+
+
+def test_a_stored_bundle_missing_its_retrieval_weights_cannot_be_verified(models, tmp_path: Path) -> None:
+    tag = store.save_to_store(tiny_contents(models), {"run_id": "lost-retrieval"}, {"metrics": {}})
+    (Path(bentoml.models.get(tag).path) / bundle.RETRIEVAL_WEIGHTS).unlink()
+    with pytest.raises(RuntimeError, match=f"{tag}.*lacks.*retrieval.pt"):
+        store.verify_stored(tag)

@@ -3,7 +3,9 @@
 -- keeping never-clicked items finite) of each model's top K per session; and catalogue recall
 -- (per session with a click that the model's top K covers, the share of its distinct clicked items
 -- that the top K from the whole catalogue contains; mean over those sessions), the full-ranking
--- measure that needs no non-clicked impressions, so a positives-only log still has a quality metric.
+-- measure that needs no non-clicked impressions, so a positives-only log still has a quality metric;
+-- and catalogue NDCG over the same sessions (binary gains on the session's clicked items, ideal DCG
+-- over min(relevant, K) hits): the served NDCG@K the gate compares with the champion.
 -- Only covered sessions count: above models.holdout.MAX_TOP_K_SESSIONS the top K is computed for a
 -- seeded sample of sessions, and a session with no top K is unmeasured, not a miss.
 -- Input: top_k, catalogue, and for catalogue recall logged_sessions (logged_sessions.sql: each covered
@@ -25,6 +27,13 @@ JOIN user_weights w ON w.user_key = p.user_key AND w.w > 0
 GROUP BY ALL
 UNION ALL
 SELECT w.rep, 'all', x.model, 'catalogue_recall_at_' || $k, sum(w.w * x.hits / s.relevant) / sum(w.w)
+FROM top_k_match x JOIN logged_sessions s ON s.session_id = x.session_id AND s.relevant > 0
+JOIN user_weights w ON w.user_key = x.user_key AND w.w > 0
+GROUP BY ALL
+UNION ALL
+SELECT w.rep, 'all', x.model, 'catalogue_ndcg_at_' || $k,
+       sum(w.w * x.dcg / list_sum(list_transform(range(1, least(s.relevant, $k)::BIGINT + 1), lambda i: 1.0 / log2(i + 1))))
+       / sum(w.w)
 FROM top_k_match x JOIN logged_sessions s ON s.session_id = x.session_id AND s.relevant > 0
 JOIN user_weights w ON w.user_key = x.user_key AND w.w > 0
 GROUP BY ALL;
