@@ -1,5 +1,6 @@
-"""Ranking quality on a generated world's hold-out window: the ranker versus the oracle, the id-only
-baselines (most-popular, BPR matrix factorisation), cold-start items, and a modality ablation.
+"""Ranking quality on a generated world's hold-out window: the served path (retrieve N → rank → blend,
+exactly what /recommend answers) and the ranker versus the oracle, the id-only baselines
+(most-popular, BPR matrix factorisation), cold-start items, and a modality ablation.
 
     .venv/bin/python benchmarks/quality.py [--quick] [--world data/demo] [--out PATH]
 
@@ -24,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_result  # noqa: E402
 from models.config import RankerConfig  # noqa: E402
+from models.holdout import HoldoutTables, holdout_tables, world_truth  # noqa: E402
 from models.encoders import MODALITIES  # noqa: E402
 from models.quality import (attribute_ceiling_scores, baseline_scores, cold_only,  # noqa: E402
                             impressions_table, measure, oracle_scores, over, scored)
-from models.steps import (StepSettings, fit_encoder, fit_ranker, item_embedding_matrix,  # noqa: E402
-                          ranker_inputs, score_impressions)
+from models.steps import (StepSettings, fit_encoder, fit_ranker, fit_retrieval,  # noqa: E402
+                          item_embedding_matrix, ranker_inputs, score_impressions)
 from vidrec.config import DEMO_PSEUDONYM_KEY, Paths, resolve_root  # noqa: E402
 from vidrec.items import tables_from_directory  # noqa: E402
 from vidrec.splits import temporal_split  # noqa: E402
@@ -39,6 +41,36 @@ log = logging.getLogger("benchmarks.quality")
 
 def embeddings_frame(items: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors)})
+
+
+def served_path_quality(tables: HoldoutTables, truth, k: int = 10) -> dict:
+    """NDCG@k of the served top k, of the same ranker over the whole catalogue, and of the oracle's
+    top k, two ways: on the hold-out's real clicks (binary gains, the suite's catalogue_ndcg) and on
+    the oracle's expected gains (click probability without position bias: what each user would click)."""
+    top = tables.top_k
+    holdout = tables.impressions
+    clicked = holdout[holdout["clicked"]].groupby("session_id")["video_id"].agg(set)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    out: dict[str, dict] = {}
+    ui_all = truth.oracle.user_index(top["user_key"].map(truth.user_ids).to_numpy())
+    ii_all = truth.oracle.item_index(top["video_id"].to_numpy())
+    top = top.assign(gain=truth.oracle.click_prob_idx(ui_all, ii_all, None))
+    oracle_dcg = None
+    for model in ("oracle", "candidate", "candidate_catalogue", "most_popular", "random"):
+        part = top[top["model"] == model].sort_values(["session_id", "rank"])
+        by_session = part.groupby("session_id")
+        real = []
+        for session, shown in by_session["video_id"]:
+            relevant = clicked.get(session)
+            if relevant:
+                hits = np.array([v in relevant for v in shown], dtype=float)
+                real.append((hits * discounts[: len(hits)]).sum() / discounts[: min(len(relevant), k)].sum())
+        dcg = by_session.apply(lambda g: float((g["gain"].to_numpy() * discounts[: len(g)]).sum()))
+        if model == "oracle":
+            oracle_dcg = dcg
+        out[model] = {"ndcg10_clicks": round(float(np.mean(real)), 4),
+                      "expected_ndcg10": round(float((dcg / oracle_dcg.reindex(dcg.index)).mean()), 4)}
+    return out
 
 
 def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
@@ -57,8 +89,15 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
         encoder = fit_encoder(items, events, Path(tmp) / "encoder", settings)
         embeddings = embeddings_frame(items, item_embedding_matrix(encoder, items))
         ranker = fit_ranker(items, embeddings, events, Path(tmp) / "ranker", settings)
+        retrieval = fit_retrieval(items, embeddings, events, Path(tmp) / "retrieval", settings)
         train_s = time.perf_counter() - t0
-        log.info("trained encoder + ranker in %.1f s", train_s)
+        log.info("trained encoder + ranker + retrieval in %.1f s", train_s)
+        truth = world_truth(world, events, DEMO_PSEUDONYM_KEY)
+        tables = holdout_tables(ranker, retrieval, items, embeddings, events, truth=truth, k=10, seed=settings.seed)
+        served = served_path_quality(tables, truth)
+        recall = tables.served_rows.set_index(["slice", "metric"])["value"]
+        n = tables.path["n_candidates"]
+        log.info("served path: %s", served)
         inputs = ranker_inputs(items, embeddings, events, RankerConfig(**ranker.config))
         main = score_impressions(ranker, inputs, holdout, events)
         frames = [scored(holdout, "ranker", main.score, main.p_click),
@@ -88,6 +127,18 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
                 "click_auc": round(float(table.at[name, "click_auc"]), 4)}
 
     return {
+        "served_ndcg10_over_oracle": round(served["candidate"]["ndcg10_clicks"] / served["oracle"]["ndcg10_clicks"], 4),
+        "served_over_catalogue_ndcg10": round(served["candidate"]["ndcg10_clicks"]
+                                              / served["candidate_catalogue"]["ndcg10_clicks"], 4),
+        "served_expected_ndcg10_over_oracle": served["candidate"]["expected_ndcg10"],
+        "served_over_catalogue_expected_ndcg10": round(served["candidate"]["expected_ndcg10"]
+                                                       / served["candidate_catalogue"]["expected_ndcg10"], 4),
+        "retrieval_recall_at_n": {"n": n, "all": round(float(recall[("all", f"retrieval_recall_at_{n}")]), 4),
+                                  **{s_: round(float(recall[(s_, f"retrieval_recall_at_{n}")]), 4)
+                                     for s_ in ("user_history=none", "user_history=some")
+                                     if (s_, f"retrieval_recall_at_{n}") in recall.index}},
+        "served_path": {**served, "path": tables.path,
+                        "retrieval_val_recall_at_10": retrieval.extra.get("val_recall_at_10")},
         "sizes": {"world": world.name, "items": len(items), "events": len(events), "holdout_impressions": len(holdout),
                   "holdout_sessions": int(holdout["session_id"].nunique()), "cold_items": len(cold),
                   "cold_sessions": cold_sessions},
@@ -103,6 +154,11 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
         "train_s": round(train_s, 1),
         "settings": {"encoder_epochs": settings.encoder_epochs, "ranker_epochs": settings.ranker_epochs,
                      "patience": settings.patience, "seed": settings.seed, "bpr_epochs": bpr_epochs},
+        "served_notes": "served = the served path's top 10 per hold-out session (models.served_path, the "
+                        "object /recommend answers with), catalogue = the same ranker over every published item, "
+                        "oracle = the world's top 10 by true utility; ndcg10_clicks judges each list on the "
+                        "session's real clicks (binary gains; the gate's catalogue_ndcg_at_10), expected_ndcg10 "
+                        "on the oracle's click probability without position bias, over the oracle list's DCG",
         "notes": "oracle = true click probability without position bias; attribute_ceiling = per-user logistic "
                  "regression on the TRUE item attributes fitted on the fit window (what perfect item features "
                  "could learn from this log); ranker NDCG uses the blended serving "

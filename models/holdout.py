@@ -198,6 +198,11 @@ def holdout_tables(ranker: TrainedModel, retrieval: TrainedModel, items: pd.Data
     answers = {name: answer_sessions(path, session_history, buckets, available, k) for name, path in paths.items()}
     upper = answer_sessions(paths["candidate"], session_history, buckets, available, k, exhaustive=True)
     log.info("served paths answered %d sessions in %.1f s", len(sessions), time.perf_counter() - started)
+    # Every list obeys the served path's constraints: published before the session, not in the history
+    # the request carries (the service's default exclude_seen), so the oracle is the best such list.
+    available = available.copy()
+    for i, line in enumerate(session_history):
+        available[i, line[line >= 0]] = False
     top_frames = [_top_k_frame(name, sessions, a.top, available, items, truth) for name, a in answers.items()]
     top_frames.append(_top_k_frame("candidate_catalogue", sessions, upper.top, available, items, truth))
     random_rows = _top_k(rng.random(available.shape), available, k)
