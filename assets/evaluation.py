@@ -10,25 +10,16 @@ import pandas as pd
 from assets.model_store import champion_directory, promote, save_to_store
 from assets.reporting import table_md
 from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudonymiser, RawData, VidrecStorage
-from assets.training import accepted
-from models.bundle import BundleContents
-from models.config import RankerConfig
-from models.holdout import holdout_tables, world_truth
+from models.candidate import bundle_contents
+from models.evaluation_run import K, evaluate_candidate
 from models.serialization import TrainedModel
-from models.steps import ranker_inputs
-from vidrec.behaviour import latest_histories
-from vidrec.evaluation.availability import Availability, drop_unsupported, drop_unsupported_reliability
-from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
-from vidrec.evaluation.tables import load_table
+from vidrec.ingest import accepted_rows
+from vidrec.evaluation.metrics import headline
 from vidrec.gate import check_gate, load_policy, results_table
-from vidrec.items import build_items
 from vidrec.lineage import data_version, dvc_version, git_commit
 from vidrec.registry import ProductionPointer
-from vidrec.reports import write_metrics_json, write_report
 
 GROUP = "evaluation"
-K = 10
-SUITE = SuiteSettings(k=K, resamples=100, seed=0)
 HEADLINE_LABELS = ("click_auc", "ndcg_at_10", "catalogue_ndcg_at_10", "ctr_at_10", "watch_s_at_10",
                    "conversion_at_10")
 
@@ -40,72 +31,35 @@ def _policy(gate_policy: GatePolicy) -> dict:
 @dg.asset(group_name=GROUP, kinds={"duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"],
           pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY)
 def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, retrieval_model: TrainedModel,
-                       item_embeddings: pd.DataFrame,
-                       interactions: pd.DataFrame, video_probe: pd.DataFrame, video_metadata: pd.DataFrame,
-                       video_features: pd.DataFrame, text_features: pd.DataFrame, storage: VidrecStorage,
-                       raw_data: RawData, pseudonymiser: Pseudonymiser,
+                       item_embeddings: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
+                       storage: VidrecStorage, raw_data: RawData, pseudonymiser: Pseudonymiser,
                        gate_policy: GatePolicy) -> dg.Output[pd.DataFrame]:
     """Hold-out (last days) metrics of the candidate's and the production champion's served path (retrieve
     N → rank → blend, exactly what the service answers) in DuckDB SQL, with 95% bootstrap intervals over
-    users, the whole-catalogue ranking as an upper bound (`candidate_catalogue`) and retrieval recall@N: per-head AUC/GAUC/logloss/ECE, NDCG/Precision/Recall/HitRate/MRR@10,
-    coverage and novelty, IPS/SNIPS CTR, watch time and conversion, a simulated A/B test on demo worlds,
+    users, the whole-catalogue ranking as an upper bound (`candidate_catalogue`) and retrieval recall@N:
+    per-head AUC/GAUC/logloss/ECE, NDCG/Precision/Recall/HitRate/MRR@10, coverage and novelty, IPS/SNIPS CTR, watch time and conversion, a simulated A/B test on demo worlds,
     and slices. One row per (slice, model, metric). Metrics that need a signal the log lacks (propensity,
     watch_s, converted, position, non-clicked impressions) are left out and listed with the reason; the
     `holdout` rows record which signals the hold-out had."""
-    items, _ = build_items(video_probe, video_metadata, video_features, text_features)
-    events = accepted(interactions)
     champion = champion_directory(storage.paths.registry)
-    truth = world_truth(raw_data.directory, events, pseudonymiser.key)
-    tables = holdout_tables(ranker, retrieval_model, items, item_embeddings, events,
-                            champion_dir=champion[1] if champion else None, truth=truth, k=K, seed=SUITE.seed)
     with storage.warehouse() as con:
-        # The run's evaluation tables stay in the warehouse (schema `evaluation`) for notebooks.
-        con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
-        con.execute("USE evaluation")
-        for name in ("impressions", "scores", "top_k", "catalogue"):
-            load_table(con, name, getattr(tables, name))
-        result = evaluate(con, SUITE, catalogue_size=tables.catalogue_size, n_users=tables.n_users)
-    latency = pd.DataFrame([{"slice": "all", "model": "candidate", "metric": f"scoring_{q}_ms",
-                             "value": tables.latency[f"{q}_ms"], "ci_low": float("nan"), "ci_high": float("nan"),
-                             "resamples": 0}
-                            for q in ("p50", "p99")])
-    # Never report a number computed from NULLs standing in for a signal the source does not have.
-    availability = Availability.from_impressions(tables.impressions)
-    table, skipped = drop_unsupported(pd.concat([result.table, latency, tables.served_rows], ignore_index=True),
-                                      availability)
-    table = pd.concat([table, availability.rows()], ignore_index=True)
-    reliability = drop_unsupported_reliability(result.reliability, availability)
-    gate = check_gate(table, _policy(gate_policy))
-    run_dir = storage.paths.reports / context.run_id
-    facts = {"run_id": context.run_id, "champion": champion[0] if champion else "none (first promotion)",
-             "hold-out impressions": len(tables.impressions), "hold-out sessions": tables.impressions["session_id"].nunique(),
-             "oracle (simulated A/B)": "yes" if truth else "no (not a demo world)",
-             "bootstrap resamples": SUITE.resamples,
-             "served path": f"retrieve {tables.path['n_candidates']} (+ prior share {tables.path['prior_share']}) "
-                            "→ rank → blend; `candidate_catalogue` ranks the whole catalogue",
-             "scoring latency": f"p50 {tables.latency['p50_ms']:.1f} ms, p99 {tables.latency['p99_ms']:.1f} ms "
-                                f"per batch of {tables.latency['batch']}",
-             "candidate weights (kept whatever the verdict)": ranker.weights_path,
-             "skipped metrics": "; ".join(f"{m} ({why})" for m, why in zip(skipped["metric"], skipped["reason"]))
-                                or "none (the log has every signal)"}
-    report = write_report(run_dir, table, reliability, results_table(gate), facts, k=K)
-    # Where `dvc metrics show` / `dvc metrics diff` read them (dvc.yaml names this path).
-    write_metrics_json(storage.paths.reports / "metrics.json", table,
-                       {"latency": {"scoring_p50_ms": tables.latency["p50_ms"],
-                                    "scoring_p99_ms": tables.latency["p99_ms"]}}, k=K)
+        run = evaluate_candidate(con, ranker, retrieval_model, items, item_embeddings, accepted_rows(interactions),
+                                 champion, raw_data.directory, pseudonymiser.key, _policy(gate_policy),
+                                 storage.paths.reports, context.run_id)
+    table, tables = run.table, run.tables
     wide = headline(table, K)
     return dg.Output(table, metadata={
-        "report": dg.MetadataValue.md(report.markdown_inline),
-        "report_path": dg.MetadataValue.path(str(report.path)),
+        "report": dg.MetadataValue.md(run.report.markdown_inline),
+        "report_path": dg.MetadataValue.path(str(run.report.path)),
         "headline": table_md(wide[["model", *[c for c in HEADLINE_LABELS if c in wide]]].round(4)),
-        "gate_preview": table_md(pd.DataFrame(results_table(gate))[["name", "value", "threshold", "verdict"]]),
+        "gate_preview": table_md(pd.DataFrame(results_table(run.gate))[["name", "value", "threshold", "verdict"]]),
         "champion": champion[0] if champion else "none",
         "holdout_impressions": len(tables.impressions),
         "metric_rows": len(table),
-        "missing_signals": dg.MetadataValue.json(availability.missing()),
-        "skipped_metrics": table_md(skipped),
+        "missing_signals": dg.MetadataValue.json(run.availability.missing()),
+        "skipped_metrics": table_md(run.skipped),
         "scoring_p99_ms": round(tables.latency["p99_ms"], 2),
-        "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in result.timings_s.items()}),
+        "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in run.timings_s.items()}),
     })
 
 
@@ -132,16 +86,10 @@ def promotion_gate(offline_evaluation: pd.DataFrame, gate_policy: GatePolicy) ->
           freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)))
 def promoted_model(context: dg.AssetExecutionContext, offline_evaluation: pd.DataFrame,
                    multimodal_encoder: TrainedModel, ranker: TrainedModel, retrieval_model: TrainedModel,
-                   item_embeddings: pd.DataFrame,
-                   interactions: pd.DataFrame, video_probe: pd.DataFrame, video_metadata: pd.DataFrame,
-                   video_features: pd.DataFrame, text_features: pd.DataFrame, storage: VidrecStorage,
-                   raw_data: RawData) -> dg.Output[dict]:
+                   item_embeddings: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
+                   storage: VidrecStorage, raw_data: RawData) -> dg.Output[dict]:
     """The gated candidate saved to the BentoML model store (state_dicts + config, lineage labels) and
     made production by an atomic pointer move; the previous champion stays in the store for rollback."""
-    items, _ = build_items(video_probe, video_metadata, video_features, text_features)
-    events = accepted(interactions)
-    inputs = ranker_inputs(items, item_embeddings, events, RankerConfig(**ranker.config))
-    histories = latest_histories(events[events["clicked"]], length=ranker.config["history_length"])
     wide = headline(offline_evaluation, K)
     candidate = wide[wide["model"] == "candidate"].iloc[0]
     metrics = {m: round(float(candidate[m]), 4) for m in HEADLINE_LABELS if m in candidate and pd.notna(candidate[m])}
@@ -151,8 +99,8 @@ def promoted_model(context: dg.AssetExecutionContext, offline_evaluation: pd.Dat
               "previous_production": pointer.tag or "none", **{k: str(v) for k, v in metrics.items()}}
     evaluation = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
                   for row in wide.to_dict("records")]
-    contents = BundleContents(multimodal_encoder, ranker, retrieval_model, items, inputs.embeddings, inputs.buckets,
-                              histories, evaluation, user_buckets=inputs.user_buckets)
+    contents = bundle_contents(multimodal_encoder, ranker, retrieval_model, items, item_embeddings,
+                               accepted_rows(interactions), evaluation)
     promotion = promote(lambda: save_to_store(contents, labels, {"metrics": metrics}), pointer)
     return dg.Output({"tag": promotion.tag, "previous": promotion.previous, **metrics},
                      metadata={"tag": promotion.tag, "labels": dg.MetadataValue.json(labels),

@@ -10,9 +10,8 @@ from assets.reporting import contract_check, quarantine_metadata, table_md
 from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, Pseudonymiser, RawData, VidrecStorage
 from expectations.suites import events_suite
 from expectations.validate import validate_frame
-from vidrec.ingest import prepare_events, quarantine
+from vidrec.ingest import landed_events, prepare_events, quarantine, quarantine_duplicate_events
 from vidrec.items import accepted_item_ids
-from vidrec.landing import read_landed_events
 from vidrec.sources import OPTIONAL_EVENT_COLUMNS, absent_event_columns, read_events
 
 GROUP = "events"
@@ -32,24 +31,6 @@ raw_events = dg.AssetSpec(
 )
 
 
-def _landed(storage: VidrecStorage, accepted_videos: set[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Events the service landed (already pseudonymised), with the same video rule as the log."""
-    landed = read_landed_events(storage.paths.landing)
-    events = landed.events.assign(status="accepted", reason=None)
-    unknown = ~events["video_id"].isin(accepted_videos)
-    events.loc[unknown, "status"] = "quarantined"
-    events.loc[unknown, "reason"] = "video is not an accepted video (missing file, quarantined, or no metadata)"
-    return events, landed.bad_lines
-
-
-def _duplicates_quarantined(events: pd.DataFrame) -> pd.DataFrame:
-    """A landed event can repeat one already in the log (a client retry): the first copy wins."""
-    repeat = events["event_id"].duplicated(keep="first") & (events["status"] == "accepted")
-    events.loc[repeat, "status"] = "quarantined"
-    events.loc[repeat, "reason"] = "duplicate event_id (an earlier copy was accepted)"
-    return events
-
-
 @dg.asset(group_name=GROUP, deps=[raw_events], kinds={"python", "duckdb"}, io_manager_key="warehouse_io",
           owners=OWNERS, pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY, automation_condition=FOLLOW_UPSTREAM)
 def interactions(raw_data: RawData, pseudonymiser: Pseudonymiser, storage: VidrecStorage,
@@ -67,9 +48,9 @@ def interactions(raw_data: RawData, pseudonymiser: Pseudonymiser, storage: Vidre
         raise dg.Failure(description=f"cannot read the event log in {raw_data.directory}: {error}",
                          allow_retries=False) from error
     logged = prepare_events(raw, pseudonymiser.key, accepted)
-    landed, bad_lines = _landed(storage, accepted)
+    landed, bad_lines = landed_events(storage.paths.landing, accepted)
     events = logged if landed.empty else pd.concat([logged, landed[logged.columns]], ignore_index=True)
-    events = _duplicates_quarantined(events.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True))
+    events = quarantine_duplicate_events(events.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True))
     suite = events_suite(absent).name
     # A column that is present but NULL throughout is most likely a signal the source never had.
     all_null = [c for c in OPTIONAL_EVENT_COLUMNS if c not in absent and len(raw) and raw[c].isna().all()]

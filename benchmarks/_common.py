@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
 
 
 def machine_info() -> dict:
@@ -36,16 +34,6 @@ def machine_info() -> dict:
     except ImportError:
         pass
     return {"cores": os.cpu_count(), "cpu": cpu, "ram_gb": ram_gb, "gpu": gpu, "python": platform.python_version()}
-
-
-def median_of(fn: Callable[[], Any], repeats: int) -> float:
-    """Median wall-clock seconds of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def write_result(name: str, payload: dict, out: Path | str | None, quick: bool) -> Path:

@@ -43,6 +43,26 @@ def embeddings_frame(items: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors)})
 
 
+def ceiling_top_k(tables: HoldoutTables, items: pd.DataFrame, fit_window: pd.DataFrame, truth,
+                  k: int = 10) -> pd.DataFrame:
+    """The attribute ceiling (a per-user logistic regression on the world's TRUE item attributes, fitted on
+    the fit window) ranking every allowed item per session: what perfect item features could serve."""
+    sessions = tables.sessions
+    pairs = pd.DataFrame({"user_id": np.repeat(sessions["user_key"].map(truth.user_ids).to_numpy(), len(items)),
+                          "video_id": np.tile(items["video_id"].to_numpy(), len(sessions))})
+    fit = fit_window.assign(user_id=fit_window["user_key"].map(truth.user_ids))
+    scores = attribute_ceiling_scores(fit, pairs, truth.oracle).reshape(len(sessions), len(items))
+    masked = np.where(tables.allowed, scores, -np.inf)
+    rows = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    shown = np.take_along_axis(tables.allowed, rows, axis=1)
+    frame = pd.DataFrame({"model": "attribute_ceiling",
+                          "session_id": np.repeat(sessions["session_id"].to_numpy(), k),
+                          "user_key": np.repeat(sessions["user_key"].to_numpy(), k),
+                          "video_id": items["video_id"].to_numpy()[rows.ravel()],
+                          "rank": np.tile(np.arange(1, k + 1), len(sessions))})
+    return frame[shown.ravel()]
+
+
 def served_path_quality(tables: HoldoutTables, truth, k: int = 10) -> dict:
     """NDCG@k of the served top k, of the same ranker over the whole catalogue, and of the oracle's
     top k, two ways: on the hold-out's real clicks (binary gains, the suite's catalogue_ndcg) and on
@@ -56,7 +76,7 @@ def served_path_quality(tables: HoldoutTables, truth, k: int = 10) -> dict:
     ii_all = truth.oracle.item_index(top["video_id"].to_numpy())
     top = top.assign(gain=truth.oracle.click_prob_idx(ui_all, ii_all, None))
     oracle_dcg = None
-    for model in ("oracle", "candidate", "candidate_catalogue", "most_popular", "random"):
+    for model in ("oracle", "candidate", "candidate_catalogue", "attribute_ceiling", "most_popular", "random"):
         part = top[top["model"] == model].sort_values(["session_id", "rank"])
         by_session = part.groupby("session_id")
         real = []
@@ -65,7 +85,8 @@ def served_path_quality(tables: HoldoutTables, truth, k: int = 10) -> dict:
             if relevant:
                 hits = np.array([v in relevant for v in shown], dtype=float)
                 real.append((hits * discounts[: len(hits)]).sum() / discounts[: min(len(relevant), k)].sum())
-        dcg = by_session.apply(lambda g: float((g["gain"].to_numpy() * discounts[: len(g)]).sum()))
+        dcg = pd.Series({session: float((g["gain"].to_numpy() * discounts[: len(g)]).sum())
+                         for session, g in by_session})
         if model == "oracle":
             oracle_dcg = dcg
         out[model] = {"ndcg10_clicks": round(float(np.mean(real)), 4),
@@ -94,6 +115,7 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
         log.info("trained encoder + ranker + retrieval in %.1f s", train_s)
         truth = world_truth(world, events, DEMO_PSEUDONYM_KEY)
         tables = holdout_tables(ranker, retrieval, items, embeddings, events, truth=truth, k=10, seed=settings.seed)
+        tables.top_k = pd.concat([tables.top_k, ceiling_top_k(tables, items, fit_window, truth)], ignore_index=True)
         served = served_path_quality(tables, truth)
         recall = tables.served_rows.set_index(["slice", "metric"])["value"]
         n = tables.path["n_candidates"]

@@ -60,6 +60,8 @@ class HoldoutTables:
     latency: dict = field(default_factory=dict)
     served_rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # retrieval recall, history slices
     path: dict = field(default_factory=dict)  # the path settings the served rows used
+    sessions: pd.DataFrame = field(default_factory=pd.DataFrame)  # the sessions top_k covers (session_id, user_key, ts)
+    allowed: np.ndarray | None = None  # (sessions, items): published before the session and not in its history
 
     @property
     def catalogue_size(self) -> int:
@@ -232,6 +234,7 @@ def holdout_tables(ranker: TrainedModel, retrieval: TrainedModel, items: pd.Data
         latency=scoring_latency(paths["candidate"].scorer, history, candidates),
         served_rows=served_rows, path={"n_candidates": path_settings.n_candidates,
                                        "prior_share": path_settings.prior_share},
+        sessions=sessions, allowed=available,
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
@@ -51,16 +50,6 @@ class HnswSettings:
     m: int = 32
     ef_construction: int = 128
     ef_search: int = 512
-
-
-class VectorIndex(Protocol):
-    kind: str
-
-    def __len__(self) -> int: ...
-
-    def add(self, vectors: np.ndarray) -> None: ...
-
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def _as_matrix(vectors: np.ndarray, dim: int | None = None) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from vidrec.privacy import pseudonymise_column
@@ -117,3 +119,29 @@ def quarantine_media(metadata: pd.DataFrame, file_ids: set[str]) -> pd.DataFrame
         out.loc[hit, "status"] = "quarantined"
         out.loc[hit, "reason"] = reason
     return out
+
+
+def accepted_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The accepted rows of a table that carries ``status``/``reason``, without those two columns."""
+    return frame[frame["status"] == "accepted"].drop(columns=["status", "reason"]).reset_index(drop=True)
+
+
+def landed_events(landing: Path, accepted_videos: set[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Events the service landed (already pseudonymised) with ``status``/``reason`` by the same video rule
+    as the log, and the landing lines that could not be read (a write cut short by a crash)."""
+    from vidrec.landing import read_landed_events  # landing imports this module's column list
+
+    landed = read_landed_events(landing)
+    events = landed.events.assign(status="accepted", reason=None)
+    unknown = ~events["video_id"].isin(accepted_videos)
+    events.loc[unknown, "status"] = "quarantined"
+    events.loc[unknown, "reason"] = "video is not an accepted video (missing file, quarantined, or no metadata)"
+    return events, landed.bad_lines
+
+
+def quarantine_duplicate_events(events: pd.DataFrame) -> pd.DataFrame:
+    """A landed event can repeat one already in the log (a client retry): the first copy wins."""
+    repeat = events["event_id"].duplicated(keep="first") & (events["status"] == "accepted")
+    events.loc[repeat, "status"] = "quarantined"
+    events.loc[repeat, "reason"] = "duplicate event_id (an earlier copy was accepted)"
+    return events

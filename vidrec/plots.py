@@ -24,16 +24,6 @@ def training_curves(history: list[dict[str, float]], title: str, path: Path) -> 
     return _save(fig, path)
 
 
-def metric_bars(rows: list[dict], metric: str, title: str, path: Path) -> Path:
-    """One bar per model for ``metric`` (rows: dicts with ``model`` and the metric)."""
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-    names = [r["model"] for r in rows]
-    ax.bar(names, [r.get(metric) or 0.0 for r in rows], color="#4c72b0")
-    ax.set(title=title, ylabel=metric)
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
-
-
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -46,8 +36,6 @@ def markdown_image(path: Path, alt: str) -> str:
     """Inline a PNG as a data URI so the Dagster UI shows it without file access."""
     data = base64.b64encode(path.read_bytes()).decode()
     return f"![{alt}](data:image/png;base64,{data})"
-
-
 
 
 def metrics_with_intervals(table: list[dict], metrics: list[str], models: list[str], title: str, path: Path) -> Path:

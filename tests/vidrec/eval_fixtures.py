@@ -1,7 +1,13 @@
-"""Small random evaluation tables shared by the evaluation tests (deterministic by seed)."""
+"""Small random evaluation tables shared by the evaluation tests (deterministic by seed), the suite run
+over them once per module, and the lookups the references use."""
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pytest
+
+from vidrec.evaluation.metrics import SuiteSettings, evaluate
+from vidrec.evaluation.tables import bootstrap_weights, load_table
 
 CATEGORIES = ("music", "sports", "cooking")
 
@@ -43,3 +49,41 @@ def random_tables(seed: int = 0, users: int = 40, sessions: int = 160, slate: in
                               "engaged_users": rng.integers(0, users, size=items)})
     return {"impressions": impressions, "scores": pd.concat(scores, ignore_index=True),
             "top_k": pd.DataFrame(top_k), "catalogue": catalogue}
+
+
+K, RESAMPLES, TOL = 5, 20, 1e-9
+CHECKED_REPS = (0, 1, 7, 20)
+
+
+def loaded(tables: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
+    """A fresh connection holding ``tables`` (name -> frame) as the suite's input tables."""
+    con = duckdb.connect()
+    for name, frame in tables.items():
+        load_table(con, name, frame)
+    return con
+
+
+@pytest.fixture(scope="module")
+def suite():
+    tables = random_tables(seed=3, k=K)
+    con = loaded(tables)
+    result = evaluate(con, SuiteSettings(k=K, resamples=RESAMPLES, seed=11), catalogue_size=60, n_users=40)
+    reps = con.execute("SELECT * FROM metric_reps").df()
+    weights = bootstrap_weights(tables["impressions"]["user_key"].unique(), RESAMPLES, 11)
+    return tables, result, reps, weights
+
+
+def rep_value(reps: pd.DataFrame, rep: int, model: str, metric: str, slice_: str = "all") -> float:
+    row = reps[(reps["rep"] == rep) & (reps["model"] == model) & (reps["metric"] == metric) & (reps["slice"] == slice_)]
+    assert len(row) == 1, (rep, model, metric, slice_)
+    return float(row["value"].iloc[0])
+
+
+def user_weights(weights: pd.DataFrame, rep: int) -> dict[str, float]:
+    rows = weights[weights["rep"] == rep]
+    return dict(zip(rows["user_key"], rows["w"]))
+
+
+def joined(tables: dict, model: str) -> pd.DataFrame:
+    scores = tables["scores"][tables["scores"]["model"] == model]
+    return scores.merge(tables["impressions"], on="event_id")

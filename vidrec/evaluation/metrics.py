@@ -192,11 +192,3 @@ def headline(table: pd.DataFrame, k: int = 10) -> pd.DataFrame:
             wide[alias.format(k=k)] = wide[source.format(k=k)]
     wide.columns.name = None
     return wide.reset_index()
-
-
-def metric_value(table: pd.DataFrame, model: str, metric: str, slice_: str = "all") -> dict | None:
-    """The row of ``table`` for (model, metric, slice) as a dict, or None when it was not computed."""
-    rows = table[(table["model"] == model) & (table["metric"] == metric) & (table["slice"] == slice_)]
-    if rows.empty:
-        return None
-    return rows.iloc[0].to_dict()

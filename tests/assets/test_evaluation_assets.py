@@ -3,7 +3,6 @@ modules): offline_evaluation writes its tables, report and metrics JSON; the gat
 rule; promoted_model saves, verifies and moves production; a second evaluation compares with it."""
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -12,14 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
+from assets.catalogue import items
 from assets.evaluation import offline_evaluation, promoted_model, promotion_gate
 from assets.resources import GatePolicy, Pseudonymiser, RawData, VidrecStorage
-from models.config import EncoderConfig, RankerConfig
-from models.serialization import TrainedModel
 from vidrec.config import Paths
 from vidrec.privacy import pseudonymise_column
 from vidrec.registry import ProductionPointer
 from vidrec.world.generate import generate_world
+from tests.model_fixtures import untrained_models
 
 KEY = "asset-test-key"
 
@@ -43,29 +42,34 @@ def upstream(tmp_path_factory: pytest.TempPathFactory, world: Path) -> dict:
     rng = np.random.default_rng(0)
     raw = pd.read_parquet(world / "events.parquet")
     events = raw.assign(user_key=pseudonymise_column(raw["user_id"], KEY), status="accepted", reason=None)
-    torch.manual_seed(0)
-    torch.save(EncoderConfig().build().state_dict(), directory / "encoder.pt")
-    torch.save(RankerConfig().build().state_dict(), directory / "ranker.pt")
+    encoder, ranker, retrieval = untrained_models(directory)
     vectors = rng.normal(size=(len(ids), 64)).astype(np.float32)
+    items_output = items(
+        video_probe=pd.DataFrame({"video_id": ids, "sha256": [f"{i:064x}" for i in range(len(ids))],
+                                  "duration_s": truth["duration_s"].to_numpy(), "has_audio": True,
+                                  "status": "accepted"}),
+        video_metadata=metadata,
+        video_features=pd.DataFrame({"video_id": ids, "shard_path": "unused", "status": "accepted"}),
+        text_features=pd.DataFrame({"video_id": ids, "has_text": True,
+                                    "embedding": list(rng.normal(size=(len(ids), 384)))}))
     return {
         "world": world,
-        "video_probe": pd.DataFrame({"video_id": ids, "sha256": [f"{i:064x}" for i in range(len(ids))],
-                                     "duration_s": truth["duration_s"].to_numpy(), "has_audio": True,
-                                     "status": "accepted"}),
-        "video_metadata": metadata,
-        "video_features": pd.DataFrame({"video_id": ids, "shard_path": "unused", "status": "accepted"}),
-        "text_features": pd.DataFrame({"video_id": ids, "has_text": True, "embedding": list(rng.normal(size=(len(ids), 384)))}),
+        "items": items_output.value,
         "interactions": events.drop(columns=["user_id"]),
         "item_embeddings": pd.DataFrame({"video_id": ids, "embedding": list(vectors)}),
-        "ranker": TrainedModel("ranker", str(directory / "ranker.pt"), asdict(RankerConfig()),
-                               extra={"blend": {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}}),
-        "multimodal_encoder": TrainedModel("encoder", str(directory / "encoder.pt"), asdict(EncoderConfig())),
+        "ranker": ranker,
+        "retrieval_model": retrieval,
+        "multimodal_encoder": encoder,
     }
 
 
+def test_the_items_asset_joins_the_tables_once_and_names_what_it_left_out(upstream: dict) -> None:
+    assert len(upstream["items"]) == upstream["items"]["video_id"].nunique() > 0
+    assert {"video_id", "shard_path", "embedding", "has_text", "published_at"} <= set(upstream["items"].columns)
+
+
 def _evaluate(upstream: dict, root: Path, policy: str = "") -> dg.Output:
-    names = ("ranker", "item_embeddings", "interactions", "video_probe", "video_metadata", "video_features",
-             "text_features")
+    names = ("ranker", "retrieval_model", "item_embeddings", "interactions", "items")
     return offline_evaluation(dg.build_asset_context(), **{n: upstream[n] for n in names},
                               storage=VidrecStorage(root=str(root)), raw_data=RawData(path=str(upstream["world"])),
                               pseudonymiser=Pseudonymiser(key=KEY), gate_policy=GatePolicy(path=policy))
@@ -77,7 +81,8 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(upstream: dict, tm
     first = _evaluate(upstream, tmp_path)
     table = first.value
     assert {"slice", "model", "metric", "value", "ci_low", "ci_high"} <= set(table.columns)
-    assert {"candidate", "random", "logging_policy", "oracle"} <= set(table["model"])
+    assert {"candidate", "candidate_catalogue", "random", "logging_policy", "oracle"} <= set(table["model"])
+    assert "retrieval_recall_at_100" in set(table["metric"]) and "catalogue_ndcg_at_10" in set(table["metric"])
     assert "champion" not in set(table["model"])
     reports = Paths(tmp_path).reports
     assert json.loads((reports / "metrics.json").read_text())["candidate"]["click_auc"] > 0
@@ -89,9 +94,8 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(upstream: dict, tm
 
     promoted = promoted_model(dg.build_asset_context(), offline_evaluation=table,
                               storage=VidrecStorage(root=str(tmp_path)), raw_data=RawData(path=str(upstream["world"])),
-                              **{n: upstream[n] for n in ("multimodal_encoder", "ranker", "item_embeddings",
-                                                          "interactions", "video_probe", "video_metadata",
-                                                          "video_features", "text_features")})
+                              **{n: upstream[n] for n in ("multimodal_encoder", "ranker", "retrieval_model",
+                                                          "item_embeddings", "interactions", "items")})
     tag = promoted.value["tag"]
     assert ProductionPointer(Paths(tmp_path).registry).tag == tag
     labels = promoted.metadata["labels"].value
