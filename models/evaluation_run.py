@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from models.holdout import HoldoutTables, holdout_tables, world_truth
+from models.holdout import INCUMBENT, HoldoutTables, holdout_tables, world_truth
 from models.serialization import TrainedModel
 from vidrec.evaluation.availability import Availability, drop_unsupported, drop_unsupported_reliability
 from vidrec.evaluation.metrics import SuiteSettings, evaluate
@@ -55,7 +55,8 @@ def evaluate_candidate(con: duckdb.DuckDBPyConnection, ranker: TrainedModel, ret
     con.execute("USE evaluation")
     for name in ("impressions", "scores", "top_k", "catalogue"):
         load_table(con, name, getattr(tables, name))
-    result = evaluate(con, suite, catalogue_size=tables.catalogue_size, n_users=tables.n_users)
+    result = evaluate(con, suite, catalogue_size=tables.catalogue_size, n_users=tables.n_users,
+                      baselines=("champion", INCUMBENT))
     # Never report a number computed from NULLs standing in for a signal the source does not have.
     availability = Availability.from_impressions(tables.impressions)
     table, skipped = drop_unsupported(pd.concat([result.table, _latency_rows(tables), tables.served_rows],

@@ -40,6 +40,8 @@ LATENCY_REPEATS = 50
 # Whole-catalogue top K costs sessions x items scorings per model; beyond this many hold-out sessions a
 # seeded sample is used (all ~2,300 demo sessions fit; impression-level metrics always use every event).
 MAX_TOP_K_SESSIONS = 5000
+# The logging policy's own slates as a top K (the system vidrec replaces); `logging_policy` names its scores.
+INCUMBENT = "incumbent"
 
 
 @dataclass
@@ -126,6 +128,20 @@ def _top_k_frame(model: str, sessions: pd.DataFrame, rows: np.ndarray, available
     frame["oracle_watch_s"] = click * truth.oracle.watch_s_given_click_idx(ui, ii)
     frame["oracle_conversion"] = click * truth.oracle.conversion_prob_idx(ui, ii)
     return frame
+
+
+def _logged_rows(holdout: pd.DataFrame, sessions: pd.DataFrame, item_index: dict[str, int], k: int) -> np.ndarray:
+    """(S, k) item rows of each session's logged slate in position order (-1 past its end): the incumbent,
+    the system vidrec replaces, as an arm of the simulated A/B."""
+    logged = holdout[holdout["session_id"].isin(set(sessions["session_id"]))]
+    logged = logged.sort_values(["session_id", "position"], kind="stable").drop_duplicates(["session_id", "video_id"])
+    rank = logged.groupby("session_id").cumcount().to_numpy()
+    keep = rank < k
+    out = np.full((len(sessions), k), -1, dtype=np.int64)
+    row_of = {sid: i for i, sid in enumerate(sessions["session_id"])}
+    out[logged["session_id"].map(row_of).to_numpy()[keep], rank[keep]] = \
+        logged["video_id"].map(item_index).to_numpy(np.int64)[keep]
+    return out
 
 
 def _oracle_top_k(truth: WorldTruth, sessions: pd.DataFrame, items: pd.DataFrame, available: np.ndarray,
@@ -219,6 +235,10 @@ def holdout_tables(ranker: TrainedModel, retrieval: TrainedModel, items: pd.Data
     if truth is not None:
         top_frames.append(_top_k_frame("oracle", sessions, _oracle_top_k(truth, sessions, items, available, k),
                                        available, items, truth))
+        if holdout["position"].notna().all():  # the logged slates' order; a log without positions has none
+            everything = np.ones_like(available)  # what it showed, seen items and all
+            top_frames.append(_top_k_frame(INCUMBENT, sessions, _logged_rows(holdout, sessions, inputs.item_index, k),
+                                           everything, items, truth))
     top_k = pd.concat(top_frames, ignore_index=True)
     session_clicks = holdout[holdout["clicked"]].groupby("session_id")["video_id"].agg(set).to_dict()
     row_clicks = {sid: {inputs.item_index[v] for v in vids} for sid, vids in session_clicks.items()}

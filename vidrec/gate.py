@@ -5,6 +5,9 @@ Rule kinds (exactly one per rule):
   above_model                   the candidate's value beats another evaluated model's (e.g. random)
   non_inferior_to_champion: m   lower 95% bound of (candidate - champion) / |champion| >= -m
   superior_to_champion: m       lower 95% bound of (candidate - champion) / |champion| > m
+  non_inferior_to_incumbent: m  the same against the policy's ``incumbent`` (the system vidrec replaces, replayed
+                                in the simulated A/B), applied only while no champion exists; skipped with the
+                                reason on data without a simulator
 Champion rules are skipped with the verdict "skipped: no champion" on the first run. A rule whose
 metric needs a signal the hold-out lacks (``vidrec.evaluation.availability``: propensities, watch
 times, conversion labels, positions, non-clicked impressions) is skipped with the reason, e.g.
@@ -24,9 +27,12 @@ import yaml
 
 from vidrec.evaluation.availability import Availability
 
-KINDS = ("at_least", "at_most", "above_model", "non_inferior_to_champion", "superior_to_champion")
+KINDS = ("at_least", "at_most", "above_model", "non_inferior_to_champion", "superior_to_champion",
+         "non_inferior_to_incumbent")
 OPTIONAL = ("slice", "when_missing", "lower_is_better", "description")
 PASS, FAIL, NO_CHAMPION, NOT_COMPUTED = "pass", "fail", "skipped: no champion", "skipped: not computed"
+HAS_CHAMPION = "skipped: a champion exists (the champion rules apply)"
+NO_SIMULATOR = "skipped: no simulator to replay the incumbent (not a demo world)"
 SKIPPED = "skipped: "  # every verdict that starts with it passes: the rule did not apply to this data
 
 
@@ -79,15 +85,17 @@ def _unavailable(rule: dict, kind: str, model: str, champion: str, availability:
     """Why the hold-out cannot support the rule's metric for the models it compares (empty if it can)."""
     if availability is None:
         return []
-    models = [f"{model}_vs_{champion}" if kind.endswith("_to_champion") else model]
+    models = [f"{model}_vs_{champion}" if kind.endswith(("_to_champion", "_to_incumbent")) else model]
     if kind == "above_model":
         models.append(rule["above_model"])
     return list(dict.fromkeys(r for m in models for r in availability.reasons(m, rule["metric"])))
 
 
 def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champion: bool,
-           availability: Availability | None = None) -> RuleResult:
+           availability: Availability | None = None, incumbent: str = "incumbent") -> RuleResult:
     kind = next(k for k in KINDS if k in rule)
+    if kind == "non_inferior_to_incumbent":
+        champion = incumbent  # compared like a champion; whether one exists is still the champion's
     metric, slice_ = rule["metric"], rule.get("slice", "all")
     base = {"name": rule["name"], "kind": kind, "metric": metric, "slice": slice_}
     unavailable = _unavailable(rule, kind, model, champion, availability)
@@ -95,10 +103,18 @@ def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champ
         return RuleResult(**base, value=None, ci_low=None, ci_high=None, threshold=None,
                           verdict=SKIPPED + "; ".join(unavailable),
                           detail=f"{metric} is not computed from data without these signals (never estimated)")
-    if kind.endswith("_to_champion"):
+    if kind.endswith(("_to_champion", "_to_incumbent")):
         margin = float(rule[kind])
-        if not has_champion:
-            return RuleResult(**base, value=None, ci_low=None, ci_high=None, threshold=None, verdict=NO_CHAMPION,
+        empty = {"value": None, "ci_low": None, "ci_high": None, "threshold": None}
+        if kind == "non_inferior_to_incumbent":
+            if has_champion:
+                return RuleResult(**base, **empty, verdict=HAS_CHAMPION,
+                                  detail="a candidate is held to the champion once one exists")
+            if _row(table, f"{model}_vs_{champion}", metric, slice_) is None:
+                return RuleResult(**base, **empty, verdict=NO_SIMULATOR,
+                                  detail=f"{metric} vs {champion} needs the world's oracle to replay both arms")
+        elif not has_champion:
+            return RuleResult(**base, **empty, verdict=NO_CHAMPION,
                               detail="first run: there is no production model to compare with")
         row = _row(table, f"{model}_vs_{champion}", metric, slice_)
         sign = -1.0 if rule.get("lower_is_better") else 1.0
@@ -107,11 +123,12 @@ def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champ
         bounds = None
         if row is not None and _num(row["ci_low"]) is not None:
             bounds = sorted([sign * float(row["ci_low"]), sign * float(row["ci_high"])])
-        threshold = -margin if kind == "non_inferior_to_champion" else margin
-        detail = (f"lower 95% bound of the relative change vs champion >= {threshold:+.2%}"
-                  if kind == "non_inferior_to_champion" else f"lower 95% bound of the relative change > {threshold:+.2%}")
+        inferiority = kind.startswith("non_inferior")
+        threshold = -margin if inferiority else margin
+        detail = (f"lower 95% bound of the relative change vs {champion} >= {threshold:+.2%}"
+                  if inferiority else f"lower 95% bound of the relative change > {threshold:+.2%}")
         low = bounds[0] if bounds else None
-        ok = low is not None and (low >= threshold if kind == "non_inferior_to_champion" else low > threshold)
+        ok = low is not None and (low >= threshold if inferiority else low > threshold)
         result = {"value": value, "ci_low": low, "ci_high": bounds[1] if bounds else None, "threshold": threshold}
     elif kind == "above_model":
         row, other = _row(table, model, metric, slice_), _row(table, rule["above_model"], metric, slice_)
@@ -143,10 +160,11 @@ def check_gate(table: pd.DataFrame, policy: dict, has_champion: bool | None = No
     signals the hold-out had come from the table's ``holdout`` rows (``Availability.from_table``).
     """
     model, champion = policy.get("model", "candidate"), policy.get("champion", "champion")
+    incumbent = policy.get("incumbent", "incumbent")
     if has_champion is None:
         has_champion = bool((table["model"] == champion).any())
     availability = Availability.from_table(table)
-    return [_check(rule, table, model, champion, has_champion, availability) for rule in policy["rules"]]
+    return [_check(rule, table, model, champion, has_champion, availability, incumbent) for rule in policy["rules"]]
 
 
 def results_table(results: list[RuleResult]) -> list[dict]:

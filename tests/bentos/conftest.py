@@ -74,3 +74,4 @@ def sample_video(trained: Trained) -> Path:
     """A real MP4 from the tiny world (H.264 + AAC, 2 s)."""
     return sorted((trained.world / "videos").glob("*.mp4"))[0]
 
+

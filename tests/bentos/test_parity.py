@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from bentos import server
 from models.bundle import Bundle, load_bundle
+from tests.bentos.live_server import served
 from vidrec.privacy import pseudonymise
 
 pytestmark = pytest.mark.slow
@@ -20,13 +20,8 @@ USERS = 210
 
 @pytest.fixture(scope="module")
 def base(trained, vidrec_env: dict, vidrec_root: Path):
-    port = server.free_port()
-    process = server.start(port, vidrec_env, log_path=vidrec_root / "parity_test.log")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop(process)
-    assert process.poll() is not None
+    with served(vidrec_env, vidrec_root / "parity_test.log") as url:
+        yield url
 
 
 def _requests(trained, bundle: Bundle) -> list[dict]:

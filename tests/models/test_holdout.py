@@ -68,8 +68,9 @@ def test_counts_reconcile_with_the_holdout_window(inputs) -> None:
 def test_top_k_only_shows_published_items_ranked_1_to_k(inputs) -> None:
     items, events, _, tables = inputs
     top = tables.top_k
-    assert set(top["model"]) == {"candidate", "candidate_catalogue", "random", "most_popular", "oracle"}
+    assert set(top["model"]) == {"candidate", "candidate_catalogue", "random", "most_popular", "oracle", "incumbent"}
     assert top.groupby(["model", "session_id"]).size().max() <= K
+    top = top[top["model"] != "incumbent"]  # the logged slates: what was shown, published and seen alike
     assert top["rank"].between(1, K).all()
     starts = events.groupby("session_id")["ts"].min()
     published = pd.to_datetime(items.set_index("video_id")["published_at"], utc=True)
@@ -94,6 +95,20 @@ def test_served_rows_report_retrieval_recall_and_the_no_history_slice(inputs) ->
     # The served top K is not the whole-catalogue ranking: retrieval cut it for some session.
     top = tables.top_k.sort_values("rank").groupby(["model", "session_id"])["video_id"].agg(tuple)
     assert (top["candidate"] != top["candidate_catalogue"].reindex(top["candidate"].index)).any()
+
+
+def test_the_incumbent_arm_replays_each_sessions_logged_slate(inputs) -> None:
+    _, events, truth, tables = inputs
+    incumbent = tables.top_k[tables.top_k["model"] == "incumbent"]
+    holdout = temporal_split(events).part(events, "holdout")
+    first = holdout[holdout["position"] < K].sort_values(["session_id", "position"])
+    expected = first.drop_duplicates(["session_id", "video_id"]).groupby("session_id")["video_id"].agg(list)
+    shown = incumbent.sort_values(["session_id", "rank"]).groupby("session_id")["video_id"].agg(list)
+    assert shown.to_dict() == expected.reindex(shown.index).to_dict() and len(shown) == holdout["session_id"].nunique()
+    row = incumbent.iloc[3]
+    expected_click = truth.oracle.click_prob([truth.user_ids[row["user_key"]]], [row["video_id"]],
+                                             position=int(row["rank"]) - 1)[0]
+    assert row["oracle_click"] == pytest.approx(expected_click, abs=1e-12)
 
 
 def test_slice_flags_follow_the_training_window(inputs) -> None:
@@ -161,7 +176,7 @@ def test_the_champion_is_rebuilt_from_its_bundle_and_scores_the_same_window(inpu
                             truth=truth, k=K)
     assert set(tables.scores["model"]) == {"candidate", "champion", "random", "logging_policy"}
     assert set(tables.top_k["model"]) == {"candidate", "candidate_catalogue", "champion", "random", "most_popular",
-                                          "oracle"}
+                                          "oracle", "incumbent"}
     con = duckdb.connect()
     for name in ("impressions", "scores", "top_k", "catalogue"):
         load_table(con, name, getattr(tables, name))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from vidrec.gate import FAIL, NO_CHAMPION, NOT_COMPUTED, PASS, check_gate, load_policy
+from vidrec.gate import FAIL, HAS_CHAMPION, NO_CHAMPION, NO_SIMULATOR, NOT_COMPUTED, PASS, check_gate, load_policy
 from vidrec.registry import ProductionPointer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +33,7 @@ def _table(auc: float = 0.7, ndcg: float = 0.5, cold_auc: float = 0.6, p99: floa
         _row("candidate", "ctr_at_10_snips", 0.12, 0.1, 0.14), _row("random", "ctr_at_10_snips", 0.08),
         _row("candidate", "click_auc", cold_auc, slice_="cold_item=true"),
         _row("candidate", "scoring_p99_ms", p99),
+        _row("candidate", "retrieval_recall_at_100", 0.6, 0.55, 0.65),
     ]
     if watch_rel is not None:
         value, low, high = watch_rel
@@ -50,6 +51,7 @@ def test_versioned_policy_passes_a_good_first_candidate_and_skips_champion_rules
     results = check_gate(_table(), load_policy())
     assert all(r.passed for r in results)
     champion_rules = [r for r in results if r.kind.endswith("_to_champion")]
+    assert {r.verdict for r in results if r.kind == "non_inferior_to_incumbent"} == {NO_SIMULATOR}
     assert champion_rules and all(r.verdict == NO_CHAMPION for r in champion_rules)
 
 
@@ -95,9 +97,32 @@ def test_superiority_and_lower_is_better(tmp_path: Path) -> None:
     assert results["logloss read the wrong way"].verdict == FAIL
 
 
+def test_the_incumbent_rules_apply_only_before_a_champion_and_only_with_a_simulator() -> None:
+    policy = load_policy()
+    names = [r["name"] for r in policy["rules"] if "non_inferior_to_incumbent" in r]
+    assert len(names) == 2
+    # Imported data: no simulated A/B rows at all, so the rules cannot apply and say why.
+    imported = _by_name(check_gate(_table(), policy))
+    assert all(imported[n].verdict == NO_SIMULATOR and imported[n].passed for n in names)
+
+    def with_ab(ctr: tuple[float, float, float]) -> pd.DataFrame:
+        value, low, high = ctr
+        return pd.concat([_table(), pd.DataFrame([
+            _row("candidate_vs_incumbent", "ab_ctr_at_10", value, low, high),
+            _row("candidate_vs_incumbent", "ab_watch_s_per_impression_at_10", 0.2, 0.1, 0.3)])])
+
+    losing = _by_name(check_gate(with_ab((-0.05, -0.08, -0.02)), policy))[names[0]]
+    assert losing.verdict == FAIL and losing.ci_low == -0.08 and losing.threshold == -0.01
+    assert "vs incumbent" in losing.detail
+    assert _by_name(check_gate(with_ab((0.3, 0.2, 0.4)), policy))[names[0]].verdict == PASS
+    # Once a champion exists the champion rules judge, even a candidate that loses to the incumbent.
+    later = _by_name(check_gate(with_ab((-0.05, -0.08, -0.02)), policy, has_champion=True))
+    assert all(later[n].verdict == HAS_CHAMPION and later[n].passed for n in names)
+
+
 def test_missing_metric_fails_unless_the_rule_allows_skipping() -> None:
     results = check_gate(_table(watch_rel=(0.0, -0.001, 0.001)), load_policy())
-    ab = next(r for r in results if r.metric.startswith("ab_"))
+    ab = next(r for r in results if r.metric.startswith("ab_") and r.kind == "non_inferior_to_champion")
     assert ab.verdict == NOT_COMPUTED and ab.passed
     table = _table().query("metric != 'ctr_at_10_snips'")
     ctr = next(r for r in check_gate(table, load_policy()) if r.metric == "ctr_at_10_snips")
