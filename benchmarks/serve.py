@@ -31,6 +31,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -163,31 +164,40 @@ def payloads(users: list[str], categories: list[str], n: int, seed: int = 2) -> 
     return out
 
 
-async def _load(base: str, method: str, path: str, bodies: list[dict | None], concurrency: int) -> tuple[list[float], int]:
+Call = tuple[str, str, "dict | None"]  # (method, path, JSON body)
+
+
+async def _send_all(base: str, calls: list[Call], concurrency: int) -> tuple[dict[str, list[float]], Counter]:
+    """Send ``calls`` from ``concurrency`` clients; latencies (ms) per path and a count of each status
+    (0: the connection failed)."""
     import aiohttp
 
-    latencies: list[float] = []
-    errors = 0
+    latencies: dict[str, list[float]] = {}
+    statuses: Counter = Counter()
     queue: asyncio.Queue = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+    for call in calls:
+        queue.put_nowait(call)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(base, connector=connector, headers={"X-API-Key": API_KEY}) as session:
         async def worker() -> None:
-            nonlocal errors
             while not queue.empty():
-                body = queue.get_nowait()
+                method, path, body = queue.get_nowait()
                 started = time.perf_counter()
                 try:
                     async with session.request(method, path, json=body) as reply:
                         await reply.read()
-                        ok = reply.status == 200
+                        status = reply.status
                 except aiohttp.ClientError:
-                    ok = False
-                latencies.append((time.perf_counter() - started) * 1000)
-                errors += not ok
+                    status = 0
+                latencies.setdefault(path, []).append((time.perf_counter() - started) * 1000)
+                statuses[status] += 1
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, errors
+    return latencies, statuses
+
+
+async def _load(base: str, method: str, path: str, bodies: list[dict | None], concurrency: int) -> tuple[list[float], int]:
+    latencies, statuses = await _send_all(base, [(method, path, b) for b in bodies], concurrency)
+    return latencies.get(path, []), sum(n for status, n in statuses.items() if status != 200)
 
 
 def _tree_cpu_s(pid: int) -> float:
@@ -212,13 +222,41 @@ def _tree_cpu_s(pid: int) -> float:
 # (no index search, no ranker pass: the content-only prior's top 10), i.e. the endpoint's own path
 # with almost no model work in it.
 PHASES = (("recommend", "POST", "/recommend"), ("floor", "GET", "/healthz"), ("api_floor", "POST", "/ping"),
-          ("prior_only", "POST", "/recommend"))
+          ("prior_only", "POST", "/recommend"), ("mixed", "", ""))
 PHASE_NOTES = {
     "recommend": "the measured mix: 70% known users, 15% known users with a category filter, 15% unknown users",
     "floor": "GET /healthz, a plain route outside BentoML's API path (the HTTP floor)",
     "api_floor": "POST /ping, an authenticated API that does nothing (BentoML's API path alone)",
     "prior_only": "POST /recommend for users the model does not know: no index search, no ranker pass",
+    "mixed": "every endpoint in turn (the recommend mix, /similar, /search, /creators, /rank of 100 candidates, "
+             "/events of one event, GET /model), so the endpoints share the workers as in production",
 }
+MIXED = ("/recommend", "/similar", "/search", "/creators", "/rank", "/events", "/model")
+QUERIES = ("guitar concert", "cooking pasta", "mountain travel", "live music", "funny cat", "street food")
+
+
+def mixed_calls(part: list[dict], users: list[str], videos: list[str], seed: int) -> list[Call]:
+    """One call per body of ``part``, cycling through ``MIXED`` (the /recommend ones are the mix's bodies)."""
+    rng = random.Random(seed)
+    calls: list[Call] = []
+    for i, body in enumerate(part):
+        path, user = MIXED[i % len(MIXED)], rng.choice(users)
+        if path == "/recommend":
+            calls.append(("POST", path, body))
+        elif path == "/similar":
+            calls.append(("POST", path, {"video_id": rng.choice(videos), "k": 10}))
+        elif path == "/search":
+            calls.append(("POST", path, {"query": rng.choice(QUERIES), "k": 10}))
+        elif path == "/creators":
+            calls.append(("POST", path, {"user_id": user, "k": 5}))
+        elif path == "/rank":
+            calls.append(("POST", path, {"requests": [{"user_id": user, "video_ids": rng.sample(videos, 100)}]}))
+        elif path == "/events":
+            event = {"user_id": user, "video_id": rng.choice(videos), "clicked": True, "watch_s": 3.0, "position": 1}
+            calls.append(("POST", path, {"events": [event]}))
+        else:
+            calls.append(("GET", path, None))
+    return calls
 
 
 def _phase_bodies(label: str, part: list[dict], round_index: int) -> list[dict | None]:
@@ -229,13 +267,16 @@ def _phase_bodies(label: str, part: list[dict], round_index: int) -> list[dict |
     return [None if label == "floor" else {}] * len(part)
 
 
-def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int, server_pid: int) -> dict:
+def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int, server_pid: int,
+             users: list[str], videos: list[str]) -> dict:
     """Alternate the ``PHASES`` in rounds (reversed every other round) so all of them see the same machine
     state. The server's CPU time per request (all workers) is read around each phase: at concurrency 8 on
     2 shared cores the latency is mostly queueing, so it follows what each request costs (server + client)."""
     latencies: dict[str, list[float]] = {label: [] for label, _, _ in PHASES}
     server_cpu_s = {label: 0.0 for label, _, _ in PHASES}
     errors, per_round = 0, []
+    statuses: Counter = Counter()
+    endpoint_ms: dict[str, list[float]] = {path: [] for path in MIXED}
     client_cpu_s = load_s = 0.0  # the client shares the cores with the server: its CPU use is reported
     chunk = max(1, len(bodies) // rounds)
     for r in range(rounds):
@@ -243,11 +284,20 @@ def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int, serve
         round_stats = {}
         started = time.perf_counter()
         for label, method, path in (PHASES if r % 2 == 0 else PHASES[::-1]):
-            batch = _phase_bodies(label, part, r)
+            if label == "mixed":
+                calls = mixed_calls(part, users, videos, seed=r)
+            else:
+                calls = [(method, path, body) for body in _phase_bodies(label, part, r)]
             served = _tree_cpu_s(server_pid)  # read outside the timers: psutil's own work is not the client's
             t, cpu = time.perf_counter(), time.process_time()
-            got, failed = asyncio.run(_load(base, method, path, batch, concurrency))
+            by_path, counts = asyncio.run(_send_all(base, calls, concurrency))
             elapsed, client_cpu = time.perf_counter() - t, time.process_time() - cpu
+            got = [ms for values in by_path.values() for ms in values]
+            failed = sum(n for status, n in counts.items() if status != 200)
+            statuses.update(counts)
+            if label == "mixed":
+                for endpoint, values in by_path.items():
+                    endpoint_ms[endpoint] += values
             server_cpu_s[label] += _tree_cpu_s(server_pid) - served
             round_stats[label] = (got, elapsed)
             latencies[label] += got
@@ -259,7 +309,7 @@ def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int, serve
         p99 = {label: _percentile(got, 99) for label, (got, _) in round_stats.items()}
         per_round.append({"recommend_p99_ms": p99["recommend"], "floor_p99_ms": p99["floor"],
                           "api_floor_p99_ms": p99["api_floor"], "prior_only_p99_ms": p99["prior_only"],
-                          "rps": len(rec) / rec_s})
+                          "mixed_p99_ms": p99["mixed"], "rps": len(rec) / rec_s})
         log.info("round %d/%d: /recommend p50 %.1f ms p99 %.1f ms, %.0f rps; p99 floor %.1f, API floor %.1f, "
                  "prior only %.1f ms (%.0f s)", r + 1, rounds, _percentile(rec, 50), p99["recommend"], len(rec) / rec_s,
                  p99["floor"], p99["api_floor"], p99["prior_only"], time.perf_counter() - started)
@@ -268,7 +318,14 @@ def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int, serve
     def median_round(label: str) -> float:
         return statistics.median(r[f"{label}_p99_ms"] / r["floor_p99_ms"] for r in per_round)
 
+    cpu_ms = {label: 1000 * server_cpu_s[label] / max(len(latencies[label]), 1) for label in latencies}
     return {"requests": len(latencies["recommend"]), "errors": errors,
+            "status_counts": {str(k): v for k, v in sorted(statuses.items())},
+            "server_errors_5xx": sum(n for status, n in statuses.items() if status >= 500 or status == 0),
+            "endpoints": {path: {"p50_ms": _percentile(values, 50), "p99_ms": _percentile(values, 99),
+                                 "requests": len(values)} for path, values in endpoint_ms.items()},
+            "endpoints_over_recommend_p50": {path: _percentile(values, 50) / _percentile(endpoint_ms["/recommend"], 50)
+                                             for path, values in endpoint_ms.items()},
             "recommend_p50_ms": _percentile(latencies["recommend"], 50), "recommend_p99_ms": p99["recommend"],
             "floor_p50_ms": _percentile(latencies["floor"], 50), "floor_p99_ms": p99["floor"],
             "p99_over_floor": p99["recommend"] / p99["floor"], "rps": statistics.median(r["rps"] for r in per_round),
@@ -279,8 +336,21 @@ def run_load(base: str, bodies: list[dict], concurrency: int, rounds: int, serve
             "prior_only_p50_ms": _percentile(latencies["prior_only"], 50), "prior_only_p99_ms": p99["prior_only"],
             "prior_only_p99_over_floor": p99["prior_only"] / p99["floor"],
             "median_round_prior_only_over_floor": median_round("prior_only"),
-            "server_cpu_ms_per_request": {label: 1000 * server_cpu_s[label] / max(len(latencies[label]), 1)
-                                          for label in latencies},
+            "server_cpu_ms_per_request": {
+                **cpu_ms,
+                # Differences between the phases: what each layer of a /recommend adds to the one below it.
+                "recommend_breakdown": {
+                    "http_server": cpu_ms["floor"],
+                    "bentoml_api_path": cpu_ms["api_floor"] - cpu_ms["floor"],
+                    "endpoint_path": cpu_ms["prior_only"] - cpu_ms["api_floor"],
+                    "model_work": cpu_ms["recommend"] - cpu_ms["prior_only"],
+                    "notes": {"http_server": "GET /healthz: uvicorn and BentoML's middleware, no API",
+                              "bentoml_api_path": "POST /ping over /healthz: body parsing, validation, "
+                                                  "serialisation, the guard",
+                              "endpoint_path": "prior-only /recommend over /ping: pseudonymisation, the prior's "
+                                               "top 10, a 10-item response",
+                              "model_work": "the measured mix over prior only: history lookup, index search, "
+                                            "ranker pass, merge"}}},
             "client_cpu_ms_per_request": 1000 * client_cpu_s / max(len(latencies["recommend"]), 1),
             "client_cpu_share": client_cpu_s / max(load_s, 1e-9), "rounds": per_round}
 
@@ -325,7 +395,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--items", type=int, default=None)
     parser.add_argument("--requests", type=int, default=None)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--root", default=None,
                         help="state root for the benchmark (default: <VIDREC_HOME>/benchmarks/serve[-quick])")
     args = parser.parse_args()
@@ -367,7 +437,11 @@ def main() -> None:
         categories = sorted({c for c in pd.read_csv(world / "metadata.csv")["category"].dropna()})
         bodies = payloads(users.tolist(), categories, n_requests)
         asyncio.run(_load(base, "POST", "/recommend", bodies[:200], args.concurrency))  # warm-up, not counted
-        load = run_load(base, bodies, args.concurrency, rounds=10, server_pid=process.pid)
+        # Synthetic ids only: every one is in the catalog (a real id may have been quarantined, and /similar
+        # would answer 404), and each copies a real item's metadata.
+        videos = [f"syn{i:07d}" for i in range(min(2000, info["items"] - n_real))]
+        load = run_load(base, bodies, args.concurrency, rounds=10, server_pid=process.pid, users=users.tolist(),
+                        videos=videos)
         clip = render_clip(workdir / "clip10s.mp4")
         upload = measure_upload(base, clip, repeats=3)
     finally:

@@ -1,8 +1,10 @@
-"""ASGI middleware in front of every endpoint: API-key check, request-size limit, upload shape check.
+"""ASGI middleware in front of every endpoint: API-key check, request-size limit, content type, upload
+shape check and load shedding.
 
-It runs before BentoML parses anything, so an oversized or unauthenticated body is refused without
-being read, and a text value in the upload's file field (BentoML would fetch it as a URL) never
-reaches the parser.
+It runs before BentoML parses anything, so an oversized, unauthenticated or non-JSON body is refused
+without being read, and a text value in the upload's file field (BentoML would fetch it as a URL) never
+reaches the parser. When a worker already holds ``max_in_flight`` requests, or BentoML's batcher sheds a
+call, the client gets 503 with ``Retry-After`` and a body that says the server is overloaded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ log = logging.getLogger(__name__)
 API_KEY_ENV_VAR = "VIDREC_API_KEY"
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 DOC_PATHS = frozenset({"/", "/docs", "/docs.json"})
+STATIC_PREFIX = "/static_content/"  # the Swagger UI files BentoML ships (the docs page needs them without a key)
+MAX_IN_FLIGHT_ENV_VAR = "VIDREC_MAX_IN_FLIGHT"
+# Requests one worker holds at once before it sheds. A worker owns one core and answers a /recommend in
+# a few ms, so 64 queued requests are ~0.1-0.3 s of work: enough for concurrency 16 even when every
+# connection lands on one worker, and far below the 60 s request timeout.
+MAX_IN_FLIGHT = 64
+RETRY_AFTER_S = 1
+JSON_TYPES = ("application/json",)
 MAX_JSON_BYTES = 1 << 20  # 1 MiB: 1,000 rank candidates or 1,000 events fit with room to spare
 MAX_UPLOAD_BYTES = 64 << 20
 UPLOAD_PATH = "/videos"
@@ -42,16 +52,48 @@ async def _reply(send: Send, status: int, message: str, extra_headers: list[tupl
     await send({"type": "http.response.body", "body": body})
 
 
+def _is_json(content_type: str | None) -> bool:
+    """No Content-Type is read as JSON (BentoML's default); a declared one must be JSON."""
+    if content_type is None:
+        return True
+    media = content_type.split(";")[0].strip().lower()
+    return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def _overloaded(send: Send, why: str) -> None:
+    await _reply(send, 503, f"server overloaded: {why}; retry after {RETRY_AFTER_S} s",
+                 [(b"retry-after", str(RETRY_AFTER_S).encode())])
+
+
+def _shedding_aware(send: Send) -> Send:
+    """``send`` with any 503 from inside the app (BentoML's batcher shedding a call: "process is overloaded",
+    sent as "An unexpected error has occurred" without Retry-After) replaced by the overloaded reply."""
+    replaced = False
+
+    async def wrapped(message: Message) -> None:
+        nonlocal replaced
+        if message["type"] == "http.response.start" and message.get("status") == 503:
+            replaced = True
+            await _overloaded(send, "the batching queue of this worker is full")
+            return
+        if replaced:  # the app's own body of the replaced response
+            return
+        await send(message)
+    return wrapped
+
+
 class RequestGuard:
     """``api_key`` None means authentication is off (the service logs a warning at start)."""
 
     def __init__(self, app: Callable, api_key: str | None = None, max_json_bytes: int = MAX_JSON_BYTES,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES, max_in_flight: int | None = None) -> None:
         self.app = app
         self.api_key = api_key if api_key is not None else (os.environ.get(API_KEY_ENV_VAR) or None)
         if self.api_key is None:
             log.warning("%s is not set: the API is open to anyone who can reach it", API_KEY_ENV_VAR)
         self.max_json_bytes, self.max_upload_bytes = max_json_bytes, max_upload_bytes
+        self.max_in_flight = max_in_flight or int(os.environ.get(MAX_IN_FLIGHT_ENV_VAR) or MAX_IN_FLIGHT)
+        self.in_flight = 0  # one guard per worker process, on its one event loop: a plain counter is safe
 
     def _authorised(self, headers: Headers) -> bool:
         if self.api_key is None:
@@ -67,7 +109,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path in OPEN_PATHS or (path in DOC_PATHS and scope.get("method") == "GET"):
+        if path in OPEN_PATHS or (scope.get("method") == "GET" and (path in DOC_PATHS or path.startswith(STATIC_PREFIX))):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -76,6 +118,18 @@ class RequestGuard:
                                     f"(the server reads it from {API_KEY_ENV_VAR})",
                          [(b"www-authenticate", b"Bearer")])
             return
+        if self.in_flight >= self.max_in_flight:
+            log.warning("shed %s: %d requests in flight on this worker (limit %d)", path, self.in_flight,
+                        self.max_in_flight)
+            await _overloaded(send, f"{self.in_flight} requests in flight on this worker (limit {self.max_in_flight})")
+            return
+        self.in_flight += 1
+        try:
+            await self._admitted(scope, receive, _shedding_aware(send), headers, path)
+        finally:
+            self.in_flight -= 1
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, headers: Headers, path: str) -> None:
         if path == MODEL_PATH and scope.get("method") == "GET":
             await self.app(self._as_post(scope), self._replay(b"{}"), send)
             return
@@ -97,6 +151,12 @@ class RequestGuard:
             if problem:
                 await _reply(send, 415 if problem.startswith("Content-Type") else 400, problem)
                 return
+        elif body and not _is_json(headers.get("content-type")):
+            # BentoML would parse a form or text body into the same fields and answer 200: a client that sent
+            # the wrong format must hear so, not get results for a request it did not mean.
+            await _reply(send, 415, f"Content-Type must be application/json for {path}, "
+                                    f"got {headers.get('content-type')}")
+            return
         await self.app(scope, self._replay(body), send)
 
     @staticmethod

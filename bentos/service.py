@@ -17,8 +17,10 @@ from bentoml.exceptions import InvalidArgument, NotFound, UnprocessableEntity
 from bentoml.validators import ContentType
 from pydantic import Field
 
+from bentos import client_errors
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
+from bentos.docs_page import OpenApiPage
 from bentos.guard import RequestGuard
 from bentos.model_watch import ModelHolder
 from bentos.recommender import LoadedRecommender, ServingSettings
@@ -32,6 +34,13 @@ log = logging.getLogger(__name__)
 
 WORKERS = 2  # one per core: a worker is CPU-bound (ranker pass), so more would only queue
 POLL_ENV_VAR = "VIDREC_MODEL_POLL_S"
+# /rank's adaptive batching: up to 64 rank requests merged into one pass. The batcher sheds a call (503)
+# once its queue wait plus the estimated batch time passes max_latency_ms; at 200 ms it shed 62% of the
+# calls at concurrency 16 (a merged batch of 1,000-candidate requests takes ~0.1 s). 10 s is the
+# shedding point now: the guard's in-flight limit (64 a worker) keeps the queue far shorter than that,
+# and the 60 s request timeout far longer.
+RANK_MAX_BATCH = 64
+RANK_MAX_LATENCY_MS = 10_000
 
 
 def torch_threads(cores: int, workers: int) -> int:
@@ -49,6 +58,7 @@ class Recommender:
 
     def __init__(self) -> None:
         torch.set_num_threads(torch_threads(os.cpu_count() or 1, WORKERS))
+        client_errors.install()
         root = resolve_root()
         self.paths = Paths(root).ensure()
         self.key = os.environ.get(PSEUDONYM_KEY_ENV_VAR) or DEMO_PSEUDONYM_KEY
@@ -57,6 +67,7 @@ class Recommender:
         self.holder: ModelHolder[LoadedRecommender] = ModelHolder(
             ProductionPointer(self.paths.registry), self._load,
             poll_s=float(os.environ.get(POLL_ENV_VAR) or 2.0), catch_up=self._apply_uploads)
+        self._categories: tuple[object, int, frozenset[str]] | None = None  # (catalog column, rows, distinct values)
         self.holder.start()
 
     def _apply_uploads(self, model: LoadedRecommender) -> None:
@@ -84,13 +95,35 @@ class Recommender:
 
     # BentoML has validated each body against the ``input_spec`` model before the call, so the endpoints
     # rebuild the request with ``model_construct`` (no second validation pass).
+    #
+    # Every endpoint is ``async`` and computes on the event loop. BentoML runs a synchronous API in a
+    # thread pool of ``threads`` (default 1) per worker: under mixed load at concurrency 16 the sync
+    # endpoints queued behind each other for that one thread, and each of their GIL hand-offs waited up to
+    # the 5 ms switch interval for the loop thread busy with /recommend (p50 ~230 ms against 20 ms). On a
+    # worker that owns one core a thread adds nothing but that. Only blocking I/O (the events' fsync, an
+    # upload's probe) goes to a thread.
+
+    def _check_category(self, model: LoadedRecommender, filters: s.Filters) -> None:
+        """400 for a category no video has: it would otherwise answer an empty list, as if none matched."""
+        if filters.category is None:
+            return
+        # Built once per catalog state (~3 ms over 100k rows); an upload can bring a new category.
+        column, rows = model.catalog.category, len(model.catalog)
+        cached = self._categories
+        if cached is None or cached[0] is not column or cached[1] != rows:
+            cached = self._categories = (column, rows, frozenset(column[:rows].tolist()))
+        if filters.category not in cached[2]:
+            known = ", ".join(sorted(cached[2])[:50])
+            raise InvalidArgument(f"unknown filters.category {filters.category!r}: no video in the catalog has it "
+                                  f"(known: {known})")
 
     @bentoml.api(input_spec=s.RecommendRequest)
     async def recommend(self, **params: Any) -> s.RecommendResponse:
         """Top-k videos for the user, ranked by the blended click / watch / conversion score."""
-        # Run on the event loop, not in a thread: ~1-2 ms of CPU on a worker that owns one core gains
-        # nothing from a thread hop but its cost (hand-off, GIL switches) on every request.
-        return self.holder.current.recommend(s.RecommendRequest.model_construct(**params))
+        request = s.RecommendRequest.model_construct(**params)
+        model = self.holder.current
+        self._check_category(model, request.filters)
+        return model.recommend(request)
 
     @bentoml.api(route="/ping")
     async def ping(self) -> s.Pong:
@@ -98,29 +131,33 @@ class Recommender:
         return s.Pong(model_tag=self.holder.current.tag)
 
     @bentoml.api(input_spec=s.SimilarRequest)
-    def similar(self, **params: Any) -> s.SimilarResponse:
+    async def similar(self, **params: Any) -> s.SimilarResponse:
         """Videos whose fused content embedding is nearest (works for videos nobody has watched)."""
         request = s.SimilarRequest.model_construct(**params)
+        model = self.holder.current
+        self._check_category(model, request.filters)
         try:
-            return self.holder.current.similar(request)
+            return model.similar(request)
         except KeyError:
             raise NotFound(f"unknown video_id {request.video_id!r}: not in the serving catalog") from None
 
     @bentoml.api(input_spec=s.SearchRequest)
-    def search(self, **params: Any) -> s.SearchResponse:
+    async def search(self, **params: Any) -> s.SearchResponse:
         """Videos whose content matches the text (MiniLM query through the encoder's text projection)."""
         request = s.SearchRequest.model_construct(**params)
         if not normalise_text(request.query):
             raise InvalidArgument("query is empty after normalisation")
-        return self.holder.current.search(request)
+        model = self.holder.current
+        self._check_category(model, request.filters)
+        return model.search(request)
 
     @bentoml.api(input_spec=s.CreatorsRequest)
-    def creators(self, **params: Any) -> s.CreatorsResponse:
+    async def creators(self, **params: Any) -> s.CreatorsResponse:
         """Creators and live hosts ranked for the user from the scores of their videos."""
         return self.holder.current.creators(s.CreatorsRequest.model_construct(**params))
 
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=200)
-    def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
+    @bentoml.api(batchable=True, max_batch_size=RANK_MAX_BATCH, max_latency_ms=RANK_MAX_LATENCY_MS)
+    async def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
         """The ranker's ordering of each request's candidates (concurrent requests are batched)."""
         return self.holder.current.rank(requests)
 
@@ -166,14 +203,15 @@ class Recommender:
                                 processing_s=round(time.perf_counter() - started, 3))
 
     @bentoml.api(input_spec=s.EventsRequest)
-    def events(self, **params: Any) -> s.EventsResponse:
+    async def events(self, **params: Any) -> s.EventsResponse:
         """Append feedback events durably (fsync) to the landing area; user ids are pseudonymised first."""
         request = s.EventsRequest.model_construct(**params)
         received = datetime.now(timezone.utc)
         batch = [FeedbackEvent(**{**e.model_dump(), "ts": e.ts or received})
                  for e in request.events]
         try:
-            ids = self.landing.append(batch)
+            # A thread for the write + fsync (milliseconds of waiting on the disk, not of CPU).
+            ids = await anyio.to_thread.run_sync(self.landing.append, batch)
         except ValueError as error:
             raise InvalidArgument(str(error)) from None
         known = self.holder.current.catalog.row_of
@@ -181,10 +219,11 @@ class Recommender:
         return s.EventsResponse(accepted=len(ids), event_ids=ids, unknown_video_ids=unknown)
 
     @bentoml.api(route="/model")
-    def model_info(self) -> s.ModelInfo:
+    async def model_info(self) -> s.ModelInfo:
         """The serving model's tag, lineage labels, evaluation table and catalog size (also GET /model)."""
         model = self.holder.current
         return model.model_info(self.holder.last_error)
 
 
+Recommender.add_asgi_middleware(OpenApiPage)  # outermost of ours: the docs page needs no key
 Recommender.add_asgi_middleware(RequestGuard)

@@ -90,3 +90,47 @@ def test_promotion_during_traffic_drops_nothing_and_a_failed_load_keeps_the_old_
     assert info["tag"] == second
     assert set(statuses) == {200} and statuses[200] >= 20, statuses
     assert tags[first] > 0 and tags[second] > 0 and set(tags) == {first, second}
+
+
+def _burst(base: str, calls: list[tuple[str, dict]], concurrency: int = 16) -> Counter:
+    """Statuses of ``calls`` sent by ``concurrency`` clients at once."""
+    statuses: Counter = Counter()
+    lock = threading.Lock()
+    queue = list(reversed(calls))
+
+    def client() -> None:
+        with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=60) as http:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    path, body = queue.pop()
+                status = http.post(path, json=body).status_code
+                with lock:
+                    statuses[status] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    return statuses
+
+
+def test_concurrency_16_gets_no_5xx_on_rank_alone_or_on_every_endpoint(base: str, trained, known_user: str,
+                                                                         vidrec_root: Path) -> None:
+    log_path = vidrec_root / "served_test.log"
+    already = log_path.stat().st_size  # the earlier test's broken model load logs its traceback, rightly
+    videos = trained.items["video_id"].tolist()
+    rank = {"requests": [{"user_id": known_user, "video_ids": videos}, {"user_id": "new", "video_ids": videos[:50]}]}
+    assert _burst(base, [("/rank", rank)] * 320) == Counter({200: 320})  # 62% were 503 with a 200 ms batch budget
+    mixed = [("/recommend", {"user_id": known_user, "k": 10}), ("/similar", {"video_id": videos[0], "k": 10}),
+             ("/search", {"query": "guitar concert", "k": 10}), ("/creators", {"user_id": known_user, "k": 5}),
+             ("/rank", rank), ("/events", {"events": [{"user_id": "load", "video_id": videos[1]}]}), ("/model", {}),
+             ("/recommend", {"user_id": known_user, "k": 0})]  # one client error per round
+    statuses = _burst(base, mixed * 40)
+    assert statuses == Counter({200: 7 * 40, 400: 40}), statuses
+    with log_path.open("rb") as file:
+        file.seek(already)
+        log = file.read().decode(errors="replace")
+    assert "Traceback" not in log and "400 on /recommend [POST]: 1 validation error(s): k:" in log
