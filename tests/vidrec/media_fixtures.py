@@ -33,19 +33,29 @@ def write_video(
     gop: int | None = None,
     pts_ms: list[int] | None = None,
     faststart: bool = False,
+    container_format: str = "mp4",
+    movflags: str = "",
+    rotation: int | None = None,
+    pix_fmt: str = "yuv420p",
+    audio_rate: int = AUDIO_RATE,
 ) -> Path:
-    """An MP4 of flat grey frames; ``pts_ms`` gives variable frame timing in milliseconds."""
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", format="mp4", options=options) as container:
+    """A video of flat grey frames (MP4 unless ``container_format`` says otherwise); ``pts_ms`` gives
+    variable frame timing in milliseconds, ``rotation`` a display matrix (counter-clockwise degrees,
+    -90 for a portrait phone video)."""
+    flags = "+".join(f for f in (movflags, "faststart" if faststart else "") if f)
+    options = {"movflags": flags} if flags else {}
+    with av.open(str(path), "w", format=container_format, options=options) as container:
         video = container.add_stream(codec, rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
         if codec == "libx264":
             video.options = {"preset": "ultrafast"}
+        if rotation is not None:
+            video.set_display_rotation(rotation)
         if gop:
             video.codec_context.gop_size = gop
         if pts_ms is not None:
             video.time_base = video.codec_context.time_base = Fraction(1, 1000)
-        sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
+        sound = container.add_stream("aac", rate=audio_rate, layout="mono") if audio else None
         for i in range(n_frames):
             image = np.full((height, width, 3), grey_level(i), np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -55,10 +65,10 @@ def write_video(
             container.mux(video.encode(frame))
         container.mux(video.encode())
         if sound is not None:
-            t = np.arange(int(n_frames / fps * AUDIO_RATE)) / AUDIO_RATE
+            t = np.arange(int(n_frames / fps * audio_rate)) / audio_rate
             tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
             chunk = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = AUDIO_RATE, 0
+            chunk.sample_rate, chunk.pts = audio_rate, 0
             container.mux(sound.encode(chunk))
             container.mux(sound.encode())
     return path
