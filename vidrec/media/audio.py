@@ -72,8 +72,12 @@ def _decode_window(
     have, skip, passthrough = 0, None, False
     try:
         # Always seek, also to 0: the container may have been read already (frames come first).
-        # A track without packets fails right here (FFmpeg's EPERM, "Operation not permitted").
         container.seek(int(start / stream.time_base), stream=stream)
+    except (av.FFmpegError, ValueError):
+        # A track without packets fails right here with FFmpeg's EPERM ("Operation not permitted"),
+        # which would read as a file-permission problem.
+        raise AudioUnavailable(f"the audio track of {name} holds no packets to read at {start:.1f} s") from None
+    try:
         for frame in container.decode(stream):
             if skip is None:
                 # The seek lands on or before ``start``: drop samples up to it.

@@ -35,18 +35,21 @@ def video_candidates(container: av.container.InputContainer) -> list[av.VideoStr
 
 
 def main_video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
-    """The main video stream: the one flagged default, then the largest area x duration, then
-    the first. A 64x48 preview track before a 320x240 main track loses to it."""
+    """The main video stream: the largest area x duration, then the one flagged default, then the
+    first. A 64x48 preview track before a 320x240 main track loses to it.
+
+    Size outranks the default flag because MP4 and MOV muxers flag the first track of each kind
+    as default (its "enabled" bit) unless told otherwise, so in those files the flag names the
+    preview as often as the main picture; between streams of the same size it is the producer's
+    choice and decides."""
     candidates = video_candidates(container)
     if not candidates:
         return None
 
-    def rank(stream: av.VideoStream) -> tuple[bool, float, int]:
+    def rank(stream: av.VideoStream) -> tuple[float, bool, int]:
         default = bool(stream.disposition & av.stream.Disposition.default)
-        return default, _area_times_duration(stream), -stream.index
+        return _area_times_duration(stream), default, -stream.index
 
-    # Several streams flagged default (the MP4 muxer flags every first-of-kind and some tools flag
-    # all) cannot decide it alone, so the size breaks the tie.
     return max(candidates, key=rank)
 
 
