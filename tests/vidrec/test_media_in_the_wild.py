@@ -239,3 +239,18 @@ def test_every_probe_reason_says_what_to_do(probed: pd.DataFrame) -> None:
     assert len(reasons) >= 2
     for reason in reasons:
         assert ACTIONS.search(reason), reason
+
+
+def test_audio_masked_at_feature_time_is_missing_for_the_models() -> None:
+    from vidrec.items import build_items
+
+    ids = ["a", "b"]
+    videos = pd.DataFrame({"video_id": ids, "sha256": ["1" * 64, "2" * 64], "duration_s": [2.0, 2.0],
+                           "has_audio": [True, True], "status": "accepted", "reason": None})
+    metadata = pd.DataFrame({"video_id": ids, "title": ["A", "B"], "status": "accepted", "reason": None})
+    # b's track looked fine at the probe and proved unreadable at extraction (notes say so).
+    features = pd.DataFrame({"video_id": ids, "shard_path": ["a.npz", "b.npz"], "has_audio": [True, False],
+                             "status": "accepted"})
+    text = pd.DataFrame({"video_id": ids, "has_text": True, "embedding": [np.zeros(2), np.zeros(2)]})
+    items, _ = build_items(videos, metadata, features, text)
+    assert dict(zip(items["video_id"], items["has_audio"])) == {"a": True, "b": False}

@@ -29,6 +29,7 @@ class Cursor:
         self.last_keyframe = math.inf
         self.keyframe_gap = 0.0  # largest keyframe interval seen, a lower bound of the GOP
         self.taken = -math.inf  # time of the latest frame a sample took (keyframe mode)
+        self.previous: av.VideoFrame | None = None  # the frame decoded last
 
     def _can_continue(self, ts: float) -> bool:
         """Whether decoding on from the current position beats seeking (see class doc)."""
@@ -68,13 +69,16 @@ class Cursor:
     def _exact(self, ts: float) -> tuple[av.VideoFrame | None, int]:
         # The stream ending within one frame interval before ``ts`` still counts as found (the
         # last sample of a video); ending earlier means the data is missing (truncated).
-        if not self._can_continue(ts):
+        # Continuing, the frame decoded last (the previous sample's) may be the stream's final one.
+        last = self.previous if self._can_continue(ts) else None
+        if last is None:
             self.container.seek(int(ts / self.stream.time_base), stream=self.stream)
             self.frames = self.container.decode(self.stream)
             self.last_keyframe = math.inf
-        last, decoded = None, 0
+        decoded = 0
         for frame in self.frames:  # type: ignore[union-attr]
             decoded += 1
+            self.previous = frame
             time = frame.time
             if time is not None:
                 if frame.key_frame:
@@ -85,7 +89,7 @@ class Cursor:
             if time is None or time >= ts:
                 return frame, decoded
             last = frame
-        self.frames = None  # the stream ended: the next target needs a seek
-        if last is not None and last.time >= ts - self.slack:
+        self.frames = self.previous = None  # the stream ended: the next target needs a seek
+        if last is not None and last.time is not None and last.time >= ts - self.slack:
             return last, decoded
         return None, decoded

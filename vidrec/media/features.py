@@ -74,7 +74,8 @@ def extract_one(path: str, target: str, config: FeatureConfig) -> dict[str, Any]
     try:
         container = av.open(path)
     except (av.FFmpegError, UnicodeDecodeError) as error:
-        raise MediaError(f"feature extraction cannot open {path}: {error}") from None
+        raise MediaError(f"feature extraction cannot open {path} ({error}): it changed or broke after the probe "
+                         "accepted it; copy the complete file again") from None
     with container:
         frames, plan = sample_frames_from(
             container, n_frames=config.n_frames, size=config.frame_size, seek=config.seek,

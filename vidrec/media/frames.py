@@ -174,10 +174,14 @@ def _untrusted(plan: SamplingPlan, stream: av.VideoStream) -> str | None:
     increase, or an exact sample far past its moment (the decoder skipped frames)."""
     if plan.repeated:
         return f"found no frame for samples {list(plan.repeated)}"
-    times = plan.frame_times
-    if any(b <= a for a, b in zip(times, times[1:])):
-        return f"gave repeated or out-of-order frame times {list(times)}"
+    times, targets = plan.frame_times, plan.timestamps
     rate = float(stream.average_rate) if stream.average_rate else 0.0
+    interval = 1.0 / rate if rate else 0.0
+    # Two moments less than ~1.5 frame intervals apart may share a frame (a clip with about as many
+    # frames as samples); moments further apart must not (a seek that returned the same frame).
+    if any(b < a or (b == a and tb - ta > 1.5 * interval)
+           for a, b, ta, tb in zip(times, times[1:], targets, targets[1:])):
+        return f"gave repeated or out-of-order frame times {list(times)}"
     tolerance = max(0.5, 3.0 / rate) if rate else 0.5
     if any(t - ts > tolerance for ts, t in zip(plan.timestamps, times)):
         return f"landed past their moments (frame times {list(times)} for {list(plan.timestamps)})"
@@ -202,7 +206,7 @@ def sample_frames_from(
         raise MediaError(f"cannot sample frames: no video stream in {name}")
     _single_threaded(stream)
     first = _seeking(container, stream, n_frames, size, seek, name)
-    problem = "unknown duration" if first is None else _untrusted(first[1], stream)
+    problem = "the stream states no duration to seek by" if first is None else _untrusted(first[1], stream)
     path = getattr(container, "name", "")
     if problem is None or not os.path.isfile(str(path)):
         return first if first is not None else _sequential(container, stream, n_frames, size, seek, name)
