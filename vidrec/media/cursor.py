@@ -6,6 +6,7 @@ sitting.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -47,7 +48,9 @@ class Cursor:
         if self.seek == "exact" or self._can_continue(ts):
             return self._exact(ts)
         frame, decoded = self._keyframe(ts)
-        if frame is not None and frame.time is not None and frame.time > self.taken:
+        # A keyframe after ``ts`` is no keyframe "at or before": seeks go by decoding order, so with
+        # reordered frames (HEVC, B-frames) they can land on the keyframe after the moment.
+        if frame is not None and frame.time is not None and self.taken < frame.time <= ts + 1e-9:
             self.taken = frame.time
             return frame, decoded
         frame, more = self._exact(ts)
@@ -66,15 +69,27 @@ class Cursor:
         finally:
             self.stream.codec_context.skip_frame = "DEFAULT"
 
+    def _seek_before(self, ts: float) -> None:
+        """Seek so that decoding starts at or before ``ts``: a seek that lands after it (seeks go by
+        decoding order, which reordered frames put ahead of display order) is retried from
+        further back, 1 s, then 2 s, then from the start."""
+        for back in (0.0, 1.0, 2.0, math.inf):
+            start = max(0.0, ts - back)
+            self.container.seek(int(start / self.stream.time_base), stream=self.stream)
+            frames = self.container.decode(self.stream)
+            first = next(frames, None)
+            self.last_keyframe = math.inf
+            self.frames = itertools.chain([first] if first is not None else [], frames)
+            if first is None or first.time is None or first.time <= ts + 1e-9 or start == 0.0:
+                return
+
     def _exact(self, ts: float) -> tuple[av.VideoFrame | None, int]:
         # The stream ending within one frame interval before ``ts`` still counts as found (the
         # last sample of a video); ending earlier means the data is missing (truncated).
         # Continuing, the frame decoded last (the previous sample's) may be the stream's final one.
         last = self.previous if self._can_continue(ts) else None
         if last is None:
-            self.container.seek(int(ts / self.stream.time_base), stream=self.stream)
-            self.frames = self.container.decode(self.stream)
-            self.last_keyframe = math.inf
+            self._seek_before(ts)
         decoded = 0
         for frame in self.frames:  # type: ignore[union-attr]
             decoded += 1

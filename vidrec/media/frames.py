@@ -205,25 +205,38 @@ def sample_frames_from(
     if stream is None:
         raise MediaError(f"cannot sample frames: no video stream in {name}")
     _single_threaded(stream)
-    first = _seeking(container, stream, n_frames, size, seek, name)
-    problem = "the stream states no duration to seek by" if first is None else _untrusted(first[1], stream)
+    seekable = _duration_s(container, stream) is not None
+    try:
+        first = _seeking(container, stream, n_frames, size, seek, name)
+        problem = "the stream states no duration to seek by" if first is None else _untrusted(first[1], stream)
+    except MediaError:  # not one sample found a frame
+        first, problem = None, "seeking found no frame for any sample"
     path = getattr(container, "name", "")
-    if problem is None or not os.path.isfile(str(path)):
+    if problem is None:
+        return first  # type: ignore[return-value]
+    if not os.path.isfile(str(path)):
         return first if first is not None else _sequential(container, stream, n_frames, size, seek, name)
-    attempts = [("exact", "sampled again with exact seeks on a fresh decoder")] if first is not None else []
+    attempts = [("exact", "sampled again with exact seeks on a fresh decoder")] if seekable else []
     attempts.append(("decode", "decoded from the start"))
+    if first is not None and problem != "the stream states no duration to seek by":
+        problem = f"seeking {problem}"
     for how, what in attempts:
-        result = _fresh(str(path), n_frames, size, seek, how, name, expected=_expected_frames(container, stream))
+        try:
+            result = _fresh(str(path), n_frames, size, seek, how, name, expected=_expected_frames(container, stream))
+        except MediaError:
+            result = None
         if result is None:
             continue
         if how == "decode" or _untrusted(result[1], stream) is None:
             frames, plan = result
-            note = f"seeking {problem}; {what}" if first is not None else f"{problem}; {what}"
+            note = f"{problem}; {what}"
             log.info("%s: %s", name, note)
             return frames, replace(plan, seek=seek, fallback=note)
-    assert first is not None  # without a duration the decode attempt always returns or raises
-    log.warning("%s: seeking %s; kept with repeated samples (too long to decode from the start)", name, problem)
-    return first[0], replace(first[1], fallback=f"seeking {problem}; too long to decode from the start, kept")
+    if first is None:
+        raise MediaError(f"cannot sample frames from {name}: {problem}, and it is too long to decode from the "
+                         "start; re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`) or re-export it")
+    log.warning("%s: %s; kept with repeated samples (too long to decode from the start)", name, problem)
+    return first[0], replace(first[1], fallback=f"{problem}; too long to decode from the start, kept")
 
 
 def _single_threaded(stream: av.VideoStream) -> None:
