@@ -128,3 +128,17 @@ def test_broken_links_are_quarantined_and_every_file_is_accounted_for(tmp_path: 
     assert {k: features[k] for k in ("files_seen", "quarantined_at_probe", "quarantined_at_features",
                                      "accepted_with_features")} == {
         "files_seen": 4, "quarantined_at_probe": 3, "quarantined_at_features": 0, "accepted_with_features": 1}
+
+
+def test_a_warehouse_written_before_new_columns_is_upgraded(folder: Path, tmp_path: Path) -> None:
+    # video_probe gained rotation/video_stream/notes and video_features notes: a warehouse with the old
+    # tables must not fail the next run (the stock handler inserts by position into the old table).
+    root = tmp_path / "state"
+    Paths(root).warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(Paths(root).warehouse)) as con:
+        con.execute("CREATE SCHEMA vidrec")
+        con.execute("CREATE TABLE vidrec.video_features (video_id VARCHAR, sha256 VARCHAR, status VARCHAR)")
+        con.execute("INSERT INTO vidrec.video_features VALUES ('old', 'x', 'accepted')")
+    assert _run(root, folder).success
+    table = _table(root, "video_features")
+    assert "notes" in table.columns and "old" not in set(table["video_id"])
