@@ -21,6 +21,7 @@ from vidrec.ingest import (
     with_text,
 )
 from vidrec.imports.covers import item_shards
+from vidrec.media.accounting import media_summary, probe_summary, reason_heads
 from vidrec.media.cache import MediaCache
 from vidrec.media.features import FeatureConfig, extract_features
 from vidrec.media.probe import deleted_rows, probe_videos
@@ -38,9 +39,7 @@ def _catalog(storage: VidrecStorage) -> MediaCache:
 
 def _reason_counts(frame: pd.DataFrame) -> dict[str, int]:
     """Quarantine reasons grouped by their leading phrase (before any ':' or '(')."""
-    reasons = frame.loc[frame["status"] != "accepted", "reason"].fillna("unknown")
-    heads = reasons.str.split(r"[:(]", n=1, regex=True).str[0].str.strip()
-    return {str(k): int(v) for k, v in heads.value_counts().items()}
+    return reason_heads(frame.loc[frame["status"] != "accepted", "reason"])
 
 
 @dg.asset(group_name=GROUP, kinds={"python"}, owners=["team:ml-platform"])
@@ -85,7 +84,7 @@ def video_probe(context: dg.AssetExecutionContext, raw_videos: pd.DataFrame, raw
     context.log.info("probed %d files in %.1f s (%s)", len(probed), elapsed, work)
     return dg.Output(videos, metadata={
         **quarantine_metadata(videos, "video_id"), "quarantine_reasons": _reason_counts(videos),
-        "deleted": len(deleted), "files_hashed": work.get("hashed", 0),
+        **probe_summary(videos), "files_hashed": work.get("hashed", 0),
         "files_probed": work.get("probed", 0), "duplicate_groups": len(duplicates),
         "duplicates": table_md(duplicates), "probe_s": round(elapsed, 2),
     })
@@ -149,10 +148,11 @@ def video_features(context: dg.AssetExecutionContext, video_probe: pd.DataFrame,
     if len(media_less):
         features = pd.concat([features.assign(has_visual=True), item_shards(media_less, storage.paths.features,
                                                                               config)], ignore_index=True)
+    summary = media_summary(video_probe, features)  # files seen = probe + feature quarantine + accepted
     cached = int(features["cached"].sum())
-    context.log.info("features for %d videos (%d cached)", len(features), cached)
+    context.log.info("features for %d videos (%d cached); %s", len(features), cached, summary)
     return dg.Output(features, metadata={
-        **quarantine_metadata(features, "video_id"), "cached": cached,
+        **quarantine_metadata(features, "video_id"), "cached": cached, **summary,
         "extracted": int((~features["cached"] & (features["status"] == "accepted")).sum()),
         "items_without_video": len(media_less),
         "feature_config": config.key(), "frames_shape": list(config.frames_shape()),

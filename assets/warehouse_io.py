@@ -9,6 +9,7 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
 class _EmptyFramesTooTypeHandler(DuckDBPandasTypeHandler):
     def handle_output(self, context: dg.OutputContext, table_slice, obj: pd.DataFrame, connection) -> None:
+        _replace_if_columns_changed(context, table_slice, obj, connection)
         if not obj.empty:
             super().handle_output(context, table_slice, obj, connection)
             return
@@ -18,6 +19,23 @@ class _EmptyFramesTooTypeHandler(DuckDBPandasTypeHandler):
         # columns. Schema and table come from the asset key, not from data.
         connection.execute(f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from obj")
         context.add_output_metadata({"row_count": 0})
+
+
+def _replace_if_columns_changed(context: dg.OutputContext, table_slice, obj: pd.DataFrame, connection) -> None:
+    """Drop a table whose columns differ from the frame's, so a release that adds a column (video_probe's
+    rotation, video_features' notes) does not fail on a warehouse written by the previous one: the stock
+    handler keeps the old table and inserts by position. The I/O manager has already deleted the slice
+    being written; a table that still holds rows (other partitions) is left alone and the insert fails."""
+    found = connection.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position", [table_slice.schema, table_slice.table]).fetchall()
+    if not found or [c for (c,) in found] == [str(c) for c in obj.columns]:
+        return
+    name = f"{table_slice.schema}.{table_slice.table}"  # from the asset key, not from data
+    (rows,) = connection.execute(f"select count(*) from {name}").fetchone()
+    if rows == 0:
+        context.log.info(f"{name}: columns changed, table recreated")
+        connection.execute(f"drop table {name}")
 
 
 class WarehouseIOManager(DuckDBPandasIOManager):

@@ -10,8 +10,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 MAX_DURATION_S = 4 * 3600.0
-# Rates a decoder reports for ordinary audio tracks; anything else is a probe error.
-AUDIO_SAMPLE_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000]
+# Audio of any rate in this range is resampled to the feature rate (12 kHz phone audio included); the
+# probe marks a track outside it as missing audio (vidrec.media.probe), so an accepted row never has one.
+AUDIO_SAMPLE_RATE_RANGE = (1000, 384_000)
+# Frame limits follow decode cost (vidrec.media.rules.ProbeLimits): pixels per frame, not orientation.
+MAX_SIDE, MAX_FPS = 8192, 1000
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def _unique(column: str) -> Rule:
 VIDEO_COLUMNS = (
     "video_id", "path", "sha256", "bytes", "container", "video_codec", "width", "height",
     "fps", "duration_s", "n_frames_decoded", "has_audio", "audio_codec", "sample_rate",
-    "status", "reason",
+    "rotation", "status", "reason",
 )  # fmt: skip
 _ACCEPTED = {"status": "accepted"}
 _WITH_AUDIO = {"status": "accepted", "has_audio": True}
@@ -121,20 +124,19 @@ VIDEOS = Suite(
         *(_not_null(c, _ACCEPTED) for c in ("width", "height", "fps", "duration_s")),
         _not_null("n_frames_decoded", _ACCEPTED),
         _not_null("has_audio", _ACCEPTED),
-        _between("width", 16, 3840, "width is between 16 and 3840 pixels", _ACCEPTED),
-        _between("height", 16, 2160, "height is between 16 and 2160 pixels", _ACCEPTED),
-        _between("fps", 1, 120, "fps is between 1 and 120", _ACCEPTED),
-        _between(
-            "duration_s", 0.5, MAX_DURATION_S, "duration_s is between 0.5 s and 4 h", _ACCEPTED
-        ),
+        # Either orientation (2160x3840 portrait 4K as well as 3840x2160); the probe limits the pixel count.
+        _between("width", 16, MAX_SIDE, f"width is between 16 and {MAX_SIDE} pixels", _ACCEPTED),
+        _between("height", 16, MAX_SIDE, f"height is between 16 and {MAX_SIDE} pixels", _ACCEPTED),
+        # Slow motion (240 fps and more) is ordinary phone output.
+        _between("fps", 0, MAX_FPS, f"fps is above 0 and at most {MAX_FPS}", _ACCEPTED, strict_min=True),
+        # A one-frame clip or a still picture (one frame interval) is a video too, as a cover is.
+        _between("duration_s", 0, MAX_DURATION_S, "duration_s is above 0 s and at most 4 h", _ACCEPTED,
+                 strict_min=True),
         _between("n_frames_decoded", 1, None, "at least one frame decoded", _ACCEPTED),
+        _in_set("rotation", [0, 90, 180, 270], "rotation is a quarter turn", _ACCEPTED),
         _not_null("sample_rate", _WITH_AUDIO),
-        _in_set(
-            "sample_rate",
-            list(AUDIO_SAMPLE_RATES),
-            "sample_rate is a standard audio rate",
-            _WITH_AUDIO,
-        ),
+        _between("sample_rate", *AUDIO_SAMPLE_RATE_RANGE, "sample_rate is an audio rate the features resample",
+                 _WITH_AUDIO),
         Rule(
             "ExpectColumnValuesToBeNull",
             {"column": "sample_rate"},

@@ -64,7 +64,14 @@ def build_items(videos: pd.DataFrame, metadata: pd.DataFrame, features: pd.DataF
         accepted = pd.concat([accepted, media_less], ignore_index=True)
     meta = metadata[metadata["status"] == "accepted"].drop(columns=["status", "reason"])
     columns = ["video_id", "shard_path", *(["has_visual"] if "has_visual" in features else [])]
-    feats = features[features["status"] == "accepted"][columns]
+    feats = features[features["status"] == "accepted"]
+    # The shard says whether its log-mel holds sound: a track the probe saw may prove unreadable at
+    # extraction (its mel is then zeros), and the model must see that audio as missing.
+    if "has_audio" in feats:
+        masked = set(feats.loc[feats["has_audio"].eq(False), "video_id"])
+        accepted = accepted.assign(has_audio=accepted["has_audio"].astype("boolean")
+                                   & ~accepted["video_id"].isin(masked))
+    feats = feats[columns]
     items = (accepted.merge(meta, on="video_id", how="inner")
              .merge(feats, on="video_id", how="inner")
              .merge(text[["video_id", "has_text", "embedding"]], on="video_id", how="inner"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -48,5 +49,17 @@ def data_version(directory: Path) -> str:
     videos = directory / "videos"
     if videos.is_dir():
         for path in sorted(videos.iterdir()):
-            digest.update(f"{path.name}:{path.stat().st_size}\n".encode())
+            digest.update(f"{path.name}:{_size(path)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def _size(path: Path) -> str:
+    """The size of what ``path`` leads to; for a link that leads nowhere (missing target, loop) the
+    link itself and where it points, so the fingerprint still changes when the link is mended."""
+    try:
+        return str(path.stat().st_size)
+    except OSError:
+        try:
+            return f"link->{os.readlink(path)}"
+        except OSError as error:
+            return f"unreadable:{error.errno}"

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -78,21 +79,38 @@ def list_videos(location: str | Path) -> pd.DataFrame:
     local = isinstance(fs, LocalFileSystem)
     rows = []
     for name, info in sorted(fs.find(folder, detail=True).items()):
-        # Links to files count as files: DVC checks data out as symlinks when configured to.
-        linked_file = local and info.get("islink") and os.path.isfile(name)
-        if info.get("type") != "file" and not linked_file:
+        # Every entry but a folder gets a row: links to files count as files (DVC checks data out as
+        # symlinks when configured to), and a broken link, a link loop or a pipe is the probe's to
+        # quarantine with a reason, not the lister's to drop (nor to crash on).
+        if info.get("type") == "directory":
             continue
         base = name.rsplit("/", 1)[-1]
         stem, dot, ext = base.rpartition(".")
-        stem = stem if dot else base
+        # One spelling per id: macOS and some archives store names decomposed (NFD), sidecars are
+        # usually composed (NFC); both must give the same video_id.
+        stem = video_id_of(stem if dot else base)
         url = name if local else fs.unstrip_protocol(name)
         rows.append({
-            "video_id": stem, "url": url, "path": str(Path(name).resolve()) if local else None,
+            "video_id": stem, "url": url, "path": _local_path(name) if local else None,
             "bytes": int(info.get("size") or 0), "mtime_ns": _mtime_ns(info),
             "extension": f".{ext.lower()}" if dot else "",
         })
     frame = pd.DataFrame(rows, columns=FILE_COLUMNS)
     return frame.astype({"bytes": "Int64", "mtime_ns": "Int64"})
+
+
+def video_id_of(text: str) -> str:
+    """The canonical spelling of a video_id: Unicode NFC, surrounding whitespace removed."""
+    return unicodedata.normalize("NFC", str(text)).strip()
+
+
+def _local_path(name: str) -> str:
+    """The resolved path of a file, or the link's own path when the link leads nowhere (its target
+    is missing, or links loop): the probe then names the link in its reason."""
+    try:
+        return str(Path(name).resolve(strict=True))
+    except (OSError, RuntimeError):  # FileNotFoundError, ELOOP; RuntimeError: a loop on older Pythons
+        return str(Path(name).absolute())
 
 
 def localise(files: pd.DataFrame, landing: Path, cache: MediaCache | None = None) -> pd.DataFrame:
@@ -186,6 +204,7 @@ def read_metadata(location: str | Path) -> pd.DataFrame:
         raise ValueError(f"{where} lacks columns {missing}; expected {list(METADATA_COLUMNS)}")
     # media_kind / media_path are optional: rows of imported items without a video file (docs/import.md).
     frame = raw[[*METADATA_COLUMNS, *[c for c in MEDIA_COLUMNS if c in raw.columns]]].fillna("").copy()
+    frame["video_id"] = frame["video_id"].map(video_id_of)
     if "media_kind" in frame:
         frame["media_kind"] = frame["media_kind"].astype(str).str.strip().str.lower().replace("", "video")
     if "media_path" in frame:  # relative paths are relative to the location, like videos/
@@ -235,6 +254,7 @@ def read_events(directory: Path) -> pd.DataFrame:
             events[column] = pd.Series(pd.NA, index=events.index, dtype=dtype)
     events = events[list(RAW_EVENT_COLUMNS)].copy()
     events["ts"] = pd.to_datetime(events["ts"], utc=True)
+    events["video_id"] = events["video_id"].map(video_id_of, na_action="ignore")
     return events
 
 

@@ -105,3 +105,40 @@ def test_media_assets_first_run_rerun_and_deletion(folder: Path, tmp_path: Path)
     assert _meta(third, "raw_videos")["data_version"] != raw["data_version"]
     row = _table(root, "video_probe").set_index("video_id").loc["v2"]
     assert row["status"] == "quarantined" and row["reason"].startswith("deleted: ")
+
+
+def test_broken_links_are_quarantined_and_every_file_is_accounted_for(tmp_path: Path) -> None:
+    # A dangling link and a link loop used to stop raw_videos (data_version died at path.stat()).
+    data = tmp_path / "data"
+    videos = data / "videos"
+    videos.mkdir(parents=True)
+    write_video(videos / "v1.mp4", n_frames=8)
+    (videos / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    (videos / "loop_a.mp4").symlink_to(videos / "loop_b.mp4")
+    (videos / "loop_b.mp4").symlink_to(videos / "loop_a.mp4")
+    rows = [_row(v) for v in ("v1", "dangling", "loop_a", "loop_b")]
+    (data / "metadata.csv").write_text("\n".join([",".join(METADATA_COLUMNS), *rows]) + "\n")
+    result = _run(tmp_path / "state", data)
+    assert result.success
+    assert _meta(result, "raw_videos")["files"] == 4
+    probe = _meta(result, "video_probe")
+    assert (probe["files_seen"], probe["files_accepted"], probe["files_quarantined"]) == (4, 1, 3)
+    assert probe["quarantine_reasons"] == {"broken symbolic link": 1, "symbolic link loop": 2}
+    features = _meta(result, "video_features")
+    assert {k: features[k] for k in ("files_seen", "quarantined_at_probe", "quarantined_at_features",
+                                     "accepted_with_features")} == {
+        "files_seen": 4, "quarantined_at_probe": 3, "quarantined_at_features": 0, "accepted_with_features": 1}
+
+
+def test_a_warehouse_written_before_new_columns_is_upgraded(folder: Path, tmp_path: Path) -> None:
+    # video_probe gained rotation/video_stream/notes and video_features notes: a warehouse with the old
+    # tables must not fail the next run (the stock handler inserts by position into the old table).
+    root = tmp_path / "state"
+    Paths(root).warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(Paths(root).warehouse)) as con:
+        con.execute("CREATE SCHEMA vidrec")
+        con.execute("CREATE TABLE vidrec.video_features (video_id VARCHAR, sha256 VARCHAR, status VARCHAR)")
+        con.execute("INSERT INTO vidrec.video_features VALUES ('old', 'x', 'accepted')")
+    assert _run(root, folder).success
+    table = _table(root, "video_features")
+    assert "notes" in table.columns and "old" not in set(table["video_id"])

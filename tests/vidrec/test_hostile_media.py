@@ -36,6 +36,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     good = write_video(root / "good.mp4", n_frames=48, audio=True)
     faststart = write_video(root / "faststart.mp4", n_frames=48, faststart=True)
     mpeg4 = write_video(root / "mpeg4.mp4", codec="mpeg4", n_frames=48, faststart=True)
+    mkv = write_video(root / "mpeg4.mkv", codec="mpeg4", n_frames=48, container_format="matroska")
     out = {
         "good": good,
         "no_audio": write_video(root / "no_audio.mp4", n_frames=24),
@@ -47,6 +48,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                        width=3840, height=2160),
         "zero_duration": zero_duration(good, root / "zero_duration.mp4"),
         "mpeg4_truncated": truncate_at_packet(mpeg4, root / "mpeg4_truncated.mp4", keep=20),
+        "mkv_truncated": truncate_at_packet(mkv, root / "mkv_truncated.mkv", keep=20),
         "byte_flips": flip_bytes(good, root / "byte_flips.mp4", count=40, seed=3,
                                  start_fraction=0.25),
         # good.mp4 keeps its index (moov) in the last ~6% of the file.
@@ -72,23 +74,33 @@ def probed(files: dict[str, Path]) -> pd.DataFrame:
     return frame.set_index("video_id", drop=False)
 
 
+COPY_AGAIN = r": copy the complete file again \(or re-export it\)"
 EXPECTED = {
     "good": ("accepted", None),
     "no_audio": ("accepted", None),
     "vfr": ("accepted", None),
     "largest_allowed": ("accepted", None),
-    "empty": ("quarantined", r"empty file \(0 bytes\)"),
-    "text": ("quarantined", r"cannot open as a media container: .*Invalid data.*"),
-    "h264_truncated": ("quarantined",
-                       r"(decoded \d+ of 48 expected frames \(truncated\?\)"
-                       r"|decoding failed after \d+ frames: .+)"),
-    "h264_truncated_no_index": ("quarantined", r"cannot open as a media container: .+"),
-    # Decodes 20 frames and stops without any error: only the frame count catches it.
-    "mpeg4_truncated": ("quarantined", r"decoded 20 of 48 expected frames \(truncated\?\)"),
-    "byte_flips": ("quarantined", r"decoding failed after \d+ frames: .+"),
-    "header_flips": ("quarantined", r"cannot open as a media container: .+"),
-    "zero_duration": ("quarantined", r"zero duration"),
-    "too_large": ("quarantined", r"resolution 4096x2304 exceeds limit 3840x2160"),
+    "empty": ("quarantined", r"empty file \(0 bytes\): the upload or copy did not finish; copy the file again"),
+    "text": ("quarantined", r"cannot open as a media container \(.*Invalid data.*\): not a video file, .+; "
+                            r"re-export it as MP4 .+"),
+    # Every top-level MP4 box states its size: a cut file has a last box that claims more bytes than are left.
+    "h264_truncated": ("quarantined", r"MP4 cut short: box 'mdat' at byte \d+ claims \d+ bytes but the file ends "
+                                      r"at byte \d+" + COPY_AGAIN),
+    # Without its index FFmpeg only says "Invalid data found"; the box sizes say what happened.
+    "h264_truncated_no_index": ("quarantined", r"MP4 cut short: box 'mdat' at byte \d+ claims \d+ bytes but the "
+                                               r"file ends at byte \d+; the index \(moov box\) is missing too"
+                                               + COPY_AGAIN),
+    "mpeg4_truncated": ("quarantined", r"MP4 cut short: .+" + COPY_AGAIN),
+    # Matroska states no sizes to compare: it decodes 20 frames and stops without any error, so only
+    # the frame count catches it.
+    "mkv_truncated": ("quarantined", r"decoded 20 of 48 expected frames \(truncated\?\): the file is probably "
+                                     r"cut short; copy the complete file again"),
+    "byte_flips": ("quarantined", r"decoding failed after \d+ frames \(.+\): the video data is damaged; "
+                                  r"re-export it as MP4 .+"),
+    "header_flips": ("quarantined", r"(cannot open as a media container|MP4 cut short|damaged MP4 structure).+"),
+    "zero_duration": ("quarantined", r"zero duration in the header: re-mux it .+"),
+    "too_large": ("quarantined", r"frame size 4096x2304 \(9.4 megapixels\) exceeds the limit of 8.3 megapixels "
+                                 r"per frame and 8192 pixels per side: downscale it to 4K .+"),
 }
 
 
@@ -213,7 +225,7 @@ def test_hostile_extraction_quarantines_only_that_file(files: dict[str, Path], t
 
 def test_limits_are_configurable() -> None:
     assert ProbeLimits().key() == ProbeLimits(timeout_s=5).key()  # limits on cost only
-    assert ProbeLimits().key() != ProbeLimits(max_width=1920).key()
+    assert ProbeLimits().key() != ProbeLimits(max_pixels=1920 * 1080).key()
 
 
 def test_keyframe_mode_takes_exact_frames_when_keyframes_are_sparse(tmp_path: Path) -> None:

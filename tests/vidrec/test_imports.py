@@ -1,5 +1,6 @@
 """Importers: each format's tiny fixture (written here) with bad rows skipped and counted, never dropped silently."""
 
+import unicodedata
 from pathlib import Path
 
 import av
@@ -210,6 +211,28 @@ def _check_native(result) -> None:
 
 def test_native_folder(native_dir: Path) -> None:
     _check_native(import_native(str(native_dir)))
+
+
+def test_native_counts_unreadable_media_and_skips_their_items(native_dir: Path) -> None:
+    # Three files that are listed but cannot be read: a dangling link, and two links that point at each other.
+    videos = native_dir / "videos"
+    (videos / "v4.mp4").symlink_to(native_dir / "gone.mp4")
+    (videos / "v5.mp4").symlink_to(videos / "v6.mp4")
+    (videos / "v6.mp4").symlink_to(videos / "v5.mp4")
+    # NFD file name (as macOS writes it) for an NFC metadata id: one item, with its file.
+    nfc, nfd = unicodedata.normalize("NFC", "v_é"), unicodedata.normalize("NFD", "v_é")
+    write_one_frame_mp4(videos / f"{nfd}.mp4")
+    (native_dir / "metadata.csv").write_text(METADATA + f"v4,Dangling,,music,false,\nv5,Loop,,music,false,\n"
+                                             f"v6,Loop too,,music,false,\n{nfc},Accented,,music,false,\n")
+    result = import_native(str(native_dir))
+    unreadable = ("media file cannot be read (a broken symbolic link, a link loop or not a regular file): restore "
+                  "or replace it; remove the file to import the item as text only")
+    assert _reasons(result, "media")[unreadable] == 3
+    assert _reasons(result, "items") == {unreadable: 3}  # not silently text-only
+    kinds = dict(zip(result.items["video_id"], result.items["media_kind"]))
+    assert kinds == {"v1": "video", "v2": "image", "v3": "none", nfc: "video"}
+    assert any("broken symbolic link" in note and "symbolic link loop" in note for note in result.report.notes)
+    result.report.check()  # read = accepted + skipped, per table
 
 
 def test_native_fsspec_url_copies_media_locally(native_dir: Path, tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def test_probe_accepts_file_without_audio(probed: pd.DataFrame) -> None:
     [
         ("empty", "empty file (0 bytes)"),
         ("text", "cannot open as a media container"),
-        ("truncated", "decoded "),
+        ("truncated", "MP4 cut short: box 'mdat'"),
         ("missing", "file not found"),
         ("crash", "probe worker crashed (exit code -6)"),
     ],
@@ -159,12 +159,12 @@ def test_probe_quarantines_bad_inputs(probed: pd.DataFrame, name: str, reason_st
     assert row["reason"].startswith(reason_start), row["reason"]
 
 
-def test_truncated_reason_names_counts(probed: pd.DataFrame) -> None:
+def test_truncated_reason_names_the_cut(probed: pd.DataFrame, media: dict[str, Path]) -> None:
+    # The index is first (faststart), so the file opens; its mdat box claims the bytes that were cut off.
     row = probed.loc["truncated"]
-    assert row["n_frames_decoded"] < row["n_frames_expected"] == 3 * FPS
-    assert row["reason"] == (
-        f"decoded {row['n_frames_decoded']} of {3 * FPS} expected frames (truncated?)"
-    )
+    size = media["truncated"].stat().st_size
+    assert row["reason"].endswith(f"but the file ends at byte {size}: copy the complete file again "
+                                  "(or re-export it)"), row["reason"]
 
 
 def test_crash_quarantines_only_its_file(probed: pd.DataFrame, media: dict[str, Path]) -> None:
@@ -173,13 +173,12 @@ def test_crash_quarantines_only_its_file(probed: pd.DataFrame, media: dict[str, 
     assert probed.loc["good", "status"] == "accepted"
 
 
-def test_oversized_resolution_is_not_decoded(media: dict[str, Path]) -> None:
-    limits = ProbeLimits(max_width=32, max_height=32)
+def test_oversized_frames_are_not_decoded(media: dict[str, Path]) -> None:
+    limits = ProbeLimits(max_pixels=32 * 32)
     facts = probe_file(str(media["good"]), limits)
     assert facts["n_frames_decoded"] is None
-    assert decide_status(facts, limits) == (
-        "quarantined", f"resolution {SIZE}x{SIZE} exceeds limit 32x32"
-    )
+    status, reason = decide_status(facts, limits)
+    assert status == "quarantined" and reason.startswith(f"frame size {SIZE}x{SIZE} (0.0 megapixels) exceeds")
 
 
 # --- quarantine rules ----------------------------------------------------------------
@@ -196,22 +195,35 @@ def _facts(**overrides: object) -> dict[str, object]:
     ("overrides", "expected"),
     [
         ({}, ("accepted", None)),
-        ({"width": 8000, "height": 6000},
-         ("quarantined", "resolution 8000x6000 exceeds limit 3840x2160")),
+        ({"width": 8000, "height": 6000}, ("quarantined", "frame size 8000x6000 (48.0 megapixels) exceeds the "
+                                                          "limit of 8.3 megapixels per frame")),
         ({"width": 3840, "height": 2160}, ("accepted", None)),
-        ({"video_codec": None}, ("quarantined", "no video stream")),
-        ({"duration_s": 0.0}, ("quarantined", "zero duration")),
-        ({"duration_s": None}, ("quarantined", "unknown duration")),
-        ({"duration_s": 5 * 3600.0}, ("quarantined", "duration 18000 s exceeds limit 14400 s")),
+        ({"width": 2160, "height": 3840}, ("accepted", None)),  # portrait 4K: same pixels, same cost
+        ({"width": 9000, "height": 400}, ("quarantined", "frame size 9000x400 (3.6 megapixels) exceeds")),
+        ({"fps": 240.0, "n_frames_expected": 1440, "n_frames_decoded": 1440}, ("accepted", None)),  # slow motion
+        ({"fps": 5000.0}, ("quarantined", "frame rate 5000 fps exceeds 1000 fps")),
+        ({"duration_s": 0.1, "n_frames_expected": 1, "n_frames_decoded": 1}, ("accepted", None)),  # one frame
+        ({"video_codec": None}, ("quarantined", "no video stream (an audio-only or data file): add the video")),
+        ({"duration_s": 0.0}, ("quarantined", "zero duration in the header: re-mux it")),
+        ({"duration_s": None}, ("quarantined", "unknown duration (the header states none): re-mux it")),
+        ({"duration_s": None, "raw_stream": True},
+         ("quarantined", "a bare h264 stream without a container has no timing or duration: wrap it in MP4")),
+        ({"duration_s": 5 * 3600.0}, ("quarantined", "duration 18000 s exceeds the limit of 14400 s: split it")),
         ({"n_frames_decoded": 12},
-         ("quarantined", "decoded 12 of 48 expected frames (truncated?)")),
+         ("quarantined", "decoded 12 of 48 expected frames (truncated?): the file is probably cut short; copy")),
         ({"n_frames_decoded": 44}, ("accepted", None)),  # 44/48 >= 0.9
-        ({"n_frames_decoded": 0}, ("quarantined", "no decodable video frames")),
+        ({"n_frames_decoded": 0}, ("quarantined", "no decodable video frames (the video data is damaged): re-")),
         ({"n_frames_expected": None, "n_frames_decoded": 5}, ("accepted", None)),
+        ({"truncated": "MP4 cut short: box 'mdat' at byte 40 claims 900 bytes but the file ends at byte 400"},
+         ("quarantined", "MP4 cut short: box 'mdat' at byte 40 claims 900 bytes but the file ends at byte 400: "
+                         "copy the complete file again")),
     ],
 )
 def test_decide_status(overrides: dict[str, object], expected: tuple[str, str | None]) -> None:
-    assert decide_status(_facts(**overrides), ProbeLimits()) == expected
+    # Reasons start with what is wrong and go on to what to do; the test pins the start.
+    status, reason = decide_status(_facts(**overrides), ProbeLimits())
+    assert status == expected[0]
+    assert reason is None if expected[1] is None else reason.startswith(expected[1]), reason
 
 
 def test_decide_status_frame_ratio_is_configurable() -> None:

@@ -23,11 +23,14 @@ from vidrec.imports.covers import IMAGE_EXTENSIONS
 from vidrec.imports.report import ImportReport
 from vidrec.imports.tables import (OPTIONAL_SIGNALS, ImportResult, clean_events, clean_items, parse_flag, require,
                                    signal_notes, skip)
-from vidrec.sources import VIDEO_EXTENSIONS, list_videos, localise
+from vidrec.media.hashing import stat_files, unreadable_reason
+from vidrec.sources import VIDEO_EXTENSIONS, list_videos, localise, video_id_of
 
 log = logging.getLogger(__name__)
 
 REQUIRED_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "surface", "clicked")
+UNREADABLE_MEDIA = ("media file cannot be read (a broken symbolic link, a link loop or not a regular file): "
+                    "restore or replace it; remove the file to import the item as text only")
 
 
 def _read_any(fs: fsspec.AbstractFileSystem, root: str, stem: str) -> tuple[pd.DataFrame, str]:
@@ -63,8 +66,9 @@ def _media(location: str, fs: fsspec.AbstractFileSystem, root: str, cache_dir: P
                          "extension": files["extension"]}, columns=columns)
 
 
-def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
-    """Attach each metadata row's media file; files that cannot be attached are counted in ``media``."""
+def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -> tuple[pd.DataFrame, set[str]]:
+    """Attach each metadata row's media file; files that cannot be attached are counted in ``media``.
+    Also returns the video_ids whose file is listed but unreadable (their items must be skipped)."""
     table = report.table("media")
     table.rows_read = len(media)
     media = media.assign(source_row=np.arange(len(media)))
@@ -76,6 +80,18 @@ def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -
     media = skip(media, ~media["video_id"].isin(set(meta["video_id"])), report, "media",
                  "file has no metadata row", ["video_id", "media_path"])
     table.accepted = len(media)
+    # A file that is listed but cannot be read does not make its item text-only unnoticed: the file is
+    # counted here and the item is skipped by the caller (``_skip_unreadable``), like the pipeline's probe.
+    stats = stat_files(media["media_path"].astype(str).tolist()).set_index(media.index)
+    media = media.assign(problem=[None if ok else unreadable_reason(row) for ok, row in
+                                  zip(stats["is_file"], stats.to_dict("records"))])
+    bad = media["problem"].notna()
+    unreadable = set(media.loc[bad, "video_id"].astype(str))
+    if bad.any():
+        examples = "; ".join(f"{row.video_id}: {row.problem}" for row in media[bad].head(3).itertuples())
+        report.notes.append(f"{int(bad.sum())} media files cannot be read and their items are skipped, e.g. {examples}")
+    media = skip(media, bad, report, "media", UNREADABLE_MEDIA, ["video_id", "media_path", "problem"])
+    table.accepted = len(media)
     out = meta.drop(columns=[c for c in ("media_path", "media_kind") if c in meta])
     out = out.merge(media[["video_id", "media_path", "media_kind"]], on="video_id", how="left")
     no_file = out["media_path"].isna()
@@ -83,7 +99,20 @@ def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -
         report.notes.append(f"{int(no_file.sum())} items have no media file: their visual and audio "
                             "modalities are marked missing (text only)")
     out["media_kind"] = out["media_kind"].fillna("none")
-    return out
+    return out, unreadable
+
+
+def _skip_unreadable(items: pd.DataFrame, ids: set[str], meta: pd.DataFrame, report: ImportReport) -> pd.DataFrame:
+    """Skip the items whose media file is listed but unreadable (counted in the media table too)."""
+    bad = items["video_id"].astype(str).isin(ids)
+    if not bad.any():
+        return items
+    first_row = {v: i for i, v in reversed(list(enumerate(meta["video_id"].astype(str))))}
+    rows = items.loc[bad, ["video_id", "title"]]
+    rows.insert(0, "source_row", rows["video_id"].astype(str).map(first_row).to_numpy())
+    report.reject("items", rows, UNREADABLE_MEDIA)
+    report.table("items").accepted -= int(bad.sum())
+    return items[~bad].reset_index(drop=True)
 
 
 def _empty(values: pd.Series) -> pd.Series:
@@ -127,8 +156,10 @@ def import_native(location: str, cache_dir: Path | None = None, ts_unit: str = "
     require(meta_raw, ["video_id"], f"metadata table {meta_path}")
     media = _media(str(location), fs, root, cache_dir)
     meta_raw = meta_raw.astype({"video_id": "string"})
-    items = clean_items(_join_media(meta_raw.assign(video_id=meta_raw["video_id"].str.strip()), media, report),
-                        report, f"metadata table {meta_path}")
+    meta_raw["video_id"] = meta_raw["video_id"].map(video_id_of, na_action="ignore").astype("string")
+    joined, unreadable = _join_media(meta_raw, media, report)
+    items = clean_items(joined, report, f"metadata table {meta_path}")
+    items = _skip_unreadable(items, unreadable, meta_raw, report)
 
     raw, events_path = _read_any(fs, root, "events")
     if "user_id" not in raw and "user_key" in raw:  # an export of already-pseudonymised interactions
@@ -136,6 +167,8 @@ def import_native(location: str, cache_dir: Path | None = None, ts_unit: str = "
         report.notes.append("events carry user_key (already pseudonymised); it is used as the user id")
     require(raw, list(REQUIRED_EVENT_COLUMNS), f"event table {events_path}")
     raw = raw.assign(source_row=np.arange(len(raw)))
+    if "video_id" in raw:  # the same NFC spelling as the items' ids
+        raw["video_id"] = raw["video_id"].map(lambda v: video_id_of(v) if isinstance(v, str) else v)
     report.table("events").rows_read = len(raw)
     typed, signals = _typed_events(raw, report)
     events, out_of_order = clean_events(typed, report, set(items["video_id"]), ts_unit=ts_unit,

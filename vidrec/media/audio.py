@@ -1,6 +1,9 @@
 """A fixed-size log-mel spectrogram of a short window from the middle of a video's soundtrack.
 
 Only the window is decoded (after a seek), so the cost does not grow with the video length.
+Any rate is resampled to the feature rate (12 kHz phone audio as well as 96 kHz studio audio).
+An audio track that cannot be read raises ``AudioUnavailable``: the caller marks the audio
+missing and keeps the video, because sound is an optional modality.
 """
 
 from __future__ import annotations
@@ -11,8 +14,13 @@ import av
 import numpy as np
 
 from vidrec.media.pool import MediaError
+from vidrec.media.streams import main_audio_stream
 
 _LOG_FLOOR = 1e-6
+
+
+class AudioUnavailable(MediaError):
+    """The audio track exists but cannot be used (no packets, undecodable, unseekable)."""
 
 
 def n_mel_frames(sample_rate: int, seconds: float, hop_ms: float, win_ms: float) -> int:
@@ -48,20 +56,27 @@ def _decode_window(
 ) -> np.ndarray | None:
     """Mono float32 samples of the middle ``seconds`` (zero padded), or None without audio."""
     wanted = int(round(seconds * sample_rate))
-    if not container.streams.audio:
+    stream = main_audio_stream(container)
+    if stream is None:
         return None
-    stream = container.streams.audio[0]
+    if stream.codec_context is None:
+        raise AudioUnavailable(f"no decoder for the audio codec of {name}")
     stream.codec_context.thread_count = 1  # one worker per core; threads only add overhead
     if stream.duration and stream.time_base:
         duration = float(stream.duration * stream.time_base)
     else:
         duration = (container.duration or 0) / av.time_base
     start = max(0.0, (duration - seconds) / 2)
-    # Always seek, also to 0: the container may have been read already (frames come first).
-    container.seek(int(start / stream.time_base), stream=stream)
     resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
     chunks: list[np.ndarray] = []
     have, skip, passthrough = 0, None, False
+    try:
+        # Always seek, also to 0: the container may have been read already (frames come first).
+        container.seek(int(start / stream.time_base), stream=stream)
+    except (av.FFmpegError, ValueError):
+        # A track without packets fails right here with FFmpeg's EPERM ("Operation not permitted"),
+        # which would read as a file-permission problem.
+        raise AudioUnavailable(f"the audio track of {name} holds no packets to read at {start:.1f} s") from None
     try:
         for frame in container.decode(stream):
             if skip is None:
@@ -79,8 +94,8 @@ def _decode_window(
         else:
             for out in [] if passthrough else resampler.resample(None):
                 chunks.append(out.to_ndarray()[0])
-    except av.FFmpegError as error:
-        raise MediaError(f"audio decoding failed in {name}: {error}") from None
+    except (av.FFmpegError, ValueError) as error:
+        raise AudioUnavailable(f"audio decoding failed in {name} ({type(error).__name__}: {error})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     samples = samples[skip or 0:][:wanted]
     return np.pad(samples, (0, wanted - len(samples))).astype(np.float32)

@@ -38,9 +38,10 @@ CREATE TABLE IF NOT EXISTS sightings (
     source VARCHAR NOT NULL, video_id VARCHAR NOT NULL, path VARCHAR, sha256 VARCHAR,
     first_seen TIMESTAMPTZ NOT NULL, last_seen TIMESTAMPTZ NOT NULL, deleted_at TIMESTAMPTZ,
     PRIMARY KEY (source, video_id));
+ALTER TABLE shards ADD COLUMN IF NOT EXISTS notes VARCHAR;
 """
 
-SHARD_FIELDS = ("shard_path", "n_frames", "has_audio", "frames_shape", "mel_shape", "plan")
+SHARD_FIELDS = ("shard_path", "n_frames", "has_audio", "frames_shape", "mel_shape", "plan", "notes")
 
 
 def _now() -> datetime:
@@ -144,7 +145,7 @@ class MediaCache:
     def remember_shards(self, rows: Mapping[str, Mapping[str, Any]], config_key: str) -> None:
         now = _now()
         frame = pd.DataFrame(
-            [{"sha256": sha, "config_key": config_key, **{f: r[f] for f in SHARD_FIELDS},
+            [{"sha256": sha, "config_key": config_key, **{f: r.get(f) for f in SHARD_FIELDS},
               "extracted_at": now} for sha, r in rows.items()],
             columns=["sha256", "config_key", *SHARD_FIELDS, "extracted_at"],
         )

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import pandas as pd
 
-from vidrec.media.audio import log_mel_from, n_mel_frames
+from vidrec.media.audio import AudioUnavailable, log_mel_from, n_mel_frames
 from vidrec.media.frames import SEEK_MODES, SamplingPlan, sample_frames_from
 from vidrec.media.cache import MediaCache
 from vidrec.media.pool import MediaError, describe_failure, run_isolated
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 FEATURES_COLUMNS = [
     "video_id", "sha256", "shard_path", "n_frames", "has_audio", "frames_shape", "mel_shape",
-    "feature_config", "plan", "status", "reason", "cached",
+    "feature_config", "plan", "notes", "status", "reason", "cached",
 ]
 
 
@@ -42,6 +43,9 @@ class FeatureConfig:
     hop_ms: float = 10.0
     win_ms: float = 25.0
     seek: str = "keyframe"
+    # Bumped when extraction gives other arrays for the same bytes, so old shards are not reused
+    # (2: frames turned upright, the main video stream, seek fallbacks, unusable audio masked).
+    extractor: int = 2
 
     def __post_init__(self) -> None:
         if self.seek not in SEEK_MODES:
@@ -70,26 +74,35 @@ def extract_one(path: str, target: str, config: FeatureConfig) -> dict[str, Any]
     try:
         container = av.open(path)
     except (av.FFmpegError, UnicodeDecodeError) as error:
-        raise MediaError(f"feature extraction cannot open {path}: {error}") from None
+        raise MediaError(f"feature extraction cannot open {path} ({error}): it changed or broke after the probe "
+                         "accepted it; copy the complete file again") from None
     with container:
         frames, plan = sample_frames_from(
             container, n_frames=config.n_frames, size=config.frame_size, seek=config.seek,
             name=path,
         )
-        mel, has_audio = log_mel_from(
-            container, sample_rate=config.sample_rate, n_mels=config.n_mels,
-            seconds=config.audio_seconds, hop_ms=config.hop_ms, win_ms=config.win_ms, name=path,
-        )
+        try:
+            mel, has_audio = log_mel_from(
+                container, sample_rate=config.sample_rate, n_mels=config.n_mels,
+                seconds=config.audio_seconds, hop_ms=config.hop_ms, win_ms=config.win_ms, name=path,
+            )
+            audio_note = None
+        except AudioUnavailable as error:
+            # Sound is optional: the video keeps its frames, its audio is masked as missing.
+            mel, has_audio = np.zeros(config.mel_shape(), np.float16), False
+            audio_note = f"audio ignored: {error}"
     write_shard(Path(target), frames, mel, has_audio, plan)
-    return _facts(target, plan, has_audio, config)
+    notes = "; ".join(n for n in (plan.fallback, audio_note) if n) or None
+    return _facts(target, plan, has_audio, config, notes)
 
 
-def _facts(target: str, plan: SamplingPlan, has_audio: bool, config: FeatureConfig) -> dict[str, Any]:
+def _facts(target: str, plan: SamplingPlan, has_audio: bool, config: FeatureConfig,
+           notes: str | None = None) -> dict[str, Any]:
     return {
         "shard_path": str(target), "n_frames": len(plan.timestamps), "has_audio": bool(has_audio),
         "frames_shape": "x".join(map(str, config.frames_shape())),
         "mel_shape": "x".join(map(str, config.mel_shape())),
-        "feature_config": config.key(), "plan": plan_json(plan),
+        "feature_config": config.key(), "plan": plan_json(plan), "notes": notes,
     }
 
 
@@ -112,7 +125,7 @@ def _cached(target: Path, config: FeatureConfig) -> dict[str, Any] | None:
         return None
     if shard.frames.shape != config.frames_shape() or shard.mel.shape != config.mel_shape():
         return None
-    return _facts(str(target), shard.plan, shard.has_audio, config)
+    return _facts(str(target), shard.plan, shard.has_audio, config, shard.plan.fallback or None)
 
 
 def extract_features(

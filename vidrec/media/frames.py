@@ -1,26 +1,40 @@
-"""Sample a fixed number of small RGB frames from a video by seeking, never decoding it all.
+"""Sample a fixed number of small, upright RGB frames from a video by seeking, never decoding it all.
 
 Each sample seeks to the keyframe before its timestamp and (in ``exact`` mode) decodes
 forward to it, so the cost grows with the number of samples and the keyframe interval, not
 the video length. ``keyframe`` mode takes the keyframe itself (one decoded frame per sample)
 while that gives distinct moments, and the exact frame where it would not.
+
+Seeking is not trusted blindly: some decoders ignore a change of ``skip_frame`` after they
+start (libdav1d keeps skipping non-key frames, so keyframe mode returned the 0 s frame for
+most samples of an AV1 file), and some files cannot seek at all. A plan with missing, repeated
+or out-of-order samples is redone with exact seeks on a fresh decoder, then by decoding the
+stream from the start when it is short enough; the plan records the fallback.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from vidrec.media.cursor import Cursor
 from vidrec.media.pool import MediaError
+from vidrec.media.streams import display_rotation, main_video_stream, rotate_upright
+
+log = logging.getLogger(__name__)
 
 SeekMode = Literal["exact", "keyframe"]
 SEEK_MODES: tuple[str, ...] = ("exact", "keyframe")
+# Decoding the whole stream is the last fallback only up to this many frames (about 10 s of
+# 1080p decoding on one core), so a damaged long video keeps its recorded repeats instead.
+SEQUENTIAL_BUDGET_FRAMES = 3000
 
 # One scaler per process: building a scaler context costs more than decoding a small frame
 # (about 5 ms against 0.2 ms for 64x64, measured), and a reformatter reuses its context
@@ -40,6 +54,10 @@ class SamplingPlan:
     # variable frame rate input and in keyframe mode); NaN where the sample repeats another.
     frame_times: tuple[float, ...] = ()
     seek: str = "exact"
+    # Counter-clockwise quarter turns (degrees) applied to show frames upright (display matrix).
+    rotation: int = 0
+    stream: int = 0  # index of the video stream sampled (the main one, see vidrec.media.streams)
+    fallback: str = ""  # why seeking was not trusted and what was done instead; empty if it was
 
     def __eq__(self, other: object) -> bool:
         # NaN != NaN would make a plan unequal to itself; compare NaN-aware.
@@ -52,7 +70,8 @@ class SamplingPlan:
 
     def _key(self) -> tuple[object, ...]:
         times = tuple(None if math.isnan(t) else t for t in self.frame_times)
-        return (self.timestamps, self.size, self.repeated, self.frames_decoded, times, self.seek)
+        return (self.timestamps, self.size, self.repeated, self.frames_decoded, times, self.seek,
+                self.rotation, self.stream, self.fallback)
 
 
 def plan_timestamps(duration_s: float, n_frames: int) -> tuple[float, ...]:
@@ -60,115 +79,48 @@ def plan_timestamps(duration_s: float, n_frames: int) -> tuple[float, ...]:
     return tuple(round((i + 0.5) * duration_s / n_frames, 6) for i in range(n_frames))
 
 
-def _duration_s(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+def _duration_s(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:
         return container.duration / av.time_base
-    raise MediaError("cannot sample frames: duration unknown")
+    return None  # a still picture or a bare stream: only decoding tells
 
 
-class _Cursor:
-    """Decodes one stream towards successive targets, seeking only when that is cheaper.
-
-    Continuing to decode forward beats seeking when the target is closer than the keyframe
-    interval: the seek would land on a keyframe at or before the current position and decode
-    the same frames again (a file with one keyframe would otherwise be decoded once per
-    sample). The interval is estimated from keyframes seen so far.
-    """
-
-    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream, seek: str):
-        self.container, self.stream, self.seek = container, stream, seek
-        self.slack = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
-        self.frames: Iterator[av.VideoFrame] | None = None
-        self.position = -math.inf  # time of the last decoded frame
-        self.last_keyframe = math.inf
-        self.keyframe_gap = 0.0  # largest keyframe interval seen, a lower bound of the GOP
-        self.taken = -math.inf  # time of the latest frame a sample took (keyframe mode)
-
-    def _can_continue(self, ts: float) -> bool:
-        """Whether decoding on from the current position beats seeking (see class doc)."""
-        gap = max(self.keyframe_gap, self.position - self.last_keyframe)
-        return self.frames is not None and 0 <= ts - self.position <= gap
-
-    def frame_at(self, ts: float) -> tuple[av.VideoFrame | None, int]:
-        """The frame for ``ts`` and how many frames were decoded to reach it.
-
-        ``exact``: the first frame at or after ``ts``. ``keyframe``: the keyframe at or before
-        ``ts`` (one decoded frame), unless an earlier sample already took that keyframe (the
-        keyframe interval is longer than the sample spacing); then the exact frame, so samples
-        stay distinct moments.
-        """
-        if self.seek == "exact" or self._can_continue(ts):
-            return self._exact(ts)
-        frame, decoded = self._keyframe(ts)
-        if frame is not None and frame.time is not None and frame.time > self.taken:
-            self.taken = frame.time
-            return frame, decoded
-        frame, more = self._exact(ts)
-        if frame is not None and frame.time is not None:
-            self.taken = max(self.taken, frame.time)
-        return frame, decoded + more
-
-    def _keyframe(self, ts: float) -> tuple[av.VideoFrame | None, int]:
-        self.stream.codec_context.skip_frame = "NONKEY"  # the decoder drops the rest unseen
-        try:
-            self.container.seek(int(ts / self.stream.time_base), stream=self.stream)
-            self.frames = None  # the exact path must seek afresh after this
-            for frame in self.container.decode(self.stream):
-                return frame, 1
-            return None, 0
-        finally:
-            self.stream.codec_context.skip_frame = "DEFAULT"
-
-    def _exact(self, ts: float) -> tuple[av.VideoFrame | None, int]:
-        # The stream ending within one frame interval before ``ts`` still counts as found (the
-        # last sample of a video); ending earlier means the data is missing (truncated).
-        if not self._can_continue(ts):
-            self.container.seek(int(ts / self.stream.time_base), stream=self.stream)
-            self.frames = self.container.decode(self.stream)
-            self.last_keyframe = math.inf
-        last, decoded = None, 0
-        for frame in self.frames:  # type: ignore[union-attr]
-            decoded += 1
-            time = frame.time
-            if time is not None:
-                if frame.key_frame:
-                    if self.last_keyframe < time:
-                        self.keyframe_gap = max(self.keyframe_gap, time - self.last_keyframe)
-                    self.last_keyframe = time
-                self.position = time
-            if time is None or time >= ts:
-                return frame, decoded
-            last = frame
-        self.frames = None  # the stream ended: the next target needs a seek
-        if last is not None and last.time >= ts - self.slack:
-            return last, decoded
-        return None, decoded
+def _small(frame: av.VideoFrame, size: int) -> np.ndarray:
+    # Straight to the small size: a huge input frame is never converted at full size. The square
+    # output makes scaling and turning commute, so turning the small frame is enough.
+    small = _SCALER.reformat(frame, width=size, height=size, format="rgb24").to_ndarray()
+    return rotate_upright(small, display_rotation(frame))
 
 
-def sample_frames_from(
-    container: av.container.InputContainer,
-    n_frames: int = 8,
-    size: int = 32,
-    seek: SeekMode = "exact",
-    name: str = "input",
-) -> tuple[np.ndarray, SamplingPlan]:
-    """``sample_frames`` on an already open container (so audio can share the open file)."""
-    if seek not in SEEK_MODES:
-        raise ValueError(f"seek must be one of {SEEK_MODES}, got {seek!r}")
-    if not container.streams.video:
-        raise MediaError(f"cannot sample frames: no video stream in {name}")
-    stream = container.streams.video[0]
-    # Workers run one per core, so decoder threads would only add start-up and flush cost
-    # at every seek (measured: 7 ms instead of 12 ms for 8 samples of a 10 s file).
-    stream.thread_type = "NONE"
-    stream.codec_context.thread_count = 1
-    timestamps = plan_timestamps(_duration_s(container, stream), n_frames)
-    cursor = _Cursor(container, stream, seek)
+def _assemble(samples: list[np.ndarray | None], times: list[float], timestamps: tuple[float, ...], size: int,
+              decoded: int, seek: str, rotation: int, stream: int, name: str) -> tuple[np.ndarray, SamplingPlan]:
+    good = [i for i, sample in enumerate(samples) if sample is not None]
+    if not good:
+        raise MediaError(f"cannot sample frames: no frame decoded from {name}")
+    repeated = tuple(i for i, sample in enumerate(samples) if sample is None)
+    last = samples[good[0]]  # leading failures reuse the first good frame
+    filled = []
+    for sample in samples:
+        last = sample if sample is not None else last
+        filled.append(last)
+    frames = np.stack(filled).transpose(0, 3, 1, 2)  # (T, H, W, C) -> (T, C, H, W)
+    plan = SamplingPlan(timestamps, size, repeated, decoded, tuple(times), seek, rotation, stream)
+    return np.ascontiguousarray(frames, dtype=np.uint8), plan
+
+
+def _seeking(container: av.container.InputContainer, stream: av.VideoStream, n_frames: int, size: int,
+             seek: str, name: str) -> tuple[np.ndarray, SamplingPlan] | None:
+    """Sample by seeking; None when the duration is unknown (nothing to place moments by)."""
+    duration = _duration_s(container, stream)
+    if duration is None:
+        return None
+    timestamps = plan_timestamps(duration, n_frames)
+    cursor = Cursor(container, stream, seek)
     samples: list[np.ndarray | None] = []
     times: list[float] = []
-    total_decoded = 0
+    total_decoded, rotation = 0, None
     for ts in timestamps:
         try:
             frame, decoded = cursor.frame_at(ts)
@@ -180,32 +132,147 @@ def sample_frames_from(
             samples.append(None)
             times.append(float("nan"))
             continue
-        # Straight to the small size: a huge input frame is never converted at full size.
-        small = _SCALER.reformat(frame, width=size, height=size, format="rgb24")
-        samples.append(small.to_ndarray())
+        samples.append(_small(frame, size))
+        rotation = display_rotation(frame) if rotation is None else rotation
         times.append(round(float(frame.time), 6) if frame.time is not None else float("nan"))
+    return _assemble(samples, times, timestamps, size, total_decoded, seek, rotation or 0, stream.index, name)
 
-    good = [i for i, sample in enumerate(samples) if sample is not None]
-    if not good:
+
+def _sequential(container: av.container.InputContainer, stream: av.VideoStream, n_frames: int, size: int,
+                seek: str, name: str) -> tuple[np.ndarray, SamplingPlan]:
+    """Sample by decoding the stream from the start (at most SEQUENTIAL_BUDGET_FRAMES frames): the
+    first frame at or after each moment, the last frame for moments past the end."""
+    decoded: list[tuple[float, av.VideoFrame]] = []
+    try:
+        for frame in container.decode(stream):
+            decoded.append((float(frame.time or 0.0), frame))
+            if len(decoded) > SEQUENTIAL_BUDGET_FRAMES:
+                raise MediaError(f"cannot sample frames from {name}: it cannot be seeked and is longer than "
+                                 f"{SEQUENTIAL_BUDGET_FRAMES} frames; re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`)")
+    except av.FFmpegError:
+        pass  # keep what decoded before the damage
+    if not decoded:
         raise MediaError(f"cannot sample frames: no frame decoded from {name}")
-    repeated = tuple(i for i, sample in enumerate(samples) if sample is None)
-    last = samples[good[0]]  # leading failures reuse the first good frame
-    filled = []
-    for sample in samples:
-        last = sample if sample is not None else last
-        filled.append(last)
-    frames = np.stack(filled).transpose(0, 3, 1, 2)  # (T, H, W, C) -> (T, C, H, W)
-    plan = SamplingPlan(timestamps, size, repeated, total_decoded, tuple(times), seek)
-    return np.ascontiguousarray(frames, dtype=np.uint8), plan
+    duration = _duration_s(container, stream)
+    if duration is None:
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        duration = decoded[-1][0] + 1.0 / rate
+    timestamps = plan_timestamps(duration, n_frames)
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    end = decoded[-1][0] + 1.0 / rate  # moments past the last frame's interval have no frame (cut short)
+    picks = [next((f for t, f in decoded if t >= ts - 1e-9), decoded[-1][1] if ts < end else None)
+             for ts in timestamps]
+    samples: list[np.ndarray | None] = [None if f is None else _small(f, size) for f in picks]
+    times = [float("nan") if f is None else round(float(f.time or 0.0), 6) for f in picks]
+    first = next(f for f in picks + [decoded[0][1]] if f is not None)
+    return _assemble(samples, times, timestamps, size, len(decoded), seek, display_rotation(first),
+                     stream.index, name)
+
+
+def _untrusted(plan: SamplingPlan, stream: av.VideoStream) -> str | None:
+    """What makes a seeking plan suspect: samples without a frame, frame times that do not
+    increase, or an exact sample far past its moment (the decoder skipped frames)."""
+    if plan.repeated:
+        return f"found no frame for samples {list(plan.repeated)}"
+    times, targets = plan.frame_times, plan.timestamps
+    rate = float(stream.average_rate) if stream.average_rate else 0.0
+    interval = 1.0 / rate if rate else 0.0
+    # Two moments less than ~1.5 frame intervals apart may share a frame (a clip with about as many
+    # frames as samples); moments further apart must not (a seek that returned the same frame).
+    if any(b < a or (b == a and tb - ta > 1.5 * interval)
+           for a, b, ta, tb in zip(times, times[1:], targets, targets[1:])):
+        return f"gave repeated or out-of-order frame times {list(times)}"
+    tolerance = max(0.5, 3.0 / rate) if rate else 0.5
+    if any(t - ts > tolerance for ts, t in zip(plan.timestamps, times)):
+        return f"landed past their moments (frame times {list(times)} for {list(plan.timestamps)})"
+    return None
+
+
+def sample_frames_from(
+    container: av.container.InputContainer,
+    n_frames: int = 8,
+    size: int = 32,
+    seek: SeekMode = "exact",
+    name: str = "input",
+) -> tuple[np.ndarray, SamplingPlan]:
+    """``sample_frames`` on an already open container (so audio can share the open file).
+
+    Seeking that cannot be trusted (see the module doc) is redone on a fresh open of the same
+    file, which must then be a path (``container.name``)."""
+    if seek not in SEEK_MODES:
+        raise ValueError(f"seek must be one of {SEEK_MODES}, got {seek!r}")
+    stream = main_video_stream(container)
+    if stream is None:
+        raise MediaError(f"cannot sample frames: no video stream in {name}")
+    _single_threaded(stream)
+    seekable = _duration_s(container, stream) is not None
+    try:
+        first = _seeking(container, stream, n_frames, size, seek, name)
+        problem = "the stream states no duration to seek by" if first is None else _untrusted(first[1], stream)
+    except MediaError:  # not one sample found a frame
+        first, problem = None, "seeking found no frame for any sample"
+    path = getattr(container, "name", "")
+    if problem is None:
+        return first  # type: ignore[return-value]
+    if not os.path.isfile(str(path)):
+        return first if first is not None else _sequential(container, stream, n_frames, size, seek, name)
+    attempts = [("exact", "sampled again with exact seeks on a fresh decoder")] if seekable else []
+    attempts.append(("decode", "decoded from the start"))
+    if first is not None and problem != "the stream states no duration to seek by":
+        problem = f"seeking {problem}"
+    for how, what in attempts:
+        try:
+            result = _fresh(str(path), n_frames, size, seek, how, name, expected=_expected_frames(container, stream))
+        except MediaError:
+            result = None
+        if result is None:
+            continue
+        if how == "decode" or _untrusted(result[1], stream) is None:
+            frames, plan = result
+            note = f"{problem}; {what}"
+            log.info("%s: %s", name, note)
+            return frames, replace(plan, seek=seek, fallback=note)
+    if first is None:
+        raise MediaError(f"cannot sample frames from {name}: {problem}, and it is too long to decode from the "
+                         "start; re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`) or re-export it")
+    log.warning("%s: %s; kept with repeated samples (too long to decode from the start)", name, problem)
+    return first[0], replace(first[1], fallback=f"{problem}; too long to decode from the start, kept")
+
+
+def _single_threaded(stream: av.VideoStream) -> None:
+    # Workers run one per core, so decoder threads would only add start-up and flush cost
+    # at every seek (measured: 7 ms instead of 12 ms for 8 samples of a 10 s file).
+    stream.thread_type = "NONE"
+    stream.codec_context.thread_count = 1
+
+
+def _expected_frames(container: av.container.InputContainer, stream: av.VideoStream) -> int | None:
+    duration = _duration_s(container, stream)
+    rate = float(stream.average_rate) if stream.average_rate else None
+    return stream.frames or (math.ceil(duration * rate) if duration and rate else None)
+
+
+def _fresh(path: str, n_frames: int, size: int, seek: str, how: str, name: str,
+           expected: int | None) -> tuple[np.ndarray, SamplingPlan] | None:
+    """One fallback attempt on a newly opened file (a decoder that never saw ``skip_frame``)."""
+    if how == "decode" and expected is not None and expected > SEQUENTIAL_BUDGET_FRAMES:
+        return None
+    with av.open(path) as container:
+        stream = main_video_stream(container)
+        _single_threaded(stream)
+        if how == "exact":
+            return _seeking(container, stream, n_frames, size, "exact", name)
+        return _sequential(container, stream, n_frames, size, seek, name)
 
 
 def sample_frames(
     path: str, n_frames: int = 8, size: int = 32, seek: SeekMode = "exact"
 ) -> tuple[np.ndarray, SamplingPlan]:
-    """``(n_frames, 3, size, size)`` uint8 RGB frames at evenly spaced moments, and the plan.
+    """``(n_frames, 3, size, size)`` uint8 upright RGB frames at evenly spaced moments, and the plan.
 
-    A sample whose seek yields no frame repeats the previous good one (recorded in
-    ``plan.repeated``); a video that yields no frame at all raises ``MediaError``.
+    Frames are taken from the main video stream and turned as its display matrix says. A sample
+    whose seek yields no frame repeats the previous good one (recorded in ``plan.repeated``)
+    when no fallback could find it; a video that yields no frame at all raises ``MediaError``.
     """
     with av.open(path) as container:
         return sample_frames_from(container, n_frames, size, seek, name=path)

@@ -33,20 +33,46 @@ def file_sha256(path: str) -> str:
 
 
 def stat_files(paths: Sequence[str]) -> pd.DataFrame:
-    """path, exists, is_file, bytes, mtime_ns and the OSError text (if stat failed) per path."""
+    """path, exists, is_file, bytes, mtime_ns, the OSError text (if stat failed) and, for a
+    symbolic link that leads nowhere, where it points (``link_target``) per path."""
     rows = []
     for path in paths:
+        target = _link_target(path)
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            rows.append((path, False, False, None, None, None))
+            rows.append((path, target is not None, False, None, None, None, target))
             continue
-        except OSError as error:
-            rows.append((path, True, False, None, None, str(error)))
+        except OSError as error:  # e.g. ELOOP: a link loop; EACCES: a folder we may not enter
+            rows.append((path, True, False, None, None, str(error), target))
             continue
         regular = os.path.isfile(path)
-        rows.append((path, True, regular, st.st_size, st.st_mtime_ns, None))
-    return pd.DataFrame(rows, columns=["path", "exists", "is_file", "bytes", "mtime_ns", "error"])
+        rows.append((path, True, regular, st.st_size, st.st_mtime_ns, None, None))
+    return pd.DataFrame(rows, columns=["path", "exists", "is_file", "bytes", "mtime_ns", "error", "link_target"])
+
+
+def _link_target(path: str) -> str | None:
+    try:
+        return os.readlink(path) if os.path.islink(path) else None
+    except OSError:
+        return None
+
+
+def unreadable_reason(stat: dict[str, object]) -> str:
+    """The quarantine reason for a row of ``stat_files`` that is not a readable regular file,
+    saying what to do about it."""
+    path, target, error = stat["path"], stat.get("link_target"), stat.get("error")
+    if target is not None and error and "symbolic links" in str(error):
+        return (f"symbolic link loop: {path} -> {target} never reaches a file; point the link at the "
+                "video file or remove it")
+    if target is not None:
+        return (f"broken symbolic link: {path} -> {target} does not exist; restore the target (for DVC "
+                "data, `dvc checkout`) or remove the link")
+    if error:
+        return f"cannot read file: {error}; make it readable by the user running the pipeline"
+    if not stat["exists"]:
+        return f"file not found: {path}; it disappeared after it was listed, re-run once the copy is complete"
+    return f"not a regular file: {path}; put video files (not folders, pipes or devices) in videos/"
 
 
 def hash_files(
@@ -63,7 +89,7 @@ def hash_files(
         try:
             sha = file_sha256(row.path)
         except OSError as error:
-            errors[row.path] = f"cannot read file: {error}"
+            errors[row.path] = f"cannot read file: {error}; make it readable by the user running the pipeline"
             continue
         hashes[row.path] = sha
         fresh.append((row.path, int(row.bytes), int(row.mtime_ns), sha))

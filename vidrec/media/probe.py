@@ -1,26 +1,28 @@
 """Probe raw video files into rows of the ``videos`` table, accepting or quarantining each.
 
-Probing opens and decodes the video stream of untrusted files, so it runs in isolated worker
-processes (see ``vidrec.media.pool``); the accept/quarantine rules are a pure function.
+Probing opens and decodes the main video stream of untrusted files, so it runs in isolated worker
+processes (see ``vidrec.media.pool``); the accept/quarantine rules are pure functions in
+``vidrec.media.rules``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import av
 import pandas as pd
 from pebble import ProcessExpired
 
+from vidrec.media.boxes import looks_iso_bmff, truncation
 from vidrec.media.cache import MediaCache
-from vidrec.media.hashing import file_sha256, hash_files, stat_files  # noqa: F401 (file_sha256 re-exported)
+from vidrec.media.hashing import file_sha256, hash_files, stat_files, unreadable_reason  # noqa: F401 (file_sha256 re-exported)
 from vidrec.media.pool import MediaError, describe_failure, run_isolated
+from vidrec.media.rules import RE_EXPORT, ProbeLimits, decide_status, header_reason  # noqa: F401 (re-exported)
+from vidrec.media.streams import (display_rotation, is_raw_stream, is_still_image, main_audio_stream,
+                                  main_video_stream, stream_choice)
 
 log = logging.getLogger(__name__)
 
@@ -30,73 +32,60 @@ CRASH_HOOK_ENV_VAR = "VIDREC_TEST_CRASH_ON"
 VIDEOS_COLUMNS = [
     "video_id", "path", "sha256", "bytes", "container", "video_codec", "width", "height",
     "fps", "duration_s", "n_frames_expected", "n_frames_decoded", "has_audio", "audio_codec",
-    "sample_rate", "duplicate_of", "status", "reason",
+    "sample_rate", "rotation", "video_stream", "notes", "duplicate_of", "status", "reason",
 ]
 
 _DTYPES = {
     "bytes": "Int64", "width": "Int64", "height": "Int64", "fps": "float64",
     "duration_s": "float64", "n_frames_expected": "Int64", "n_frames_decoded": "Int64",
-    "has_audio": "boolean", "sample_rate": "Int64",
+    "has_audio": "boolean", "sample_rate": "Int64", "rotation": "Int64", "video_stream": "Int64",
 }
 _PROBE_FIELDS = VIDEOS_COLUMNS[4:-3]
-
-
-@dataclass(frozen=True)
-class ProbeLimits:
-    """What a probe may cost and what a video must satisfy to be accepted."""
-
-    timeout_s: float = 30.0
-    memory_mb: int = 1024
-    max_width: int = 3840
-    max_height: int = 2160
-    min_frame_ratio: float = 0.9
-    max_duration_s: float = 4 * 3600.0
-    # Frames decoded before the probe only counts the remaining frame packets (demuxing,
-    # ~50x cheaper), so probing a long video stays within the time limit.
-    decode_budget_frames: int = 20_000
-
-    def key(self) -> str:
-        """Fingerprint of the settings that shape probe facts (time and memory limits do not:
-        runs that hit them are never cached)."""
-        rules = {k: v for k, v in asdict(self).items() if k not in ("timeout_s", "memory_mb")}
-        return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:12]
+# Audio rates a resampler to 16 kHz handles; outside them the header is broken (audio ignored).
+_AUDIO_RATES = (1000, 384_000)
 
 
 def probe_file(path: str, limits: ProbeLimits | None = None) -> dict[str, Any]:
-    """Header facts plus a decode count of the first video stream (runs in a worker).
+    """Header facts plus a decode count of the main video stream (runs in a worker).
 
     Decoding is skipped when the header already breaks a limit (oversized frames are never
     decoded into memory) and stops at twice the expected frame count; past
     ``limits.decode_budget_frames`` the remaining frame packets are counted, not decoded.
-    Decoding errors propagate so the caller records them as the reason.
+    Decoding errors propagate so the caller records them as the reason. An audio track that
+    cannot be used (no packets, no decoder, an impossible rate) is marked missing in
+    ``has_audio`` with a note: sound is optional, the video is still judged on its own.
     """
     limits = limits or ProbeLimits()
     if os.environ.get(CRASH_HOOK_ENV_VAR) == path:
         os.abort()
+    cut = truncation(path) if looks_iso_bmff(path) else None
     try:
         container = av.open(path)
     except (av.FFmpegError, UnicodeDecodeError) as error:
-        raise MediaError(f"cannot open as a media container: {error}") from None
+        if cut:  # say why it does not open: FFmpeg only says "Invalid data found"
+            raise MediaError(f"{cut}: copy the complete file again (or re-export it)") from None
+        raise MediaError(f"cannot open as a media container ({error}): not a video file, or damaged "
+                         f"in its header; {RE_EXPORT}") from None
 
     with container:
         facts: dict[str, Any] = dict.fromkeys(_PROBE_FIELDS)
         facts["container"] = container.format.name
-        audio = container.streams.audio[0] if container.streams.audio else None
-        facts["has_audio"] = audio is not None
-        if audio is not None:
-            facts["audio_codec"] = audio.codec_context.name if audio.codec_context else None
-            facts["sample_rate"] = audio.sample_rate
-        if not container.streams.video:
+        facts["truncated"] = cut
+        notes: list[str] = []
+        audio = _audio_facts(container, facts, notes)
+        video = main_video_stream(container)
+        if video is None:
+            facts["notes"] = "; ".join(notes) or None
             return facts
-
-        video = container.streams.video[0]
         if video.codec_context is None:
-            raise MediaError(f"no decoder available for the video stream of {path}")
+            raise MediaError(f"no decoder in this build for the video codec of {path}: re-encode it to "
+                             "H.264, HEVC, VP9 or AV1")
+        facts["video_stream"] = video.index
+        if choice := stream_choice(container, video):
+            notes.append(choice)
         facts["video_codec"] = video.codec_context.name
-        facts["width"] = video.width
-        facts["height"] = video.height
+        facts["width"], facts["height"] = video.width, video.height
         fps = float(video.average_rate) if video.average_rate else None
-        facts["fps"] = fps
         # ``is not None``: a header that states zero duration is a finding ("zero duration"),
         # not a missing value ("unknown duration").
         if video.duration is not None and video.time_base:
@@ -105,28 +94,72 @@ def probe_file(path: str, limits: ProbeLimits | None = None) -> dict[str, Any]:
             duration = container.duration / av.time_base
         else:
             duration = None
-        facts["duration_s"] = duration
         expected = video.frames or (round(duration * fps) if duration and fps else None)
-        facts["n_frames_expected"] = expected
-
-        if _header_reason(facts, limits) is None:
-            facts["n_frames_decoded"] = _count_frames(
-                container, video, expected, limits.decode_budget_frames)
+        if is_still_image(container, video):
+            # A picture is a one-frame video shown for one frame interval, as covers are (docs/ingestion.md).
+            fps = fps or float(video.guessed_rate or 25)
+            duration, expected = 1.0 / fps, 1
+            notes.append("a still picture, taken as a one-frame video")
+        facts["raw_stream"] = is_raw_stream(container)
+        facts.update(fps=fps, duration_s=duration, n_frames_expected=expected)
+        if header_reason(facts, limits) is None:
+            try:
+                decoded, rotation, audio_packets = _count_frames(
+                    container, video, audio, expected, limits.decode_budget_frames)
+            except MediaError:
+                if not cut:
+                    raise
+                decoded, rotation, audio_packets = None, None, None  # the cut explains it: say that
+            facts["n_frames_decoded"], facts["rotation"] = decoded, rotation
+            if audio is not None and audio_packets == 0:
+                _drop_audio(facts, notes, "it holds no packets")
+        facts["notes"] = "; ".join(notes) or None
         return facts
 
 
-def _count_frames(container: Any, video: Any, expected: int | None, budget: int) -> int:
-    """Frames decoded from the video stream; past ``budget`` decoded frames, the frame
-    packets that are still present count instead (a truncated file lacks them too)."""
+def _audio_facts(container: Any, facts: dict[str, Any], notes: list[str]) -> Any:
+    """Fill the audio facts from the main audio stream; return it, or None when there is none
+    or it cannot be used (then ``has_audio`` is false and a note says why)."""
+    audio = main_audio_stream(container)
+    facts["has_audio"] = audio is not None
+    if audio is None:
+        return None
+    facts["audio_codec"] = audio.codec_context.name if audio.codec_context else audio.codec.name
+    facts["sample_rate"] = audio.sample_rate
+    if audio.codec_context is None:
+        return _drop_audio(facts, notes, f"no decoder for its codec {facts['audio_codec']}")
+    if not audio.sample_rate or not _AUDIO_RATES[0] <= audio.sample_rate <= _AUDIO_RATES[1]:
+        return _drop_audio(facts, notes, f"its sample rate {audio.sample_rate} Hz is impossible")
+    return audio
+
+
+def _drop_audio(facts: dict[str, Any], notes: list[str], why: str) -> None:
+    facts["has_audio"], facts["sample_rate"] = False, None
+    notes.append(f"audio track ignored ({why}): the video is kept without sound; re-export it to keep the sound")
+
+
+def _count_frames(container: Any, video: Any, audio: Any, expected: int | None,
+                  budget: int) -> tuple[int, int, int]:
+    """(frames decoded, display rotation of the first frame, audio packets seen) for the video
+    stream; past ``budget`` decoded frames, the frame packets that are still present count
+    instead (a truncated file lacks them too)."""
     # One worker per core: decoder threads would only add start-up cost.
     video.thread_type = "NONE"
     video.codec_context.thread_count = 1
     cap = 2 * expected if expected else None
-    decoded = counted = 0
+    decoded = counted = audio_packets = 0
+    rotation = None
+    streams = [video] + ([audio] if audio is not None else [])
     try:
-        for packet in container.demux(video):
+        for packet in container.demux(streams):
+            if packet.stream.index != video.index:
+                audio_packets += bool(packet.size)
+                continue
             if decoded < budget:
-                decoded += len(packet.decode())
+                frames = packet.decode()
+                if rotation is None and frames:
+                    rotation = display_rotation(frames[0])
+                decoded += len(frames)
                 if decoded >= budget:  # drain the decoder before switching to counting
                     decoded += len(video.codec_context.decode(None))
             elif packet.size:
@@ -135,47 +168,9 @@ def _count_frames(container: Any, video: Any, expected: int | None, budget: int)
                 break
     except av.FFmpegError as error:
         # MediaError makes the reason say that decoding (not opening) failed, and how far it got.
-        raise MediaError(f"decoding failed after {decoded} frames: {error}") from None
-    return decoded + counted
-
-
-def decide_status(probe: dict[str, Any], limits: ProbeLimits) -> tuple[str, str | None]:
-    """``("accepted", None)`` or ``("quarantined", reason)`` for one probe result."""
-    reason = _header_reason(probe, limits) or _decode_reason(probe, limits)
-    return ("accepted", None) if reason is None else ("quarantined", reason)
-
-
-def _header_reason(probe: dict[str, Any], limits: ProbeLimits) -> str | None:
-    """Rules that need only the container header (checked before decoding anything)."""
-    if not probe.get("video_codec"):
-        return "no video stream"
-    width, height = probe.get("width") or 0, probe.get("height") or 0
-    if width > limits.max_width or height > limits.max_height:
-        return (
-            f"resolution {width}x{height} exceeds limit {limits.max_width}x{limits.max_height}"
-        )
-    if width <= 0 or height <= 0:
-        return f"invalid resolution {width}x{height}"
-    duration = probe.get("duration_s")
-    if duration is None:
-        return "unknown duration"
-    if duration <= 0:
-        return "zero duration"
-    if duration > limits.max_duration_s:
-        return (
-            f"duration {duration:.0f} s exceeds limit {limits.max_duration_s:.0f} s"
-        )
-    return None
-
-
-def _decode_reason(probe: dict[str, Any], limits: ProbeLimits) -> str | None:
-    decoded = probe.get("n_frames_decoded") or 0
-    expected = probe.get("n_frames_expected")
-    if decoded == 0:
-        return "no decodable video frames"
-    if expected and decoded < limits.min_frame_ratio * expected:
-        return f"decoded {decoded} of {expected} expected frames (truncated?)"
-    return None
+        raise MediaError(f"decoding failed after {decoded} frames ({error}): the video data is damaged; "
+                         f"{RE_EXPORT}") from None
+    return decoded + counted, rotation or 0, audio_packets
 
 
 def _quarantine_row(video_id: str, path: str, reason: str, **known: Any) -> dict[str, Any]:
@@ -211,11 +206,7 @@ def probe_videos(
         path = str(path)
         stat = stat_of[path]
         if not stat["is_file"]:
-            reason = (
-                f"cannot read file: {stat['error']}" if stat["error"]
-                else "file not found" if not stat["exists"] else "not a regular file"
-            )
-            rows[index] = _quarantine_row(video_id, path, f"{reason}: {path}")
+            rows[index] = _quarantine_row(video_id, path, unreadable_reason(stat))
             continue
         if path in read_errors:
             rows[index] = _quarantine_row(video_id, path, read_errors[path])
@@ -223,7 +214,9 @@ def probe_videos(
         sha256 = hashes[path]
         known = {"sha256": sha256, "bytes": int(stat["bytes"])}
         if stat["bytes"] == 0:
-            rows[index] = _quarantine_row(video_id, path, "empty file (0 bytes)", **known)
+            rows[index] = _quarantine_row(
+                video_id, path, "empty file (0 bytes): the upload or copy did not finish; copy the file again",
+                **known)
             continue
         rows[index] = known
         pending.setdefault(sha256, []).append(index)
@@ -291,7 +284,8 @@ def deleted_rows(deleted: pd.DataFrame) -> pd.DataFrame:
     rows = [
         _quarantine_row(
             r.video_id, r.path,
-            f"deleted: file no longer in the source (last seen {r.last_seen:%Y-%m-%d %H:%M:%S} UTC)",
+            f"deleted: file no longer in the source (last seen {r.last_seen:%Y-%m-%d %H:%M:%S} UTC); "
+            "put it back to keep the video, nothing to do if it was removed on purpose",
             sha256=r.sha256,
         )
         for r in deleted.itertuples(index=False)
