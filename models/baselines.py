@@ -21,6 +21,7 @@ from models.train import EncoderTraining, embed_items, train_encoder
 from models.training import TrainConfig
 from vidrec.behaviour import co_engaged_neighbours
 from models.id_fit import FitSettings, ValidationSet
+from models.imported_retrieval import retrieval_scorer
 from models.lightgcn import fit_lightgcn
 from vidrec.config import Paths
 from vidrec.imports.content import ProfileScorer, item_text_embeddings
@@ -52,7 +53,8 @@ def most_popular_scores(train_user_idx: np.ndarray, train_item_idx: np.ndarray, 
 
 # --- the baseline table on imported data -------------------------------------------------------------
 
-BASELINES = ("most_popular", "bpr", "lightgcn", "text_content", "multimodal_encoder")
+BASELINES = ("most_popular", "bpr", "lightgcn", "retrieval", "text_content", "multimodal_encoder")
+NEEDS_STATE = ("retrieval", "text_content", "multimodal_encoder")
 
 
 def _catalog(items: pd.DataFrame, features_dir: Path) -> pd.DataFrame:
@@ -115,11 +117,12 @@ def _id_model(name: str, split: Split, settings: FitSettings, seed: int) -> tupl
 
 def baseline_table(result: ImportResult, protocol: Protocol, models: tuple[str, ...] = BASELINES,
                    state: Paths | None = None, settings: FitSettings = FitSettings(), encoder_epochs: int = 5,
-                   seed: int = 0) -> tuple[pd.DataFrame, Split]:
+                   retrieval_epochs: int = 10, seed: int = 0) -> tuple[pd.DataFrame, Split]:
     """Split ``result``'s positives by ``protocol``, fit each model and score the test part with the same
     metric code (items the user had in train + validation masked): one row per model, the protocol
     recorded in each row. ``settings`` are the id-only models' (BPR, LightGCN: ``models.id_fit``).
 
+    ``retrieval`` (the project's two-tower model over item text, ``models.imported_retrieval``),
     ``text_content`` (the project's frozen text features) and ``multimodal_encoder`` (the project's
     item encoder, trained here on the imported catalog) need ``state`` (where feature shards, the text
     cache and checkpoints go); a model that cannot run says why in the split's notes.
@@ -137,11 +140,11 @@ def baseline_table(result: ImportResult, protocol: Protocol, models: tuple[str, 
     for name in models:
         started = time.perf_counter()
         extra: dict[str, object] = {}
-        if name in ("text_content", "multimodal_encoder") and state is None:
+        if name in NEEDS_STATE and state is None:
             split.notes.append(f"{name} skipped: no state directory given for features and checkpoints")
             continue
-        if name == "text_content" and not any(texts):
-            split.notes.append("text_content skipped: no item has text")
+        if name in ("text_content", "retrieval") and not any(texts):
+            split.notes.append(f"{name} skipped: no item has text")
             continue
         if name == "most_popular":
             popularity = most_popular_scores(users, items, n_items)
@@ -149,6 +152,9 @@ def baseline_table(result: ImportResult, protocol: Protocol, models: tuple[str, 
         elif name in ("bpr", "lightgcn"):
             model, extra = _id_model(name, split, settings, seed)
             score = model.score
+        elif name == "retrieval":
+            content = item_text_embeddings(texts, state.features / "text")
+            score = retrieval_scorer(split, content, state.checkpoints, seed, retrieval_epochs)
         elif name == "text_content":
             score = ProfileScorer(item_text_embeddings(texts, state.features / "text"), split.matrix(fit))
         else:

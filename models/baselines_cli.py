@@ -32,9 +32,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--columns", help="comma-separated log column names, e.g. user_id,video_id,rating,ts")
     parser.add_argument("--rating-threshold", type=float, help="ratings below this are not positives")
     parser.add_argument("--ts-unit", default="s", help="unit of numeric timestamps: s, ms or us")
-    parser.add_argument("--split", default="leave_one_out", choices=list(SPLITS),
-                        help="ratio_by_user: RecBole's per-user ratio split; random_global: all interactions "
-                             "shuffled together")
+    parser.add_argument("--split", default="leave_one_out",
+                        help=f"one of {', '.join(SPLITS)} (ratio_by_user: RecBole's per-user ratio split; "
+                             "random_global: all interactions shuffled together)")
     parser.add_argument("--ratios", default="0.8,0.1,0.1", help="train,validation,test ratios (ratio splits)")
     parser.add_argument("--holdout-fraction", type=float, default=0.1, help="temporal split test fraction")
     parser.add_argument("--k-core", type=int, default=0)
@@ -53,7 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     settings.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="BPR L2 penalty")
     settings.add_argument("--layers", type=int, default=_DEFAULTS.layers, help="LightGCN layers")
     settings.add_argument("--reg-weight", type=float, default=_DEFAULTS.reg_weight, help="LightGCN norm penalty")
-    parser.add_argument("--encoder-epochs", type=int, default=5)
+    parser.add_argument("--encoder-epochs", type=int, default=5, help="multimodal_encoder epochs")
+    parser.add_argument("--retrieval-epochs", type=int, default=10, help="retrieval epochs (early stopping on "
+                        "validation loss, patience 3)")
     parser.add_argument("--out", help="write the table here (.csv or .json)")
     return parser.parse_args(argv)
 
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         ranking="sampled" if args.sampled else "full", n_negatives=args.sampled or 100,
                         ks=tuple(int(k) for k in args.ks.split(",")))
     table, split = baseline_table(result, protocol, tuple(args.models.split(",")), state=paths, settings=settings,
-                                  encoder_epochs=args.encoder_epochs, seed=args.seed)
+                                  encoder_epochs=args.encoder_epochs, retrieval_epochs=args.retrieval_epochs,
+                                  seed=args.seed)
     print(f"protocol: {protocol.label()}")
     print(f"split: {split.counts}")
     for note in split.notes:
