@@ -57,14 +57,15 @@ def import_lastfm(data: Path, workdir: Path, max_users: int | None = None) -> Im
     The artist table is tab-separated, which the item-table reader takes as Parquet, so it is
     converted into ``workdir`` (never into the repository)."""
     artists = pd.read_csv(data / "artists.dat", sep="\t", dtype=str, quoting=3, keep_default_na=False)
-    items = workdir / "artists.parquet"
-    artists.rename(columns={"id": "video_id", "name": "title"})[["video_id", "title"]].to_parquet(items)
     events = data / "user_artists.dat"
-    if max_users:  # --quick: the first users' rows only, through the same import
+    if max_users:  # --quick: the first users' rows and their artists only, through the same import
         frame = pd.read_csv(events, sep="\t", dtype=str)
         frame = frame[frame["userID"].isin(frame["userID"].drop_duplicates().head(max_users))]
         events = workdir / "user_artists.dat"
         frame.to_csv(events, sep="\t", index=False)
+        artists = artists[artists["id"].isin(frame["artistID"])]
+    items = workdir / "artists.parquet"
+    artists.rename(columns={"id": "video_id", "name": "title"})[["video_id", "title"]].to_parquet(items)
     return import_logs(str(events), str(items), LogFormat(sep="\t"),
                        rename={"userID": "user_id", "artistID": "video_id", "weight": "ts"})
 
@@ -112,11 +113,36 @@ def run_recbole(python: Path, model: str, data_path: Path, seed: int, workdir: P
     return result
 
 
+def _recbole_summary(r: dict) -> dict:
+    return {"ndcg10": round(r["test"]["ndcg@10"], 6), "recall10": round(r["test"]["recall@10"], 6),
+            "fit_s": r["fit_s"], "epochs_run": r["epochs_run"], "best_epoch": r["best_epoch"],
+            "best_valid_ndcg10": round(r["best_valid_ndcg10"], 6), "users": r["users"], "items": r["items"],
+            "interactions": r["interactions"]}
+
+
+def merged_rows(path: Path, counts: dict, seed: int, split: str, quick: bool) -> tuple[dict, dict]:
+    """Model rows and RecBole results of another result file of this script (each marked with that run's
+    time), refused unless it cut the same split."""
+    record = json.loads(path.read_text())
+    other = record["datasets"][DATASET]
+    same = (other["seed"] == seed and other["split"] == split and other["split_counts"] == counts
+            and record["quick"] == quick)
+    if not same:
+        raise SystemExit(f"error: {path} was measured on another split (seed {other['seed']}, {other['split']}, "
+                         f"{other['split_counts']}); merge only results of the same split")
+    mark = {"measured_in_run": record["when"]}
+    return ({name: {**row, **mark} for name, row in other["models"].items()},
+            {name: {**row, **mark} for name, row in (other.get("recbole") or {}).items()})
+
+
 def _row_summary(row: dict) -> dict:
     keep = ("ndcg@10", "recall@10", "hit@10", "mrr@10", "fit_s", "eval_s", "users_evaluated", "fitted_on",
             "epochs_run", "best_epoch", "best_val_ndcg")
-    return {k: (round(row[k], 6) if isinstance(row[k], float) else row[k])
-            for k in keep if k in row and not (isinstance(row[k], float) and pd.isna(row[k]))}
+    out = {k: row[k] for k in keep if k in row and not (isinstance(row[k], float) and pd.isna(row[k]))}
+    for k in ("epochs_run", "best_epoch", "users_evaluated"):  # floats only because other rows lack them
+        if k in out:
+            out[k] = int(out[k])
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in out.items()}
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -129,6 +155,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--models", default="most_popular,bpr,lightgcn,text_content")
     parser.add_argument("--compare-recbole", action="store_true", help="also run RecBole BPR and LightGCN")
     parser.add_argument("--recbole-venv", help="RecBole's virtual environment (default $VIDREC_HOME/recbole-venv)")
+    parser.add_argument("--merge", action="append", default=[], metavar="JSON",
+                        help="add the model rows of an earlier result of this script on the same split (same "
+                             "seed, split and counts; checked), e.g. a slow model run alone on another core")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     data = Path(args.data)
@@ -151,14 +180,19 @@ def main(argv: list[str] | None = None) -> Path:
             venv = Path(args.recbole_venv) if args.recbole_venv else paths.root / "recbole-venv"
             python = recbole_python(venv.absolute())  # not resolve(): that leaves the venv for its base python
             for model in ("BPR", "LightGCN"):
-                recbole[model] = run_recbole(python, model, workdir / "atomic", args.seed, workdir, settings.epochs)
+                recbole[model] = _recbole_summary(
+                    run_recbole(python, model, workdir / "atomic", args.seed, workdir, settings.epochs))
+    for other in args.merge:
+        more, their_recbole = merged_rows(Path(other), split.counts, args.seed, protocol.split, args.quick)
+        rows = {**more, **rows}  # this run's own rows win
+        if not recbole:
+            recbole = their_recbole
     scored = {name: row["ndcg@10"] for name, row in rows.items()}
     best = max(scored, key=scored.get)
     key = {"model": best, "vidrec_best_ndcg10": scored[best], "vidrec_bpr_ndcg10": scored.get("bpr"),
            "vidrec_lightgcn_ndcg10": scored.get("lightgcn")}
     if recbole:
-        key.update(recbole_bpr_ndcg10=round(recbole["BPR"]["test"]["ndcg@10"], 6),
-                   recbole_lightgcn_ndcg10=round(recbole["LightGCN"]["test"]["ndcg@10"], 6))
+        key.update(recbole_bpr_ndcg10=recbole["BPR"]["ndcg10"], recbole_lightgcn_ndcg10=recbole["LightGCN"]["ndcg10"])
         key.update(best_over_recbole_lightgcn=round(key["vidrec_best_ndcg10"] / key["recbole_lightgcn_ndcg10"], 4),
                    bpr_over_recbole_bpr=(round(key["vidrec_bpr_ndcg10"] / key["recbole_bpr_ndcg10"], 4)
                                          if key["vidrec_bpr_ndcg10"] else None))
@@ -170,11 +204,7 @@ def main(argv: list[str] | None = None) -> Path:
                "split_counts": split.counts, "notes": split.notes, "import_s": round(import_s, 2),
                "import": result.report.to_dict(), "settings": vars(settings),
                "models": rows,
-               "recbole": {name: {"ndcg10": round(r["test"]["ndcg@10"], 6), "recall10": round(r["test"]["recall@10"], 6),
-                                  "fit_s": r["fit_s"], "epochs_run": r["epochs_run"], "best_epoch": r["best_epoch"],
-                                  "best_valid_ndcg10": round(r["best_valid_ndcg10"], 6),
-                                  "users": r["users"], "items": r["items"], "interactions": r["interactions"]}
-                           for name, r in recbole.items()},
+               "recbole": recbole,
                "recbole_settings": {**RECBOLE_SETTINGS, "pins": RECBOLE_PINS} if recbole else None,
                "split_files": {k: Path(v).name for k, v in files.items()}}
     payload = {"sizes": {DATASET: {"users": split.counts["users"], "items": split.counts["items"],
