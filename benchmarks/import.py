@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_result  # noqa: E402
 from models.baselines import fit_bpr, most_popular_scores  # noqa: E402
+from models.id_fit import FitSettings  # noqa: E402
 from vidrec.imports.logs import LogFormat, import_logs  # noqa: E402
 from vidrec.protocols import Protocol, evaluate, split_interactions  # noqa: E402
 
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> Path:
         fit = split.fit
         users, items = fit["user_idx"].to_numpy(), fit["item_idx"].to_numpy()
         t0 = time.perf_counter()
-        bpr = fit_bpr(users, items, len(split.user_ids), len(split.item_ids), epochs=3, seed=0)
+        # the first BPR's settings, so bpr_fit_s_3_epochs stays comparable with earlier results
+        settings = FitSettings(dim=32, lr=0.05, epochs=3, batch_size=4096, patience=0, weight_decay=1e-4)
+        bpr = fit_bpr(users, items, len(split.user_ids), len(split.item_ids), settings, seed=0, variant="biased")
         fit_s = time.perf_counter() - t0
         popularity = most_popular_scores(users, items, len(split.item_ids))
         sampled = split_interactions(result.positives(), Protocol(split="leave_one_out", ranking="sampled"),

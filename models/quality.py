@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from models.baselines import fit_bpr, most_popular_scores
+from models.id_fit import FitSettings
 from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
 from vidrec.evaluation.tables import load_table
 from vidrec.world.oracle import Oracle
@@ -111,7 +112,9 @@ def baseline_scores(train: pd.DataFrame, holdout: pd.DataFrame, item_index: dict
     i_idx = clicks["video_id"].map(item_index).to_numpy(np.int64)
     items = holdout["video_id"].map(item_index).to_numpy(np.int64)
     popular = most_popular_scores(u_idx, i_idx, len(item_index))[items]
-    bpr = fit_bpr(u_idx, i_idx, len(users), len(item_index), epochs=bpr_epochs, seed=seed)
+    # The project's first BPR and its settings, so quality.json's bpr_mf numbers stay comparable.
+    settings = FitSettings(dim=32, lr=0.05, epochs=bpr_epochs, batch_size=4096, patience=0, weight_decay=1e-4)
+    bpr = fit_bpr(u_idx, i_idx, len(users), len(item_index), settings, seed=seed, variant="biased")
     known = holdout["user_key"].map(users)
     out = np.empty(len(holdout), dtype=np.float64)
     seen = known.notna().to_numpy()

@@ -1,5 +1,6 @@
 """Evaluation protocols for imported interaction data: how positives are filtered (k-core), split
-(global temporal, leave-one-out by time, random ratio) and ranked (full by default, sampled on request).
+(global temporal, leave-one-out by time, per-user ratio as RecBole's ``RS`` with ``group_by: user``, global
+random ratio) and ranked (full by default, sampled on request).
 
 A ``Protocol`` is recorded with every result (``Protocol.to_dict`` / ``label``) so a number can be
 compared with a published table only when the protocol matches.
@@ -19,20 +20,25 @@ from vidrec.evaluation.full_ranking import ScoreFn, full_ranking, sampled_rankin
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("temporal", "leave_one_out", "random")
+SPLITS = ("temporal", "leave_one_out", "ratio_by_user", "random_global")
+# A split with fewer interactions than this keeps the user in train only (no validation or test item).
+MIN_SPLIT_USER = 3
 
 
 @dataclass(frozen=True)
 class Protocol:
     """``split``: ``temporal`` (one global time cut: the last ``holdout_fraction`` of interactions is test,
     the fraction before it validation), ``leave_one_out`` (per user, last interaction is test, the one
-    before validation), or ``random`` (interactions shuffled with ``seed`` into ``ratios``).
+    before validation), ``ratio_by_user`` (each user's interactions shuffled with ``seed`` and cut into
+    ``ratios``, as RecBole's ``RS`` with ``group_by: user``), or ``random_global`` (all interactions shuffled
+    together with ``seed`` into ``ratios``; a user's share of each part varies). The per-user splits keep
+    users with fewer than 3 interactions in train only (counted as ``users_train_only``).
     ``k_core``: users and items with fewer interactions are removed repeatedly (0 = off).
     ``ranking``: ``full`` (every item) or ``sampled`` (``n_negatives`` random unseen items per positive).
     Models are fitted on train + validation and scored on test, with their fitted items masked.
     """
 
-    split: Literal["temporal", "leave_one_out", "random"] = "leave_one_out"
+    split: Literal["temporal", "leave_one_out", "ratio_by_user", "random_global"] = "leave_one_out"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     holdout_fraction: float = 0.1
     seed: int = 0
@@ -42,6 +48,9 @@ class Protocol:
     ks: tuple[int, ...] = (10, 20)
 
     def __post_init__(self) -> None:
+        if self.split == "random":
+            raise ValueError("split 'random' was renamed 'random_global' (all interactions shuffled together); "
+                             "for RecBole's per-user ratio split use 'ratio_by_user'")
         if self.split not in SPLITS:
             raise ValueError(f"unknown split {self.split!r}; use one of {list(SPLITS)}")
         if self.ranking not in ("full", "sampled"):
@@ -53,9 +62,11 @@ class Protocol:
 
     def label(self) -> str:
         """Short text for tables, e.g. ``leave_one_out, 5-core, full ranking``."""
+        ratios = ":".join(f"{r * 10:g}" for r in self.ratios)
         split = {"temporal": f"global temporal ({self.holdout_fraction:g} test)",
                  "leave_one_out": "leave-one-out by time",
-                 "random": f"random {':'.join(f'{r * 10:g}' for r in self.ratios)} (seed {self.seed})"}[self.split]
+                 "ratio_by_user": f"per-user ratio {ratios} (seed {self.seed})",
+                 "random_global": f"global random {ratios} (seed {self.seed})"}[self.split]
         core = f"{self.k_core}-core" if self.k_core else "no k-core"
         ranking = ("full ranking" if self.ranking == "full"
                    else f"SAMPLED ranking ({self.n_negatives} negatives, seed {self.seed})")
@@ -115,7 +126,7 @@ def split_interactions(positives: pd.DataFrame, protocol: Protocol, item_ids: li
     (default: items with interactions); ``clock_time=False`` (sequence positions) refuses the temporal split."""
     if protocol.split == "temporal" and not clock_time:
         raise ValueError("the global temporal split needs clock timestamps; this source has sequence positions "
-                         "only — use split='leave_one_out' or 'random'")
+                         "only — use split='leave_one_out', 'ratio_by_user' or 'random_global'")
     missing = {"user_id", "video_id", "ts"} - set(positives.columns)
     if missing:
         raise ValueError(f"positives lack columns {sorted(missing)}")
@@ -145,13 +156,21 @@ def split_interactions(positives: pd.DataFrame, protocol: Protocol, item_ids: li
                   protocol, counts, notes)
     counts.update({name: len(frame) for name, frame in frames.items()})
     counts.update(users=len(user_ids), items=len(catalog))
+    if protocol.split in ("leave_one_out", "ratio_by_user"):
+        sizes = pairs.groupby("user_id").size()
+        counts["users_train_only"] = int((sizes < MIN_SPLIT_USER).sum())
+        if counts["users_train_only"]:
+            notes.append(f"{counts['users_train_only']} users with fewer than {MIN_SPLIT_USER} interactions are in "
+                         "train only (nothing of theirs is validated or tested)")
     return split
 
 
 def _assign_parts(pairs: pd.DataFrame, protocol: Protocol) -> pd.Series:
     """'train' / 'val' / 'test' per row of time-ordered, de-duplicated pairs."""
     n = len(pairs)
-    if protocol.split == "random":
+    if protocol.split == "ratio_by_user":
+        return _ratio_by_user(pairs, protocol)
+    if protocol.split == "random_global":
         order = np.random.default_rng(protocol.seed).permutation(n)
         cut_train = int(round(n * protocol.ratios[0]))
         cut_val = cut_train + int(round(n * protocol.ratios[1]))
@@ -162,13 +181,49 @@ def _assign_parts(pairs: pd.DataFrame, protocol: Protocol) -> pd.Series:
         # Position from the end of each user's time-ordered history; users with < 3 stay in train only.
         from_end = pairs.groupby("user_id").cumcount(ascending=False)
         size = pairs.groupby("user_id")["user_id"].transform("size")
-        labels = np.where((from_end == 0) & (size >= 3), "test",
-                          np.where((from_end == 1) & (size >= 3), "val", "train"))
+        labels = np.where((from_end == 0) & (size >= MIN_SPLIT_USER), "test",
+                          np.where((from_end == 1) & (size >= MIN_SPLIT_USER), "val", "train"))
         return pd.Series(labels, index=pairs.index)
     ts = np.sort(pairs["ts"].to_numpy())
     test_start = ts[int(n * (1 - protocol.holdout_fraction))]
     val_start = ts[int(n * (1 - 2 * protocol.holdout_fraction))]
     labels = np.where(pairs["ts"] >= test_start, "test", np.where(pairs["ts"] >= val_start, "val", "train"))
+    return pd.Series(labels, index=pairs.index)
+
+
+def ratio_counts(total: int, ratios: tuple[float, float, float]) -> tuple[int, int, int]:
+    """How many of a user's ``total`` interactions go to train, validation and test: RecBole 1.2's
+    ``Dataset._calcu_split_ids`` (floor each part, give train the rest, then move one from train to each
+    part whose share is below one interaction, while train keeps more than one), so files cut here load
+    into RecBole with the same sizes it would cut itself."""
+    counts = [int(r * total) for r in ratios]
+    counts[0] = total - sum(counts[1:])
+    for i in range(1, len(ratios)):
+        if counts[0] <= 1:
+            break
+        if 0 < ratios[-i] * total < 1:
+            counts[-i] += 1
+            counts[0] -= 1
+    return counts[0], counts[1], counts[2]
+
+
+def _ratio_by_user(pairs: pd.DataFrame, protocol: Protocol) -> pd.Series:
+    """Per user: shuffle the user's interactions with one seeded generator (users in id order, so the
+    result does not depend on row order), then cut them by ``ratio_counts``."""
+    rng = np.random.default_rng(protocol.seed)
+    labels = np.full(len(pairs), "train", dtype=object)
+    users = pairs["user_id"].to_numpy()
+    # positions grouped by user (users sorted), each user's positions in item-id order
+    order = np.lexsort((pairs["video_id"].to_numpy().astype(str), users.astype(str)))
+    starts = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(order)]):
+        rows = order[start:end]
+        if len(rows) < MIN_SPLIT_USER:
+            continue
+        shuffled = rows[rng.permutation(len(rows))]
+        n_train, n_val, _ = ratio_counts(len(rows), protocol.ratios)
+        labels[shuffled[n_train:n_train + n_val]] = "val"
+        labels[shuffled[n_train + n_val:]] = "test"
     return pd.Series(labels, index=pairs.index)
 
 

@@ -8,7 +8,7 @@ from scipy import sparse
 
 from vidrec.evaluation.full_ranking import full_ranking, metrics_from_hits, sampled_ranking, top_k
 from vidrec.evaluation.tables import sql
-from vidrec.protocols import Protocol, evaluate, k_core, split_interactions
+from vidrec.protocols import Protocol, evaluate, k_core, ratio_counts, split_interactions
 
 
 def _csr(rows: list[list[int]], n_items: int) -> sparse.csr_matrix:
@@ -89,14 +89,73 @@ def test_leave_one_out_holds_out_each_users_last_two_by_time() -> None:
         assert (test_item, val_item) == (user["video_id"].iloc[-1], user["video_id"].iloc[-2])
 
 
-def test_random_split_ratio_and_seed() -> None:
+def test_random_global_split_ratio_and_seed() -> None:
     positives = _positives(n_users=50, per_user=10, n_items=40)
-    a = split_interactions(positives, Protocol(split="random", seed=3))
-    b = split_interactions(positives, Protocol(split="random", seed=3))
-    c = split_interactions(positives, Protocol(split="random", seed=4))
+    a = split_interactions(positives, Protocol(split="random_global", seed=3))
+    b = split_interactions(positives, Protocol(split="random_global", seed=3))
+    c = split_interactions(positives, Protocol(split="random_global", seed=4))
     assert (len(a.train), len(a.val), len(a.test)) == (400, 50, 50)
     pd.testing.assert_frame_equal(a.test, b.test)
     assert not a.test.equals(c.test)
+    assert a.protocol.label().startswith("global random 8:1:1 (seed 3)")
+
+
+def test_ratio_counts_follow_recboles_rounding() -> None:
+    # RecBole 1.2 Dataset._calcu_split_ids: floor each part, train takes the rest, then each part whose
+    # share is below one interaction takes one from train while train keeps more than one
+    assert ratio_counts(10, (0.8, 0.1, 0.1)) == (8, 1, 1)
+    assert ratio_counts(20, (0.8, 0.1, 0.1)) == (16, 2, 2)
+    assert ratio_counts(11, (0.8, 0.1, 0.1)) == (9, 1, 1)
+    assert ratio_counts(5, (0.8, 0.1, 0.1)) == (3, 1, 1)
+    assert ratio_counts(3, (0.8, 0.1, 0.1)) == (1, 1, 1)
+    assert ratio_counts(4, (0.5, 0.25, 0.25)) == (2, 1, 1)
+
+
+def test_ratio_by_user_cuts_each_user_by_the_ratios() -> None:
+    positives = _positives(n_users=40, per_user=20, n_items=60)
+    split = split_interactions(positives, Protocol(split="ratio_by_user", seed=7))
+    for part, expected in (("train", 16), ("val", 2), ("test", 2)):
+        per_user = getattr(split, part).groupby("user_idx").size()
+        assert len(per_user) == 40 and (per_user == expected).all(), (part, per_user.unique())
+    # every interaction lands in exactly one part
+    together = pd.concat([split.train, split.val, split.test])
+    assert len(together) == 800 and not together.duplicated(["user_idx", "item_idx"]).any()
+    assert split.counts["users_train_only"] == 0
+    assert split.protocol.label() == "per-user ratio 8:1:1 (seed 7), no k-core, full ranking"
+
+
+def test_ratio_by_user_is_seeded_and_ignores_row_order() -> None:
+    positives = _positives(n_users=30, per_user=12, n_items=50)
+    a = split_interactions(positives, Protocol(split="ratio_by_user", seed=3))
+    b = split_interactions(positives.sample(frac=1.0, random_state=1), Protocol(split="ratio_by_user", seed=3))
+    c = split_interactions(positives, Protocol(split="ratio_by_user", seed=4))
+
+    def pairs(frame: pd.DataFrame) -> set:
+        return set(zip(frame["user_idx"], frame["item_idx"]))
+
+    assert pairs(a.test) == pairs(b.test) and pairs(a.val) == pairs(b.val)
+    assert pairs(a.test) != pairs(c.test)
+
+
+def test_ratio_by_user_keeps_short_users_in_train_and_counts_them() -> None:
+    positives = _positives(n_users=10, per_user=10, n_items=30)
+    ts = pd.Timestamp("2024-02-01", tz="UTC")
+    short = pd.DataFrame([("s1", "i1", ts), ("s2", "i1", ts), ("s2", "i2", ts + pd.Timedelta(hours=1))],
+                         columns=["user_id", "video_id", "ts"])
+    three = pd.DataFrame([("t3", f"i{k}", ts + pd.Timedelta(hours=k)) for k in range(3)],
+                         columns=["user_id", "video_id", "ts"])
+    split = split_interactions(pd.concat([positives, short, three], ignore_index=True),
+                               Protocol(split="ratio_by_user", seed=0))
+    short_idx = [list(split.user_ids).index(u) for u in ("s1", "s2")]
+    assert split.train["user_idx"].isin(short_idx).sum() == 3
+    assert not split.val["user_idx"].isin(short_idx).any() and not split.test["user_idx"].isin(short_idx).any()
+    assert split.counts["users_train_only"] == 2
+    assert any("2 users with fewer than 3 interactions are in train only" in note for note in split.notes)
+    three_idx = list(split.user_ids).index("t3")  # exactly 3: one in each part
+    assert [(getattr(split, p)["user_idx"] == three_idx).sum() for p in ("train", "val", "test")] == [1, 1, 1]
+    # leave-one-out applies the same rule and reports it the same way
+    loo = split_interactions(pd.concat([positives, short], ignore_index=True), Protocol(split="leave_one_out"))
+    assert loo.counts["users_train_only"] == 2
 
 
 def test_temporal_split_is_one_global_cut() -> None:
@@ -108,9 +167,11 @@ def test_temporal_split_is_one_global_cut() -> None:
 
 def test_protocol_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="ratios"):
-        Protocol(split="random", ratios=(0.5, 0.1, 0.1))
+        Protocol(split="ratio_by_user", ratios=(0.5, 0.1, 0.1))
     with pytest.raises(ValueError, match="unknown split"):
         Protocol(split="kfold")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="renamed 'random_global'.*ratio_by_user"):
+        Protocol(split="random")  # type: ignore[arg-type]
 
 
 def test_evaluate_records_the_protocol_and_labels_sampled_ranking() -> None:
