@@ -82,10 +82,11 @@ def build_model(root: Path, world: Path, n_items: int, key: str,
                 features: Path) -> tuple[str, pd.Series, np.ndarray, int]:
     """Train briefly on ``world``, grow the catalog, save to the store and promote; returns
     (tag, raw user ids with clicks, grown embeddings, number of real items). ``features`` is the shard cache to reuse."""
+    from dataclasses import replace
+
     from assets.model_store import save_to_store
-    from models.config import RankerConfig
-    from models.steps import StepSettings, fit_encoder, fit_ranker, item_embedding_matrix, ranker_inputs
-    from vidrec.behaviour import latest_histories
+    from models.candidate import bundle_contents, train_candidate
+    from models.steps import StepSettings
     from vidrec.config import Paths
     from vidrec.items import tables_from_directory
     from vidrec.registry import ProductionPointer
@@ -96,22 +97,19 @@ def build_model(root: Path, world: Path, n_items: int, key: str,
     log.info("tables: %d items, %d events (%.0f s)", len(items), len(events), time.perf_counter() - started)
     # The encoder gets its default epochs (seconds on 300 items): a barely trained encoder collapses every
     # item onto one direction, and noise around a collapsed catalog is uniform noise, not a catalog.
-    settings = StepSettings(ranker_epochs=1, patience=1)
-    for stale in ("bench-encoder", "bench-ranker"):
-        # Training resumes from last.ckpt where one exists: an earlier run's (possibly of another
-        # architecture) must not be continued, every run trains afresh.
-        shutil.rmtree(paths.checkpoints / stale, ignore_errors=True)
-    encoder = fit_encoder(items, events, paths.checkpoints / "bench-encoder", settings)
-    embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(item_embedding_matrix(encoder, items))})
-    ranker = fit_ranker(items, embeddings, events, paths.checkpoints / "bench-ranker", settings)
-    inputs = ranker_inputs(items, embeddings, events, RankerConfig(**ranker.config))
-    histories = latest_histories(events[events["clicked"]], length=ranker.config["history_length"])
+    settings = StepSettings(ranker_epochs=1, retrieval_epochs=2, patience=1)
+    # Training resumes from last.ckpt where one exists: an earlier run's (possibly of another
+    # architecture) must not be continued, every run trains afresh.
+    shutil.rmtree(paths.checkpoints / "bench", ignore_errors=True)
+    candidate = train_candidate(items, events.drop(columns=["user_id"]), paths.checkpoints / "bench", settings)
+    contents = bundle_contents(candidate.encoder, candidate.ranker, candidate.retrieval, items, candidate.embeddings,
+                               events, [])
     log.info("trained (%.0f s); synthesising %d items", time.perf_counter() - started, n_items)
-    grown, vectors, buckets = synthesise(items, inputs.embeddings, inputs.buckets, n_items)
+    grown, vectors, buckets = synthesise(items, contents.embeddings, contents.id_buckets, n_items)
     labels = {"git_commit": "benchmark", "data_version": world.name, "run_id": "benchmarks/serve.py",
               "bench_items": str(len(grown))}
-    tag = save_to_store(encoder, ranker, grown, vectors, buckets, histories, [], labels, {"metrics": {}},
-                        user_buckets=inputs.user_buckets)
+    tag = save_to_store(replace(contents, items=grown, embeddings=vectors, id_buckets=buckets), labels,
+                        {"metrics": {}})
     ProductionPointer(paths.registry).promote(tag)
     users = events.loc[events["clicked"], "user_id"].drop_duplicates()
     return tag, users, vectors, len(items)

@@ -10,7 +10,7 @@ import bentoml
 import httpx
 import pytest
 
-from bentos import server
+from tests.bentos.live_server import served
 from vidrec.config import Paths
 from vidrec.registry import ProductionPointer
 
@@ -19,14 +19,9 @@ KEY = "served-test-key"
 
 @pytest.fixture(scope="module")
 def base(trained, vidrec_env: dict, vidrec_root: Path):
-    port = server.free_port()
     env = {**vidrec_env, "VIDREC_API_KEY": KEY, "VIDREC_MODEL_POLL_S": "0.3"}
-    process = server.start(port, env, log_path=vidrec_root / "served_test.log")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop(process)
-    assert process.poll() is not None
+    with served(env, vidrec_root / "served_test.log") as url:
+        yield url
 
 
 def _wait_for(predicate, timeout_s: float = 60.0) -> bool:
