@@ -205,7 +205,8 @@ def _facts(**overrides: object) -> dict[str, object]:
         ({"duration_s": 0.1, "n_frames_expected": 1, "n_frames_decoded": 1}, ("accepted", None)),  # one frame
         ({"video_codec": None}, ("quarantined", "no video stream (an audio-only or data file): add the video")),
         ({"duration_s": 0.0}, ("quarantined", "zero duration in the header: re-mux it")),
-        ({"duration_s": None}, ("quarantined", "unknown duration (the header states none): re-mux it")),
+        ({"duration_s": None}, ("quarantined", "unknown duration (neither the header nor the packets state one): "
+                                               "re-export it")),
         ({"duration_s": None, "raw_stream": True},
          ("quarantined", "a bare h264 stream without a container has no timing or duration: wrap it in MP4")),
         ({"duration_s": 5 * 3600.0}, ("quarantined", "duration 18000 s exceeds the limit of 14400 s: split it")),
