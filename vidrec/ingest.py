@@ -48,8 +48,10 @@ def prepare_events(raw: pd.DataFrame, key: str, accepted_videos: set[str]) -> pd
     return events.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True)
 
 
-NO_METADATA_REASON = "no metadata row for this file in the sidecar"
-NO_FILE_REASON = "no video file for this metadata row"
+NO_METADATA_REASON = ("no metadata row for this file in the sidecar: add a row with this video_id to "
+                      "metadata.csv (or .jsonl); the file is picked up on the next run")
+NO_FILE_REASON = ("no video file for this metadata row: add videos/<video_id>.mp4, or declare media_kind image "
+                  "or none for an item without video (docs/import.md)")
 
 
 def quarantine_unmatched(frame: pd.DataFrame, known_ids: set[str], reason: str) -> pd.DataFrame:

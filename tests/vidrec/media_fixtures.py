@@ -38,12 +38,15 @@ def write_video(
     rotation: int | None = None,
     pix_fmt: str = "yuv420p",
     audio_rate: int = AUDIO_RATE,
+    muxer_options: dict[str, str] | None = None,
 ) -> Path:
     """A video of flat grey frames (MP4 unless ``container_format`` says otherwise); ``pts_ms`` gives
     variable frame timing in milliseconds, ``rotation`` a display matrix (counter-clockwise degrees,
-    -90 for a portrait phone video)."""
+    -90 for a portrait phone video); ``muxer_options`` go to the muxer (``{"live": "1"}``: a WebM
+    written as a live recording, without duration or index)."""
     flags = "+".join(f for f in (movflags, "faststart" if faststart else "") if f)
     options = {"movflags": flags} if flags else {}
+    options.update(muxer_options or {})
     with av.open(str(path), "w", format=container_format, options=options) as container:
         video = container.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = width, height, pix_fmt

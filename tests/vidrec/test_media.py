@@ -205,7 +205,8 @@ def _facts(**overrides: object) -> dict[str, object]:
         ({"duration_s": 0.1, "n_frames_expected": 1, "n_frames_decoded": 1}, ("accepted", None)),  # one frame
         ({"video_codec": None}, ("quarantined", "no video stream (an audio-only or data file): add the video")),
         ({"duration_s": 0.0}, ("quarantined", "zero duration in the header: re-mux it")),
-        ({"duration_s": None}, ("quarantined", "unknown duration (the header states none): re-mux it")),
+        ({"duration_s": None}, ("quarantined", "unknown duration (neither the header nor the packets state one): "
+                                               "re-export it")),
         ({"duration_s": None, "raw_stream": True},
          ("quarantined", "a bare h264 stream without a container has no timing or duration: wrap it in MP4")),
         ({"duration_s": 5 * 3600.0}, ("quarantined", "duration 18000 s exceeds the limit of 14400 s: split it")),
@@ -239,12 +240,12 @@ def test_pool_turns_crash_hang_and_memory_blowup_into_outcomes() -> None:
     sleeps = run_isolated(time.sleep, jobs_sleep, timeout_s=1.0, memory_mb=256, progress=False)
     assert sleeps["fast"].error is None
     assert describe_failure(sleeps["hang"].error, label="probe", timeout_s=1.0,
-                            memory_mb=256) == "probe timed out after 1 s"
+                            memory_mb=256).startswith("probe timed out after 1 s: it is retried on the next run")
 
     crashed = run_isolated(os.abort, [("boom", ())], timeout_s=10, memory_mb=256,
                            progress=False)
     assert describe_failure(crashed["boom"].error, label="probe", timeout_s=10,
-                            memory_mb=256) == "probe worker crashed (exit code -6)"
+                            memory_mb=256).startswith("probe worker crashed (exit code -6): it is retried")
 
     big = run_isolated(bytearray, [("big", (2 << 30,))], timeout_s=10, memory_mb=128,
                        progress=False)

@@ -50,6 +50,9 @@ def wild(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "two_streams": write_two_video_streams(root / "two_streams.mp4"),
         "silent_track": write_silent_track(root / "silent_track.mkv"),
         "fragmented": fragmented,
+        # As a browser's MediaRecorder writes it: no duration, no index.
+        "live_webm": write_video(root / "live.webm", codec="libvpx-vp9", n_frames=40, container_format="webm",
+                                 muxer_options={"live": "1"}),
         "fragmented_cut": cut,
     }
 
@@ -63,7 +66,7 @@ def probed(wild: dict[str, Path]) -> pd.DataFrame:
 
 
 ACCEPTED = ["slow_motion", "portrait_4k", "aac_12khz", "one_frame", "tenth_second", "still_png",
-            "portrait_phone", "two_streams", "silent_track", "fragmented"]
+            "portrait_phone", "two_streams", "silent_track", "fragmented", "live_webm"]
 
 
 @pytest.mark.parametrize("name", ACCEPTED)
@@ -133,6 +136,14 @@ def test_fragmented_mp4_cut_in_half_is_caught_at_the_probe(probed: pd.DataFrame)
     assert row["status"] == "quarantined"
     assert re.fullmatch(r"MP4 cut short: box '(moof|mdat)' at byte \d+ claims \d+ bytes but the file ends at "
                         r"byte \d+: copy the complete file again \(or re-export it\)", row["reason"]), row["reason"]
+
+
+def test_a_live_recording_without_duration_is_measured(probed: pd.DataFrame, wild: dict[str, Path]) -> None:
+    row = probed.loc["live_webm"]
+    assert row["duration_s"] == pytest.approx(5.0) and row["n_frames_decoded"] == 40
+    assert "duration measured from the packets" in row["notes"]
+    frames, plan = sample_frames(str(wild["live_webm"]), seek="keyframe")
+    assert not plan.repeated and len(set(plan.frame_times)) == 8
 
 
 def test_bare_stream_reason_says_how_to_wrap_it(probed: pd.DataFrame) -> None:

@@ -84,7 +84,23 @@ def _duration_s(container: av.container.InputContainer, stream: av.VideoStream) 
         return float(stream.duration * stream.time_base)
     if container.duration:
         return container.duration / av.time_base
-    return None  # a still picture or a bare stream: only decoding tells
+    return None  # a live recording, a still picture or a bare stream
+
+
+def _measured_duration(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
+    """The end of the stream's last packet, read by demuxing without decoding (about 50x cheaper), for
+    a container whose header states no duration (a live-recorded WebM); None without timestamps."""
+    base = stream.time_base
+    start = float(stream.start_time * base) if stream.start_time is not None and base else 0.0
+    end = None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and base:
+                stop = float((packet.pts + (packet.duration or 0)) * base) - start
+                end = stop if end is None else max(end, stop)
+    except av.FFmpegError:
+        pass  # damaged further on: the packets read so far still bound the moments
+    return end if end else None
 
 
 def _small(frame: av.VideoFrame, size: int) -> np.ndarray:
@@ -111,9 +127,8 @@ def _assemble(samples: list[np.ndarray | None], times: list[float], timestamps: 
 
 
 def _seeking(container: av.container.InputContainer, stream: av.VideoStream, n_frames: int, size: int,
-             seek: str, name: str) -> tuple[np.ndarray, SamplingPlan] | None:
+             seek: str, name: str, duration: float | None) -> tuple[np.ndarray, SamplingPlan] | None:
     """Sample by seeking; None when the duration is unknown (nothing to place moments by)."""
-    duration = _duration_s(container, stream)
     if duration is None:
         return None
     timestamps = plan_timestamps(duration, n_frames)
@@ -205,9 +220,10 @@ def sample_frames_from(
     if stream is None:
         raise MediaError(f"cannot sample frames: no video stream in {name}")
     _single_threaded(stream)
-    seekable = _duration_s(container, stream) is not None
+    duration = _duration_s(container, stream) or _measured_duration(container, stream)
+    seekable = duration is not None
     try:
-        first = _seeking(container, stream, n_frames, size, seek, name)
+        first = _seeking(container, stream, n_frames, size, seek, name, duration)
         problem = "the stream states no duration to seek by" if first is None else _untrusted(first[1], stream)
     except MediaError:  # not one sample found a frame
         first, problem = None, "seeking found no frame for any sample"
@@ -222,7 +238,8 @@ def sample_frames_from(
         problem = f"seeking {problem}"
     for how, what in attempts:
         try:
-            result = _fresh(str(path), n_frames, size, seek, how, name, expected=_expected_frames(container, stream))
+            result = _fresh(str(path), n_frames, size, seek, how, name, duration,
+                            expected=_expected_frames(stream, duration))
         except MediaError:
             result = None
         if result is None:
@@ -246,13 +263,12 @@ def _single_threaded(stream: av.VideoStream) -> None:
     stream.codec_context.thread_count = 1
 
 
-def _expected_frames(container: av.container.InputContainer, stream: av.VideoStream) -> int | None:
-    duration = _duration_s(container, stream)
+def _expected_frames(stream: av.VideoStream, duration: float | None) -> int | None:
     rate = float(stream.average_rate) if stream.average_rate else None
     return stream.frames or (math.ceil(duration * rate) if duration and rate else None)
 
 
-def _fresh(path: str, n_frames: int, size: int, seek: str, how: str, name: str,
+def _fresh(path: str, n_frames: int, size: int, seek: str, how: str, name: str, duration: float | None,
            expected: int | None) -> tuple[np.ndarray, SamplingPlan] | None:
     """One fallback attempt on a newly opened file (a decoder that never saw ``skip_frame``)."""
     if how == "decode" and expected is not None and expected > SEQUENTIAL_BUDGET_FRAMES:
@@ -261,7 +277,7 @@ def _fresh(path: str, n_frames: int, size: int, seek: str, how: str, name: str,
         stream = main_video_stream(container)
         _single_threaded(stream)
         if how == "exact":
-            return _seeking(container, stream, n_frames, size, "exact", name)
+            return _seeking(container, stream, n_frames, size, "exact", name, duration)
         return _sequential(container, stream, n_frames, size, seek, name)
 
 

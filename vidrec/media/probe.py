@@ -48,13 +48,11 @@ _AUDIO_RATES = (1000, 384_000)
 def probe_file(path: str, limits: ProbeLimits | None = None) -> dict[str, Any]:
     """Header facts plus a decode count of the main video stream (runs in a worker).
 
-    Decoding is skipped when the header already breaks a limit (oversized frames are never
-    decoded into memory) and stops at twice the expected frame count; past
-    ``limits.decode_budget_frames`` the remaining frame packets are counted, not decoded.
-    Decoding errors propagate so the caller records them as the reason. An audio track that
-    cannot be used (no packets, no decoder, an impossible rate) is marked missing in
-    ``has_audio`` with a note: sound is optional, the video is still judged on its own.
-    """
+    Decoding is skipped when the header already breaks a limit (oversized frames are never decoded
+    into memory) and stops at twice the expected frame count; past ``limits.decode_budget_frames``
+    the remaining frame packets are counted, not decoded. Decoding errors propagate so the caller
+    records them as the reason. An audio track that cannot be used (no packets, no decoder, an
+    impossible rate) is marked missing in ``has_audio`` with a note: sound is optional."""
     limits = limits or ProbeLimits()
     if os.environ.get(CRASH_HOOK_ENV_VAR) == path:
         os.abort()
@@ -102,15 +100,19 @@ def probe_file(path: str, limits: ProbeLimits | None = None) -> dict[str, Any]:
             notes.append("a still picture, taken as a one-frame video")
         facts["raw_stream"] = is_raw_stream(container)
         facts.update(fps=fps, duration_s=duration, n_frames_expected=expected)
-        if header_reason(facts, limits) is None:
+        if header_reason(facts, limits, before_decoding=True) is None:
             try:
-                decoded, rotation, audio_packets = _count_frames(
+                decoded, rotation, audio_packets, end = _count_frames(
                     container, video, audio, expected, limits.decode_budget_frames)
             except MediaError:
                 if not cut:
                     raise
-                decoded, rotation, audio_packets = None, None, None  # the cut explains it: say that
+                decoded, rotation, audio_packets, end = None, None, None, None  # the cut explains it: say that
             facts["n_frames_decoded"], facts["rotation"] = decoded, rotation
+            if facts["duration_s"] is None and end:
+                # A live recording (browser MediaRecorder WebM, a stream dump) writes no duration.
+                facts["duration_s"], facts["n_frames_expected"] = end, decoded
+                notes.append("duration measured from the packets (the header states none)")
             if audio is not None and audio_packets == 0:
                 _drop_audio(facts, notes, "it holds no packets")
         facts["notes"] = "; ".join(notes) or None
@@ -139,22 +141,26 @@ def _drop_audio(facts: dict[str, Any], notes: list[str], why: str) -> None:
 
 
 def _count_frames(container: Any, video: Any, audio: Any, expected: int | None,
-                  budget: int) -> tuple[int, int, int]:
-    """(frames decoded, display rotation of the first frame, audio packets seen) for the video
-    stream; past ``budget`` decoded frames, the frame packets that are still present count
-    instead (a truncated file lacks them too)."""
+                  budget: int) -> tuple[int, int, int, float | None]:
+    """(frames decoded, display rotation of the first frame, audio packets seen, end time of the
+    last video packet) for the video stream; past ``budget`` decoded frames, the frame packets that
+    are still present count instead (a truncated file lacks them too)."""
     # One worker per core: decoder threads would only add start-up cost.
     video.thread_type = "NONE"
     video.codec_context.thread_count = 1
     cap = 2 * expected if expected else None
     decoded = counted = audio_packets = 0
-    rotation = None
+    rotation, end = None, None
+    start = float(video.start_time * video.time_base) if video.start_time is not None and video.time_base else 0.0
     streams = [video] + ([audio] if audio is not None else [])
     try:
         for packet in container.demux(streams):
             if packet.stream.index != video.index:
                 audio_packets += bool(packet.size)
                 continue
+            if packet.pts is not None and packet.time_base:
+                stop = float((packet.pts + (packet.duration or 0)) * packet.time_base) - start
+                end = stop if end is None else max(end, stop)
             if decoded < budget:
                 frames = packet.decode()
                 if rotation is None and frames:
@@ -170,7 +176,7 @@ def _count_frames(container: Any, video: Any, audio: Any, expected: int | None,
         # MediaError makes the reason say that decoding (not opening) failed, and how far it got.
         raise MediaError(f"decoding failed after {decoded} frames ({error}): the video data is damaged; "
                          f"{RE_EXPORT}") from None
-    return decoded + counted, rotation or 0, audio_packets
+    return decoded + counted, rotation or 0, audio_packets, end
 
 
 def _quarantine_row(video_id: str, path: str, reason: str, **known: Any) -> dict[str, Any]:

@@ -48,8 +48,11 @@ def decide_status(probe: dict[str, Any], limits: ProbeLimits) -> tuple[str, str 
     return ("accepted", None) if reason is None else ("quarantined", reason)
 
 
-def header_reason(probe: dict[str, Any], limits: ProbeLimits) -> str | None:
-    """Rules that need only the container header (checked before decoding anything)."""
+def header_reason(probe: dict[str, Any], limits: ProbeLimits, before_decoding: bool = False) -> str | None:
+    """Rules that need only the container header (checked before decoding anything).
+
+    ``before_decoding``: a missing duration is not yet a reason, since the probe measures it from
+    the packets (a live-recorded WebM states none in its header); only a bare stream is refused."""
     if not probe.get("video_codec"):
         return ("no video stream (an audio-only or data file): add the video track, or give the item a "
                 "cover image with media_kind=image in the sidecar (docs/import.md)")
@@ -64,11 +67,13 @@ def header_reason(probe: dict[str, Any], limits: ProbeLimits) -> str | None:
     if fps is not None and fps > limits.max_fps:
         return f"frame rate {fps:g} fps exceeds {limits.max_fps:g} fps (a broken header?): {RE_EXPORT}"
     duration = probe.get("duration_s")
+    if duration is None and before_decoding and not probe.get("raw_stream"):
+        return None
     if duration is None:
         if probe.get("raw_stream"):
             return (f"a bare {probe.get('video_codec')} stream without a container has no timing or duration: "
                     "wrap it in MP4, e.g. `ffmpeg -framerate <fps> -i FILE -c copy FILE.mp4`")
-        return f"unknown duration (the header states none): re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`) or {RE_EXPORT}"
+        return f"unknown duration (neither the header nor the packets state one): {RE_EXPORT}"
     if duration <= 0:
         return f"zero duration in the header: re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`) to rewrite the header"
     if duration > limits.max_duration_s:
