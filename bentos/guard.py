@@ -3,8 +3,9 @@ shape check and load shedding.
 
 It runs before BentoML parses anything, so an oversized, unauthenticated or non-JSON body is refused
 without being read, and a text value in the upload's file field (BentoML would fetch it as a URL) never
-reaches the parser. When a worker already holds ``max_in_flight`` requests, or BentoML's batcher sheds a
-call, the client gets 503 with ``Retry-After`` and a body that says the server is overloaded.
+reaches the parser. When a worker already holds ``max_in_flight`` requests, or BentoML answers 503 from
+inside (a batchable API's batcher shedding a call), the client gets 503 with ``Retry-After`` and a body
+that says the server is overloaded.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _shedding_aware(send: Send) -> Send:
         nonlocal replaced
         if message["type"] == "http.response.start" and message.get("status") == 503:
             replaced = True
-            await _overloaded(send, "the batching queue of this worker is full")
+            await _overloaded(send, "BentoML reported this worker overloaded")
             return
         if replaced:  # the app's own body of the replaced response
             return

@@ -34,13 +34,6 @@ log = logging.getLogger(__name__)
 
 WORKERS = 2  # one per core: a worker is CPU-bound (ranker pass), so more would only queue
 POLL_ENV_VAR = "VIDREC_MODEL_POLL_S"
-# /rank's adaptive batching: up to 64 rank requests merged into one pass. The batcher sheds a call (503)
-# once its queue wait plus the estimated batch time passes max_latency_ms; at 200 ms it shed 62% of the
-# calls at concurrency 16 (a merged batch of 1,000-candidate requests takes ~0.1 s). 10 s is the
-# shedding point now: the guard's in-flight limit (64 a worker) keeps the queue far shorter than that,
-# and the 60 s request timeout far longer.
-RANK_MAX_BATCH = 64
-RANK_MAX_LATENCY_MS = 10_000
 
 
 def torch_threads(cores: int, workers: int) -> int:
@@ -156,9 +149,14 @@ class Recommender:
         """Creators and live hosts ranked for the user from the scores of their videos."""
         return self.holder.current.creators(s.CreatorsRequest.model_construct(**params))
 
-    @bentoml.api(batchable=True, max_batch_size=RANK_MAX_BATCH, max_latency_ms=RANK_MAX_LATENCY_MS)
+    # Not batchable: BentoML's adaptive batching shed 62% of /rank calls at concurrency 16 (its 200 ms
+    # budget) and, sized not to shed, made a 100-candidate /rank 2.4-4.4x slower than /recommend at p50
+    # (waiting to fill batches) for no CPU saved (4.5 vs 4.4 ms a mixed request, benchmarks/serve.py
+    # --quick, side by side). A worker owns one core: merging calls has nothing to parallelise. A call
+    # can still carry many requests, grouped by user (one history encoding each).
+    @bentoml.api
     async def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
-        """The ranker's ordering of each request's candidates (concurrent requests are batched)."""
+        """The ranker's ordering of each request's candidates, grouped by user."""
         return self.holder.current.rank(requests)
 
     @bentoml.api(route="/videos")
