@@ -1,12 +1,17 @@
 """Resources: where run state lives, where raw data comes from, and the pseudonymisation key;
 plus the execution policies (concurrency pool, retries) the asset modules share."""
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import duckdb
 
 from vidrec.config import Paths
+
+if TYPE_CHECKING:  # duckdb stays out of this module's globals; see warehouse()
+    import duckdb
 
 # Every step that writes the DuckDB warehouse (or runs DVC) claims a slot in this pool. DuckDB lets
 # one process hold the write lock and DVC takes a repository lock, so dagster.yaml (written by
@@ -37,6 +42,12 @@ class VidrecStorage(dg.ConfigurableResource):
         return Paths(Path(self.root)).ensure()
 
     def warehouse(self) -> duckdb.DuckDBPyConnection:
+        # Imported here, not at module level: the first time a Dagster record class is built,
+        # Dagster copies the calling module's globals (and locals) into a namespace that outlives
+        # interpreter shutdown, and a DuckDB module or connection caught in it is reported by
+        # DuckDB's nanobind binding as "leaked" at every exit (tests/test_duckdb_exit.py).
+        import duckdb
+
         return duckdb.connect(str(self.paths.warehouse))
 
 
