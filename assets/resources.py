@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from vidrec.config import Paths
+from vidrec.privacy import guard_key
 
 if TYPE_CHECKING:  # duckdb stays out of this module's globals; see warehouse()
     import duckdb
@@ -69,9 +70,20 @@ class RawData(dg.ConfigurableResource):
 
 
 class Pseudonymiser(dg.ConfigurableResource):
-    """Keyed hash for user ids; the key is a secret supplied through ``EnvVar``."""
+    """Keyed hash for user ids; the key is a secret supplied through ``EnvVar``.
+
+    The public demo key warns, and stops any step that uses it on data that is not a demo world
+    (``data_path`` without ``ground_truth/``) unless ``allow_demo_key`` is "1"
+    (``VIDREC_ALLOW_DEMO_KEY=1``); see vidrec.privacy.guard_key.
+    """
 
     key: str
+    data_path: str = ""
+    allow_demo_key: str = "0"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Before any user id is hashed, so a refused key leaves nothing pseudonymised with it.
+        guard_key(self.key, Path(self.data_path), allow_demo_key=self.allow_demo_key.strip().lower() in {"1", "true", "yes"})
 
 
 class GatePolicy(dg.ConfigurableResource):
