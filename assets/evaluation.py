@@ -12,12 +12,12 @@ from assets.reporting import table_md
 from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from assets.training import accepted
 from models.config import RankerConfig
-from models.holdout import holdout_tables, world_truth
+from models.holdout import HoldoutTables, holdout_tables, world_truth
 from models.serialization import TrainedModel
 from models.steps import ranker_inputs
 from vidrec.behaviour import latest_histories
 from vidrec.evaluation.availability import Availability, drop_unsupported, drop_unsupported_reliability
-from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
+from vidrec.evaluation.metrics import Evaluation, SuiteSettings, evaluate, headline
 from vidrec.evaluation.tables import load_table
 from vidrec.gate import check_gate, load_policy, results_table
 from vidrec.items import build_items
@@ -33,6 +33,18 @@ HEADLINE_LABELS = ("click_auc", "ndcg_at_10", "ctr_at_10", "watch_s_at_10", "con
 
 def _policy(gate_policy: GatePolicy) -> dict:
     return load_policy(Path(gate_policy.path) if gate_policy.path else None)
+
+
+def _evaluate_in_warehouse(storage: VidrecStorage, tables: HoldoutTables) -> Evaluation:
+    """The suite over the run's tables, which stay in the warehouse (schema `evaluation`) for notebooks.
+    A function of its own so that no DuckDB connection is a local of the asset body, where Dagster
+    copies the frame's locals when it first builds a record class (a "nanobind: leaked" report at exit)."""
+    with storage.warehouse() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
+        con.execute("USE evaluation")
+        for name in ("impressions", "scores", "top_k", "catalogue"):
+            load_table(con, name, getattr(tables, name))
+        return evaluate(con, SUITE, catalogue_size=tables.catalogue_size, n_users=tables.n_users)
 
 
 @dg.asset(group_name=GROUP, kinds={"duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"],
@@ -54,13 +66,7 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
     truth = world_truth(raw_data.directory, events, pseudonymiser.key)
     tables = holdout_tables(ranker, items, item_embeddings, events, champion_dir=champion[1] if champion else None,
                             truth=truth, k=K, seed=SUITE.seed)
-    with storage.warehouse() as con:
-        # The run's evaluation tables stay in the warehouse (schema `evaluation`) for notebooks.
-        con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
-        con.execute("USE evaluation")
-        for name in ("impressions", "scores", "top_k", "catalogue"):
-            load_table(con, name, getattr(tables, name))
-        result = evaluate(con, SUITE, catalogue_size=tables.catalogue_size, n_users=tables.n_users)
+    result = _evaluate_in_warehouse(storage, tables)
     latency = pd.DataFrame([{"slice": "all", "model": "candidate", "metric": f"scoring_{q}_ms",
                              "value": tables.latency[f"{q}_ms"], "ci_low": float("nan"), "ci_high": float("nan"),
                              "resamples": 0}
