@@ -20,9 +20,9 @@ ENV = eval "$$($(BIN)/python -m vidrec.config)" &&
 
 .PHONY: install dvc-env world pipeline demo test ui serve rollback bento repro clean
 
+# An environment made before DVC moved to .venv-dvc still has it there, broken by antlr4 4.13: removed.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# An environment made before DVC moved out still has it, broken by antlr4 4.13: remove it.
 	if $(BIN)/pip show --quiet dvc >/dev/null 2>&1; then \
 		$(BIN)/pip uninstall --quiet --yes dvc hydra-core omegaconf; fi
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'

@@ -39,7 +39,7 @@ def test_loading_the_definitions_and_reading_parquet_exit_clean(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_a_pipeline_run_through_the_warehouse_exits_clean(tmp_path: Path) -> None:
-    """The tiny world's media and events assets through Dagster's CLI, each step in its own process (the
+    """Two of the tiny world's media assets through Dagster's CLI, each step in its own process (the
     multiprocess executor `make pipeline`/`make demo` use); they write the media catalog and the warehouse."""
     from vidrec.world.generate import generate_world
 

@@ -19,7 +19,7 @@ from vidrec.config import Paths, tool_env
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-WORKERS = ("vidrec-a@127.0.0.1", "vidrec-b@127.0.0.1")
+WORKERS = ("vidrec-a", "vidrec-b")  # dagster-celery names them NAME@HOSTNAME
 # raw_videos, then the sidecar and the probe (which depend only on it): three Celery tasks, two of which
 # can run at once; the cheapest part of the pipeline that still reads media and writes the warehouse.
 STEPS = ("raw_videos", "video_metadata", "video_probe")
@@ -50,7 +50,7 @@ def _wait_for_workers(env: dict[str, str], deadline_s: float) -> None:
     while True:
         out = subprocess.run([sys.executable, "-c", code, env["VIDREC_CELERY_BROKER"], env["VIDREC_CELERY_BACKEND"]],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=60).stdout
-        if all(worker in out for worker in WORKERS):
+        if all(f"'{worker}@" in out for worker in WORKERS):
             return
         assert time.monotonic() < deadline, f"workers did not answer a ping in {deadline_s:.0f} s: {out}"
         time.sleep(2)
@@ -65,11 +65,14 @@ def test_nightly_celery_steps_run_on_two_workers_over_redis(tmp_path: Path, redi
     Paths(root).ensure()
     env = {**os.environ, **tool_env(root, {"VIDREC_DATA": str(world), "VIDREC_PSEUDONYM_KEY": "test-key"}),
            "VIDREC_CELERY_BROKER": redis_server.url(0), "VIDREC_CELERY_BACKEND": redis_server.url(1),
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `celery`
+    # The instance's storage exists before two workers open it (both creating its tables at once fails).
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.get_runs(limit=1)
     workers = []
     try:
         for name in WORKERS:
-            log = open(tmp_path / f"{name.split('@')[0]}.log", "wb")
+            log = open(tmp_path / f"{name}.log", "wb")
             workers.append(subprocess.Popen(
                 # The documented worker command (docs/scale-out.md); one process per worker (`--pool solo`)
                 # keeps two workers within a 2-core machine.
@@ -100,4 +103,4 @@ def test_nightly_celery_steps_run_on_two_workers_over_redis(tmp_path: Path, redi
                 metadata = event.engine_event_data.metadata
                 ran_on[event.step_key] = str(metadata["Celery worker"].value)
     assert set(ran_on) == set(STEPS), ran_on
-    assert set(ran_on.values()) <= set(WORKERS), ran_on
+    assert {worker.split("@")[0] for worker in ran_on.values()} <= set(WORKERS), ran_on
