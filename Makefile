@@ -4,6 +4,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# DVC gets a tool environment of its own: its hydra/omegaconf pin antlr4-python3-runtime 4.9.3, and
+# Dagster's selection parser (`dagster asset materialize --select ...`) needs 4.13.
+DVC_VENV := .venv-dvc
+DVC := $(DVC_VENV)/bin/dvc
+DVC_STAMP := $(DVC_VENV)/.installed
 WORLD ?= demo
 DEFAULT_DATA := $(CURDIR)/data/$(WORLD)
 export VIDREC_DATA ?= $(DEFAULT_DATA)
@@ -13,14 +18,24 @@ PIPELINE_INPUT := $(if $(filter $(abspath $(DEFAULT_DATA)),$(abspath $(VIDREC_DA
 # Every tool's environment (state root, telemetry off, offline) comes from one place: vidrec/config.py.
 ENV = eval "$$($(BIN)/python -m vidrec.config)" &&
 
-.PHONY: install world pipeline demo test ui serve rollback bento repro clean
+.PHONY: install dvc-env world pipeline demo test ui serve rollback bento repro clean
 
+# An environment made before DVC moved to .venv-dvc still has it there, broken by antlr4 4.13: removed.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if $(BIN)/pip show --quiet dvc >/dev/null 2>&1; then \
+		$(BIN)/pip uninstall --quiet --yes dvc hydra-core omegaconf; fi
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
+$(DVC_STAMP): constraints-dvc.txt
+	test -x $(DVC_VENV)/bin/python || $(PYTHON) -m venv $(DVC_VENV)
+	$(DVC_VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints-dvc.txt dvc
+	touch $@
+
 install: $(STAMP)
+
+dvc-env: $(DVC_STAMP)
 
 world: $(STAMP)
 	$(ENV) $(BIN)/python -m vidrec.world.generate --size $(WORLD) --out $(VIDREC_DATA)
@@ -37,11 +52,15 @@ demo: $(PIPELINE_INPUT)
 	$(ENV) { $(RUN_MAIN) || $(BIN)/python -m assets.run_outcome; }
 	$(ENV) $(BIN)/python -m bentos.demo
 
-test: $(STAMP)
-	$(ENV) $(BIN)/python -m pytest
+# VIDREC_DVC: the DVC executable tests/test_dvc.py runs.
+test: $(STAMP) $(DVC_STAMP)
+	$(ENV) VIDREC_DVC=$(CURDIR)/$(DVC) $(BIN)/python -m pytest
 
+# `dagster dev` through assets/ui.py, which stops it (webserver, daemon, code servers) within 10 s of
+# Ctrl-C or SIGTERM; exec, so the signal make passes to the recipe reaches it.
+UI_PORT ?= 3000
 ui: $(STAMP)
-	$(ENV) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(ENV) exec $(BIN)/python -m assets.ui -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 serve: $(STAMP)
 	$(ENV) $(BIN)/bentoml serve bentos.service:Recommender --host 127.0.0.1 --port 3001
@@ -52,9 +71,9 @@ rollback: $(STAMP)
 bento: $(STAMP)
 	$(ENV) $(BIN)/bentoml build -f bentos/bentofile.yaml
 
-# dvc.yaml stages call `python`, so the venv goes first on PATH.
-repro: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro && $(BIN)/dvc metrics show
+# dvc.yaml stages call `python`, so the project's venv goes first on PATH; DVC runs from its own.
+repro: $(STAMP) $(DVC_STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(DVC) repro && $(DVC) metrics show
 
 clean:
 	rm -rf .vidrec

@@ -11,7 +11,7 @@ from assets.model_store import champion_directory, promote, save_to_store
 from assets.reporting import table_md
 from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from models.candidate import bundle_contents
-from models.evaluation_run import K, evaluate_candidate
+from models.evaluation_run import K, CandidateEvaluation, evaluate_candidate
 from models.serialization import TrainedModel
 from vidrec.ingest import accepted_rows
 from vidrec.evaluation.metrics import headline
@@ -28,6 +28,14 @@ def _policy(gate_policy: GatePolicy) -> dict:
     return load_policy(Path(gate_policy.path) if gate_policy.path else None)
 
 
+def _evaluate_in_warehouse(storage: VidrecStorage, **inputs: object) -> CandidateEvaluation:
+    """``evaluate_candidate`` over a warehouse connection (the run's tables stay in schema `evaluation`). A
+    function of its own so that no DuckDB connection is a local of the asset body, where Dagster copies the
+    frame's locals when it first builds a record class (a "nanobind: leaked" report at exit)."""
+    with storage.warehouse() as con:
+        return evaluate_candidate(con, reports=storage.paths.reports, **inputs)
+
+
 @dg.asset(group_name=GROUP, kinds={"duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"],
           pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY)
 def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, retrieval_model: TrainedModel,
@@ -42,10 +50,10 @@ def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, 
     watch_s, converted, position, non-clicked impressions) are left out and listed with the reason; the
     `holdout` rows record which signals the hold-out had."""
     champion = champion_directory(storage.paths.registry)
-    with storage.warehouse() as con:
-        run = evaluate_candidate(con, ranker, retrieval_model, items, item_embeddings, accepted_rows(interactions),
-                                 champion, raw_data.directory, pseudonymiser.key, _policy(gate_policy),
-                                 storage.paths.reports, context.run_id)
+    run = _evaluate_in_warehouse(storage, ranker=ranker, retrieval=retrieval_model, items=items,
+                                 item_embeddings=item_embeddings, events=accepted_rows(interactions),
+                                 champion=champion, raw_dir=raw_data.directory, key=pseudonymiser.key,
+                                 policy=_policy(gate_policy), run_id=context.run_id)
     table, tables = run.table, run.tables
     wide = headline(table, K)
     return dg.Output(table, metadata={

@@ -1,12 +1,18 @@
 """Resources: where run state lives, where raw data comes from, and the pseudonymisation key;
 plus the execution policies (concurrency pool, retries) the asset modules share."""
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import duckdb
 
 from vidrec.config import Paths
+from vidrec.privacy import guard_key
+
+if TYPE_CHECKING:  # duckdb stays out of this module's globals; see warehouse()
+    import duckdb
 
 # Every step that writes the DuckDB warehouse (or runs DVC) claims a slot in this pool. DuckDB lets
 # one process hold the write lock and DVC takes a repository lock, so dagster.yaml (written by
@@ -37,6 +43,12 @@ class VidrecStorage(dg.ConfigurableResource):
         return Paths(Path(self.root)).ensure()
 
     def warehouse(self) -> duckdb.DuckDBPyConnection:
+        # Imported here, not at module level: the first time a Dagster record class is built,
+        # Dagster copies the calling module's globals (and locals) into a namespace that outlives
+        # interpreter shutdown, and a DuckDB module or connection caught in it is reported by
+        # DuckDB's nanobind binding as "leaked" at every exit (tests/test_duckdb_exit.py).
+        import duckdb
+
         return duckdb.connect(str(self.paths.warehouse))
 
 
@@ -58,9 +70,20 @@ class RawData(dg.ConfigurableResource):
 
 
 class Pseudonymiser(dg.ConfigurableResource):
-    """Keyed hash for user ids; the key is a secret supplied through ``EnvVar``."""
+    """Keyed hash for user ids; the key is a secret supplied through ``EnvVar``.
+
+    The public demo key warns, and stops any step that uses it on data that is not a demo world
+    (``data_path`` without ``ground_truth/``) unless ``allow_demo_key`` is "1"
+    (``VIDREC_ALLOW_DEMO_KEY=1``); see vidrec.privacy.guard_key.
+    """
 
     key: str
+    data_path: str = ""
+    allow_demo_key: str = "0"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Before any user id is hashed, so a refused key leaves nothing pseudonymised with it.
+        guard_key(self.key, Path(self.data_path), allow_demo_key=self.allow_demo_key.strip().lower() in {"1", "true", "yes"})
 
 
 class GatePolicy(dg.ConfigurableResource):

@@ -6,6 +6,13 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
+# Dagster compiles each record class's constructor on its first use and keeps a copy of the calling
+# frame's globals and locals, past interpreter shutdown. The stock handler first builds these
+# records with the open DuckDB connection among its locals, so every process that wrote the
+# warehouse ended with DuckDB's "nanobind: leaked ..." report. Built once here, from a frame that
+# holds no DuckDB object (tests/test_duckdb_exit.py).
+dg.MetadataValue.table_schema(dg.TableSchema(columns=[dg.TableColumn(name="video_id", type="object")]))
+
 
 class _EmptyFramesTooTypeHandler(DuckDBPandasTypeHandler):
     def handle_output(self, context: dg.OutputContext, table_slice, obj: pd.DataFrame, connection) -> None:

@@ -170,7 +170,7 @@ def main() -> None:
 
         data = base / "tiny"
         generate_world(data, size="tiny", progress=False)
-        settings = TrainingSettings(encoder_epochs=1, ranker_epochs=1)
+        settings = TrainingSettings(encoder_epochs=1, ranker_epochs=1, retrieval_epochs=1)
         repeats = 1
     else:
         data = Path(args.world).resolve()

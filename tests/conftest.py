@@ -36,3 +36,12 @@ def vidrec_root() -> Path:
 @pytest.fixture(scope="session")
 def vidrec_env(vidrec_root: Path) -> dict[str, str]:
     return {k: os.environ[k] for k in tool_env(vidrec_root)}
+
+
+@pytest.fixture()
+def redis_server(tmp_path: Path):
+    """A real redis-server on 127.0.0.1 and a free port for one test (tests/redis_server.py)."""
+    from tests.redis_server import running_redis
+
+    with running_redis(tmp_path / "redis") as server:
+        yield server

@@ -8,12 +8,15 @@ Hugging Face so they stay offline and silent.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT_ENV_VAR = "VIDREC_HOME"
 DATA_ENV_VAR = "VIDREC_DATA"
 PSEUDONYM_KEY_ENV_VAR = "VIDREC_PSEUDONYM_KEY"
+# Set to 1 to let the public demo key pseudonymise data that is not a demo world (vidrec.privacy).
+ALLOW_DEMO_KEY_ENV_VAR = "VIDREC_ALLOW_DEMO_KEY"
 DEFAULT_ROOT = Path(".vidrec")
 DEFAULT_DATA = Path("data/demo")
 # Only for the simulated demo world; production deployments set VIDREC_PSEUDONYM_KEY as a secret.
@@ -119,10 +122,17 @@ def resolve_data(environ: dict[str, str] | None = None) -> Path:
     return Path(env.get(DATA_ENV_VAR) or DEFAULT_DATA).resolve()
 
 
+def allows_demo_key(environ: dict[str, str] | None = None) -> bool:
+    """Whether ``VIDREC_ALLOW_DEMO_KEY`` explicitly allows the demo key on data that is not a demo world."""
+    env = os.environ if environ is None else environ
+    return env.get(ALLOW_DEMO_KEY_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+
+
 def tool_env(root: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
     """Variables that point every tool at ``root`` and switch telemetry and downloads off.
 
-    ``VIDREC_DATA`` and ``VIDREC_PSEUDONYM_KEY`` pass through when set, else get demo defaults.
+    ``VIDREC_DATA`` and ``VIDREC_PSEUDONYM_KEY`` pass through when set, else get demo defaults (the
+    demo key is refused on data that is not a demo world: vidrec.privacy.guard_key).
     """
     env = os.environ if environ is None else environ
     paths = Paths(root)
@@ -130,6 +140,7 @@ def tool_env(root: Path, environ: dict[str, str] | None = None) -> dict[str, str
         ROOT_ENV_VAR: str(root),
         DATA_ENV_VAR: str(resolve_data(env)),
         PSEUDONYM_KEY_ENV_VAR: env.get(PSEUDONYM_KEY_ENV_VAR) or DEMO_PSEUDONYM_KEY,
+        ALLOW_DEMO_KEY_ENV_VAR: "1" if allows_demo_key(env) else "0",
         "VIDREC_WAREHOUSE": str(paths.warehouse),
         "VIDREC_IO_DIR": str(paths.dagster_home / "storage"),
         "DAGSTER_HOME": str(paths.dagster_home),
@@ -148,9 +159,14 @@ def tool_env(root: Path, environ: dict[str, str] | None = None) -> dict[str, str
 
 
 def main() -> None:
-    """Print ``export`` lines for the shell (used by the Makefile), creating the root."""
+    """Print ``export`` lines for the shell (used by the Makefile), creating the root; warn on stderr
+    when no pseudonymisation key is set."""
     root = resolve_root()
     Paths(root).ensure()
+    if not os.environ.get(PSEUDONYM_KEY_ENV_VAR):
+        from vidrec.privacy import DEMO_KEY_WARNING
+
+        print(f"WARNING: {DEMO_KEY_WARNING}", file=sys.stderr)
     for key, value in tool_env(root).items():
         print(f"export {key}='{value}'")
 

@@ -35,11 +35,11 @@ def read_parquet(url: str, sql: str = "SELECT * FROM data", hive_partitioning: b
 
     A URL that matches nothing is an error naming it, not an empty frame.
     """
-    con = connect_for(url, **storage_options)
     path = url.removeprefix("file://")
-    try:
-        relation = con.read_parquet(path, hive_partitioning=hive_partitioning)
-    except duckdb.IOException as error:
-        raise FileNotFoundError(f"no Parquet data at {url}: {error}") from error
-    relation.create_view("data")
-    return con.execute(sql).df()
+    with connect_for(url, **storage_options) as con:
+        try:
+            relation = con.read_parquet(path, hive_partitioning=hive_partitioning)
+        except duckdb.IOException as error:
+            raise FileNotFoundError(f"no Parquet data at {url}: {error}") from error
+        relation.create_view("data")
+        return con.execute(sql).df()

@@ -175,7 +175,7 @@ def test_a_failed_run_leaves_production_untouched(broken_world: Path, tmp_path: 
         [*all_assets, *all_checks],
         selection=PIPELINE,
         resources=build_resources(root, broken_world, "test-key",
-                                  training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1)),
+                                  training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1, retrieval_epochs=1)),
         raise_on_error=False,
     )
     assert not result.success

@@ -47,7 +47,7 @@ def _materialize(root: Path, world: Path, policy: str, selection=None) -> dg.Exe
     return dg.materialize(
         [*all_assets, *all_checks],
         resources=build_resources(root, world, "test-key", gate_policy=policy,
-                                  training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=3)),
+                                  training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=3, retrieval_epochs=2)),
         selection=selection,
         raise_on_error=False,
     )

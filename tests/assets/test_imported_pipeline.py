@@ -79,7 +79,7 @@ def run(imported: tuple[ImportResult, Path], tmp_path_factory: pytest.TempPathFa
     return dg.materialize(
         [*all_assets, *all_checks],
         resources=build_resources(root, imported[1], "test-key",
-                                  training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=1)),
+                                  training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=1, retrieval_epochs=1)),
         selection=dg.AssetSelection.assets("offline_evaluation").upstream(),
         raise_on_error=False,
     )
@@ -178,7 +178,7 @@ def test_an_all_text_catalog_runs(tmp_path: Path) -> None:
     run = dg.materialize(
         [*all_assets, *all_checks],
         resources=build_resources(tmp_path / "state", raw, "test-key",
-                                  training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1)),
+                                  training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1, retrieval_epochs=1)),
         selection=dg.AssetSelection.assets("promoted_model").upstream(), raise_on_error=False)
     assert run.success, [e.message for e in run.all_events if e.event_type_value == "STEP_FAILURE"]
     assert run.asset_value("promoted_model")["tag"]

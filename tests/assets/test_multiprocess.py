@@ -48,7 +48,7 @@ def test_nightly_job_runs_under_the_multiprocess_executor(tmp_path: Path) -> Non
     policy.write_text(yaml.safe_dump({"version": 1, "model": "candidate", "rules": [
         {"name": "click AUC floor", "metric": "click_auc", "at_least": 0.0}]}))
     config = {**multiprocess_config(max_concurrent=2), "resources": {
-        "training": {"config": {"encoder_epochs": 1, "ranker_epochs": 1}},
+        "training": {"config": {"encoder_epochs": 1, "ranker_epochs": 1, "retrieval_epochs": 1}},
         "gate_policy": {"config": {"path": str(policy)}}}}
     config_path = tmp_path / "run.yaml"
     config_path.write_text(yaml.safe_dump(config))

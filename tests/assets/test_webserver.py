@@ -1,6 +1,7 @@
-"""The UI as the cockpit: `make ui`'s command (dagster dev: webserver + daemon over workspace.yaml)
-on 127.0.0.1, a materialisation launched through the GraphQL API, success and check results read
-back, schedules and sensors visible. Stopped by the process group this test started."""
+"""The UI as the cockpit: `make ui`'s command (`python -m assets.ui`: dagster dev, webserver + daemon
+over workspace.yaml) on 127.0.0.1, a materialisation launched through the GraphQL API, success and check
+results read back, schedules and sensors visible; then SIGTERM to the PID this test started stops every
+process under it within 10 s (as Ctrl-C does)."""
 
 import os
 import signal
@@ -10,8 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
+from tests.assets.test_ui_launcher import still_running
 from vidrec.config import Paths, tool_env
 from vidrec.world.generate import generate_world
 
@@ -75,7 +78,7 @@ def _graphql(base: str, query: str, variables: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory):
-    """`dagster dev` (what `make ui` runs) over workspace.yaml with its own DAGSTER_HOME and the tiny world."""
+    """`python -m assets.ui` (what `make ui` runs) over workspace.yaml with its own DAGSTER_HOME and the tiny world."""
     world = tmp_path_factory.mktemp("world")
     generate_world(world, size="tiny", progress=False)
     root = tmp_path_factory.mktemp("ui-state")
@@ -84,10 +87,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
     log = open(root / "dagster-dev.log", "wb")
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-         "-p", str(port)],
+        [sys.executable, "-m", "assets.ui", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: stopping it reaches the webserver and daemon
+        start_new_session=True,  # its own process group: the clean-up below reaches anything left
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -103,7 +105,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
                 pass
             assert time.monotonic() < deadline, "the webserver did not load the code location in 240 s"
             time.sleep(1)
-        yield base, data["repositoryOrError"], root
+        yield base, data["repositoryOrError"], root, process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -116,7 +118,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_schedules_sensors_and_asset_descriptions_are_visible(ui) -> None:
-    _, repository, _ = ui
+    _, repository, _, _ = ui
     schedules = {s["name"]: s for s in repository["schedules"]}
     assert schedules["nightly_retraining"]["cronSchedule"] == "0 2 * * *"
     assert schedules["nightly_retraining"]["scheduleState"]["status"] == "STOPPED"  # an operator turns it on
@@ -128,7 +130,7 @@ def test_schedules_sensors_and_asset_descriptions_are_visible(ui) -> None:
 
 
 def test_a_materialisation_launched_over_graphql_succeeds_with_its_check(ui) -> None:
-    base, _, root = ui
+    base, _, root, _ = ui
     asset = {"path": ["video_metadata"]}
     params = {  # the metadata sidecar with the file listing it is matched against
         "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": "__ASSET_JOB",
@@ -153,3 +155,19 @@ def test_a_materialisation_launched_over_graphql_succeeds_with_its_check(ui) -> 
     assert latest["evaluation"]["success"] and latest["evaluation"]["severity"] == "ERROR"
     counts = {e["label"]: e.get("intValue") for e in latest["evaluation"]["metadataEntries"]}
     assert counts["scanned"] == counts["accepted"] + counts["quarantined"] == 24
+
+
+def test_sigterm_stops_the_webserver_and_the_daemon_within_10_s(ui) -> None:
+    """Runs last in this module: it stops the UI the tests above used."""
+    _, _, root, process = ui
+    children = psutil.Process(process.pid).children(recursive=True)
+    commands = " ".join(" ".join(c.cmdline()) for c in children)
+    assert "dagster_webserver" in commands and "dagster._daemon" in commands, commands
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)  # what make passes on, and what a service manager sends
+    process.wait(timeout=15)
+    alive = still_running(children, timeout=max(0.1, 10 - (time.monotonic() - started)))
+    took = time.monotonic() - started
+    assert not alive, f"still running {took:.1f} s after SIGTERM: {[p.pid for p in alive]}"
+    assert took <= 10, f"stopping took {took:.1f} s; see {root}/dagster-dev.log"
+    assert process.returncode == 128 + signal.SIGTERM
