@@ -175,10 +175,11 @@ def holdout_scores(ranker: TrainedModel, items: pd.DataFrame, embeddings: pd.Dat
 
 
 def fit_retrieval(items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.DataFrame, out_dir: Path,
-                  settings: StepSettings) -> TrainedModel:
+                  settings: StepSettings, params: RetrievalTraining | None = None,
+                  config: RetrievalConfig | None = None) -> TrainedModel:
     """Two-tower retrieval on the train window's clicks, validated on the validation day's, with
     recall@10 over the whole catalog on validation clicks recorded beside the losses."""
-    config, params = RetrievalConfig(), RetrievalTraining()
+    config, params = config or RetrievalConfig(), params or RetrievalTraining()
     inputs = ranker_inputs(items, embeddings, events, RankerConfig())
     split = temporal_split(events)
     clicks = events[events["clicked"]]
@@ -195,7 +196,8 @@ def fit_retrieval(items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.Data
     recall = recall_at_k(scorer, arrays["val"]["history"], arrays["val"]["item"], k=10)
     return TrainedModel("retrieval", str(weights), asdict(config), result.history, _fit_info(result),
                         {"train_clicks": len(arrays["train"]["item"]), "val_clicks": len(arrays["val"]["item"]),
-                         "val_recall_at_10": round(recall, 4), "items": len(inputs.item_index)})
+                         "val_recall_at_10": round(recall, 4), "items": len(inputs.item_index),
+                         "training": asdict(params)})
 
 
 def recall_at_k(scorer: RetrievalScorer, histories: np.ndarray, items: np.ndarray, k: int = 10) -> float:

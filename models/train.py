@@ -136,6 +136,8 @@ class RetrievalTraining:
     batch_size: int = 256
     temperature: float = 0.05
     id_dropout: float = 0.3
+    # SASRec's loss: every history position predicts the click after it (models.systems.RetrievalSystem).
+    every_position: bool = True
 
 
 def click_arrays(clicks_in: pd.DataFrame, clicks: pd.DataFrame, item_index: dict[str, int],
@@ -149,14 +151,29 @@ def click_arrays(clicks_in: pd.DataFrame, clicks: pd.DataFrame, item_index: dict
             "item_id": id_buckets[item], "log_q": log_q[item]}
 
 
+def item_tables(arrays: list[dict[str, np.ndarray]], n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item id bucket and log q, row-aligned with the item table, from click arrays that carry them
+    per example (``click_arrays``); an item no example clicked gets bucket 0 and the smallest log q seen."""
+    buckets = np.zeros(n_items, dtype=np.int64)
+    log_q = np.full(n_items, np.nan, dtype=np.float32)
+    for part in arrays:
+        buckets[part["item"]] = part["item_id"]
+        log_q[part["item"]] = part["log_q"]
+    known = log_q[~np.isnan(log_q)]
+    return buckets, np.nan_to_num(log_q, nan=float(known.min()) if len(known) else 0.0)
+
+
 def train_retrieval(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray],
                     item_embeddings: np.ndarray, config: RetrievalConfig, params: RetrievalTraining,
                     train: TrainConfig) -> tuple[TwoTower, FitResult]:
     seed_everything(train)
     model = config.build()
+    model.fit_content_scale(torch.as_tensor(item_embeddings))
+    buckets, log_q = item_tables([train_arrays, val_arrays], len(item_embeddings))
     system = RetrievalSystem(model, torch.as_tensor(item_embeddings), lr=params.lr,
-                             temperature=params.temperature, id_dropout=params.id_dropout)
+                             temperature=params.temperature, id_dropout=params.id_dropout,
+                             id_buckets=torch.as_tensor(buckets), log_q=torch.as_tensor(log_q),
+                             every_position=params.every_position)
     data = ClickDataModule(train_arrays, val_arrays, batch_size=params.batch_size, seed=train.seed)
     result = fit(system, data, train)
     return system.model.eval(), result
-
