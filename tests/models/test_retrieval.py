@@ -128,3 +128,11 @@ def test_item_tables_fill_unclicked_items_with_bucket_zero_and_the_rarest_log_q(
     buckets, log_q = item_tables([part], 4)
     np.testing.assert_array_equal(buckets, [5, 0, 7, 0])
     np.testing.assert_allclose(log_q, [-3.0, -3.0, -1.0, -3.0])
+
+
+def test_an_item_never_clicked_in_training_counts_as_clicked_once_in_log_q() -> None:
+    from models.retrieval import sampling_log_q
+
+    log_q = sampling_log_q(np.array([0, 0, 0, 1]), 3, batch_size=8)
+    assert log_q[2] == log_q[1] > -10  # not log(1e-12) = -27.6, which swamped the validation loss
+    assert log_q[0] > log_q[1]
