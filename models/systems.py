@@ -215,6 +215,9 @@ class RetrievalSystem(_System):
         user_tower = self.model.user
         states = user_tower.sequence(self.item_embeddings[safe], self._drop_ids(self.id_buckets[safe]) * mask, mask)
         last = torch.where(mask.any(dim=1, keepdim=True), states[:, -1], user_tower.empty.expand(len(mask), -1))
+        user_ids = batch.get("user_id")
+        if user_ids is not None:
+            user_ids = self._drop_ids(user_ids)  # so the tower also serves users it never trained on
         users, targets = last, batch["item"]
         target_ids, log_q = batch["item_id"], batch["log_q"]
         if self.every_position and stage == "train":
@@ -224,7 +227,9 @@ class RetrievalSystem(_System):
             targets = torch.cat([inner_targets, targets])
             target_ids = torch.cat([self.id_buckets[inner_targets], target_ids])
             log_q = torch.cat([self.log_q[inner_targets], log_q])
-        users = user_tower.output(users)
+            if user_ids is not None:
+                user_ids = torch.cat([user_ids.unsqueeze(1).expand_as(mask)[:, :-1][inner], user_ids])
+        users = user_tower.output(users, user_ids)
         items = self.model.item(self.item_embeddings[targets], self._drop_ids(target_ids))
         loss = sampled_softmax_loss(users, items, targets, log_q, self.hparams.temperature)
         self._log(f"{stage}_loss", loss, history.shape[0], prog_bar=True)

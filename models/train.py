@@ -141,14 +141,18 @@ class RetrievalTraining:
 
 
 def click_arrays(clicks_in: pd.DataFrame, clicks: pd.DataFrame, item_index: dict[str, int],
-                 id_buckets: np.ndarray, history_length: int, log_q: np.ndarray) -> dict[str, np.ndarray]:
-    """One retrieval example per click in ``clicks_in``: the user's clicks before it, and the item."""
+                 id_buckets: np.ndarray, history_length: int, log_q: np.ndarray,
+                 user_buckets: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """One retrieval example per click in ``clicks_in``: the user's clicks before it, and the item.
+    With ``user_buckets`` (user_key → hashed id; anyone else 0) each example also carries ``user_id``."""
     item = clicks_in["video_id"].map(item_index)
     if item.isna().any():
         raise ValueError("clicks reference videos outside the item table; filter interactions to accepted videos")
     item = item.to_numpy(np.int64)
+    users = ({} if user_buckets is None else
+             {"user_id": clicks_in["user_key"].map(user_buckets).fillna(0).to_numpy(np.int64)})
     return {"history": histories_before(clicks_in, clicks, item_index, history_length), "item": item,
-            "item_id": id_buckets[item], "log_q": log_q[item]}
+            "item_id": id_buckets[item], "log_q": log_q[item], **users}
 
 
 def item_tables(arrays: list[dict[str, np.ndarray]], n_items: int) -> tuple[np.ndarray, np.ndarray]:
