@@ -11,7 +11,7 @@ from models.retrieval import RetrievalScorer
 from models.serialization import load_retrieval, save_weights
 from models.steps import recall_at_k
 from models.train import RetrievalTraining, item_tables, train_retrieval
-from models.training import TrainConfig
+from models.training import TrainConfig, seed_everything
 
 CONFIG = RetrievalConfig(content_dim=16, dim=16, id_buckets=64, history_length=6)
 
@@ -136,3 +136,28 @@ def test_an_item_never_clicked_in_training_counts_as_clicked_once_in_log_q() -> 
     log_q = sampling_log_q(np.array([0, 0, 0, 1]), 3, batch_size=8)
     assert log_q[2] == log_q[1] > -10  # not log(1e-12) = -27.6, which swamped the validation loss
     assert log_q[0] > log_q[1]
+
+
+def test_click_arrays_carry_hashed_user_ids_that_a_user_id_model_trains_on(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from models.train import click_arrays
+
+    ts = pd.Timestamp("2026-01-01")
+    clicks = pd.DataFrame({"user_key": ["a", "a", "b", "c"], "video_id": ["v0", "v1", "v2", "v3"],
+                           "ts": [ts + pd.Timedelta(minutes=m) for m in range(4)]})
+    index = {f"v{i}": i for i in range(4)}
+    arrays = click_arrays(clicks, clicks, index, np.arange(1, 5), 3, np.zeros(4, np.float32), {"a": 3, "b": 5})
+    np.testing.assert_array_equal(arrays["user_id"], [3, 3, 5, 0])  # c was not in the fit window
+    np.testing.assert_array_equal(arrays["history"][1], [-1, -1, 0])
+    assert "user_id" not in click_arrays(clicks, clicks, index, np.arange(1, 5), 3, np.zeros(4, np.float32))
+    config = RetrievalConfig(content_dim=16, dim=16, id_buckets=64, history_length=3, user_buckets=8)
+    train = TrainConfig(checkpoint_dir=tmp_path, max_epochs=2, accelerator="cpu")
+    seed_everything(train)  # train_retrieval seeds the same way before building, so this is its initial model
+    initial = config.build().user.user_id.weight.detach().clone()
+    model, result = train_retrieval(arrays, arrays, _embeddings(4), config,
+                                    RetrievalTraining(batch_size=4, id_dropout=0.0), train)
+    assert np.isfinite(result.history[-1]["train_loss"])
+    trained = model.user.user_id.weight.detach()
+    assert (trained[3] - initial[3]).abs().max() > 1e-3  # the bucket of a user with clicks learned
+    assert trained[0].abs().sum() == 0  # bucket 0 (unknown user) stays "no id"
