@@ -12,35 +12,14 @@ from models.config import EncoderConfig, RankerConfig, RetrievalConfig
 from models.data import ItemTensors
 from models.encoders import MODALITIES
 from models.ranker import BlendWeights
-from models.retrieval import RetrievalScorer, sampling_log_q
 from models.scoring import RankerScorer, Scores
-from models.serialization import (
-    TrainedModel,
-    load_encoder,
-    load_ranker,
-    load_retrieval,
-    save_weights,
-)
-from models.train import (
-    EncoderTraining,
-    RankerTraining,
-    RetrievalTraining,
-    blend_weights,
-    click_arrays,
-    embed_items,
-    impression_arrays,
-    train_encoder,
-    train_ranker,
-    train_retrieval,
-)
+from models.retrieval import RetrievalScorer, sampling_log_q
+from models.serialization import TrainedModel, load_encoder, load_ranker, load_retrieval, save_weights
+from models.train import (EncoderTraining, RankerTraining, RetrievalTraining, blend_weights, click_arrays,
+                          embed_items, impression_arrays, train_encoder, train_ranker, train_retrieval)
 from models.training import FitResult, TrainConfig
-from vidrec.behaviour import (
-    co_engaged_neighbours,
-    engagement_vectors,
-    histories_before,
-    id_bucket,
-    taste_before_sessions,
-)
+from vidrec.behaviour import (co_engaged_neighbours, engagement_vectors, histories_before, id_bucket,
+                              taste_before_sessions)
 from vidrec.items import id_buckets, item_feature_matrix
 from vidrec.splits import temporal_split
 

@@ -9,12 +9,7 @@ import pandas as pd
 import torch
 
 from models.config import EncoderConfig, RankerConfig, RetrievalConfig
-from models.data import (
-    ClickDataModule,
-    EncoderDataModule,
-    ImpressionDataModule,
-    ItemTensors,
-)
+from models.data import ClickDataModule, EncoderDataModule, ImpressionDataModule, ItemTensors
 from models.encoders import MultimodalItemEncoder
 from models.ranker import SERVING_POSITION, BlendWeights, Ranker
 from models.retrieval import TwoTower
