@@ -51,6 +51,15 @@ class RetrievalConfig:
     dim: int = 64
     id_buckets: int = 4096
     history_length: int = 20
+    # The SASRec user tower (models.retrieval.UserTower).
+    heads: int = 2
+    layers: int = 2
+    dropout: float = 0.2
+    # Hashed user ids added to the user vector; 0 = none (history alone, the same for known and new users).
+    user_buckets: int = 0
+    share_item_embedding: bool = True
 
     def build(self) -> TwoTower:
-        return TwoTower(self.content_dim, self.dim, self.id_buckets, max_history=max(self.history_length, 1))
+        return TwoTower(self.content_dim, self.dim, self.id_buckets, max_history=max(self.history_length, 1),
+                        heads=self.heads, layers=self.layers, dropout=self.dropout, user_buckets=self.user_buckets,
+                        share_item_embedding=self.share_item_embedding)

@@ -127,7 +127,7 @@ IMPRESSION_KEYS = ("candidate", "candidate_id", "user_id", "item_features", "his
 
 
 # has_*_label: per-row masks for labels a source may lack (models.train.impression_arrays).
-OPTIONAL_KEYS = ("taste", "has_watch_label", "has_conversion_label")
+OPTIONAL_KEYS = ("taste", "has_watch_label", "has_conversion_label", "user_id")
 
 
 def impression_tensors(arrays: dict[str, np.ndarray], keys: tuple[str, ...] = IMPRESSION_KEYS) -> dict[str, torch.Tensor]:

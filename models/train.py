@@ -136,17 +136,35 @@ class RetrievalTraining:
     batch_size: int = 256
     temperature: float = 0.05
     id_dropout: float = 0.3
+    # SASRec's loss: every history position predicts the click after it (models.systems.RetrievalSystem).
+    every_position: bool = True
 
 
 def click_arrays(clicks_in: pd.DataFrame, clicks: pd.DataFrame, item_index: dict[str, int],
-                 id_buckets: np.ndarray, history_length: int, log_q: np.ndarray) -> dict[str, np.ndarray]:
-    """One retrieval example per click in ``clicks_in``: the user's clicks before it, and the item."""
+                 id_buckets: np.ndarray, history_length: int, log_q: np.ndarray,
+                 user_buckets: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """One retrieval example per click in ``clicks_in``: the user's clicks before it, and the item.
+    With ``user_buckets`` (user_key → hashed id; anyone else 0) each example also carries ``user_id``."""
     item = clicks_in["video_id"].map(item_index)
     if item.isna().any():
         raise ValueError("clicks reference videos outside the item table; filter interactions to accepted videos")
     item = item.to_numpy(np.int64)
+    users = ({} if user_buckets is None else
+             {"user_id": clicks_in["user_key"].map(user_buckets).fillna(0).to_numpy(np.int64)})
     return {"history": histories_before(clicks_in, clicks, item_index, history_length), "item": item,
-            "item_id": id_buckets[item], "log_q": log_q[item]}
+            "item_id": id_buckets[item], "log_q": log_q[item], **users}
+
+
+def item_tables(arrays: list[dict[str, np.ndarray]], n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item id bucket and log q, row-aligned with the item table, from click arrays that carry them
+    per example (``click_arrays``); an item no example clicked gets bucket 0 and the smallest log q seen."""
+    buckets = np.zeros(n_items, dtype=np.int64)
+    log_q = np.full(n_items, np.nan, dtype=np.float32)
+    for part in arrays:
+        buckets[part["item"]] = part["item_id"]
+        log_q[part["item"]] = part["log_q"]
+    known = log_q[~np.isnan(log_q)]
+    return buckets, np.nan_to_num(log_q, nan=float(known.min()) if len(known) else 0.0)
 
 
 def train_retrieval(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray],
@@ -154,9 +172,12 @@ def train_retrieval(train_arrays: dict[str, np.ndarray], val_arrays: dict[str, n
                     train: TrainConfig) -> tuple[TwoTower, FitResult]:
     seed_everything(train)
     model = config.build()
+    model.fit_content_scale(torch.as_tensor(item_embeddings))
+    buckets, log_q = item_tables([train_arrays, val_arrays], len(item_embeddings))
     system = RetrievalSystem(model, torch.as_tensor(item_embeddings), lr=params.lr,
-                             temperature=params.temperature, id_dropout=params.id_dropout)
+                             temperature=params.temperature, id_dropout=params.id_dropout,
+                             id_buckets=torch.as_tensor(buckets), log_q=torch.as_tensor(log_q),
+                             every_position=params.every_position)
     data = ClickDataModule(train_arrays, val_arrays, batch_size=params.batch_size, seed=train.seed)
     result = fit(system, data, train)
     return system.model.eval(), result
-
