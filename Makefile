@@ -18,7 +18,7 @@ PIPELINE_INPUT := $(if $(filter $(abspath $(DEFAULT_DATA)),$(abspath $(VIDREC_DA
 # Every tool's environment (state root, telemetry off, offline) comes from one place: vidrec/config.py.
 ENV = eval "$$($(BIN)/python -m vidrec.config)" &&
 
-.PHONY: install dvc-env world pipeline demo test ui serve rollback bento repro clean
+.PHONY: lint install dvc-env world pipeline demo test ui serve rollback bento repro clean
 
 # An environment made before DVC moved to .venv-dvc still has it there, broken by antlr4 4.13: removed.
 $(STAMP): pyproject.toml constraints.txt
@@ -54,7 +54,12 @@ demo: $(PIPELINE_INPUT)
 
 # VIDREC_DVC: the DVC executable tests/test_dvc.py runs.
 test: $(STAMP) $(DVC_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(ENV) VIDREC_DVC=$(CURDIR)/$(DVC) $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 # `dagster dev` through assets/ui.py, which stops it (webserver, daemon, code servers) within 10 s of
 # Ctrl-C or SIGTERM; exec, so the signal make passes to the recipe reaches it.

@@ -11,16 +11,20 @@ GROUP = "media"
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=["team:ml-platform"])
-def items(video_probe: pd.DataFrame, video_metadata: pd.DataFrame, video_features: pd.DataFrame,
-          text_features: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def items(
+    video_probe: pd.DataFrame, video_metadata: pd.DataFrame, video_features: pd.DataFrame, text_features: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
     """The item catalogue the models train on and serve: accepted videos joined with their metadata, feature
     shards and text embeddings; every accepted video that is not an item is listed with the reason."""
     table, excluded = build_items(video_probe, video_metadata, video_features, text_features)
-    return dg.Output(table, metadata={
-        "items": len(table),
-        "excluded": len(excluded),
-        "excluded_videos": table_md(excluded),
-        "with_visual": int(table["has_visual"].sum()) if len(table) else 0,
-        "with_audio": int(table["has_audio"].sum()) if len(table) else 0,
-        "with_text": int(table["has_text"].sum()) if len(table) else 0,
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "items": len(table),
+            "excluded": len(excluded),
+            "excluded_videos": table_md(excluded),
+            "with_visual": int(table["has_visual"].sum()) if len(table) else 0,
+            "with_audio": int(table["has_audio"].sum()) if len(table) else 0,
+            "with_text": int(table["has_text"].sum()) if len(table) else 0,
+        },
+    )

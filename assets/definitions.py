@@ -4,7 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import catalogue, drift, evaluation, events, media, quality, training
+from assets import catalogue, drift, evaluation, events, media, training
+from assets import data_quality as quality
 from assets.jobs import JOBS, main_job
 from assets.resources import GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from assets.schedules import SCHEDULES
@@ -18,10 +19,16 @@ ASSET_MODULES = (media, catalogue, events, training, evaluation, quality, drift)
 __all__ = ["ASSET_MODULES", "all_assets", "all_checks", "build_resources", "defs", "main_job"]
 
 
-def build_resources(root: Path | str | dg.EnvVar, data: Path | str | dg.EnvVar, key: str | dg.EnvVar,
-                    warehouse: str | dg.EnvVar | None = None, io_dir: str | dg.EnvVar | None = None,
-                    training_settings: TrainingSettings | None = None, gate_policy: str = "",
-                    allow_demo_key: str | dg.EnvVar = "0") -> dict:
+def build_resources(
+    root: Path | str | dg.EnvVar,
+    data: Path | str | dg.EnvVar,
+    key: str | dg.EnvVar,
+    warehouse: str | dg.EnvVar | None = None,
+    io_dir: str | dg.EnvVar | None = None,
+    training_settings: TrainingSettings | None = None,
+    gate_policy: str = "",
+    allow_demo_key: str | dg.EnvVar = "0",
+) -> dict:
     """Resources for a run; tests pass a temporary root, the CLI passes ``EnvVar``s."""
     if warehouse is None:
         warehouse = str(Paths(Path(root)).warehouse)
@@ -30,8 +37,9 @@ def build_resources(root: Path | str | dg.EnvVar, data: Path | str | dg.EnvVar, 
     return {
         "storage": VidrecStorage(root=str(root) if isinstance(root, Path) else root),
         "raw_data": RawData(path=str(data) if isinstance(data, Path) else data),
-        "pseudonymiser": Pseudonymiser(key=key, data_path=str(data) if isinstance(data, Path) else data,
-                                       allow_demo_key=allow_demo_key),
+        "pseudonymiser": Pseudonymiser(
+            key=key, data_path=str(data) if isinstance(data, Path) else data, allow_demo_key=allow_demo_key
+        ),
         "training": training_settings or TrainingSettings(),
         "gate_policy": GatePolicy(path=gate_policy),
         "warehouse_io": WarehouseIOManager(database=warehouse, schema="vidrec"),  # stores empty frames too
@@ -49,8 +57,11 @@ defs = dg.Definitions(
     schedules=list(SCHEDULES),
     sensors=list(SENSORS),
     resources=build_resources(
-        root=dg.EnvVar("VIDREC_HOME"), data=dg.EnvVar("VIDREC_DATA"), key=dg.EnvVar("VIDREC_PSEUDONYM_KEY"),
-        warehouse=dg.EnvVar("VIDREC_WAREHOUSE"), io_dir=dg.EnvVar("VIDREC_IO_DIR"),
+        root=dg.EnvVar("VIDREC_HOME"),
+        data=dg.EnvVar("VIDREC_DATA"),
+        key=dg.EnvVar("VIDREC_PSEUDONYM_KEY"),
+        warehouse=dg.EnvVar("VIDREC_WAREHOUSE"),
+        io_dir=dg.EnvVar("VIDREC_IO_DIR"),
         allow_demo_key=dg.EnvVar("VIDREC_ALLOW_DEMO_KEY"),
     ),
 )

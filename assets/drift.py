@@ -1,7 +1,6 @@
 """Drift between the training window and new data, with checks that warn above one threshold
 and block promotion above another (thresholds in vidrec/policies/drift.yaml)."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -10,8 +9,18 @@ import pandas as pd
 
 from assets.reporting import table_md
 from assets.resources import WAREHOUSE_POOL, VidrecStorage
-from vidrec.drift import (EVENT_RATES, MODALITIES, drift_bars, drift_table, embedding_drift, event_rate_drift,
-                          item_windows, load_drift_policy, shard_descriptors, window_start)
+from vidrec.drift import (
+    EVENT_RATES,
+    MODALITIES,
+    drift_bars,
+    drift_table,
+    embedding_drift,
+    event_rate_drift,
+    item_windows,
+    load_drift_policy,
+    shard_descriptors,
+    window_start,
+)
 from vidrec.plots import markdown_image
 
 GROUP = "monitoring"
@@ -24,11 +33,22 @@ class DriftConfig(dg.Config):
     policy_path: str = ""
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "duckdb"}, owners=["team:ml-platform"], io_manager_key="warehouse_io",
-          pool=WAREHOUSE_POOL)
-def drift_report(context: dg.AssetExecutionContext, config: DriftConfig, video_metadata: pd.DataFrame,
-                 video_features: pd.DataFrame, text_features: pd.DataFrame, interactions: pd.DataFrame,
-                 storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    owners=["team:ml-platform"],
+    io_manager_key="warehouse_io",
+    pool=WAREHOUSE_POOL,
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    video_metadata: pd.DataFrame,
+    video_features: pd.DataFrame,
+    text_features: pd.DataFrame,
+    interactions: pd.DataFrame,
+    storage: VidrecStorage,
+) -> dg.Output[pd.DataFrame]:
     """Drift of visual, audio and text content (MMD with a permutation test) and of CTR and
     watch time, between the training window and the new (hold-out) window; one row per measure."""
     policy = load_drift_policy(Path(config.policy_path) if config.policy_path else None)
@@ -41,24 +61,32 @@ def drift_report(context: dg.AssetExecutionContext, config: DriftConfig, video_m
     results = [embedding_drift(name, vectors[name], reference_ids, new_ids, policy) for name in MODALITIES]
     results += event_rate_drift(events, start, policy)
     table = drift_table(results)
-    context.log.info("drift from %s: %s", start.isoformat(),
-                     ", ".join(f"{r.name}={r.value} ({r.level})" for r in results))
+    context.log.info(
+        "drift from %s: %s", start.isoformat(), ", ".join(f"{r.name}={r.value} ({r.level})" for r in results)
+    )
     plot = drift_bars(table, storage.paths.reports / context.run_id / "drift.png")
-    return dg.Output(table, metadata={
-        "drift": table_md(table.drop(columns=["detail"])),
-        "drift_plot": dg.MetadataValue.md(markdown_image(plot, "drift value / block threshold")),
-        "policy_version": policy.version,
-        "new_window_start": start.isoformat(),
-        "items_training_window": len(reference_ids),
-        "items_new_window": len(new_ids),
-        "levels": dg.MetadataValue.json({r.name: r.level for r in results}),
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "drift": table_md(table.drop(columns=["detail"])),
+            "drift_plot": dg.MetadataValue.md(markdown_image(plot, "drift value / block threshold")),
+            "policy_version": policy.version,
+            "new_window_start": start.isoformat(),
+            "items_training_window": len(reference_ids),
+            "items_new_window": len(new_ids),
+            "levels": dg.MetadataValue.json({r.name: r.level for r in results}),
+        },
+    )
 
 
 def _drift_check(name: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=drift_report, name=f"{name}_drift", blocking=True,
-                    description=f"{name} drift below the policy's thresholds: WARN above `warn`, "
-                                "ERROR (blocks promotion) above `block`.")
+    @dg.asset_check(
+        asset=drift_report,
+        name=f"{name}_drift",
+        blocking=True,
+        description=f"{name} drift below the policy's thresholds: WARN above `warn`, "
+        "ERROR (blocks promotion) above `block`.",
+    )
     def _check(drift_report: pd.DataFrame) -> dg.AssetCheckResult:
         rows = drift_report[drift_report["name"] == name]
         if len(rows) != 1:
@@ -69,11 +97,18 @@ def _drift_check(name: str) -> dg.AssetChecksDefinition:
             passed=level in ("ok", "insufficient"),
             severity=SEVERITY.get(level, dg.AssetCheckSeverity.WARN),
             description=str(row["detail"]),
-            metadata={"level": level, "statistic": str(row["statistic"]), "value": _number(row["value"]),
-                      "p_value": _number(row["p_value"]), "warn_threshold": float(row["warn"]),
-                      "block_threshold": float(row["block"]), "training_window": _number(row["reference"]),
-                      "new_window": _number(row["current"]), "n_training_window": int(row["n_reference"]),
-                      "n_new_window": int(row["n_new"])},
+            metadata={
+                "level": level,
+                "statistic": str(row["statistic"]),
+                "value": _number(row["value"]),
+                "p_value": _number(row["p_value"]),
+                "warn_threshold": float(row["warn"]),
+                "block_threshold": float(row["block"]),
+                "training_window": _number(row["reference"]),
+                "new_window": _number(row["current"]),
+                "n_training_window": int(row["n_reference"]),
+                "n_new_window": int(row["n_new"]),
+            },
         )
 
     return _check

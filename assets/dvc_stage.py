@@ -17,6 +17,7 @@ import time
 
 import dagster as dg
 
+
 def group_selection(group: str) -> dg.AssetSelection:
     """The group's assets that a run can materialise (not external ones such as raw_events,
     which producers outside the pipeline write)."""
@@ -58,8 +59,11 @@ def step_errors(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
-    return [f"{e.asset_key.to_user_string()}:{e.check_name} ({e.severity.value})"
-            for e in result.get_asset_check_evaluations() if not e.passed]
+    return [
+        f"{e.asset_key.to_user_string()}:{e.check_name} ({e.severity.value})"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = materialize_group(args.group, run_config)
     failed = failed_checks(result)
-    print(f"group {args.group}: run {result.run_id} {'succeeded' if result.success else 'FAILED'} in "
-          f"{time.perf_counter() - started:.1f} s; checks failed: {', '.join(failed) or 'none'}", flush=True)
+    print(
+        f"group {args.group}: run {result.run_id} {'succeeded' if result.success else 'FAILED'} in "
+        f"{time.perf_counter() - started:.1f} s; checks failed: {', '.join(failed) or 'none'}",
+        flush=True,
+    )
     for error in step_errors(result):
         print(f"  failed step {error}", file=sys.stderr, flush=True)
     return 0 if result.success else 1

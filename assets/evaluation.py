@@ -1,6 +1,5 @@
 """Evaluation and promotion: hold-out metrics in DuckDB, the blocking gate, the model store."""
 
-
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,18 +9,17 @@ import pandas as pd
 from assets.model_store import champion_directory, promote, save_to_store
 from assets.reporting import table_md
 from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudonymiser, RawData, VidrecStorage
-from models.candidate import bundle_contents
-from models.evaluation_run import K, CandidateEvaluation, evaluate_candidate
-from models.serialization import TrainedModel
-from vidrec.ingest import accepted_rows
+from models.fit.candidate import bundle_contents
+from models.offline.run import CandidateEvaluation, K, evaluate_candidate
+from models.serving.weights import TrainedModel
 from vidrec.evaluation.metrics import headline
 from vidrec.gate import check_gate, load_policy, results_table
+from vidrec.ingest import accepted_rows
 from vidrec.lineage import data_version, dvc_version, git_commit
 from vidrec.registry import ProductionPointer
 
 GROUP = "evaluation"
-HEADLINE_LABELS = ("click_auc", "ndcg_at_10", "catalogue_ndcg_at_10", "ctr_at_10", "watch_s_at_10",
-                   "conversion_at_10")
+HEADLINE_LABELS = ("click_auc", "ndcg_at_10", "catalogue_ndcg_at_10", "ctr_at_10", "watch_s_at_10", "conversion_at_10")
 
 
 def _policy(gate_policy: GatePolicy) -> dict:
@@ -36,39 +34,66 @@ def _evaluate_in_warehouse(storage: VidrecStorage, **inputs: object) -> Candidat
         return evaluate_candidate(con, reports=storage.paths.reports, **inputs)
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, io_manager_key="warehouse_io", owners=["team:ml-platform"],
-          pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY)
-def offline_evaluation(context: dg.AssetExecutionContext, ranker: TrainedModel, retrieval_model: TrainedModel,
-                       item_embeddings: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
-                       storage: VidrecStorage, raw_data: RawData, pseudonymiser: Pseudonymiser,
-                       gate_policy: GatePolicy) -> dg.Output[pd.DataFrame]:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb"},
+    io_manager_key="warehouse_io",
+    owners=["team:ml-platform"],
+    pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
+)
+def offline_evaluation(
+    context: dg.AssetExecutionContext,
+    ranker: TrainedModel,
+    retrieval_model: TrainedModel,
+    item_embeddings: pd.DataFrame,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    storage: VidrecStorage,
+    raw_data: RawData,
+    pseudonymiser: Pseudonymiser,
+    gate_policy: GatePolicy,
+) -> dg.Output[pd.DataFrame]:
     """Hold-out (last days) metrics of the candidate's and the production champion's served path (retrieve
     N → rank → blend, exactly what the service answers) in DuckDB SQL, with 95% bootstrap intervals over
     users, the whole-catalogue ranking as an upper bound (`candidate_catalogue`) and retrieval recall@N:
-    per-head AUC/GAUC/logloss/ECE, NDCG/Precision/Recall/HitRate/MRR@10, coverage and novelty, IPS/SNIPS CTR, watch time and conversion, a simulated A/B test on demo worlds,
-    and slices. One row per (slice, model, metric). Metrics that need a signal the log lacks (propensity,
-    watch_s, converted, position, non-clicked impressions) are left out and listed with the reason; the
-    `holdout` rows record which signals the hold-out had."""
+    per-head AUC/GAUC/logloss/ECE, NDCG/Precision/Recall/HitRate/MRR@10, coverage and novelty, IPS/SNIPS
+    CTR, watch time and conversion, a simulated A/B test on demo worlds, and slices. One row per (slice,
+    model, metric). Metrics that need a signal the log lacks (propensity, watch_s, converted, position,
+    non-clicked impressions) are left out and listed with the reason; the `holdout` rows record which
+    signals the hold-out had."""
     champion = champion_directory(storage.paths.registry)
-    run = _evaluate_in_warehouse(storage, ranker=ranker, retrieval=retrieval_model, items=items,
-                                 item_embeddings=item_embeddings, events=accepted_rows(interactions),
-                                 champion=champion, raw_dir=raw_data.directory, key=pseudonymiser.key,
-                                 policy=_policy(gate_policy), run_id=context.run_id)
+    run = _evaluate_in_warehouse(
+        storage,
+        ranker=ranker,
+        retrieval=retrieval_model,
+        items=items,
+        item_embeddings=item_embeddings,
+        events=accepted_rows(interactions),
+        champion=champion,
+        raw_dir=raw_data.directory,
+        key=pseudonymiser.key,
+        policy=_policy(gate_policy),
+        run_id=context.run_id,
+    )
     table, tables = run.table, run.tables
     wide = headline(table, K)
-    return dg.Output(table, metadata={
-        "report": dg.MetadataValue.md(run.report.markdown_inline),
-        "report_path": dg.MetadataValue.path(str(run.report.path)),
-        "headline": table_md(wide[["model", *[c for c in HEADLINE_LABELS if c in wide]]].round(4)),
-        "gate_preview": table_md(pd.DataFrame(results_table(run.gate))[["name", "value", "threshold", "verdict"]]),
-        "champion": champion[0] if champion else "none",
-        "holdout_impressions": len(tables.impressions),
-        "metric_rows": len(table),
-        "missing_signals": dg.MetadataValue.json(run.availability.missing()),
-        "skipped_metrics": table_md(run.skipped),
-        "scoring_p99_ms": round(tables.latency["p99_ms"], 2),
-        "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in run.timings_s.items()}),
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "report": dg.MetadataValue.md(run.report.markdown_inline),
+            "report_path": dg.MetadataValue.path(str(run.report.path)),
+            "headline": table_md(wide[["model", *[c for c in HEADLINE_LABELS if c in wide]]].round(4)),
+            "gate_preview": table_md(pd.DataFrame(results_table(run.gate))[["name", "value", "threshold", "verdict"]]),
+            "champion": champion[0] if champion else "none",
+            "holdout_impressions": len(tables.impressions),
+            "metric_rows": len(table),
+            "missing_signals": dg.MetadataValue.json(run.availability.missing()),
+            "skipped_metrics": table_md(run.skipped),
+            "scoring_p99_ms": round(tables.latency["p99_ms"], 2),
+            "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in run.timings_s.items()}),
+        },
+    )
 
 
 @dg.asset_check(asset=offline_evaluation, blocking=True)
@@ -77,40 +102,69 @@ def promotion_gate(offline_evaluation: pd.DataFrame, gate_policy: GatePolicy) ->
     absolute floors, a cold-start slice floor, a latency budget and non-inferiority to the champion."""
     policy = _policy(gate_policy)
     results = check_gate(offline_evaluation, policy)
-    table = pd.DataFrame(results_table(results))[["name", "metric", "slice", "value", "ci_low", "ci_high",
-                                                  "threshold", "verdict", "detail"]]
+    table = pd.DataFrame(results_table(results))[
+        ["name", "metric", "slice", "value", "ci_low", "ci_high", "threshold", "verdict", "detail"]
+    ]
     return dg.AssetCheckResult(
         passed=all(r.passed for r in results),
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"policy_version": policy.get("version"), "rules": table_md(table.round(4)),
-                  "failed_rules": [r.name for r in results if not r.passed],
-                  "skipped_rules": [f"{r.name} ({r.verdict})" for r in results if r.verdict.startswith("skipped")]},
+        metadata={
+            "policy_version": policy.get("version"),
+            "rules": table_md(table.round(4)),
+            "failed_rules": [r.name for r in results if not r.passed],
+            "skipped_rules": [f"{r.name} ({r.verdict})" for r in results if r.verdict.startswith("skipped")],
+        },
     )
 
 
 # deps: the blocking drift checks on drift_report (assets/drift.py) stop promotion when data moved too far.
-@dg.asset(group_name=GROUP, kinds={"bentoml"}, owners=["team:ml-platform"], deps=["drift_report"],
-          retry_policy=TRANSIENT_RETRY,
-          freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)))
-def promoted_model(context: dg.AssetExecutionContext, offline_evaluation: pd.DataFrame,
-                   multimodal_encoder: TrainedModel, ranker: TrainedModel, retrieval_model: TrainedModel,
-                   item_embeddings: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
-                   storage: VidrecStorage, raw_data: RawData) -> dg.Output[dict]:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"bentoml"},
+    owners=["team:ml-platform"],
+    deps=["drift_report"],
+    retry_policy=TRANSIENT_RETRY,
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)),
+)
+def promoted_model(
+    context: dg.AssetExecutionContext,
+    offline_evaluation: pd.DataFrame,
+    multimodal_encoder: TrainedModel,
+    ranker: TrainedModel,
+    retrieval_model: TrainedModel,
+    item_embeddings: pd.DataFrame,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    storage: VidrecStorage,
+    raw_data: RawData,
+) -> dg.Output[dict]:
     """The gated candidate saved to the BentoML model store (state_dicts + config, lineage labels) and
     made production by an atomic pointer move; the previous champion stays in the store for rollback."""
     wide = headline(offline_evaluation, K)
     candidate = wide[wide["model"] == "candidate"].iloc[0]
     metrics = {m: round(float(candidate[m]), 4) for m in HEADLINE_LABELS if m in candidate and pd.notna(candidate[m])}
     pointer = ProductionPointer(storage.paths.registry)
-    labels = {"git_commit": git_commit(), "data_version": data_version(raw_data.directory),
-              "dvc_data_version": dvc_version(raw_data.directory) or "untracked", "run_id": context.run_id,
-              "previous_production": pointer.tag or "none", **{k: str(v) for k, v in metrics.items()}}
-    evaluation = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-                  for row in wide.to_dict("records")]
-    contents = bundle_contents(multimodal_encoder, ranker, retrieval_model, items, item_embeddings,
-                               accepted_rows(interactions), evaluation)
+    labels = {
+        "git_commit": git_commit(),
+        "data_version": data_version(raw_data.directory),
+        "dvc_data_version": dvc_version(raw_data.directory) or "untracked",
+        "run_id": context.run_id,
+        "previous_production": pointer.tag or "none",
+        **{k: str(v) for k, v in metrics.items()},
+    }
+    evaluation = [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in wide.to_dict("records")
+    ]
+    contents = bundle_contents(
+        multimodal_encoder, ranker, retrieval_model, items, item_embeddings, accepted_rows(interactions), evaluation
+    )
     promotion = promote(lambda: save_to_store(contents, labels, {"metrics": metrics}), pointer)
-    return dg.Output({"tag": promotion.tag, "previous": promotion.previous, **metrics},
-                     metadata={"tag": promotion.tag, "labels": dg.MetadataValue.json(labels),
-                               "previous_production": str(promotion.previous),
-                               "rollback": "python -m vidrec.registry rollback"})
+    return dg.Output(
+        {"tag": promotion.tag, "previous": promotion.previous, **metrics},
+        metadata={
+            "tag": promotion.tag,
+            "labels": dg.MetadataValue.json(labels),
+            "previous_production": str(promotion.previous),
+            "rollback": "python -m vidrec.registry rollback",
+        },
+    )

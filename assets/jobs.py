@@ -34,7 +34,7 @@ nightly_job = dg.define_asset_job(
     selection=PIPELINE,
     executor_def=dg.multi_or_in_process_executor,
     description="Nightly retraining: features -> training -> evaluation -> gate -> promotion. "
-                "The blocking promotion gate keeps production untouched unless the candidate passes.",
+    "The blocking promotion gate keeps production untouched unless the candidate passes.",
     tags={"vidrec/trigger": "nightly"},
 )
 

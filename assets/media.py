@@ -1,15 +1,15 @@
 """Media assets: files found, probed and validated, featurised; metadata validated and embedded."""
 
-
 import time
 
 import dagster as dg
 import pandas as pd
 
-from assets.quality import record_validation
+from assets.data_quality import record_validation
 from assets.reporting import contract_check, quarantine_metadata, table_md
 from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, RawData, VidrecStorage
 from expectations.validate import validate_frame
+from vidrec.imports.covers import item_shards
 from vidrec.ingest import (
     NO_METADATA_REASON,
     duplicate_groups,
@@ -20,7 +20,6 @@ from vidrec.ingest import (
     repaired_text_count,
     with_text,
 )
-from vidrec.imports.covers import item_shards
 from vidrec.media.accounting import media_summary, probe_summary, reason_heads
 from vidrec.media.cache import MediaCache
 from vidrec.media.features import FeatureConfig, extract_features
@@ -30,11 +29,11 @@ from vidrec.text_embedding import TextEmbedder
 
 GROUP = "media"
 WAREHOUSE = "warehouse_io"
-CATALOG_FILE = "catalog.duckdb"  # the media catalog (hashes, probes, shards), under features/
+CATALOGUE_FILE = "catalogue.duckdb"  # the media catalogue (hashes, probes, shards), under features/
 
 
-def _catalog(storage: VidrecStorage) -> MediaCache:
-    return MediaCache(storage.paths.features / CATALOG_FILE)
+def _catalogue(storage: VidrecStorage) -> MediaCache:
+    return MediaCache(storage.paths.features / CATALOGUE_FILE)
 
 
 def _reason_counts(frame: pd.DataFrame) -> dict[str, int]:
@@ -47,33 +46,49 @@ def raw_videos(raw_data: RawData, storage: VidrecStorage) -> dg.Output[pd.DataFr
     """Video files under the raw-data location's videos/ folder (a local folder or any fsspec
     URL), each marked with whether the metadata sidecar has a row for it."""
     location = raw_data.path  # not .directory: a URL is not a local directory
-    with _catalog(storage) as catalog:
-        files = localise(list_videos(location), storage.paths.landing / "raw", catalog)
+    with _catalogue(storage) as catalogue:
+        files = localise(list_videos(location), storage.paths.landing / "raw", catalogue)
     metadata_ids = set(read_metadata(location)["video_id"].astype(str))
     files["has_metadata"] = files["video_id"].isin(metadata_ids)
     orphans = sorted(metadata_ids - set(files["video_id"]))
     unlisted = files.loc[~files["has_metadata"], "video_id"].tolist()
-    return dg.Output(files, metadata={
-        "files": len(files), "bytes": int(files["bytes"].sum()), "location": str(location),
-        **source_version(location, files),
-        "files_without_metadata_row": len(unlisted), "examples_files_without_metadata": unlisted[:5],
-        "metadata_rows_without_file": len(orphans), "examples_metadata_without_file": orphans[:5],
-    })
+    return dg.Output(
+        files,
+        metadata={
+            "files": len(files),
+            "bytes": int(files["bytes"].sum()),
+            "location": str(location),
+            **source_version(location, files),
+            "files_without_metadata_row": len(unlisted),
+            "examples_files_without_metadata": unlisted[:5],
+            "metadata_rows_without_file": len(orphans),
+            "examples_metadata_without_file": orphans[:5],
+        },
+    )
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "duckdb"}, io_manager_key=WAREHOUSE, owners=["team:ml-platform"],
-          pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY, automation_condition=FOLLOW_UPSTREAM)
-def video_probe(context: dg.AssetExecutionContext, raw_videos: pd.DataFrame, raw_data: RawData,
-                storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    io_manager_key=WAREHOUSE,
+    owners=["team:ml-platform"],
+    pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def video_probe(
+    context: dg.AssetExecutionContext, raw_videos: pd.DataFrame, raw_data: RawData, storage: VidrecStorage
+) -> dg.Output[pd.DataFrame]:
     """Every file probed in an isolated worker (time and memory limits), then checked against
     the `videos` suite; each row is accepted or quarantined with a readable reason. Unchanged
     files are neither re-hashed nor re-probed; deleted files stay as quarantined rows."""
     started = time.perf_counter()
-    with _catalog(storage) as catalog:
-        probed = probe_videos(list(zip(raw_videos["video_id"], raw_videos["path"])), workers=2,
-                              progress=False, cache=catalog)
+    with _catalogue(storage) as catalogue:
+        probed = probe_videos(
+            list(zip(raw_videos["video_id"], raw_videos["path"])), workers=2, progress=False, cache=catalogue
+        )
         work = dict(probed.attrs)
-        deleted = deleted_rows(catalog.record_sightings(probed, source=raw_data.path))
+        deleted = deleted_rows(catalogue.record_sightings(probed, source=raw_data.path))
     with_metadata = set(raw_videos.loc[raw_videos["has_metadata"], "video_id"].astype(str))
     probed = quarantine_unmatched(probed, with_metadata, NO_METADATA_REASON)
     report = validate_frame(probed[probed["status"] == "accepted"], "videos", id_column="video_id")
@@ -82,12 +97,19 @@ def video_probe(context: dg.AssetExecutionContext, raw_videos: pd.DataFrame, raw
     duplicates = duplicate_groups(videos[~videos["reason"].fillna("").str.startswith("deleted")])
     elapsed = time.perf_counter() - started
     context.log.info("probed %d files in %.1f s (%s)", len(probed), elapsed, work)
-    return dg.Output(videos, metadata={
-        **quarantine_metadata(videos, "video_id"), "quarantine_reasons": _reason_counts(videos),
-        **probe_summary(videos), "files_hashed": work.get("hashed", 0),
-        "files_probed": work.get("probed", 0), "duplicate_groups": len(duplicates),
-        "duplicates": table_md(duplicates), "probe_s": round(elapsed, 2),
-    })
+    return dg.Output(
+        videos,
+        metadata={
+            **quarantine_metadata(videos, "video_id"),
+            "quarantine_reasons": _reason_counts(videos),
+            **probe_summary(videos),
+            "files_hashed": work.get("hashed", 0),
+            "files_probed": work.get("probed", 0),
+            "duplicate_groups": len(duplicates),
+            "duplicates": table_md(duplicates),
+            "probe_s": round(elapsed, 2),
+        },
+    )
 
 
 def _probe_ok(videos: pd.DataFrame) -> pd.DataFrame:
@@ -96,15 +118,22 @@ def _probe_ok(videos: pd.DataFrame) -> pd.DataFrame:
 
 
 @dg.asset_check(asset=video_probe, blocking=True)
-def video_probe_contract(context: dg.AssetCheckExecutionContext, video_probe: pd.DataFrame,
-                         storage: VidrecStorage) -> dg.AssetCheckResult:
+def video_probe_contract(
+    context: dg.AssetCheckExecutionContext, video_probe: pd.DataFrame, storage: VidrecStorage
+) -> dg.AssetCheckResult:
     """Accepted videos satisfy the `videos` suite; failures are quarantined; counts reconcile."""
     report = validate_frame(_probe_ok(video_probe), "videos", "video_id")
     return record_validation(context, storage, "video_probe", report, contract_check(video_probe, report, "video_id"))
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "duckdb"}, io_manager_key=WAREHOUSE, owners=["team:ml-platform"],
-          pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY)
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    io_manager_key=WAREHOUSE,
+    owners=["team:ml-platform"],
+    pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
+)
 def video_metadata(raw_data: RawData, raw_videos: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """The metadata sidecar, typed and checked against the `video_metadata` suite, with the
     normalised item text; rows without a video file are quarantined."""
@@ -112,64 +141,107 @@ def video_metadata(raw_data: RawData, raw_videos: pd.DataFrame) -> dg.Output[pd.
     report = validate_frame(metadata, "video_metadata", id_column="video_id")
     metadata = quarantine(metadata, report.row_failures, "video_id")
     metadata = quarantine_media(metadata, set(raw_videos["video_id"].astype(str)))
-    return dg.Output(metadata, metadata={
-        **quarantine_metadata(metadata, "video_id"), "quarantine_reasons": _reason_counts(metadata),
-        "rows_with_repaired_text": repaired_text_count(metadata),
-    })
+    return dg.Output(
+        metadata,
+        metadata={
+            **quarantine_metadata(metadata, "video_id"),
+            "quarantine_reasons": _reason_counts(metadata),
+            "rows_with_repaired_text": repaired_text_count(metadata),
+        },
+    )
 
 
 @dg.asset_check(asset=video_metadata, blocking=True)
-def video_metadata_contract(context: dg.AssetCheckExecutionContext, video_metadata: pd.DataFrame,
-                            storage: VidrecStorage) -> dg.AssetCheckResult:
+def video_metadata_contract(
+    context: dg.AssetCheckExecutionContext, video_metadata: pd.DataFrame, storage: VidrecStorage
+) -> dg.AssetCheckResult:
     """Accepted metadata rows satisfy the `video_metadata` suite; counts reconcile."""
     report = validate_frame(video_metadata.drop(columns=["status", "reason", "text"]), "video_metadata", "video_id")
-    return record_validation(context, storage, "video_metadata", report,
-                             contract_check(video_metadata, report, "video_id"))
+    return record_validation(
+        context, storage, "video_metadata", report, contract_check(video_metadata, report, "video_id")
+    )
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "duckdb"}, io_manager_key=WAREHOUSE, owners=["team:ml-platform"],
-          pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY, automation_condition=FOLLOW_UPSTREAM)
-def video_features(context: dg.AssetExecutionContext, video_probe: pd.DataFrame, raw_data: RawData,
-                   storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    io_manager_key=WAREHOUSE,
+    owners=["team:ml-platform"],
+    pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def video_features(
+    context: dg.AssetExecutionContext, video_probe: pd.DataFrame, raw_data: RawData, storage: VidrecStorage
+) -> dg.Output[pd.DataFrame]:
     """Sampled frames and audio log-mel per accepted video, in shards addressed by content hash;
-    this table is the catalog pointing at them (shard path, sampling plan, shapes). Unchanged
+    this table is the catalogue pointing at them (shard path, sampling plan, shapes). Unchanged
     files are not re-extracted."""
     started = time.perf_counter()
     accepted = video_probe[video_probe["status"] == "accepted"]
     config = FeatureConfig()
-    with _catalog(storage) as catalog:
-        features = extract_features(accepted, storage.paths.features, config, workers=2,
-                                    progress=False, cache=catalog)
+    with _catalogue(storage) as catalogue:
+        features = extract_features(
+            accepted, storage.paths.features, config, workers=2, progress=False, cache=catalogue
+        )
     # Imported items without a video file (sidecar media_kind image/none): a cover is a one-frame video,
     # a text-only item an all-zero shard; has_visual says which (docs/import.md). The sidecar is read here,
     # not taken as an input, so new video files still trigger only probe -> features (automation).
     sidecar = quarantine_media(read_metadata(raw_data.path), set(video_probe["video_id"].astype(str)))
     media_less = sidecar[sidecar["video_id"].astype(str).isin(media_less_ids(sidecar))]
     if len(media_less):
-        features = pd.concat([features.assign(has_visual=True), item_shards(media_less, storage.paths.features,
-                                                                              config)], ignore_index=True)
+        features = pd.concat(
+            [features.assign(has_visual=True), item_shards(media_less, storage.paths.features, config)],
+            ignore_index=True,
+        )
     summary = media_summary(video_probe, features)  # files seen = probe + feature quarantine + accepted
     cached = int(features["cached"].sum())
     context.log.info("features for %d videos (%d cached); %s", len(features), cached, summary)
-    return dg.Output(features, metadata={
-        **quarantine_metadata(features, "video_id"), "cached": cached, **summary,
-        "extracted": int((~features["cached"] & (features["status"] == "accepted")).sum()),
-        "items_without_video": len(media_less),
-        "feature_config": config.key(), "frames_shape": list(config.frames_shape()),
-        "mel_shape": list(config.mel_shape()), "seek": config.seek,
-        "catalog": str(storage.paths.features / CATALOG_FILE),
-        "extract_s": round(time.perf_counter() - started, 2),
-    })
+    return dg.Output(
+        features,
+        metadata={
+            **quarantine_metadata(features, "video_id"),
+            "cached": cached,
+            **summary,
+            "extracted": int((~features["cached"] & (features["status"] == "accepted")).sum()),
+            "items_without_video": len(media_less),
+            "feature_config": config.key(),
+            "frames_shape": list(config.frames_shape()),
+            "mel_shape": list(config.mel_shape()),
+            "seek": config.seek,
+            "catalogue": str(storage.paths.features / CATALOGUE_FILE),
+            "extract_s": round(time.perf_counter() - started, 2),
+        },
+    )
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "duckdb"}, io_manager_key=WAREHOUSE, owners=["team:ml-platform"],
-          pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY, automation_condition=FOLLOW_UPSTREAM)
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    io_manager_key=WAREHOUSE,
+    owners=["team:ml-platform"],
+    pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
+    automation_condition=FOLLOW_UPSTREAM,
+)
 def text_features(video_metadata: pd.DataFrame, storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
     """Frozen MiniLM embeddings of each accepted item's normalised text (cached by content hash)."""
     accepted = video_metadata[video_metadata["status"] == "accepted"]
     texts = accepted["text"].fillna("").tolist()
     vectors = TextEmbedder(storage.paths.features / "text").embed(texts)
-    frame = pd.DataFrame({"video_id": accepted["video_id"].to_numpy(), "text": texts,
-                          "has_text": [bool(t) for t in texts], "embedding": list(vectors)})
-    return dg.Output(frame, metadata={"items": len(frame), "without_text": int((~frame["has_text"]).sum()),
-                                      "examples": table_md(frame[["video_id", "text"]], 5)})
+    frame = pd.DataFrame(
+        {
+            "video_id": accepted["video_id"].to_numpy(),
+            "text": texts,
+            "has_text": [bool(t) for t in texts],
+            "embedding": list(vectors),
+        }
+    )
+    return dg.Output(
+        frame,
+        metadata={
+            "items": len(frame),
+            "without_text": int((~frame["has_text"]).sum()),
+            "examples": table_md(frame[["video_id", "text"]], 5),
+        },
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import bentoml
 
-from models.bundle import BundleContents, verify_bundle, write_bundle
+from models.serving.bundle import BundleContents, verify_bundle, write_bundle
 from vidrec.registry import Pointer, ProductionPointer
 
 MODEL_NAME = "vidrec-recommender"
@@ -72,6 +72,8 @@ def champion_directory(registry_dir: Path) -> tuple[str, Path] | None:
     try:
         return tag, Path(bentoml.models.get(tag).path)
     except bentoml.exceptions.NotFound as error:
-        raise RuntimeError(f"the production pointer in {registry_dir} names {tag}, which is not in the BentoML "
-                           "store (BENTOML_HOME); restore the store or run "
-                           "`python -m vidrec.registry rollback`") from error
+        raise RuntimeError(
+            f"the production pointer in {registry_dir} names {tag}, which is not in the BentoML "
+            "store (BENTOML_HOME); restore the store or run "
+            "`python -m vidrec.registry rollback`"
+        ) from error

@@ -23,14 +23,15 @@ WAREHOUSE_POOL = "vidrec_warehouse"
 # For steps whose failures are usually transient (a lock held a moment too long, a killed worker,
 # the model store's filesystem): 3 retries after ~2, 4 and 8 s. Errors in the data itself raise
 # ``dg.Failure(allow_retries=False)`` and fail at once, since retrying cannot fix them.
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL,
-                                 jitter=dg.Jitter.PLUS_MINUS)
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 # The feature layer follows new upstream data (eager) without a full rebuild, but never past a
 # failed blocking check. raw_events is an external log that is never materialised, so it must not
 # count as a missing dependency.
-FOLLOW_UPSTREAM = (dg.AutomationCondition.eager().ignore(dg.AssetSelection.assets("raw_events"))
-                   & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label("follow upstream")
+FOLLOW_UPSTREAM = (
+    dg.AutomationCondition.eager().ignore(dg.AssetSelection.assets("raw_events"))
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("follow upstream")
 
 
 class VidrecStorage(dg.ConfigurableResource):
@@ -83,7 +84,9 @@ class Pseudonymiser(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Before any user id is hashed, so a refused key leaves nothing pseudonymised with it.
-        guard_key(self.key, Path(self.data_path), allow_demo_key=self.allow_demo_key.strip().lower() in {"1", "true", "yes"})
+        guard_key(
+            self.key, Path(self.data_path), allow_demo_key=self.allow_demo_key.strip().lower() in {"1", "true", "yes"}
+        )
 
 
 class GatePolicy(dg.ConfigurableResource):

@@ -64,15 +64,19 @@ def outcome(instance: dg.DagsterInstance, production_tag: str | None, job: str =
     failures = step_failures(instance, run.run_id)
     others = sorted(step for step, by_check in failures.items() if not by_check)
     if others or not failures:
-        return 1, (f"the last {job} run ({run.run_id}) ended {run.status.value}; failed steps: "
-                   f"{', '.join(others) or 'none recorded'} (its log is above, and in `make ui`)")
+        return 1, (
+            f"the last {job} run ({run.run_id}) ended {run.status.value}; failed steps: "
+            f"{', '.join(others) or 'none recorded'} (its log is above, and in `make ui`)"
+        )
     checks = "\n  ".join(failed_checks(instance, run.run_id))
     if production_tag is None:
         return 1, f"blocking checks stopped the candidate and there is no production model to serve:\n  {checks}"
-    return 0, (f"blocking checks kept the retrained candidate out of production:\n  {checks}\n"
-               f"The champion {production_tag} keeps serving; the candidate stays in the model store for "
-               "inspection, and each rule's value, interval and threshold are in the check's metadata "
-               "(`make ui`) and the evaluation report.")
+    return 0, (
+        f"blocking checks kept the retrained candidate out of production:\n  {checks}\n"
+        f"The champion {production_tag} keeps serving; the candidate stays in the model store for "
+        "inspection, and each rule's value, interval and threshold are in the check's metadata "
+        "(`make ui`) and the evaluation report."
+    )
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ def fingerprint(files: dict[str, list[tuple[str, int, int]]]) -> dict[str, dict]
     for source, entries in files.items():
         digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
         out[source] = {"files": len(entries), "digest": digest}
-    out["landed_events"]["days"] = sorted({name.split("/")[1][len("date="):] for name, _, _ in files["landed_events"]})
+    out["landed_events"]["days"] = sorted({name.split("/")[1][len("date=") :] for name, _, _ in files["landed_events"]})
     return out
 
 
@@ -79,8 +79,9 @@ def describe(previous: dict[str, dict], current: dict[str, dict], changed: list[
 
 
 @dg.sensor(target=FEATURE_LAYER, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
-def raw_data_sensor(context: dg.SensorEvaluationContext, raw_data: RawData,
-                    storage: VidrecStorage) -> dg.SensorResult | dg.SkipReason:
+def raw_data_sensor(
+    context: dg.SensorEvaluationContext, raw_data: RawData, storage: VidrecStorage
+) -> dg.SensorResult | dg.SkipReason:
     """Watches the raw-data directory (videos/, the metadata sidecar, events.parquet) and the landing
     area (events the service received, one folder per day) and materialises only the assets each
     change affects: new videos -> probe + features; metadata -> text features; events -> interactions."""
@@ -109,7 +110,7 @@ feature_automation = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.STOPPED,
     minimum_interval_seconds=60,
     description="Evaluates the automation conditions of the media and events assets "
-                "(eager: re-materialise when an upstream changed).",
+    "(eager: re-materialise when an upstream changed).",
 )
 
 SENSORS = (raw_data_sensor, feature_automation)

@@ -30,8 +30,11 @@ def _stop(process: subprocess.Popen, grace_s: float) -> int:
     try:
         process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        print(f"assets.ui: dagster dev still running after {grace_s:.0f} s; killing its processes",
-              file=sys.stderr, flush=True)
+        print(
+            f"assets.ui: dagster dev still running after {grace_s:.0f} s; killing its processes",
+            file=sys.stderr,
+            flush=True,
+        )
     try:  # children left behind (a code server, a daemon still finishing a tick)
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:

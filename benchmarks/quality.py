@@ -4,7 +4,7 @@ exactly what /recommend answers) and the ranker versus the oracle, the id-only b
 
     .venv/bin/python benchmarks/quality.py [--quick] [--world data/demo] [--out PATH]
 
-Trains the encoder and ranker exactly as the pipeline does (models.steps, temporal split of
+Trains the encoder and ranker exactly as the pipeline does (models.fit.steps, temporal split of
 vidrec.splits), then scores every hold-out impression with each ordering. ``--quick`` uses the
 tiny world and short epoch budgets (a smoke check, not a quality claim).
 """
@@ -24,13 +24,28 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_result  # noqa: E402
-from models.config import RankerConfig  # noqa: E402
-from models.holdout import HoldoutTables, holdout_tables, world_truth  # noqa: E402
-from models.encoders import MODALITIES  # noqa: E402
-from models.quality import (attribute_ceiling_scores, baseline_scores, cold_only,  # noqa: E402
-                            impressions_table, measure, oracle_scores, over, scored)
-from models.steps import (StepSettings, fit_encoder, fit_ranker, fit_retrieval,  # noqa: E402
-                          item_embedding_matrix, ranker_inputs, score_impressions)
+from models.fit.steps import (  # noqa: E402
+    StepSettings,
+    fit_encoder,
+    fit_ranker,
+    fit_retrieval,
+    item_embedding_matrix,
+    ranker_inputs,
+    score_impressions,
+)
+from models.nn.config import RankerConfig  # noqa: E402
+from models.nn.encoders import MODALITIES  # noqa: E402
+from models.offline.holdout import HoldoutTables, holdout_tables, world_truth  # noqa: E402
+from models.offline.world_quality import (  # noqa: E402
+    attribute_ceiling_scores,
+    baseline_scores,
+    cold_only,
+    impressions_table,
+    measure,
+    oracle_scores,
+    over,
+    scored,
+)
 from vidrec.config import DEMO_PSEUDONYM_KEY, Paths, resolve_root  # noqa: E402
 from vidrec.items import tables_from_directory  # noqa: E402
 from vidrec.splits import temporal_split  # noqa: E402
@@ -43,23 +58,32 @@ def embeddings_frame(items: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors)})
 
 
-def ceiling_top_k(tables: HoldoutTables, items: pd.DataFrame, fit_window: pd.DataFrame, truth,
-                  k: int = 10) -> pd.DataFrame:
+def ceiling_top_k(
+    tables: HoldoutTables, items: pd.DataFrame, fit_window: pd.DataFrame, truth, k: int = 10
+) -> pd.DataFrame:
     """The attribute ceiling (a per-user logistic regression on the world's TRUE item attributes, fitted on
     the fit window) ranking every allowed item per session: what perfect item features could serve."""
     sessions = tables.sessions
-    pairs = pd.DataFrame({"user_id": np.repeat(sessions["user_key"].map(truth.user_ids).to_numpy(), len(items)),
-                          "video_id": np.tile(items["video_id"].to_numpy(), len(sessions))})
+    pairs = pd.DataFrame(
+        {
+            "user_id": np.repeat(sessions["user_key"].map(truth.user_ids).to_numpy(), len(items)),
+            "video_id": np.tile(items["video_id"].to_numpy(), len(sessions)),
+        }
+    )
     fit = fit_window.assign(user_id=fit_window["user_key"].map(truth.user_ids))
     scores = attribute_ceiling_scores(fit, pairs, truth.oracle).reshape(len(sessions), len(items))
     masked = np.where(tables.allowed, scores, -np.inf)
     rows = np.argsort(-masked, axis=1, kind="stable")[:, :k]
     shown = np.take_along_axis(tables.allowed, rows, axis=1)
-    frame = pd.DataFrame({"model": "attribute_ceiling",
-                          "session_id": np.repeat(sessions["session_id"].to_numpy(), k),
-                          "user_key": np.repeat(sessions["user_key"].to_numpy(), k),
-                          "video_id": items["video_id"].to_numpy()[rows.ravel()],
-                          "rank": np.tile(np.arange(1, k + 1), len(sessions))})
+    frame = pd.DataFrame(
+        {
+            "model": "attribute_ceiling",
+            "session_id": np.repeat(sessions["session_id"].to_numpy(), k),
+            "user_key": np.repeat(sessions["user_key"].to_numpy(), k),
+            "video_id": items["video_id"].to_numpy()[rows.ravel()],
+            "rank": np.tile(np.arange(1, k + 1), len(sessions)),
+        }
+    )
     return frame[shown.ravel()]
 
 
@@ -85,12 +109,15 @@ def served_path_quality(tables: HoldoutTables, truth, k: int = 10) -> dict:
             if relevant:
                 hits = np.array([v in relevant for v in shown], dtype=float)
                 real.append((hits * discounts[: len(hits)]).sum() / discounts[: min(len(relevant), k)].sum())
-        dcg = pd.Series({session: float((g["gain"].to_numpy() * discounts[: len(g)]).sum())
-                         for session, g in by_session})
+        dcg = pd.Series(
+            {session: float((g["gain"].to_numpy() * discounts[: len(g)]).sum()) for session, g in by_session}
+        )
         if model == "oracle":
             oracle_dcg = dcg
-        out[model] = {"ndcg10_clicks": round(float(np.mean(real)), 4),
-                      "expected_ndcg10": round(float((dcg / oracle_dcg.reindex(dcg.index)).mean()), 4)}
+        out[model] = {
+            "ndcg10_clicks": round(float(np.mean(real)), 4),
+            "expected_ndcg10": round(float((dcg / oracle_dcg.reindex(dcg.index)).mean()), 4),
+        }
     return out
 
 
@@ -122,18 +149,22 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
         log.info("served path: %s", served)
         inputs = ranker_inputs(items, embeddings, events, RankerConfig(**ranker.config))
         main = score_impressions(ranker, inputs, holdout, events)
-        frames = [scored(holdout, "ranker", main.score, main.p_click),
-                  scored(holdout, "ranker_click", main.p_click),
-                  scored(holdout, "oracle", oracle_scores(holdout, oracle)),
-                  scored(holdout, "attribute_ceiling", attribute_ceiling_scores(fit_window, holdout, oracle)),
-                  scored(holdout, "random", np.random.default_rng(settings.seed).random(len(holdout)))]
-        for name, values in baseline_scores(split.part(events, "fit"), holdout, inputs.item_index,
-                                            settings.seed, bpr_epochs).items():
+        frames = [
+            scored(holdout, "ranker", main.score, main.p_click),
+            scored(holdout, "ranker_click", main.p_click),
+            scored(holdout, "oracle", oracle_scores(holdout, oracle)),
+            scored(holdout, "attribute_ceiling", attribute_ceiling_scores(fit_window, holdout, oracle)),
+            scored(holdout, "random", np.random.default_rng(settings.seed).random(len(holdout))),
+        ]
+        for name, values in baseline_scores(
+            split.part(events, "fit"), holdout, inputs.item_index, settings.seed, bpr_epochs
+        ).items():
             frames.append(scored(holdout, name, values))
         for modality in MODALITIES:
             ablated = embeddings_frame(items, item_embedding_matrix(encoder, items, without=modality))
-            s = score_impressions(ranker, ranker_inputs(items, ablated, events, RankerConfig(**ranker.config)),
-                                  holdout, events)
+            s = score_impressions(
+                ranker, ranker_inputs(items, ablated, events, RankerConfig(**ranker.config)), holdout, events
+            )
             frames.append(scored(holdout, f"without_{modality}", s.score, s.p_click))
     scores = pd.concat(frames, ignore_index=True)
     impressions = impressions_table(holdout, items, cold, set(fit_window["user_key"]))
@@ -145,25 +176,44 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
     ndcg = "ndcg_at_10"
 
     def row(name: str) -> dict:
-        return {"ndcg10": round(float(table.at[name, ndcg]), 4), "cold_ndcg10": round(float(cold_table.at[name, ndcg]), 4),
-                "click_auc": round(float(table.at[name, "click_auc"]), 4)}
+        return {
+            "ndcg10": round(float(table.at[name, ndcg]), 4),
+            "cold_ndcg10": round(float(cold_table.at[name, ndcg]), 4),
+            "click_auc": round(float(table.at[name, "click_auc"]), 4),
+        }
 
     return {
         "served_ndcg10_over_oracle": round(served["candidate"]["ndcg10_clicks"] / served["oracle"]["ndcg10_clicks"], 4),
-        "served_over_catalogue_ndcg10": round(served["candidate"]["ndcg10_clicks"]
-                                              / served["candidate_catalogue"]["ndcg10_clicks"], 4),
+        "served_over_catalogue_ndcg10": round(
+            served["candidate"]["ndcg10_clicks"] / served["candidate_catalogue"]["ndcg10_clicks"], 4
+        ),
         "served_expected_ndcg10_over_oracle": served["candidate"]["expected_ndcg10"],
-        "served_over_catalogue_expected_ndcg10": round(served["candidate"]["expected_ndcg10"]
-                                                       / served["candidate_catalogue"]["expected_ndcg10"], 4),
-        "retrieval_recall_at_n": {"n": n, "all": round(float(recall[("all", f"retrieval_recall_at_{n}")]), 4),
-                                  **{s_: round(float(recall[(s_, f"retrieval_recall_at_{n}")]), 4)
-                                     for s_ in ("user_history=none", "user_history=some")
-                                     if (s_, f"retrieval_recall_at_{n}") in recall.index}},
-        "served_path": {**served, "path": tables.path,
-                        "retrieval_val_recall_at_10": retrieval.extra.get("val_recall_at_10")},
-        "sizes": {"world": world.name, "items": len(items), "events": len(events), "holdout_impressions": len(holdout),
-                  "holdout_sessions": int(holdout["session_id"].nunique()), "cold_items": len(cold),
-                  "cold_sessions": cold_sessions},
+        "served_over_catalogue_expected_ndcg10": round(
+            served["candidate"]["expected_ndcg10"] / served["candidate_catalogue"]["expected_ndcg10"], 4
+        ),
+        "retrieval_recall_at_n": {
+            "n": n,
+            "all": round(float(recall[("all", f"retrieval_recall_at_{n}")]), 4),
+            **{
+                s_: round(float(recall[(s_, f"retrieval_recall_at_{n}")]), 4)
+                for s_ in ("user_history=none", "user_history=some")
+                if (s_, f"retrieval_recall_at_{n}") in recall.index
+            },
+        },
+        "served_path": {
+            **served,
+            "path": tables.path,
+            "retrieval_val_recall_at_10": retrieval.extra.get("val_recall_at_10"),
+        },
+        "sizes": {
+            "world": world.name,
+            "items": len(items),
+            "events": len(events),
+            "holdout_impressions": len(holdout),
+            "holdout_sessions": int(holdout["session_id"].nunique()),
+            "cold_items": len(cold),
+            "cold_sessions": cold_sessions,
+        },
         "click_auc_over_oracle": round(over(table, "ranker_click", "oracle", "click_auc"), 4),
         "ndcg10_over_oracle": round(over(table, "ranker", "oracle", ndcg), 4),
         "cold_ndcg10_over_oracle": round(over(cold_table, "ranker", "oracle", ndcg), 4),
@@ -174,19 +224,24 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
         "attribute_ceiling_click_auc_over_oracle": round(over(table, "attribute_ceiling", "oracle", "click_auc"), 4),
         "attribute_ceiling_ndcg10_over_oracle": round(over(table, "attribute_ceiling", "oracle", ndcg), 4),
         "train_s": round(train_s, 1),
-        "settings": {"encoder_epochs": settings.encoder_epochs, "ranker_epochs": settings.ranker_epochs,
-                     "patience": settings.patience, "seed": settings.seed, "bpr_epochs": bpr_epochs},
-        "served_notes": "served = the served path's top 10 per hold-out session (models.served_path, the "
-                        "object /recommend answers with), catalogue = the same ranker over every published item, "
-                        "oracle = the world's top 10 by true utility; ndcg10_clicks judges each list on the "
-                        "session's real clicks (binary gains; the gate's catalogue_ndcg_at_10), expected_ndcg10 "
-                        "on the oracle's click probability without position bias, over the oracle list's DCG",
+        "settings": {
+            "encoder_epochs": settings.encoder_epochs,
+            "ranker_epochs": settings.ranker_epochs,
+            "patience": settings.patience,
+            "seed": settings.seed,
+            "bpr_epochs": bpr_epochs,
+        },
+        "served_notes": "served = the served path's top 10 per hold-out session (models.serving.path, the "
+        "object /recommend answers with), catalogue = the same ranker over every published item, "
+        "oracle = the world's top 10 by true utility; ndcg10_clicks judges each list on the "
+        "session's real clicks (binary gains; the gate's catalogue_ndcg_at_10), expected_ndcg10 "
+        "on the oracle's click probability without position bias, over the oracle list's DCG",
         "notes": "oracle = true click probability without position bias; attribute_ceiling = per-user logistic "
-                 "regression on the TRUE item attributes fitted on the fit window (what perfect item features "
-                 "could learn from this log); ranker NDCG uses the blended serving "
-                 "score, its click AUC p(click); cold = hold-out items never shown in the fit window, ranked "
-                 "within sessions showing >= 2 of them; ablation hides one modality from every item at "
-                 "embedding time and rescores with the same ranker",
+        "regression on the TRUE item attributes fitted on the fit window (what perfect item features "
+        "could learn from this log); ranker NDCG uses the blended serving "
+        "score, its click AUC p(click); cold = hold-out items never shown in the fit window, ranked "
+        "within sessions showing >= 2 of them; ablation hides one modality from every item at "
+        "embedding time and rescores with the same ranker",
     }
 
 
@@ -199,8 +254,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     world = args.world or Path("data/tiny" if args.quick else "data/demo")
-    settings = (StepSettings(encoder_epochs=1, ranker_epochs=2, patience=1, seed=args.seed) if args.quick
-                else StepSettings(seed=args.seed))
+    settings = (
+        StepSettings(encoder_epochs=1, ranker_epochs=2, patience=1, seed=args.seed)
+        if args.quick
+        else StepSettings(seed=args.seed)
+    )
     result = run(world, settings, bpr_epochs=5 if args.quick else 20)
     path = write_result("quality", result, args.out, args.quick)
     print(path)

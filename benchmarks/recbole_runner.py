@@ -66,10 +66,21 @@ def main(config_path: str) -> None:
     best_valid, _ = trainer.fit(train, valid, saved=True, show_progress=False)
     fit_s = time.perf_counter() - started
     result = trainer.evaluate(test, load_best_model=True, show_progress=False)
-    print(json.dumps({"model": name, "fit_s": round(fit_s, 2), "best_valid_ndcg10": float(best_valid),
-                      "epochs_run": len(epochs), "best_epoch": len(epochs) - int(trainer.cur_step), "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
-                      "interactions": int(len(dataset.inter_feat)),
-                      "test": {k: float(v) for k, v in result.items()}}))
+    print(
+        json.dumps(
+            {
+                "model": name,
+                "fit_s": round(fit_s, 2),
+                "best_valid_ndcg10": float(best_valid),
+                "epochs_run": len(epochs),
+                "best_epoch": len(epochs) - int(trainer.cur_step),
+                "users": int(dataset.user_num - 1),
+                "items": int(dataset.item_num - 1),
+                "interactions": int(len(dataset.inter_feat)),
+                "test": {k: float(v) for k, v in result.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

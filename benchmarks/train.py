@@ -6,7 +6,7 @@ retrieval model and the ranker.
 
 The two loops alternate (Lightning, plain, Lightning, ...) and the medians are compared; each
 repeat starts from the same initial weights. On a CUDA device the ranker is also timed there
-(bf16 mixed precision, as ``models.training.fit`` uses) and the speed-up reported; without one the
+(bf16 mixed precision, as ``models.fit.loop.fit`` uses) and the speed-up reported; without one the
 GPU part is skipped and says so.
 """
 
@@ -29,14 +29,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_result  # noqa: E402
-from models.config import EncoderConfig, RankerConfig, RetrievalConfig  # noqa: E402
-from models.data import ClickDataModule, EncoderDataModule, ImpressionDataModule  # noqa: E402
-from models.retrieval import sampling_log_q  # noqa: E402
-from models.steps import item_tensors, ranker_inputs  # noqa: E402
-from models.systems import MultimodalEncoderSystem, RankerSystem, RetrievalSystem  # noqa: E402
-from models.train import click_arrays, embed_items, impression_arrays  # noqa: E402
-from vidrec.behaviour import co_engaged_neighbours, taste_before_sessions  # noqa: E402
+from models.fit.data import ClickDataModule, EncoderDataModule, ImpressionDataModule  # noqa: E402
+from models.fit.steps import item_tensors, ranker_inputs  # noqa: E402
+from models.fit.systems import MultimodalEncoderSystem, RankerSystem, RetrievalSystem  # noqa: E402
+from models.fit.trainers import click_arrays, embed_items, impression_arrays  # noqa: E402
+from models.nn.config import EncoderConfig, RankerConfig, RetrievalConfig  # noqa: E402
+from models.nn.retrieval import sampling_log_q  # noqa: E402
 from vidrec.config import DEMO_PSEUDONYM_KEY, Paths, resolve_root  # noqa: E402
+from vidrec.engagement import co_engaged_neighbours, taste_before_sessions  # noqa: E402
 from vidrec.items import tables_from_directory  # noqa: E402
 from vidrec.splits import temporal_split  # noqa: E402
 
@@ -53,16 +53,27 @@ class BatchLosses(L.Callback):
 
 
 def _trainer(accelerator: str, precision: str, callbacks: list) -> L.Trainer:
-    # The same switches models.training.fit uses, minus validation, checkpoints and the CSV logger:
+    # The same switches models.fit.loop.fit uses, minus validation, checkpoints and the CSV logger:
     # this times one training epoch.
-    return L.Trainer(max_epochs=1, accelerator=accelerator, devices=1, precision=precision,
-                     deterministic=accelerator == "cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                     num_sanity_val_steps=0, callbacks=callbacks)
+    return L.Trainer(
+        max_epochs=1,
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        deterministic=accelerator == "cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+    )
 
 
-def lightning_epoch(system: L.LightningModule, data: L.LightningDataModule, accelerator: str = "cpu",
-                    precision: str = "32-true") -> tuple[float, list[float]]:
+def lightning_epoch(
+    system: L.LightningModule, data: L.LightningDataModule, accelerator: str = "cpu", precision: str = "32-true"
+) -> tuple[float, list[float]]:
     recorder = BatchLosses()
     L.seed_everything(SEED, verbose=False)
     started = time.perf_counter()
@@ -107,8 +118,16 @@ def ranker_parts(world: Path, quick: bool):
     if quick:
         train = train.iloc[: min(len(train), 20_000)]
     taste = taste_before_sessions(train, events, inputs.embeddings, inputs.item_index)
-    arrays = impression_arrays(train, clicks, inputs.item_index, inputs.buckets, inputs.features,
-                               config.history_length, inputs.user_buckets, taste)
+    arrays = impression_arrays(
+        train,
+        clicks,
+        inputs.item_index,
+        inputs.buckets,
+        inputs.features,
+        config.history_length,
+        inputs.user_buckets,
+        taste,
+    )
     return items, events, tensors, inputs, arrays, clicks, split
 
 
@@ -130,16 +149,37 @@ def compare_loops(arrays: dict, embeddings: np.ndarray, repeats: int) -> dict:
                 seconds, losses[name] = plain_epoch(system, data)
                 plain_s.append(seconds)
         diffs.append(max(abs(a - b) for a, b in zip(losses["lightning"], losses["plain"])))
-        log.info("repeat %d/%d: lightning %.2f s, plain %.2f s, max |loss diff| %.2e, %d steps",
-                 r + 1, repeats, lightning_s[-1], plain_s[-1], diffs[-1], len(losses["plain"]))
-    return {"lightning_epoch_s": statistics.median(lightning_s), "plain_epoch_s": statistics.median(plain_s),
-            "lightning_over_plain_epoch": statistics.median(lightning_s) / statistics.median(plain_s),
-            "loss_abs_diff": max(diffs), "steps_per_epoch": len(losses["plain"]),
-            "mean_epoch_loss": float(np.mean(losses["plain"]))}
+        log.info(
+            "repeat %d/%d: lightning %.2f s, plain %.2f s, max |loss diff| %.2e, %d steps",
+            r + 1,
+            repeats,
+            lightning_s[-1],
+            plain_s[-1],
+            diffs[-1],
+            len(losses["plain"]),
+        )
+    return {
+        "lightning_epoch_s": statistics.median(lightning_s),
+        "plain_epoch_s": statistics.median(plain_s),
+        "lightning_over_plain_epoch": statistics.median(lightning_s) / statistics.median(plain_s),
+        "loss_abs_diff": max(diffs),
+        "steps_per_epoch": len(losses["plain"]),
+        "mean_epoch_loss": float(np.mean(losses["plain"])),
+    }
 
 
-def throughput(items, events, tensors, inputs, arrays, clicks, split, quick: bool,
-               accelerator: str = "cpu", precision: str = "32-true") -> dict[str, float]:
+def throughput(
+    items,
+    events,
+    tensors,
+    inputs,
+    arrays,
+    clicks,
+    split,
+    quick: bool,
+    accelerator: str = "cpu",
+    precision: str = "32-true",
+) -> dict[str, float]:
     """Training samples per second over one Lightning epoch of each system (validation excluded)."""
     torch.manual_seed(SEED)
     out = {}
@@ -150,16 +190,19 @@ def throughput(items, events, tensors, inputs, arrays, clicks, split, quick: boo
     seconds, _ = lightning_epoch(encoder, data, accelerator, precision)
     out["encoder"] = len(data._train_pairs) / seconds
     train_clicks = split.part(clicks, "train")
-    log_q = sampling_log_q(train_clicks["video_id"].map(inputs.item_index).to_numpy(np.int64),
-                           len(inputs.item_index), 256)
+    log_q = sampling_log_q(
+        train_clicks["video_id"].map(inputs.item_index).to_numpy(np.int64), len(inputs.item_index), 256
+    )
     click_data = click_arrays(train_clicks, clicks, inputs.item_index, inputs.buckets, 20, log_q)
     retrieval = RetrievalSystem(RetrievalConfig().build(), torch.as_tensor(inputs.embeddings))
-    seconds, _ = lightning_epoch(retrieval, ClickDataModule(click_data, click_data, batch_size=256, seed=SEED),
-                                 accelerator, precision)
+    seconds, _ = lightning_epoch(
+        retrieval, ClickDataModule(click_data, click_data, batch_size=256, seed=SEED), accelerator, precision
+    )
     out["retrieval"] = len(click_data["item"]) / seconds
     ranker = RankerSystem(RankerConfig().build(), torch.as_tensor(inputs.embeddings))
-    seconds, _ = lightning_epoch(ranker, ImpressionDataModule(arrays, arrays, batch_size=512, seed=SEED),
-                                 accelerator, precision)
+    seconds, _ = lightning_epoch(
+        ranker, ImpressionDataModule(arrays, arrays, batch_size=512, seed=SEED), accelerator, precision
+    )
     out["ranker"] = len(arrays["candidate"]) / seconds
     return {k: round(v, 1) for k, v in out.items()}
 
@@ -175,7 +218,7 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    torch.set_num_threads(1)  # as models.training.fit does on CPU (see TrainConfig.cpu_threads)
+    torch.set_num_threads(1)  # as models.fit.loop.fit does on CPU (see TrainConfig.cpu_threads)
     world = args.world or Path("data/tiny" if args.quick else "data/demo")
     repeats = args.repeats or (2 if args.quick else 5)
     parts = ranker_parts(world, args.quick)
@@ -183,8 +226,14 @@ def main() -> None:
     loops = compare_loops(arrays, inputs.embeddings, repeats)
     cpu = throughput(*parts, quick=args.quick)
     result = {
-        "sizes": {"world": world.name, "items": len(items), "train_impressions": len(arrays["candidate"]),
-                  "repeats": repeats, "batch_size": 512, "threads": torch.get_num_threads()},
+        "sizes": {
+            "world": world.name,
+            "items": len(items),
+            "train_impressions": len(arrays["candidate"]),
+            "repeats": repeats,
+            "batch_size": 512,
+            "threads": torch.get_num_threads(),
+        },
         "device": "cpu",
         "lightning_over_plain_epoch": round(loops["lightning_over_plain_epoch"], 4),
         "loss_abs_diff": loops["loss_abs_diff"],

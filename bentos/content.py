@@ -2,7 +2,7 @@
 
 The same frozen MiniLM the pipeline uses (normalised sentence embeddings) feeds the encoder's text
 projection; the encoder's masked fusion then places a text-only query, or a new video's frames +
-audio + text, in the space of the catalog's fused item embeddings.
+audio + text, in the space of the catalogue's fused item embeddings.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ class SentenceEncoder:
         todo = [i for i, t in enumerate(texts) if t]
         if todo:
             with self._lock:
-                vectors = self._model.encode([texts[i] for i in todo], convert_to_numpy=True,
-                                             normalize_embeddings=True, show_progress_bar=False)
+                vectors = self._model.encode(
+                    [texts[i] for i in todo], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+                )
             out[todo] = vectors
         return out
 
@@ -44,8 +45,9 @@ class SentenceEncoder:
 class ContentEmbedder:
     """Fused item embeddings from raw content with one model version's encoder."""
 
-    def __init__(self, encoder: torch.nn.Module, sentences: SentenceEncoder,
-                 features: FeatureConfig = FeatureConfig()) -> None:
+    def __init__(
+        self, encoder: torch.nn.Module, sentences: SentenceEncoder, features: FeatureConfig = FeatureConfig()
+    ) -> None:
         self.encoder = encoder.eval()
         self.sentences = sentences
         self.features = features

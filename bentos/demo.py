@@ -24,8 +24,10 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         headers = {"X-API-Key": os.environ[API_KEY_ENV_VAR]} if os.environ.get(API_KEY_ENV_VAR) else {}
         info = httpx.get(f"{base}/model", headers=headers, timeout=30).json()
-        print(f"\nproduction model: {info['tag']}  (data {info['labels'].get('data_version')}, "
-              f"commit {info['labels'].get('git_commit')})\n")
+        print(
+            f"\nproduction model: {info['tag']}  (data {info['labels'].get('data_version')}, "
+            f"commit {info['labels'].get('git_commit')})\n"
+        )
         print("hold-out evaluation (DuckDB):")
         print(pd.DataFrame(info["evaluation"]).round(4).to_string(index=False))
         events = read_events(resolve_data())
@@ -36,14 +38,17 @@ def main() -> None:
             reply.raise_for_status()
             body = reply.json()
             ms = (time.perf_counter() - started) * 1000
-            print(f"\nuser {user} ({'known' if body['known_user'] else 'unknown: content-only cold start'}, "
-                  f"{ms:.0f} ms)")
+            print(
+                f"\nuser {user} ({'known' if body['known_user'] else 'unknown: content-only cold start'}, {ms:.0f} ms)"
+            )
             recent = [h["title"] for h in body["history"][-3:]]
             print("  recently watched: " + ("; ".join(recent) if recent else "—"))
             for rank, item in enumerate(body["items"], 1):
-                print(f"  {rank}. {item['title'][:48]:48s} [{item['category']}] score={item['score']:.3f} "
-                      f"p_click={item['p_click']:.3f} watch={item['expected_watch_s']:.1f}s "
-                      f"p_conv={item['p_conversion']:.4f}")
+                print(
+                    f"  {rank}. {item['title'][:48]:48s} [{item['category']}] score={item['score']:.3f} "
+                    f"p_click={item['p_click']:.3f} watch={item['expected_watch_s']:.1f}s "
+                    f"p_conv={item['p_conversion']:.4f}"
+                )
     finally:
         server.stop(process)
         print("\nservice stopped.")

@@ -58,8 +58,11 @@ class OpenApiPage:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and scope.get("path") in PAGE_PATHS:
-            headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(PAGE)).encode()),
-                       (b"cache-control", b"no-cache")]
+            headers = [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(PAGE)).encode()),
+                (b"cache-control", b"no-cache"),
+            ]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": PAGE if scope["method"] == "GET" else b""})
             return

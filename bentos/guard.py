@@ -47,8 +47,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 async def _reply(send: Send, status: int, message: str, extra_headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               *extra_headers]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -62,8 +61,12 @@ def _is_json(content_type: str | None) -> bool:
 
 
 async def _overloaded(send: Send, why: str) -> None:
-    await _reply(send, 503, f"server overloaded: {why}; retry after {RETRY_AFTER_S} s",
-                 [(b"retry-after", str(RETRY_AFTER_S).encode())])
+    await _reply(
+        send,
+        503,
+        f"server overloaded: {why}; retry after {RETRY_AFTER_S} s",
+        [(b"retry-after", str(RETRY_AFTER_S).encode())],
+    )
 
 
 def _shedding_aware(send: Send) -> Send:
@@ -80,14 +83,21 @@ def _shedding_aware(send: Send) -> Send:
         if replaced:  # the app's own body of the replaced response
             return
         await send(message)
+
     return wrapped
 
 
 class RequestGuard:
     """``api_key`` None means authentication is off (the service logs a warning at start)."""
 
-    def __init__(self, app: Callable, api_key: str | None = None, max_json_bytes: int = MAX_JSON_BYTES,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES, max_in_flight: int | None = None) -> None:
+    def __init__(
+        self,
+        app: Callable,
+        api_key: str | None = None,
+        max_json_bytes: int = MAX_JSON_BYTES,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        max_in_flight: int | None = None,
+    ) -> None:
         self.app = app
         self.api_key = api_key if api_key is not None else (os.environ.get(API_KEY_ENV_VAR) or None)
         if self.api_key is None:
@@ -110,18 +120,25 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path in OPEN_PATHS or (scope.get("method") == "GET" and (path in DOC_PATHS or path.startswith(STATIC_PREFIX))):
+        if path in OPEN_PATHS or (
+            scope.get("method") == "GET" and (path in DOC_PATHS or path.startswith(STATIC_PREFIX))
+        ):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         if not self._authorised(headers):
-            await _reply(send, 401, f"missing or wrong API key: send it in the X-API-Key header "
-                                    f"(the server reads it from {API_KEY_ENV_VAR})",
-                         [(b"www-authenticate", b"Bearer")])
+            await _reply(
+                send,
+                401,
+                f"missing or wrong API key: send it in the X-API-Key header "
+                f"(the server reads it from {API_KEY_ENV_VAR})",
+                [(b"www-authenticate", b"Bearer")],
+            )
             return
         if self.in_flight >= self.max_in_flight:
-            log.warning("shed %s: %d requests in flight on this worker (limit %d)", path, self.in_flight,
-                        self.max_in_flight)
+            log.warning(
+                "shed %s: %d requests in flight on this worker (limit %d)", path, self.in_flight, self.max_in_flight
+            )
             await _overloaded(send, f"{self.in_flight} requests in flight on this worker (limit {self.max_in_flight})")
             return
         self.in_flight += 1
@@ -141,7 +158,9 @@ class RequestGuard:
                 await _reply(send, 400, "invalid Content-Length header")
                 return
             if int(declared) > limit:
-                await _reply(send, 413, f"request body of {int(declared)} bytes exceeds the {limit}-byte limit for {path}")
+                await _reply(
+                    send, 413, f"request body of {int(declared)} bytes exceeds the {limit}-byte limit for {path}"
+                )
                 return
         body = await self._read(receive, limit)
         if body is None:
@@ -155,8 +174,9 @@ class RequestGuard:
         elif body and not _is_json(headers.get("content-type")):
             # BentoML would parse a form or text body into the same fields and answer 200: a client that sent
             # the wrong format must hear so, not get results for a request it did not mean.
-            await _reply(send, 415, f"Content-Type must be application/json for {path}, "
-                                    f"got {headers.get('content-type')}")
+            await _reply(
+                send, 415, f"Content-Type must be application/json for {path}, got {headers.get('content-type')}"
+            )
             return
         await self.app(scope, self._replay(body), send)
 
@@ -164,8 +184,11 @@ class RequestGuard:
     def _as_post(scope: Scope) -> Scope:
         """GET /model is answered by the POST /model API (BentoML APIs are POST-only)."""
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in (b"content-type", b"content-length")]
-        return {**scope, "method": "POST", "headers": [*headers, (b"content-type", b"application/json"),
-                                                          (b"content-length", b"2")]}
+        return {
+            **scope,
+            "method": "POST",
+            "headers": [*headers, (b"content-type", b"application/json"), (b"content-length", b"2")],
+        }
 
     @staticmethod
     async def _read(receive: Receive, limit: int) -> bytes | None:
@@ -194,6 +217,7 @@ class RequestGuard:
                 sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
             return {"type": "http.disconnect"}
+
         return receive
 
     @staticmethod
@@ -215,8 +239,10 @@ class RequestGuard:
             if value is None:
                 return f"no '{UPLOAD_FILE_FIELD}' field in the form"
             if not isinstance(value, UploadFile):
-                return (f"the '{UPLOAD_FILE_FIELD}' field must be an uploaded file, not text; URLs and paths "
-                        "are never fetched")
+                return (
+                    f"the '{UPLOAD_FILE_FIELD}' field must be an uploaded file, not text; URLs and paths "
+                    "are never fetched"
+                )
             if value.content_type != "video/mp4":
                 return f"Content-Type of the file part must be video/mp4, got {value.content_type}"
         finally:

@@ -32,8 +32,14 @@ class ModelHolder(Generic[M]):
 
     MAX_FALLBACKS = 3  # earlier champions tried at start (each load takes seconds)
 
-    def __init__(self, pointer: ProductionPointer, load: Callable[[str], M], poll_s: float = 2.0,
-                 catch_up: Callable[[M], None] | None = None, retry_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        pointer: ProductionPointer,
+        load: Callable[[str], M],
+        poll_s: float = 2.0,
+        catch_up: Callable[[M], None] | None = None,
+        retry_s: float = 300.0,
+    ) -> None:
         # catch_up also runs on every poll: with several workers, an upload one worker took must reach the others.
         self.pointer, self.load, self.poll_s, self.catch_up, self.retry_s = pointer, load, poll_s, catch_up, retry_s
         self.failed_tag: str | None = None
@@ -52,7 +58,8 @@ class ModelHolder(Generic[M]):
         if pointer.tag is None:
             raise RuntimeError(
                 f"no production model recorded in {self.pointer.path}; materialise the pipeline "
-                "(`make demo` or `dagster job execute -m assets.definitions -j main`) first")
+                "(`make demo` or `dagster job execute -m assets.definitions -j main`) first"
+            )
         try:
             return self.load(pointer.tag)
         except Exception as error:
@@ -65,8 +72,11 @@ class ModelHolder(Generic[M]):
             except Exception:
                 log.exception("loading the earlier champion %s failed too", previous)
                 continue
-            self._remember_failure(pointer.tag, f"loading {pointer.tag} failed at start, serving the earlier "
-                                                f"champion {previous}: {type(first).__name__}: {first}")
+            self._remember_failure(
+                pointer.tag,
+                f"loading {pointer.tag} failed at start, serving the earlier "
+                f"champion {previous}: {type(first).__name__}: {first}",
+            )
             return model
         raise first
 
@@ -96,8 +106,9 @@ class ModelHolder(Generic[M]):
                 candidate = self.load(tag)
             except Exception as error:  # any failure to load keeps the serving model; the reason is reported
                 log.exception("loading %s failed", tag)
-                self._remember_failure(tag, f"loading {tag} failed, still serving {self.current.tag}: "
-                                            f"{type(error).__name__}: {error}")
+                self._remember_failure(
+                    tag, f"loading {tag} failed, still serving {self.current.tag}: {type(error).__name__}: {error}"
+                )
                 return False
             self.current, self.failed_tag, self.last_error = candidate, None, None
             if self.catch_up is not None:

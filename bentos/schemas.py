@@ -12,7 +12,9 @@ MAX_RANK_CANDIDATES = 1000
 MAX_HISTORY = 100
 MAX_EVENTS = 1000
 
-UserId = Annotated[str, Field(min_length=1, max_length=256, description="the client's user id (pseudonymised before use)")]
+UserId = Annotated[
+    str, Field(min_length=1, max_length=256, description="the client's user id (pseudonymised before use)")
+]
 VideoId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 TopK = Annotated[int, Field(ge=1, le=MAX_K, description=f"how many results, 1..{MAX_K}")]
 
@@ -32,9 +34,12 @@ class RecommendRequest(_Strict):
     user_id: UserId
     k: TopK = 10
     filters: Filters = Field(default_factory=Filters)
-    history: list[VideoId] = Field(default_factory=list, max_length=MAX_HISTORY,
-                                   description="recent video_ids, oldest first, for users the model does not know "
-                                               "(appended to the model's history for users it knows)")
+    history: list[VideoId] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description="recent video_ids, oldest first, for users the model does not know "
+        "(appended to the model's history for users it knows)",
+    )
 
 
 class RecommendedVideo(BaseModel):
@@ -58,11 +63,12 @@ class RecommendResponse(BaseModel):
     known_user: bool = Field(description="whether the model has this user's history")
     model_tag: str
     retrieval: Literal["all", "exact", "ivf", "prior"] = Field(
-        description="how candidates were generated: the whole (filtered) catalog, exact or IVF (approximate) search "
-                    "around the user vector, or the content-only prior for users without history")
+        description="how candidates were generated: the whole (filtered) catalogue, exact or IVF (approximate) search "
+        "around the user vector, or the content-only prior for users without history"
+    )
     candidates: int = Field(description="how many candidates the ranker scored")
     history: list[HistoryVideo]
-    ignored_history: list[str] = Field(default_factory=list, description="history video_ids not in the catalog")
+    ignored_history: list[str] = Field(default_factory=list, description="history video_ids not in the catalogue")
     items: list[RecommendedVideo]
 
 
@@ -138,7 +144,7 @@ class RankResponse(BaseModel):
     known_user: bool
     model_tag: str
     items: list[RankedVideo] = Field(description="the known candidates, best first")
-    unknown_video_ids: list[str] = Field(description="candidates not in the catalog (not ranked)")
+    unknown_video_ids: list[str] = Field(description="candidates not in the catalogue (not ranked)")
 
 
 class UploadResponse(BaseModel):
@@ -167,7 +173,7 @@ class Event(_Strict):
     event_id: str | None = Field(None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
-    def _contract(self) -> "Event":
+    def _contract(self) -> Event:
         if self.watch_s > 0 and not self.clicked:
             raise ValueError("watch_s > 0 requires clicked = true")
         if self.converted and not self.clicked:
@@ -182,8 +188,10 @@ class EventsRequest(_Strict):
 class EventsResponse(BaseModel):
     accepted: int
     event_ids: list[str]
-    unknown_video_ids: list[str] = Field(description="video_ids not in the serving catalog (landed anyway; "
-                                                     "the pipeline quarantines them if they stay unknown)")
+    unknown_video_ids: list[str] = Field(
+        description="video_ids not in the serving catalogue (landed anyway; "
+        "the pipeline quarantines them if they stay unknown)"
+    )
 
 
 class Pong(BaseModel):
@@ -194,7 +202,7 @@ class ModelInfo(BaseModel):
     tag: str
     labels: dict[str, str]
     evaluation: list[dict]
-    items: int = Field(description="videos in the serving catalog, uploads included")
+    items: int = Field(description="videos in the serving catalogue, uploads included")
     uploads: int
     index: str = Field(description="retrieval index kind: exact or ivf")
     loaded_at: str

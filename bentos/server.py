@@ -35,9 +35,21 @@ def start(port: int, env: dict[str, str], timeout_s: float = 120.0, log_path: Pa
     """Serve ``bentos.service:Recommender`` on 127.0.0.1:``port`` and wait until /readyz answers."""
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "bentos.service:Recommender",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=child_env(env), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "bentos.service:Recommender",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=child_env(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so stop() reaches the workers too
     )
     deadline = time.monotonic() + timeout_s

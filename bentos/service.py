@@ -6,7 +6,7 @@ import gc
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,13 +58,16 @@ class Recommender:
         self.sentences = SentenceEncoder()  # loaded once per worker, shared by every model version
         self.landing = EventLanding(self.paths.landing, self.key)
         self.holder: ModelHolder[LoadedRecommender] = ModelHolder(
-            ProductionPointer(self.paths.registry), self._load,
-            poll_s=float(os.environ.get(POLL_ENV_VAR) or 2.0), catch_up=self._apply_uploads)
-        self._categories: tuple[object, int, frozenset[str]] | None = None  # (catalog column, rows, distinct values)
+            ProductionPointer(self.paths.registry),
+            self._load,
+            poll_s=float(os.environ.get(POLL_ENV_VAR) or 2.0),
+            catch_up=self._apply_uploads,
+        )
+        self._categories: tuple[object, int, frozenset[str]] | None = None  # (catalogue column, rows, distinct values)
         self.holder.start()
 
     def _apply_uploads(self, model: LoadedRecommender) -> None:
-        for record in landed_uploads(self.paths.landing, skip=model.catalog.row_of):
+        for record in landed_uploads(self.paths.landing, skip=model.catalogue.row_of):
             model.add_upload(record)
 
     def _load(self, tag: str) -> LoadedRecommender:
@@ -72,7 +75,7 @@ class Recommender:
         model = LoadedRecommender(Path(stored.path), str(stored.tag), self.key, self.sentences, ServingSettings())
         model.labels = dict(stored.info.labels)
         self._apply_uploads(model)  # uploads stay recommendable across promotions and restarts
-        # Everything alive now (libraries, MiniLM, this version's catalog and index) lives for as long as
+        # Everything alive now (libraries, MiniLM, this version's catalogue and index) lives for as long as
         # the version serves; a full collection walked all of it, a ~0.4 s pause landing on the requests in
         # flight. Frozen objects are left out of collections (still freed by reference counting; cyclic
         # garbage of a replaced version could linger, which bounded memory allows).
@@ -100,15 +103,16 @@ class Recommender:
         """400 for a category no video has: it would otherwise answer an empty list, as if none matched."""
         if filters.category is None:
             return
-        # Built once per catalog state (~3 ms over 100k rows); an upload can bring a new category.
-        column, rows = model.catalog.category, len(model.catalog)
+        # Built once per catalogue state (~3 ms over 100k rows); an upload can bring a new category.
+        column, rows = model.catalogue.category, len(model.catalogue)
         cached = self._categories
         if cached is None or cached[0] is not column or cached[1] != rows:
             cached = self._categories = (column, rows, frozenset(column[:rows].tolist()))
         if filters.category not in cached[2]:
             known = ", ".join(sorted(cached[2])[:50])
-            raise InvalidArgument(f"unknown filters.category {filters.category!r}: no video in the catalog has it "
-                                  f"(known: {known})")
+            raise InvalidArgument(
+                f"unknown filters.category {filters.category!r}: no video in the catalogue has it (known: {known})"
+            )
 
     @bentoml.api(input_spec=s.RecommendRequest)
     async def recommend(self, **params: Any) -> s.RecommendResponse:
@@ -132,7 +136,7 @@ class Recommender:
         try:
             return model.similar(request)
         except KeyError:
-            raise NotFound(f"unknown video_id {request.video_id!r}: not in the serving catalog") from None
+            raise NotFound(f"unknown video_id {request.video_id!r}: not in the serving catalogue") from None
 
     @bentoml.api(input_spec=s.SearchRequest)
     async def search(self, **params: Any) -> s.SearchResponse:
@@ -173,9 +177,16 @@ class Recommender:
         is_live_host: bool = False,
     ) -> s.UploadResponse:
         """Upload an MP4 (multipart, field `file`): probed in an isolated worker, embedded, recommendable at once."""
-        metadata = {"title": title, "category": category, "creator_id": creator_id, "description": description,
-                    "tags": [t.strip() for t in tags.split(",") if t.strip()], "is_product": is_product,
-                    "price": price, "is_live_host": is_live_host}
+        metadata = {
+            "title": title,
+            "category": category,
+            "creator_id": creator_id,
+            "description": description,
+            "tags": [t.strip() for t in tags.split(",") if t.strip()],
+            "is_product": is_product,
+            "price": price,
+            "is_live_host": is_live_host,
+        }
         # Off the request thread: probing waits seconds on a worker process and must not hold up /recommend.
         return await anyio.to_thread.run_sync(self._ingest_upload, file, metadata)
 
@@ -186,39 +197,49 @@ class Recommender:
         except UploadRejected as error:
             raise UnprocessableEntity(str(error)) from None
         model = self.holder.current
-        created = processed.video_id not in model.catalog.row_of
-        record = {**metadata, "sha256": processed.sha256, "shard": str(processed.shard),
-                  "duration_s": processed.duration_s, "has_audio": processed.has_audio, "uploaded_at": time.time()}
+        created = processed.video_id not in model.catalogue.row_of
+        record = {
+            **metadata,
+            "sha256": processed.sha256,
+            "shard": str(processed.shard),
+            "duration_s": processed.duration_s,
+            "has_audio": processed.has_audio,
+            "uploaded_at": time.time(),
+        }
         if created:
             land_upload(self.paths.landing, processed.video_id, file, record)
         model.add_upload({"video_id": processed.video_id, **record})
         if self.holder.current is not model:  # a promotion swapped models meanwhile: the new one needs it too
             self.holder.current.add_upload({"video_id": processed.video_id, **record})
         text = f"{metadata['title']} {metadata['description']} {' '.join(metadata['tags'])}"
-        return s.UploadResponse(video_id=processed.video_id, created=created, model_tag=model.tag,
-                                duration_s=processed.duration_s, has_audio=processed.has_audio,
-                                has_text=bool(normalise_text(text)),
-                                processing_s=round(time.perf_counter() - started, 3))
+        return s.UploadResponse(
+            video_id=processed.video_id,
+            created=created,
+            model_tag=model.tag,
+            duration_s=processed.duration_s,
+            has_audio=processed.has_audio,
+            has_text=bool(normalise_text(text)),
+            processing_s=round(time.perf_counter() - started, 3),
+        )
 
     @bentoml.api(input_spec=s.EventsRequest)
     async def events(self, **params: Any) -> s.EventsResponse:
         """Append feedback events durably (fsync) to the landing area; user ids are pseudonymised first."""
         request = s.EventsRequest.model_construct(**params)
-        received = datetime.now(timezone.utc)
-        batch = [FeedbackEvent(**{**e.model_dump(), "ts": e.ts or received})
-                 for e in request.events]
+        received = datetime.now(UTC)
+        batch = [FeedbackEvent(**{**e.model_dump(), "ts": e.ts or received}) for e in request.events]
         try:
             # A thread for the write + fsync (milliseconds of waiting on the disk, not of CPU).
             ids = await anyio.to_thread.run_sync(self.landing.append, batch)
         except ValueError as error:
             raise InvalidArgument(str(error)) from None
-        known = self.holder.current.catalog.row_of
+        known = self.holder.current.catalogue.row_of
         unknown = sorted({e.video_id for e in request.events if e.video_id not in known})
         return s.EventsResponse(accepted=len(ids), event_ids=ids, unknown_video_ids=unknown)
 
     @bentoml.api(route="/model")
     async def model_info(self) -> s.ModelInfo:
-        """The serving model's tag, lineage labels, evaluation table and catalog size (also GET /model)."""
+        """The serving model's tag, lineage labels, evaluation table and catalogue size (also GET /model)."""
         model = self.holder.current
         return model.model_info(self.holder.last_error)
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 MP4_BRANDS = (b"ftyp",)
 MAX_UPLOAD_DURATION_S = 600.0
-"""Uploads are short clips; the pipeline's four-hour limit is for catalog imports."""
+"""Uploads are short clips; the pipeline's four-hour limit is for catalogue imports."""
 
 
 class UploadRejected(ValueError):
@@ -57,27 +57,36 @@ def probe_and_extract(path: str, target: str, limits: ProbeLimits, config: Featu
     return {**facts, "status": status, "reason": reason}
 
 
-def process_upload(path: Path, features_dir: Path, limits: ProbeLimits | None = None,
-                   config: FeatureConfig = FeatureConfig()) -> ProcessedUpload:
+def process_upload(
+    path: Path, features_dir: Path, limits: ProbeLimits | None = None, config: FeatureConfig = FeatureConfig()
+) -> ProcessedUpload:
     """Probe + featurise one uploaded file in an isolated, memory- and time-capped worker."""
     limits = limits or ProbeLimits(timeout_s=60.0, max_duration_s=MAX_UPLOAD_DURATION_S)
     if not looks_like_mp4(path):
         raise UploadRejected("video rejected: the file is not an MP4 (no 'ftyp' box at the start)")
     sha256 = file_sha256(str(path))
     target = shard_path(features_dir, sha256)
-    outcomes = run_isolated(probe_and_extract, [("upload", (str(path), str(target), limits, config))],
-                            timeout_s=limits.timeout_s, memory_mb=limits.memory_mb, workers=1,
-                            progress=False, label="upload probe")
+    outcomes = run_isolated(
+        probe_and_extract,
+        [("upload", (str(path), str(target), limits, config))],
+        timeout_s=limits.timeout_s,
+        memory_mb=limits.memory_mb,
+        workers=1,
+        progress=False,
+        label="upload probe",
+    )
     outcome = outcomes["upload"]
     if outcome.error is not None:
-        reason = describe_failure(outcome.error, label="upload probe", timeout_s=limits.timeout_s,
-                                  memory_mb=limits.memory_mb)
+        reason = describe_failure(
+            outcome.error, label="upload probe", timeout_s=limits.timeout_s, memory_mb=limits.memory_mb
+        )
         # The server's temporary path means nothing to the client (and is not theirs to know).
-        raise UploadRejected(f"video rejected: {reason.replace(repr(str(path)), 'the upload').replace(str(path), 'the upload')}")
+        raise UploadRejected(
+            f"video rejected: {reason.replace(repr(str(path)), 'the upload').replace(str(path), 'the upload')}"
+        )
     facts = outcome.value
     if facts["status"] != "accepted":
         raise UploadRejected(f"video rejected: {facts['reason']}")
     shard = read_shard(target)
     log.info("upload %s probed and featurised: %.1f s, audio=%s", sha256[:12], facts["duration_s"], shard.has_audio)
     return ProcessedUpload(upload_video_id(sha256), sha256, target, float(facts["duration_s"]), bool(shard.has_audio))
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import great_expectations as gx
@@ -43,8 +43,9 @@ class DataDocsPages:
         return self.page.as_uri()
 
 
-def build_data_docs(report: ValidationReport, docs_root: Path, asset: str, run_name: str,
-                    run_time: datetime | None = None) -> DataDocsPages:
+def build_data_docs(
+    report: ValidationReport, docs_root: Path, asset: str, run_name: str, run_time: datetime | None = None
+) -> DataDocsPages:
     """Store ``report``'s GX result as run ``run_name`` of ``asset`` and render Data Docs.
 
     ``docs_root`` holds the results store and the rendered site (``Paths.reports /
@@ -56,8 +57,7 @@ def build_data_docs(report: ValidationReport, docs_root: Path, asset: str, run_n
             f"the {report.suite!r} report for {asset!r} carries no Great Expectations result; "
             "build it with expectations.validate.validate_frame"
         )
-    run_id = RunIdentifier(run_name=_SAFE.sub("_", run_name),
-                           run_time=run_time or datetime.now(timezone.utc))
+    run_id = RunIdentifier(run_name=_SAFE.sub("_", run_name), run_time=run_time or datetime.now(UTC))
     key = ValidationResultIdentifier(
         expectation_suite_identifier=ExpectationSuiteIdentifier(name=report.suite),
         run_id=run_id,

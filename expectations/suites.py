@@ -78,9 +78,7 @@ def _between(
     return Rule("ExpectColumnValuesToBeBetween", kwargs, description, dict(when or {}))
 
 
-def _in_set(
-    column: str, values: list[object], description: str, when: Mapping[str, object] | None = None
-) -> Rule:
+def _in_set(column: str, values: list[object], description: str, when: Mapping[str, object] | None = None) -> Rule:
     return Rule(
         "ExpectColumnValuesToBeInSet",
         {"column": column, "value_set": values},
@@ -130,13 +128,15 @@ VIDEOS = Suite(
         # Slow motion (240 fps and more) is ordinary phone output.
         _between("fps", 0, MAX_FPS, f"fps is above 0 and at most {MAX_FPS}", _ACCEPTED, strict_min=True),
         # A one-frame clip or a still picture (one frame interval) is a video too, as a cover is.
-        _between("duration_s", 0, MAX_DURATION_S, "duration_s is above 0 s and at most 4 h", _ACCEPTED,
-                 strict_min=True),
+        _between(
+            "duration_s", 0, MAX_DURATION_S, "duration_s is above 0 s and at most 4 h", _ACCEPTED, strict_min=True
+        ),
         _between("n_frames_decoded", 1, None, "at least one frame decoded", _ACCEPTED),
         _in_set("rotation", [0, 90, 180, 270], "rotation is a quarter turn", _ACCEPTED),
         _not_null("sample_rate", _WITH_AUDIO),
-        _between("sample_rate", *AUDIO_SAMPLE_RATE_RANGE, "sample_rate is an audio rate the features resample",
-                 _WITH_AUDIO),
+        _between(
+            "sample_rate", *AUDIO_SAMPLE_RATE_RANGE, "sample_rate is an audio rate the features resample", _WITH_AUDIO
+        ),
         Rule(
             "ExpectColumnValuesToBeNull",
             {"column": "sample_rate"},
@@ -196,8 +196,7 @@ def events_suite(absent: Iterable[str] = ()) -> Suite:
     absent = sorted(set(absent))
     unknown = [c for c in absent if c not in OPTIONAL_EVENT_COLUMNS]
     if unknown:
-        raise ValueError(f"events columns {unknown} cannot be absent; only {list(OPTIONAL_EVENT_COLUMNS)} are "
-                         "optional")
+        raise ValueError(f"events columns {unknown} cannot be absent; only {list(OPTIONAL_EVENT_COLUMNS)} are optional")
     name = "events" + "".join(f"{_WITHOUT}{c}" for c in absent)
 
     def present_not_null(column: str) -> tuple[Rule, ...]:

@@ -87,9 +87,7 @@ class ValidationReport:
         }
 
 
-def validate_frame(
-    df: pd.DataFrame, suite_name: str, id_column: str | None = None
-) -> ValidationReport:
+def validate_frame(df: pd.DataFrame, suite_name: str, id_column: str | None = None) -> ValidationReport:
     """Run suite `suite_name` over the whole of `df` and summarise what failed.
 
     With `id_column`, rows are identified by that column's values; otherwise by index label.
@@ -159,9 +157,7 @@ def _batch_definition() -> BatchDefinition:
 @functools.cache
 def _gx_suite(name: str) -> gx.ExpectationSuite:
     suite = get_suite(name)
-    return gx.ExpectationSuite(
-        name=name, expectations=[_expectation(rule, i) for i, rule in enumerate(suite.rules)]
-    )
+    return gx.ExpectationSuite(name=name, expectations=[_expectation(rule, i) for i, rule in enumerate(suite.rules)])
 
 
 def _expectation(rule: Rule, index: int) -> gxe.Expectation:
@@ -248,9 +244,7 @@ def _error_message(exception_info: Mapping[str, Any] | None) -> str | None:
     # GX gives either one flat record or one record per metric that raised.
     records = [exception_info] if "raised_exception" in exception_info else exception_info.values()
     messages = [
-        str(r.get("exception_message"))
-        for r in records
-        if isinstance(r, Mapping) and r.get("raised_exception")
+        str(r.get("exception_message")) for r in records if isinstance(r, Mapping) and r.get("raised_exception")
     ]
     return "; ".join(dict.fromkeys(messages)) or None
 

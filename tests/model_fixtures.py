@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.bundle import BundleContents
-from models.config import EncoderConfig, RankerConfig, RetrievalConfig
-from models.serialization import TrainedModel
+from models.nn.config import EncoderConfig, RankerConfig, RetrievalConfig
+from models.serving.bundle import BundleContents
+from models.serving.weights import TrainedModel
 
 BLEND = {"click": 1.0, "watch": 1.0, "conversion": 1.0, "watch_scale_s": 5.0}
 
@@ -20,8 +20,11 @@ def untrained_models(directory: Path, seed: int = 0) -> tuple[TrainedModel, Trai
     torch.manual_seed(seed)
     directory.mkdir(parents=True, exist_ok=True)
     out = []
-    for kind, config, extra in (("encoder", EncoderConfig(), {}), ("ranker", RankerConfig(), {"blend": BLEND}),
-                                ("retrieval", RetrievalConfig(), {})):
+    for kind, config, extra in (
+        ("encoder", EncoderConfig(), {}),
+        ("ranker", RankerConfig(), {"blend": BLEND}),
+        ("retrieval", RetrievalConfig(), {}),
+    ):
         path = directory / f"{kind}.pt"
         torch.save(config.build().state_dict(), path)
         out.append(TrainedModel(kind, str(path), asdict(config), extra=extra))
@@ -29,13 +32,26 @@ def untrained_models(directory: Path, seed: int = 0) -> tuple[TrainedModel, Trai
 
 
 def tiny_items(n: int = 4) -> pd.DataFrame:
-    return pd.DataFrame({"video_id": [f"v{i}" for i in range(n)], "title": "t", "category": "music",
-                         "creator_id": "c", "is_product": False, "price": np.nan, "duration_s": 2.0,
-                         "is_live_host": False})
+    return pd.DataFrame(
+        {
+            "video_id": [f"v{i}" for i in range(n)],
+            "title": "t",
+            "category": "music",
+            "creator_id": "c",
+            "is_product": False,
+            "price": np.nan,
+            "duration_s": 2.0,
+            "is_live_host": False,
+        }
+    )
 
 
-def tiny_contents(models: tuple[TrainedModel, TrainedModel, TrainedModel], n: int = 4,
-                  histories: dict | None = None, evaluation: list | None = None) -> BundleContents:
+def tiny_contents(
+    models: tuple[TrainedModel, TrainedModel, TrainedModel],
+    n: int = 4,
+    histories: dict | None = None,
+    evaluation: list | None = None,
+) -> BundleContents:
     """A complete bundle of ``n`` items with random unit content embeddings."""
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(n, RankerConfig().content_dim)).astype(np.float32)

@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-INSTALL_HINT = ("redis-server is not installed: `apt-get install -y redis-server` (Debian/Ubuntu; .ci/run "
-                "installs it), or skip the tests that need it with `-m 'not broker'`")
+INSTALL_HINT = (
+    "redis-server is not installed: `apt-get install -y redis-server` (Debian/Ubuntu; .ci/run "
+    "installs it), or skip the tests that need it with `-m 'not broker'`"
+)
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,26 @@ def running_redis(directory: Path, start_timeout_s: float = 20.0) -> Iterator[Re
     directory.mkdir(parents=True, exist_ok=True)
     host, port, log = "127.0.0.1", free_port(), directory / "redis.log"
     process = subprocess.Popen(
-        [executable, "--bind", host, "--port", str(port), "--dir", str(directory), "--save", "",
-         "--appendonly", "no", "--protected-mode", "yes", "--logfile", str(log)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        [
+            executable,
+            "--bind",
+            host,
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(log),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     server = RedisServer(host, port, process.pid, log)
     try:
         deadline = time.monotonic() + start_timeout_s

@@ -71,9 +71,25 @@ def test_celery_executor_runs_pipeline_steps_as_tasks(tmp_path: Path) -> None:
     root = tmp_path / "root"
     env = {**os.environ, **BROKER_ENV, **_exports(root, world)}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "deploy.celery.definitions",
-         "-j", "nightly_celery", "-o", "raw_videos,video_metadata", "-c", str(run_config)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "deploy.celery.definitions",
+            "-j",
+            "nightly_celery",
+            "-o",
+            "raw_videos,video_metadata",
+            "-c",
+            str(run_config),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     # The run and its materialisations, read back from the instance the CLI wrote to.
@@ -103,8 +119,7 @@ def test_bentoml_accepts_the_replica_config() -> None:
         "print(json.dumps(BentoMLContainer.config.services['Recommender'].get(), default=str))\n"
     )
     env = {**os.environ, "BENTOML_CONFIG": str(DEPLOY / "bentoml" / "bentoml_configuration.yaml")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     service = json.loads(out.stdout.strip().splitlines()[-1])
     assert service["workers"] == 2
@@ -145,15 +160,17 @@ def lake() -> str:
     fs = fsspec.filesystem("memory")
     for day, clicks in (("2024-03-01", [True, False, False]), ("2024-03-02", [True, True])):
         with fs.open(f"memory://vidrec-lake/events/day={day}/part-0.parquet", "wb") as handle:
-            pd.DataFrame({"event_id": [f"{day}-{i}" for i in range(len(clicks))],
-                          "clicked": clicks}).to_parquet(handle)
+            pd.DataFrame({"event_id": [f"{day}-{i}" for i in range(len(clicks))], "clicked": clicks}).to_parquet(handle)
     yield "memory://vidrec-lake/events"
     fs.rm("memory://vidrec-lake", recursive=True)
 
 
 def test_duckdb_reads_partitioned_parquet_from_an_object_store_url(lake: str) -> None:
-    daily = read_parquet(f"{lake}/*/*.parquet", "SELECT day, count(*) AS n, avg(clicked::INT) AS ctr FROM data "
-                         "GROUP BY day ORDER BY day", hive_partitioning=True)
+    daily = read_parquet(
+        f"{lake}/*/*.parquet",
+        "SELECT day, count(*) AS n, avg(clicked::INT) AS ctr FROM data GROUP BY day ORDER BY day",
+        hive_partitioning=True,
+    )
     assert daily["n"].tolist() == [3, 2]
     assert daily["ctr"].tolist() == pytest.approx([1 / 3, 1.0])
 

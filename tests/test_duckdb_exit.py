@@ -19,8 +19,14 @@ LEAK = "leaked"
 
 
 def _stderr_of(code: str, env: dict[str, str] | None = None, timeout: int = 120) -> str:
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env or dict(os.environ),
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stderr
 
@@ -30,9 +36,11 @@ def test_loading_the_definitions_and_reading_parquet_exit_clean(tmp_path: Path) 
     import pandas as pd
 
     pd.DataFrame({"video_id": ["a", "b"]}).to_parquet(tmp_path / "videos.parquet")
-    code = ("import assets.definitions\n"
-            "from vidrec.object_store import read_parquet\n"
-            f"assert len(read_parquet({str(tmp_path / 'videos.parquet')!r})) == 2\n")
+    code = (
+        "import assets.definitions\n"
+        "from vidrec.object_store import read_parquet\n"
+        f"assert len(read_parquet({str(tmp_path / 'videos.parquet')!r})) == 2\n"
+    )
     stderr = _stderr_of(code)
     assert LEAK not in stderr, stderr[-3000:]
 
@@ -40,7 +48,7 @@ def test_loading_the_definitions_and_reading_parquet_exit_clean(tmp_path: Path) 
 @pytest.mark.slow
 def test_a_pipeline_run_through_the_warehouse_exits_clean(tmp_path: Path) -> None:
     """Two of the tiny world's media assets through Dagster's CLI, each step in its own process (the
-    multiprocess executor `make pipeline`/`make demo` use); they write the media catalog and the warehouse."""
+    multiprocess executor `make pipeline`/`make demo` use); they write the media catalogue and the warehouse."""
     from vidrec.world.generate import generate_world
 
     world = tmp_path / "world"
@@ -49,9 +57,21 @@ def test_a_pipeline_run_through_the_warehouse_exits_clean(tmp_path: Path) -> Non
     Paths(root).ensure()
     env = {**os.environ, **tool_env(root, {"VIDREC_DATA": str(world), "VIDREC_PSEUDONYM_KEY": "test-key"})}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "assets.definitions",
-         "--select", "raw_videos,video_metadata"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "assets.definitions",
+            "--select",
+            "raw_videos,video_metadata",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert LEAK not in log, [line for line in log.splitlines() if "leak" in line][:5]

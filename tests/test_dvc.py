@@ -28,23 +28,37 @@ def _dvc_executable() -> Path:
 def _dvc(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDREC_", "DAGSTER_", "BENTOML_"))}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", DVC_NO_ANALYTICS="1")
-    result = subprocess.run([str(_dvc_executable()), *args], cwd=repo, env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{_readable(result.stdout)}\n{_readable(result.stderr)}"
+    result = subprocess.run(
+        [str(_dvc_executable()), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, (
+        f"dvc {' '.join(args)} failed:\n{_readable(result.stdout)}\n{_readable(result.stderr)}"
+    )
     return result
 
 
 def _readable(output: str) -> str:
     """The end of a log without the DuckDB binding's exit-time leak report, which drowns it."""
-    lines = [line for line in output.splitlines() if "nanobind" not in line and "leaked " not in line
-             and not line.startswith(" - ")]
+    lines = [
+        line
+        for line in output.splitlines()
+        if "nanobind" not in line and "leaked " not in line and not line.startswith(" - ")
+    ]
     return "\n".join(lines)[-4000:]
 
 
 def _copy_of_repo(target: Path) -> Path:
     """The files git would commit (tracked and not ignored), in a fresh git repository."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file():
@@ -70,7 +84,8 @@ def test_the_dvc_cli_reads_the_pipeline_and_lives_apart_from_dagster(tmp_path: P
     repo = _copy_of_repo(tmp_path / "repo")
     listed = _dvc(repo, "stage", "list").stdout
     assert {"world", "media", "events", "training", "monitoring", "evaluation", "quality"} <= {
-        line.split()[0] for line in listed.splitlines() if line.strip()}
+        line.split()[0] for line in listed.splitlines() if line.strip()
+    }
     assert "data/demo" in _dvc(repo, "status").stdout  # the world stage's output, not generated here
     from importlib.metadata import version
 
@@ -85,8 +100,15 @@ def test_dvc_repro_reproduces_the_pipeline_in_a_copy(tmp_path: Path) -> None:
     params["training"].update(encoder_epochs=1, ranker_epochs=1)
     # One epoch on 24 videos cannot meet the production AUC floor; the gate itself stays on.
     lenient = tmp_path / "lenient_gate.yaml"
-    lenient.write_text(yaml.safe_dump({"version": 1, "model": "candidate", "rules": [
-        {"name": "click AUC floor", "metric": "click_auc", "at_least": 0.0}]}))
+    lenient.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "model": "candidate",
+                "rules": [{"name": "click AUC floor", "metric": "click_auc", "at_least": 0.0}],
+            }
+        )
+    )
     params["gate"]["policy"] = str(lenient)
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     remote = tmp_path / "remote"
@@ -94,10 +116,14 @@ def test_dvc_repro_reproduces_the_pipeline_in_a_copy(tmp_path: Path) -> None:
 
     _dvc(repo, "repro")
 
-    for stage, files in {"media": ["video_probe.parquet", "text_features.parquet"],
-                         "events": ["interactions.parquet"], "training": ["item_embeddings.parquet"],
-                         "monitoring": ["drift_report.csv"], "evaluation": ["offline_evaluation.csv"],
-                         "quality": ["data_quality_summary.csv"]}.items():
+    for stage, files in {
+        "media": ["video_probe.parquet", "text_features.parquet"],
+        "events": ["interactions.parquet"],
+        "training": ["item_embeddings.parquet"],
+        "monitoring": ["drift_report.csv"],
+        "evaluation": ["offline_evaluation.csv"],
+        "quality": ["data_quality_summary.csv"],
+    }.items():
         for name in files:
             assert (repo / ".vidrec" / "exports" / stage / name).is_file(), f"{stage} did not export {name}"
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
@@ -126,8 +152,10 @@ def test_warehouse_export_writes_tables_and_names_unknown_ones(tmp_path: Path) -
     warehouse = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         con.execute("CREATE SCHEMA vidrec")
-        con.execute("CREATE TABLE vidrec.offline_evaluation AS SELECT 'candidate' AS model, 0.31::DOUBLE AS ndcg_at_10, "
-                    "[0.1, 0.2]::DOUBLE[] AS embedding")
+        con.execute(
+            "CREATE TABLE vidrec.offline_evaluation AS SELECT 'candidate' AS model, 0.31::DOUBLE AS ndcg_at_10, "
+            "[0.1, 0.2]::DOUBLE[] AS embedding"
+        )
     (csv,) = export_tables(warehouse, ["offline_evaluation"], tmp_path / "out", "csv", drop_columns=("embedding",))
     assert pd.read_csv(csv).to_dict("records") == [{"model": "candidate", "ndcg_at_10": 0.31}]
     (parquet,) = export_tables(warehouse, ["offline_evaluation"], tmp_path / "out")
@@ -154,8 +182,9 @@ def test_stage_runner_reports_why_a_stage_stopped() -> None:
     def probed_contract(probed: int) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR)
 
-    result = dg.materialize([broken_input, probed, probed_contract], selection=group_selection("media"),
-                            raise_on_error=False)
+    result = dg.materialize(
+        [broken_input, probed, probed_contract], selection=group_selection("media"), raise_on_error=False
+    )
     assert not result.success
     errors = step_errors(result)
     assert any(e.startswith("broken_input: ValueError: metadata.csv lacks columns") for e in errors)

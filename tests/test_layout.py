@@ -49,8 +49,19 @@ def test_definitions_load(vidrec_env: dict[str, str]) -> None:
 
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw_videos", "video_probe", "video_features", "video_metadata", "text_features", "interactions",
-            "multimodal_encoder", "item_embeddings", "ranker", "offline_evaluation", "promoted_model"} <= keys
+    assert {
+        "raw_videos",
+        "video_probe",
+        "video_features",
+        "video_metadata",
+        "text_features",
+        "interactions",
+        "multimodal_encoder",
+        "item_embeddings",
+        "ranker",
+        "offline_evaluation",
+        "promoted_model",
+    } <= keys
     assert defs.resolve_job_def("main") is not None
 
 

@@ -93,10 +93,18 @@ class Paths:
     def landing(self) -> Path:
         return self.root / "landing"
 
-    def ensure(self) -> "Paths":
+    def ensure(self) -> Paths:
         """Create the directories and Dagster's instance file (telemetry off, pools, run queue)."""
-        for path in (self.root, self.features, self.checkpoints, self.reports, self.registry,
-                     self.bentoml_home, self.dagster_home, self.landing):
+        for path in (
+            self.root,
+            self.features,
+            self.checkpoints,
+            self.reports,
+            self.registry,
+            self.bentoml_home,
+            self.dagster_home,
+            self.landing,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         dagster_yaml = self.dagster_home / "dagster.yaml"
         current = dagster_yaml.read_text() if dagster_yaml.exists() else None

@@ -84,9 +84,14 @@ def load_drift_policy(path: Path | None = None) -> DriftPolicy:
         if not 0 <= thresholds.warn <= thresholds.block:
             raise ValueError(f"drift policy {name}: {key} needs 0 <= warn <= block, got {spec}")
         checks[key] = thresholds
-    return DriftPolicy(version=int(raw.get("version", 0)), alpha=float(raw.get("alpha", 0.01)),
-                       permutations=int(raw.get("permutations", 200)), seed=int(raw.get("seed", 0)),
-                       min_samples=int(raw.get("min_samples", 3)), checks=checks)
+    return DriftPolicy(
+        version=int(raw.get("version", 0)),
+        alpha=float(raw.get("alpha", 0.01)),
+        permutations=int(raw.get("permutations", 200)),
+        seed=int(raw.get("seed", 0)),
+        min_samples=int(raw.get("min_samples", 3)),
+        checks=checks,
+    )
 
 
 def judge(value: float, p_value: float, thresholds: Thresholds, alpha: float) -> Level:
@@ -99,6 +104,7 @@ def judge(value: float, p_value: float, thresholds: Thresholds, alpha: float) ->
 
 
 # --- content descriptors -------------------------------------------------------------------
+
 
 def visual_descriptor(frames: np.ndarray) -> np.ndarray:
     """(T, 3, H, W) uint8 frames -> colour means/spreads, 8-bin colour histograms, motion
@@ -131,6 +137,7 @@ def shard_descriptors(features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
 
 # --- statistics ----------------------------------------------------------------------------
 
+
 def mmd2_test(reference: np.ndarray, new: np.ndarray, permutations: int, seed: int) -> tuple[float, float]:
     """Unbiased squared MMD with an RBF kernel and its permutation p-value.
 
@@ -157,11 +164,11 @@ def _mmd2_unbiased(kernel: np.ndarray, order: np.ndarray, n: int) -> float:
     x, y = order[:n], order[n:]
     kxx, kyy, kxy = kernel[np.ix_(x, x)], kernel[np.ix_(y, y)], kernel[np.ix_(x, y)]
     m = len(y)
-    return ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-            - 2 * kxy.mean())
+    return (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
 
 
 # --- windows and checks --------------------------------------------------------------------
+
 
 def window_start(events: pd.DataFrame) -> pd.Timestamp:
     """Where new data begins: the hold-out window the candidate is evaluated on (the model
@@ -176,22 +183,42 @@ def item_windows(metadata: pd.DataFrame, start: pd.Timestamp) -> tuple[set[str],
     return set(accepted.loc[published < start, "video_id"]), set(accepted.loc[published >= start, "video_id"])
 
 
-def embedding_drift(name: str, vectors: pd.DataFrame, reference_ids: Iterable[str], new_ids: Iterable[str],
-                    policy: DriftPolicy) -> DriftResult:
+def embedding_drift(
+    name: str, vectors: pd.DataFrame, reference_ids: Iterable[str], new_ids: Iterable[str], policy: DriftPolicy
+) -> DriftResult:
     """MMD between the ``vector`` of items in the two windows, judged by ``policy.checks[name]``."""
     thresholds = policy.checks[name]
     ref = vectors[vectors["video_id"].isin(set(reference_ids))]
     new = vectors[vectors["video_id"].isin(set(new_ids))]
-    common = dict(name=name, statistic=thresholds.statistic, reference=None, current=None,
-                  n_reference=len(ref), n_new=len(new), warn=thresholds.warn, block=thresholds.block)
+    common = dict(
+        name=name,
+        statistic=thresholds.statistic,
+        reference=None,
+        current=None,
+        n_reference=len(ref),
+        n_new=len(new),
+        warn=thresholds.warn,
+        block=thresholds.block,
+    )
     if min(len(ref), len(new)) < max(policy.min_samples, 2):
-        return DriftResult(**common, value=None, p_value=None, level="insufficient",
-                           detail=f"need {policy.min_samples} items per window to judge drift")
-    value, p = mmd2_test(np.stack(ref["vector"].to_numpy()), np.stack(new["vector"].to_numpy()),
-                         policy.permutations, policy.seed)
+        return DriftResult(
+            **common,
+            value=None,
+            p_value=None,
+            level="insufficient",
+            detail=f"need {policy.min_samples} items per window to judge drift",
+        )
+    value, p = mmd2_test(
+        np.stack(ref["vector"].to_numpy()), np.stack(new["vector"].to_numpy()), policy.permutations, policy.seed
+    )
     level = judge(value, p, thresholds, policy.alpha)
-    return DriftResult(**common, value=round(value, 6), p_value=round(p, 6), level=level,
-                       detail=f"MMD² {value:.4f} (p={p:.4f}) vs warn {thresholds.warn}, block {thresholds.block}")
+    return DriftResult(
+        **common,
+        value=round(value, 6),
+        p_value=round(p, 6),
+        level=level,
+        detail=f"MMD² {value:.4f} (p={p:.4f}) vs warn {thresholds.warn}, block {thresholds.block}",
+    )
 
 
 def event_rate_drift(events: pd.DataFrame, start: pd.Timestamp, policy: DriftPolicy) -> list[DriftResult]:
@@ -219,24 +246,47 @@ def event_rate_drift(events: pd.DataFrame, start: pd.Timestamp, policy: DriftPol
         results.append(_insufficient("watch_time", wt, len(w0), len(w1), "too few clicks per window"))
     else:
         p = float(stats.mannwhitneyu(w0, w1, alternative="two-sided").pvalue)
-        results.append(_rate_result("watch_time", wt, float(w0.mean()), float(w1.mean()), p, len(w0), len(w1),
-                                    policy.alpha))
+        results.append(
+            _rate_result("watch_time", wt, float(w0.mean()), float(w1.mean()), p, len(w0), len(w1), policy.alpha)
+        )
     return results
 
 
-def _rate_result(name: str, thresholds: Thresholds, before: float, after: float, p: float, n0: int, n1: int,
-                 alpha: float) -> DriftResult:
+def _rate_result(
+    name: str, thresholds: Thresholds, before: float, after: float, p: float, n0: int, n1: int, alpha: float
+) -> DriftResult:
     change = abs(after / before - 1.0)
-    return DriftResult(name=name, statistic=thresholds.statistic, value=round(change, 6), p_value=round(p, 6),
-                       reference=round(before, 6), current=round(after, 6), n_reference=n0, n_new=n1,
-                       warn=thresholds.warn, block=thresholds.block, level=judge(change, p, thresholds, alpha),
-                       detail=f"{before:.4f} -> {after:.4f} ({after / before - 1.0:+.1%}, p={p:.4g})")
+    return DriftResult(
+        name=name,
+        statistic=thresholds.statistic,
+        value=round(change, 6),
+        p_value=round(p, 6),
+        reference=round(before, 6),
+        current=round(after, 6),
+        n_reference=n0,
+        n_new=n1,
+        warn=thresholds.warn,
+        block=thresholds.block,
+        level=judge(change, p, thresholds, alpha),
+        detail=f"{before:.4f} -> {after:.4f} ({after / before - 1.0:+.1%}, p={p:.4g})",
+    )
 
 
 def _insufficient(name: str, thresholds: Thresholds, n0: int, n1: int, why: str) -> DriftResult:
-    return DriftResult(name=name, statistic=thresholds.statistic, value=None, p_value=None, reference=None,
-                       current=None, n_reference=n0, n_new=n1, warn=thresholds.warn, block=thresholds.block,
-                       level="insufficient", detail=why)
+    return DriftResult(
+        name=name,
+        statistic=thresholds.statistic,
+        value=None,
+        p_value=None,
+        reference=None,
+        current=None,
+        n_reference=n0,
+        n_new=n1,
+        warn=thresholds.warn,
+        block=thresholds.block,
+        level="insufficient",
+        detail=why,
+    )
 
 
 def drift_table(results: Iterable[DriftResult]) -> pd.DataFrame:
@@ -254,8 +304,14 @@ def drift_bars(table: pd.DataFrame, path: Path) -> Path:
     x = np.arange(len(table))
     share = [0.0 if pd.isna(v) else v / b if b > 0 else 0.0 for v, b in zip(table["value"], table["block"])]
     ax.bar(x, share, color=[colours[level] for level in table["level"]])
-    ax.scatter(x, table["warn"] / table["block"].where(table["block"] > 0, 1.0), marker="_", s=400, color="black",
-               label="warn threshold")
+    ax.scatter(
+        x,
+        table["warn"] / table["block"].where(table["block"] > 0, 1.0),
+        marker="_",
+        s=400,
+        color="black",
+        label="warn threshold",
+    )
     ax.axhline(1.0, color="#c44e52", linestyle="--", linewidth=1, label="block threshold")
     ax.set_xticks(x, table["name"])
     ax.set(title="Drift, training window vs new data", ylabel="value / block threshold")

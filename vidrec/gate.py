@@ -27,8 +27,14 @@ import yaml
 
 from vidrec.evaluation.availability import Availability
 
-KINDS = ("at_least", "at_most", "above_model", "non_inferior_to_champion", "superior_to_champion",
-         "non_inferior_to_incumbent")
+KINDS = (
+    "at_least",
+    "at_most",
+    "above_model",
+    "non_inferior_to_champion",
+    "superior_to_champion",
+    "non_inferior_to_incumbent",
+)
 OPTIONAL = ("slice", "when_missing", "lower_is_better", "description")
 PASS, FAIL, NO_CHAMPION, NOT_COMPUTED = "pass", "fail", "skipped: no champion", "skipped: not computed"
 HAS_CHAMPION = "skipped: a champion exists (the champion rules apply)"
@@ -65,8 +71,10 @@ def load_policy(path: Path | None = None) -> dict:
         kinds = [k for k in KINDS if k in rule]
         unknown = set(rule) - set(KINDS) - set(OPTIONAL) - {"name", "metric"}
         if "name" not in rule or "metric" not in rule or len(kinds) != 1 or unknown:
-            raise ValueError(f"gate policy {where}: rule {rule!r} needs 'name', 'metric' and exactly one of "
-                             f"{list(KINDS)}" + (f"; unknown keys {sorted(unknown)}" if unknown else ""))
+            raise ValueError(
+                f"gate policy {where}: rule {rule!r} needs 'name', 'metric' and exactly one of "
+                f"{list(KINDS)}" + (f"; unknown keys {sorted(unknown)}" if unknown else "")
+            )
     return policy
 
 
@@ -91,8 +99,15 @@ def _unavailable(rule: dict, kind: str, model: str, champion: str, availability:
     return list(dict.fromkeys(r for m in models for r in availability.reasons(m, rule["metric"])))
 
 
-def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champion: bool,
-           availability: Availability | None = None, incumbent: str = "incumbent") -> RuleResult:
+def _check(
+    rule: dict,
+    table: pd.DataFrame,
+    model: str,
+    champion: str,
+    has_champion: bool,
+    availability: Availability | None = None,
+    incumbent: str = "incumbent",
+) -> RuleResult:
     kind = next(k for k in KINDS if k in rule)
     if kind == "non_inferior_to_incumbent":
         champion = incumbent  # compared like a champion; whether one exists is still the champion's
@@ -100,22 +115,34 @@ def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champ
     base = {"name": rule["name"], "kind": kind, "metric": metric, "slice": slice_}
     unavailable = _unavailable(rule, kind, model, champion, availability)
     if unavailable:
-        return RuleResult(**base, value=None, ci_low=None, ci_high=None, threshold=None,
-                          verdict=SKIPPED + "; ".join(unavailable),
-                          detail=f"{metric} is not computed from data without these signals (never estimated)")
+        return RuleResult(
+            **base,
+            value=None,
+            ci_low=None,
+            ci_high=None,
+            threshold=None,
+            verdict=SKIPPED + "; ".join(unavailable),
+            detail=f"{metric} is not computed from data without these signals (never estimated)",
+        )
     if kind.endswith(("_to_champion", "_to_incumbent")):
         margin = float(rule[kind])
         empty = {"value": None, "ci_low": None, "ci_high": None, "threshold": None}
         if kind == "non_inferior_to_incumbent":
             if has_champion:
-                return RuleResult(**base, **empty, verdict=HAS_CHAMPION,
-                                  detail="a candidate is held to the champion once one exists")
+                return RuleResult(
+                    **base, **empty, verdict=HAS_CHAMPION, detail="a candidate is held to the champion once one exists"
+                )
             if _row(table, f"{model}_vs_{champion}", metric, slice_) is None:
-                return RuleResult(**base, **empty, verdict=NO_SIMULATOR,
-                                  detail=f"{metric} vs {champion} needs the world's oracle to replay both arms")
+                return RuleResult(
+                    **base,
+                    **empty,
+                    verdict=NO_SIMULATOR,
+                    detail=f"{metric} vs {champion} needs the world's oracle to replay both arms",
+                )
         elif not has_champion:
-            return RuleResult(**base, **empty, verdict=NO_CHAMPION,
-                              detail="first run: there is no production model to compare with")
+            return RuleResult(
+                **base, **empty, verdict=NO_CHAMPION, detail="first run: there is no production model to compare with"
+            )
         row = _row(table, f"{model}_vs_{champion}", metric, slice_)
         sign = -1.0 if rule.get("lower_is_better") else 1.0
         # A relative change where lower is better is read with its sign flipped ("improvement").
@@ -125,8 +152,11 @@ def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champ
             bounds = sorted([sign * float(row["ci_low"]), sign * float(row["ci_high"])])
         inferiority = kind.startswith("non_inferior")
         threshold = -margin if inferiority else margin
-        detail = (f"lower 95% bound of the relative change vs {champion} >= {threshold:+.2%}"
-                  if inferiority else f"lower 95% bound of the relative change > {threshold:+.2%}")
+        detail = (
+            f"lower 95% bound of the relative change vs {champion} >= {threshold:+.2%}"
+            if inferiority
+            else f"lower 95% bound of the relative change > {threshold:+.2%}"
+        )
         low = bounds[0] if bounds else None
         ok = low is not None and (low >= threshold if inferiority else low > threshold)
         result = {"value": value, "ci_low": low, "ci_high": bounds[1] if bounds else None, "threshold": threshold}
@@ -136,16 +166,24 @@ def _check(rule: dict, table: pd.DataFrame, model: str, champion: str, has_champ
         value = None if row is None else float(row["value"])
         ok = value is not None and threshold is not None and value > threshold
         detail = f"> {rule['above_model']}"
-        result = {"value": value, "ci_low": None if row is None else _num(row["ci_low"]),
-                  "ci_high": None if row is None else _num(row["ci_high"]), "threshold": threshold}
+        result = {
+            "value": value,
+            "ci_low": None if row is None else _num(row["ci_low"]),
+            "ci_high": None if row is None else _num(row["ci_high"]),
+            "threshold": threshold,
+        }
     else:
         row = _row(table, model, metric, slice_)
         threshold = float(rule[kind])
         value = None if row is None else float(row["value"])
         ok = value is not None and (value >= threshold if kind == "at_least" else value <= threshold)
         detail = f"{'>=' if kind == 'at_least' else '<='} {threshold:g}"
-        result = {"value": value, "ci_low": None if row is None else _num(row["ci_low"]),
-                  "ci_high": None if row is None else _num(row["ci_high"]), "threshold": threshold}
+        result = {
+            "value": value,
+            "ci_low": None if row is None else _num(row["ci_low"]),
+            "ci_high": None if row is None else _num(row["ci_high"]),
+            "threshold": threshold,
+        }
     if result["value"] is None and rule.get("when_missing") == "skip":
         return RuleResult(**base, **result, verdict=NOT_COMPUTED, detail=f"{detail} (metric not computed)")
     if result["value"] is None:

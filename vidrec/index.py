@@ -1,9 +1,9 @@
-"""Top-k retrieval over L2-normalised item embeddings: exact for small catalogs, an inverted-file (IVF)
+"""Top-k retrieval over L2-normalised item embeddings: exact for small catalogues, an inverted-file (IVF)
 index (faiss) above a threshold.
 
 Every index answers the same question, inner-product top-k restricted to an optional boolean mask of
 allowed rows, so the service's filters (category, product only, exclude seen) apply inside the search
-rather than by over-fetching and dropping. Rows are the item rows of the serving catalog; items are
+rather than by over-fetching and dropping. Rows are the item rows of the serving catalogue; items are
 only ever appended (uploads), never removed, so row numbers stay stable for the life of an index.
 """
 
@@ -16,15 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 ANN_THRESHOLD = 20_000
-"""Catalog size above which the IVF index is used; below it exact search costs well under a millisecond."""
+"""Catalogue size above which the IVF index is used; below it exact search costs well under a millisecond."""
 
 
 @dataclass(frozen=True)
 class IvfSettings:
-    """Inverted-file parameters: ``items_per_list`` sets the number of k-means lists (catalog size ÷ it),
+    """Inverted-file parameters: ``items_per_list`` sets the number of k-means lists (catalogue size ÷ it),
     ``probe_share`` the share of lists each query scans (the recall/latency knob).
 
-    Measured on the serving benchmark's 100k catalog (benchmarks/serve.py; effective rank ~7 of 64, the
+    Measured on the serving benchmark's 100k catalogue (benchmarks/serve.py; effective rank ~7 of 64, the
     10th and 11th neighbours a median 8e-4 apart in cosine, so neighbourhoods are full of near-ties):
     125 lists probing a quarter of them gives recall@10 0.985 at ~0.2 ms a query, filtered top-100 recall
     0.999 under a random 1-in-8 mask; HNSW (M 32, efConstruction 128) reached 0.92 at efSearch 512
@@ -45,7 +45,7 @@ class IvfSettings:
 @dataclass(frozen=True)
 class HnswSettings:
     """HNSW graph parameters; ``ef_search`` is the recall/latency knob (see ``IvfSettings`` for why the
-    service uses IVF above the threshold: on catalogs with many near-tied neighbours HNSW recall stalls)."""
+    service uses IVF above the threshold: on catalogues with many near-tied neighbours HNSW recall stalls)."""
 
     m: int = 32
     ef_construction: int = 128
@@ -102,7 +102,7 @@ class _FaissIndex:
     """What the faiss-backed indexes share: size, dimension and appends under the index's lock
     (faiss may not be searched while it is being added to; searches are short, so one lock is enough)."""
 
-    _index: "faiss.Index"  # noqa: F821 (faiss is imported lazily)
+    _index: faiss.Index  # noqa: F821 (faiss is imported lazily)
     _lock: threading.Lock
 
     def __len__(self) -> int:
@@ -129,7 +129,7 @@ class HnswIndex(_FaissIndex):
     kind = "hnsw"
 
     def __init__(self, vectors: np.ndarray, settings: HnswSettings = HnswSettings()) -> None:
-        import faiss  # imported here: the exact path (tests, small catalogs) never needs it
+        import faiss  # imported here: the exact path (tests, small catalogues) never needs it
 
         self._faiss = faiss
         matrix = _as_matrix(vectors)
@@ -155,15 +155,18 @@ class HnswIndex(_FaissIndex):
             k = min(k, n)
             if k <= 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef) if selector is not None \
+            params = (
+                faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+                if selector is not None
                 else faiss.SearchParametersHNSW(efSearch=ef)
+            )
             scores, rows = self._index.search(q, k, params=params)
         keep = rows[0] >= 0  # faiss pads with -1 when the filtered graph walk finds fewer than k
         return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
 
 class IvfIndex(_FaissIndex):
-    """faiss ``IndexIVFFlat`` (inner product, k-means lists over the catalog) with bitmap-filtered search.
+    """faiss ``IndexIVFFlat`` (inner product, k-means lists over the catalogue) with bitmap-filtered search.
 
     faiss over hnswlib/usearch: filters run inside the scan as a C++ ``IDSelectorBitmap`` (hnswlib's
     filter is a Python callback per visited node, which holds the GIL), items can be appended after
@@ -175,7 +178,7 @@ class IvfIndex(_FaissIndex):
     kind = "ivf"
 
     def __init__(self, vectors: np.ndarray, settings: IvfSettings = IvfSettings()) -> None:
-        import faiss  # imported here: the exact path (tests, small catalogs) never needs it
+        import faiss  # imported here: the exact path (tests, small catalogues) never needs it
 
         self._faiss = faiss
         matrix = _as_matrix(vectors)
@@ -183,7 +186,7 @@ class IvfIndex(_FaissIndex):
         n_lists = settings.lists(len(matrix))
         self._quantizer = faiss.IndexFlatIP(matrix.shape[1])  # kept: the IVF index points into it
         self._index = faiss.IndexIVFFlat(self._quantizer, matrix.shape[1], n_lists, faiss.METRIC_INNER_PRODUCT)
-        self._index.train(matrix)  # k-means (fixed seed): the same catalog gives the same lists
+        self._index.train(matrix)  # k-means (fixed seed): the same catalogue gives the same lists
         self._index.add(matrix)
         self.n_probe = settings.probes(n_lists)
         # faiss may not be searched while it is being added to; searches are short, so one lock is enough.
@@ -202,8 +205,9 @@ class IvfIndex(_FaissIndex):
                     mask = np.zeros(n, dtype=bool)
                     mask[: min(n, len(allowed))] = allowed[:n]
                 k = min(k, int(np.count_nonzero(mask)))
-                params = faiss.SearchParametersIVF(nprobe=self.n_probe,
-                                                   sel=faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little")))
+                params = faiss.SearchParametersIVF(
+                    nprobe=self.n_probe, sel=faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+                )
             k = min(k, n)
             if k <= 0:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -212,8 +216,9 @@ class IvfIndex(_FaissIndex):
         return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
 
-def build_index(vectors: np.ndarray, threshold: int = ANN_THRESHOLD,
-                settings: IvfSettings = IvfSettings()) -> ExactIndex | IvfIndex:
+def build_index(
+    vectors: np.ndarray, threshold: int = ANN_THRESHOLD, settings: IvfSettings = IvfSettings()
+) -> ExactIndex | IvfIndex:
     """Exact search up to ``threshold`` items, IVF above it."""
     return IvfIndex(vectors, settings) if len(vectors) > threshold else ExactIndex(vectors)
 

@@ -9,12 +9,24 @@ import pandas as pd
 from vidrec.privacy import pseudonymise_column
 from vidrec.text import item_text
 
-EVENT_COLUMNS = ("event_id", "ts", "user_key", "video_id", "session_id", "position", "surface",
-                 "propensity", "clicked", "watch_s", "converted")
+EVENT_COLUMNS = (
+    "event_id",
+    "ts",
+    "user_key",
+    "video_id",
+    "session_id",
+    "position",
+    "surface",
+    "propensity",
+    "clicked",
+    "watch_s",
+    "converted",
+)
 
 
-def quarantine(frame: pd.DataFrame, row_failures: dict[str, list[str]], id_column: str,
-               prefix: str = "failed expectation") -> pd.DataFrame:
+def quarantine(
+    frame: pd.DataFrame, row_failures: dict[str, list[str]], id_column: str, prefix: str = "failed expectation"
+) -> pd.DataFrame:
     """Mark rows named in ``row_failures`` as quarantined (keeping any earlier reason)."""
     out = frame.copy()
     if "status" not in out:
@@ -30,8 +42,10 @@ def quarantine(frame: pd.DataFrame, row_failures: dict[str, list[str]], id_colum
 def with_text(metadata: pd.DataFrame) -> pd.DataFrame:
     """Adds the normalised item text the text encoder reads."""
     out = metadata.copy()
-    out["text"] = [item_text(t, g.split("|") if isinstance(g, str) and g else [], d)
-                   for t, g, d in zip(out["title"], out["tags"], out["description"])]
+    out["text"] = [
+        item_text(t, g.split("|") if isinstance(g, str) and g else [], d)
+        for t, g, d in zip(out["title"], out["tags"], out["description"])
+    ]
     return out
 
 
@@ -48,10 +62,14 @@ def prepare_events(raw: pd.DataFrame, key: str, accepted_videos: set[str]) -> pd
     return events.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True)
 
 
-NO_METADATA_REASON = ("no metadata row for this file in the sidecar: add a row with this video_id to "
-                      "metadata.csv (or .jsonl); the file is picked up on the next run")
-NO_FILE_REASON = ("no video file for this metadata row: add videos/<video_id>.mp4, or declare media_kind image "
-                  "or none for an item without video (docs/import.md)")
+NO_METADATA_REASON = (
+    "no metadata row for this file in the sidecar: add a row with this video_id to "
+    "metadata.csv (or .jsonl); the file is picked up on the next run"
+)
+NO_FILE_REASON = (
+    "no video file for this metadata row: add videos/<video_id>.mp4, or declare media_kind image "
+    "or none for an item without video (docs/import.md)"
+)
 
 
 def quarantine_unmatched(frame: pd.DataFrame, known_ids: set[str], reason: str) -> pd.DataFrame:
@@ -71,8 +89,9 @@ def duplicate_groups(videos: pd.DataFrame) -> pd.DataFrame:
     dup = videos[videos["sha256"].notna() & videos["sha256"].duplicated(keep=False)]
     groups = dup.groupby("sha256")["video_id"].apply(lambda ids: ", ".join(sorted(ids)))
     counts = dup.groupby("sha256").size()
-    return pd.DataFrame({"sha256": groups.index, "video_ids": groups.to_numpy(),
-                         "count": counts.loc[groups.index].to_numpy()})
+    return pd.DataFrame(
+        {"sha256": groups.index, "video_ids": groups.to_numpy(), "count": counts.loc[groups.index].to_numpy()}
+    )
 
 
 def repaired_text_count(metadata: pd.DataFrame) -> int:
@@ -89,7 +108,7 @@ MEDIA_LESS_KINDS = ("image", "none")  # sidecar media_kind of imported items wit
 
 def media_less_ids(metadata: pd.DataFrame) -> set[str]:
     """video_ids whose accepted sidecar row declares no video file (``media_kind`` image: a cover, or
-    none: text only). Always empty for a native video catalog, whose sidecar has no ``media_kind``."""
+    none: text only). Always empty for a native video catalogue, whose sidecar has no ``media_kind``."""
     if "media_kind" not in metadata:
         return set()
     hit = metadata["media_kind"].isin(MEDIA_LESS_KINDS)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vidrec.behaviour import id_bucket
+from vidrec.engagement import id_bucket
 from vidrec.ingest import media_less_ids
 
 ITEM_FEATURES = ("is_product", "log_price", "log_duration")
@@ -16,11 +16,14 @@ ITEM_FEATURES = ("is_product", "log_price", "log_duration")
 
 def item_feature_matrix(items: pd.DataFrame) -> np.ndarray:
     """(N, 3) float32: is_product, log1p(price), log1p(duration_s), from an items frame."""
-    return np.stack([
-        items["is_product"].astype(float).to_numpy(),
-        np.log1p(items["price"].fillna(0.0).astype(float).to_numpy()),
-        np.log1p(items["duration_s"].astype(float).to_numpy()),
-    ], axis=1).astype(np.float32)
+    return np.stack(
+        [
+            items["is_product"].astype(float).to_numpy(),
+            np.log1p(items["price"].fillna(0.0).astype(float).to_numpy()),
+            np.log1p(items["duration_s"].astype(float).to_numpy()),
+        ],
+        axis=1,
+    ).astype(np.float32)
 
 
 def id_buckets(video_ids: list[str], known: set[str], buckets: int) -> np.ndarray:
@@ -38,17 +41,19 @@ def accepted_item_ids(videos: pd.DataFrame, metadata: pd.DataFrame) -> set[str]:
 
 def _media_less_rows(metadata: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame | None:
     """``videos``-shaped accepted rows for items without a video file: no duration, no audio track; the
-    content hash is the shard's (cover image or the shared no-media shard). None for a video catalog."""
+    content hash is the shard's (cover image or the shared no-media shard). None for a video catalogue."""
     ids = media_less_ids(metadata)
     if not ids:
         return None
-    rows = features.loc[features["video_id"].astype(str).isin(ids) & (features["status"] == "accepted"),
-                        ["video_id", "sha256"]]
+    rows = features.loc[
+        features["video_id"].astype(str).isin(ids) & (features["status"] == "accepted"), ["video_id", "sha256"]
+    ]
     return rows.assign(duration_s=0.0, has_audio=False)
 
 
-def build_items(videos: pd.DataFrame, metadata: pd.DataFrame, features: pd.DataFrame,
-                text: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_items(
+    videos: pd.DataFrame, metadata: pd.DataFrame, features: pd.DataFrame, text: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join the accepted rows of each table into the item table the models use.
 
     Imported items without a video file (sidecar ``media_kind`` image or none) join through their
@@ -69,12 +74,15 @@ def build_items(videos: pd.DataFrame, metadata: pd.DataFrame, features: pd.DataF
     # extraction (its mel is then zeros), and the model must see that audio as missing.
     if "has_audio" in feats:
         masked = set(feats.loc[feats["has_audio"].eq(False), "video_id"])
-        accepted = accepted.assign(has_audio=accepted["has_audio"].astype("boolean")
-                                   & ~accepted["video_id"].isin(masked))
+        accepted = accepted.assign(
+            has_audio=accepted["has_audio"].astype("boolean") & ~accepted["video_id"].isin(masked)
+        )
     feats = feats[columns]
-    items = (accepted.merge(meta, on="video_id", how="inner")
-             .merge(feats, on="video_id", how="inner")
-             .merge(text[["video_id", "has_text", "embedding"]], on="video_id", how="inner"))
+    items = (
+        accepted.merge(meta, on="video_id", how="inner")
+        .merge(feats, on="video_id", how="inner")
+        .merge(text[["video_id", "has_text", "embedding"]], on="video_id", how="inner")
+    )
     items["has_visual"] = items["has_visual"].fillna(True).astype(bool) if "has_visual" in items else True
     items["has_audio"] = items["has_audio"].astype(bool)
     items = items.sort_values("video_id").reset_index(drop=True)
@@ -83,16 +91,21 @@ def build_items(videos: pd.DataFrame, metadata: pd.DataFrame, features: pd.DataF
     meta_ok = set(meta["video_id"])
     feat_ok = set(feats["video_id"])
     excluded["reason"] = [
-        "no metadata row for this file" if v not in meta_ids
-        else "metadata row quarantined" if v not in meta_ok
-        else "feature extraction failed" if v not in feat_ok
-        else "no text features" for v in excluded["video_id"]
+        "no metadata row for this file"
+        if v not in meta_ids
+        else "metadata row quarantined"
+        if v not in meta_ok
+        else "feature extraction failed"
+        if v not in feat_ok
+        else "no text features"
+        for v in excluded["video_id"]
     ]
     return items, excluded
 
 
-def tables_from_directory(directory: Path, features_dir: Path, key: str,
-                          workers: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tables_from_directory(
+    directory: Path, features_dir: Path, key: str, workers: int = 2
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(items, events)`` straight from a raw-data directory, without the orchestrator: probe,
     extract features (content-hash cached under ``features_dir``), embed text, pseudonymise.
 
@@ -114,8 +127,13 @@ def tables_from_directory(directory: Path, features_dir: Path, key: str,
     metadata = with_text(read_metadata(directory))
     metadata["status"], metadata["reason"] = "accepted", None
     texts = metadata["text"].fillna("").tolist()
-    text = pd.DataFrame({"video_id": metadata["video_id"], "has_text": [bool(t) for t in texts],
-                         "embedding": list(TextEmbedder(features_dir / "text").embed(texts))})
+    text = pd.DataFrame(
+        {
+            "video_id": metadata["video_id"],
+            "has_text": [bool(t) for t in texts],
+            "embedding": list(TextEmbedder(features_dir / "text").embed(texts)),
+        }
+    )
     items, _ = build_items(videos, metadata, features, text)
     raw = read_events(directory)
     events = prepare_events(raw, key, set(items["video_id"]))

@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -84,17 +84,25 @@ class EventLanding:
         for index, event in enumerate(events):
             problems = event.problems()
             if problems:
-                raise ValueError(f"event {index} (video_id={event.video_id!r}) breaks the events contract: "
-                                 + "; ".join(problems))
-            ts = event.ts if event.ts.tzinfo else event.ts.replace(tzinfo=timezone.utc)
-            rows.append({
-                "event_id": event.event_id or uuid.uuid4().hex,
-                "ts": ts.astimezone(timezone.utc).isoformat(),
-                "user_key": pseudonymise(event.user_id, self.key),
-                "video_id": event.video_id, "session_id": event.session_id, "position": event.position,
-                "surface": event.surface, "propensity": event.propensity, "clicked": event.clicked,
-                "watch_s": float(event.watch_s), "converted": event.converted,
-            })
+                raise ValueError(
+                    f"event {index} (video_id={event.video_id!r}) breaks the events contract: " + "; ".join(problems)
+                )
+            ts = event.ts if event.ts.tzinfo else event.ts.replace(tzinfo=UTC)
+            rows.append(
+                {
+                    "event_id": event.event_id or uuid.uuid4().hex,
+                    "ts": ts.astimezone(UTC).isoformat(),
+                    "user_key": pseudonymise(event.user_id, self.key),
+                    "video_id": event.video_id,
+                    "session_id": event.session_id,
+                    "position": event.position,
+                    "surface": event.surface,
+                    "propensity": event.propensity,
+                    "clicked": event.clicked,
+                    "watch_s": float(event.watch_s),
+                    "converted": event.converted,
+                }
+            )
         return rows
 
     def append(self, events: Sequence[FeedbackEvent]) -> list[str]:

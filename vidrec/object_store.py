@@ -12,8 +12,9 @@ import pandas as pd
 from fsspec.utils import get_protocol
 
 
-def connect_for(url: str, con: duckdb.DuckDBPyConnection | None = None,
-                **storage_options: Any) -> duckdb.DuckDBPyConnection:
+def connect_for(
+    url: str, con: duckdb.DuckDBPyConnection | None = None, **storage_options: Any
+) -> duckdb.DuckDBPyConnection:
     """A connection (``con`` or a new in-memory one) that can read ``url``'s scheme.
 
     ``storage_options`` go to the fsspec filesystem (credentials, endpoint_url, anon, ...);
@@ -29,8 +30,9 @@ def connect_for(url: str, con: duckdb.DuckDBPyConnection | None = None,
     return con
 
 
-def read_parquet(url: str, sql: str = "SELECT * FROM data", hive_partitioning: bool = False,
-                 **storage_options: Any) -> pd.DataFrame:
+def read_parquet(
+    url: str, sql: str = "SELECT * FROM data", hive_partitioning: bool = False, **storage_options: Any
+) -> pd.DataFrame:
     """Run ``sql`` over the Parquet file(s) at ``url`` (globs allowed), exposed as view ``data``.
 
     A URL that matches nothing is an error naming it, not an empty frame.

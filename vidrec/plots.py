@@ -44,7 +44,7 @@ def metrics_with_intervals(table: list[dict], metrics: list[str], models: list[s
     cols = max(1, min(4, len(metrics)))
     rows_n = max(1, -(-len(metrics) // cols))  # one blank panel when the data supports none of them
     fig, axes = plt.subplots(rows_n, cols, figsize=(2.8 * cols, 2.9 * rows_n), dpi=100, squeeze=False)
-    for ax in axes.ravel()[len(metrics):]:
+    for ax in axes.ravel()[len(metrics) :]:
         ax.set_visible(False)
     if not metrics:
         fig.text(0.5, 0.5, "none of these metrics could be computed from this data", ha="center", fontsize=8)
@@ -53,8 +53,14 @@ def metrics_with_intervals(table: list[dict], metrics: list[str], models: list[s
         for x, row in enumerate(rows):
             low, high = row.get("ci_low"), row.get("ci_high")
             err = None if low is None or high is None or low != low else [[row["value"] - low], [high - row["value"]]]
-            ax.errorbar([x], [row["value"]], yerr=err, fmt="o", capsize=4,
-                        color="#c44e52" if row["model"] == "candidate" else "#4c72b0")
+            ax.errorbar(
+                [x],
+                [row["value"]],
+                yerr=err,
+                fmt="o",
+                capsize=4,
+                color="#c44e52" if row["model"] == "candidate" else "#4c72b0",
+            )
         ax.set_xticks(range(len(rows)), [r["model"] for r in rows], rotation=35, fontsize=7)
         ax.set_title(metric, fontsize=8)
         ax.grid(axis="y", alpha=0.3)

@@ -45,8 +45,12 @@ def guard_key(key: str, data_dir: Path, allow_demo_key: bool = False) -> str:
         log.warning(DEMO_KEY_WARNING)
         return key
     if allow_demo_key:
-        log.warning("%s %s=1 lets it pseudonymise %s, which is not a demo world.", DEMO_KEY_WARNING,
-                    ALLOW_DEMO_KEY_ENV_VAR, data_dir)
+        log.warning(
+            "%s %s=1 lets it pseudonymise %s, which is not a demo world.",
+            DEMO_KEY_WARNING,
+            ALLOW_DEMO_KEY_ENV_VAR,
+            data_dir,
+        )
         return key
     raise DemoKeyRefused(
         f"refusing to pseudonymise the users of {data_dir} with the public demo key: it is not a demo world "

@@ -49,8 +49,10 @@ class Protocol:
 
     def __post_init__(self) -> None:
         if self.split == "random":
-            raise ValueError("split 'random' was renamed 'random_global' (all interactions shuffled together); "
-                             "for RecBole's per-user ratio split use 'ratio_by_user'")
+            raise ValueError(
+                "split 'random' was renamed 'random_global' (all interactions shuffled together); "
+                "for RecBole's per-user ratio split use 'ratio_by_user'"
+            )
         if self.split not in SPLITS:
             raise ValueError(f"unknown split {self.split!r}; use one of {list(SPLITS)}")
         if self.ranking not in ("full", "sampled"):
@@ -63,13 +65,18 @@ class Protocol:
     def label(self) -> str:
         """Short text for tables, e.g. ``leave_one_out, 5-core, full ranking``."""
         ratios = ":".join(f"{r * 10:g}" for r in self.ratios)
-        split = {"temporal": f"global temporal ({self.holdout_fraction:g} test)",
-                 "leave_one_out": "leave-one-out by time",
-                 "ratio_by_user": f"per-user ratio {ratios} (seed {self.seed})",
-                 "random_global": f"global random {ratios} (seed {self.seed})"}[self.split]
+        split = {
+            "temporal": f"global temporal ({self.holdout_fraction:g} test)",
+            "leave_one_out": "leave-one-out by time",
+            "ratio_by_user": f"per-user ratio {ratios} (seed {self.seed})",
+            "random_global": f"global random {ratios} (seed {self.seed})",
+        }[self.split]
         core = f"{self.k_core}-core" if self.k_core else "no k-core"
-        ranking = ("full ranking" if self.ranking == "full"
-                   else f"SAMPLED ranking ({self.n_negatives} negatives, seed {self.seed})")
+        ranking = (
+            "full ranking"
+            if self.ranking == "full"
+            else f"SAMPLED ranking ({self.n_negatives} negatives, seed {self.seed})"
+        )
         return f"{split}, {core}, {ranking}"
 
     def to_dict(self) -> dict[str, object]:
@@ -120,13 +127,16 @@ def _by_time(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs.sort_values(["ts", "row"], kind="stable")
 
 
-def split_interactions(positives: pd.DataFrame, protocol: Protocol, item_ids: list[str] | None = None,
-                       clock_time: bool = True) -> Split:
-    """Apply ``protocol`` to positives (``user_id, video_id, ts``). ``item_ids`` is the catalog to rank
+def split_interactions(
+    positives: pd.DataFrame, protocol: Protocol, item_ids: list[str] | None = None, clock_time: bool = True
+) -> Split:
+    """Apply ``protocol`` to positives (``user_id, video_id, ts``). ``item_ids`` is the catalogue to rank
     (default: items with interactions); ``clock_time=False`` (sequence positions) refuses the temporal split."""
     if protocol.split == "temporal" and not clock_time:
-        raise ValueError("the global temporal split needs clock timestamps; this source has sequence positions "
-                         "only — use split='leave_one_out', 'ratio_by_user' or 'random_global'")
+        raise ValueError(
+            "the global temporal split needs clock timestamps; this source has sequence positions "
+            "only — use split='leave_one_out', 'ratio_by_user' or 'random_global'"
+        )
     missing = {"user_id", "video_id", "ts"} - set(positives.columns)
     if missing:
         raise ValueError(f"positives lack columns {sorted(missing)}")
@@ -142,26 +152,39 @@ def split_interactions(positives: pd.DataFrame, protocol: Protocol, item_ids: li
     counts["k_core_removed"] = before - len(pairs)
     if pairs.empty:
         raise ValueError(f"no interactions left after {protocol.k_core}-core filtering; lower k_core")
-    catalog = sorted(set(item_ids) if item_ids is not None and not protocol.k_core else set(pairs["video_id"]))
+    catalogue = sorted(set(item_ids) if item_ids is not None and not protocol.k_core else set(pairs["video_id"]))
     user_ids = np.array(sorted(pairs["user_id"].unique()), dtype=object)
-    item_codes = pd.Index(catalog)
-    pairs = pairs.assign(user_idx=pd.Index(user_ids).get_indexer(pairs["user_id"]),
-                         item_idx=item_codes.get_indexer(pairs["video_id"]))
+    item_codes = pd.Index(catalogue)
+    pairs = pairs.assign(
+        user_idx=pd.Index(user_ids).get_indexer(pairs["user_id"]), item_idx=item_codes.get_indexer(pairs["video_id"])
+    )
     if (pairs["item_idx"] < 0).any():
         raise ValueError("positives name items outside item_ids; import them through the same item table")
     part = _assign_parts(pairs, protocol)
-    frames = {name: pairs.loc[part == name, ["user_idx", "item_idx", "ts"]].reset_index(drop=True)
-              for name in ("train", "val", "test")}
-    split = Split(frames["train"], frames["val"], frames["test"], user_ids, np.array(catalog, dtype=object),
-                  protocol, counts, notes)
+    frames = {
+        name: pairs.loc[part == name, ["user_idx", "item_idx", "ts"]].reset_index(drop=True)
+        for name in ("train", "val", "test")
+    }
+    split = Split(
+        frames["train"],
+        frames["val"],
+        frames["test"],
+        user_ids,
+        np.array(catalogue, dtype=object),
+        protocol,
+        counts,
+        notes,
+    )
     counts.update({name: len(frame) for name, frame in frames.items()})
-    counts.update(users=len(user_ids), items=len(catalog))
+    counts.update(users=len(user_ids), items=len(catalogue))
     if protocol.split in ("leave_one_out", "ratio_by_user"):
         sizes = pairs.groupby("user_id").size()
         counts["users_train_only"] = int((sizes < MIN_SPLIT_USER).sum())
         if counts["users_train_only"]:
-            notes.append(f"{counts['users_train_only']} users with fewer than {MIN_SPLIT_USER} interactions are in "
-                         "train only (nothing of theirs is validated or tested)")
+            notes.append(
+                f"{counts['users_train_only']} users with fewer than {MIN_SPLIT_USER} interactions are in "
+                "train only (nothing of theirs is validated or tested)"
+            )
     return split
 
 
@@ -181,8 +204,11 @@ def _assign_parts(pairs: pd.DataFrame, protocol: Protocol) -> pd.Series:
         # Position from the end of each user's time-ordered history; users with < 3 stay in train only.
         from_end = pairs.groupby("user_id").cumcount(ascending=False)
         size = pairs.groupby("user_id")["user_id"].transform("size")
-        labels = np.where((from_end == 0) & (size >= MIN_SPLIT_USER), "test",
-                          np.where((from_end == 1) & (size >= MIN_SPLIT_USER), "val", "train"))
+        labels = np.where(
+            (from_end == 0) & (size >= MIN_SPLIT_USER),
+            "test",
+            np.where((from_end == 1) & (size >= MIN_SPLIT_USER), "val", "train"),
+        )
         return pd.Series(labels, index=pairs.index)
     ts = np.sort(pairs["ts"].to_numpy())
     test_start = ts[int(n * (1 - protocol.holdout_fraction))]
@@ -222,8 +248,8 @@ def _ratio_by_user(pairs: pd.DataFrame, protocol: Protocol) -> pd.Series:
             continue
         shuffled = rows[rng.permutation(len(rows))]
         n_train, n_val, _ = ratio_counts(len(rows), protocol.ratios)
-        labels[shuffled[n_train:n_train + n_val]] = "val"
-        labels[shuffled[n_train + n_val:]] = "test"
+        labels[shuffled[n_train : n_train + n_val]] = "val"
+        labels[shuffled[n_train + n_val :]] = "test"
     return pd.Series(labels, index=pairs.index)
 
 
@@ -246,10 +272,16 @@ def evaluate(split: Split, score_fn: ScoreFn, model: str, batch_size: int = 1024
     if protocol.ranking == "full":
         metrics = full_ranking(score_fn, users, test, fit, protocol.ks, batch_size)
     else:
-        metrics = sampled_ranking(score_fn, users, test, fit, protocol.n_negatives, protocol.ks, protocol.seed,
-                                  batch_size)
+        metrics = sampled_ranking(
+            score_fn, users, test, fit, protocol.n_negatives, protocol.ks, protocol.seed, batch_size
+        )
     prefix = "" if protocol.ranking == "full" else f"sampled{protocol.n_negatives}_"
-    return {"model": model, **{f"{prefix}{k}": v for k, v in metrics.items()},
-            "users_evaluated": int(len(users)), "users_without_fit_history": int((has_test & ~has_fit).sum()),
-            "test_pairs": int(test.nnz), "protocol": protocol.label(),
-            "protocol_json": protocol.to_dict()}
+    return {
+        "model": model,
+        **{f"{prefix}{k}": v for k, v in metrics.items()},
+        "users_evaluated": int(len(users)),
+        "users_without_fit_history": int((has_test & ~has_fit).sum()),
+        "test_pairs": int(test.nnz),
+        "protocol": protocol.label(),
+        "protocol_json": protocol.to_dict(),
+    }

@@ -40,8 +40,10 @@ class QualityRecord:
 
     def __post_init__(self) -> None:
         if self.scanned != self.accepted + self.quarantined:
-            raise ValueError(f"{self.asset} in run {self.run_id}: scanned {self.scanned} != accepted "
-                             f"{self.accepted} + quarantined {self.quarantined}")
+            raise ValueError(
+                f"{self.asset} in run {self.run_id}: scanned {self.scanned} != accepted "
+                f"{self.accepted} + quarantined {self.quarantined}"
+            )
 
     @property
     def row_pass_rate(self) -> float | None:
@@ -96,17 +98,38 @@ def suite_summary(history: pd.DataFrame) -> pd.DataFrame:
     rate, and the latest quarantine counts."""
     per_run = pass_rates_by_run(history)
     if per_run.empty:
-        return pd.DataFrame(columns=["suite", "runs", "runs_passed_share", "latest_row_pass_rate",
-                                     "mean_row_pass_rate", "latest_scanned", "latest_quarantined", "latest_data_docs"])
+        return pd.DataFrame(
+            columns=[
+                "suite",
+                "runs",
+                "runs_passed_share",
+                "latest_row_pass_rate",
+                "mean_row_pass_rate",
+                "latest_scanned",
+                "latest_quarantined",
+                "latest_data_docs",
+            ]
+        )
     latest = history.groupby("suite").tail(1).set_index("suite")
-    summary = per_run.groupby("suite").agg(runs=("run_id", "nunique"), runs_passed_share=("success", "mean"),
-                                           mean_row_pass_rate=("row_pass_rate", "mean"))
+    summary = per_run.groupby("suite").agg(
+        runs=("run_id", "nunique"), runs_passed_share=("success", "mean"), mean_row_pass_rate=("row_pass_rate", "mean")
+    )
     summary["latest_row_pass_rate"] = latest["row_pass_rate"]
     summary["latest_scanned"] = latest["scanned"]
     summary["latest_quarantined"] = latest["quarantined"]
     summary["latest_data_docs"] = latest["data_docs"]
-    return summary.reset_index()[["suite", "runs", "runs_passed_share", "latest_row_pass_rate", "mean_row_pass_rate",
-                                  "latest_scanned", "latest_quarantined", "latest_data_docs"]]
+    return summary.reset_index()[
+        [
+            "suite",
+            "runs",
+            "runs_passed_share",
+            "latest_row_pass_rate",
+            "mean_row_pass_rate",
+            "latest_scanned",
+            "latest_quarantined",
+            "latest_data_docs",
+        ]
+    ]
 
 
 def pass_rate_plot(history: pd.DataFrame, path: Path) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -30,15 +30,17 @@ class ProductionPointer:
         try:
             return Pointer(**json.loads(self.path.read_text()))
         except (json.JSONDecodeError, TypeError) as error:
-            raise RuntimeError(f"the production pointer {self.path} is unreadable ({error}); it is only ever "
-                               "replaced atomically, so it was edited by hand — restore it from history") from error
+            raise RuntimeError(
+                f"the production pointer {self.path} is unreadable ({error}); it is only ever "
+                "replaced atomically, so it was edited by hand — restore it from history"
+            ) from error
 
     @property
     def tag(self) -> str | None:
         return self.read().tag
 
     def _write(self, pointer: Pointer) -> None:
-        pointer.updated_at = datetime.now(timezone.utc).isoformat()
+        pointer.updated_at = datetime.now(UTC).isoformat()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         try:

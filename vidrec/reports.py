@@ -14,11 +14,24 @@ from pathlib import Path
 import pandas as pd
 
 from vidrec.evaluation.metrics import headline
-from vidrec.plots import (gate_verdicts, markdown_image, metrics_with_intervals, relative_changes,
-                          reliability_diagram, slice_lift)
+from vidrec.plots import (
+    gate_verdicts,
+    markdown_image,
+    metrics_with_intervals,
+    relative_changes,
+    reliability_diagram,
+    slice_lift,
+)
 
-HEADLINE_METRICS = ("click_auc", "click_gauc", "ndcg_at_{k}", "ctr_at_{k}_snips", "watch_s_per_session_at_{k}_snips",
-                    "conversion_at_{k}_snips", "ab_watch_s_per_session_at_{k}")
+HEADLINE_METRICS = (
+    "click_auc",
+    "click_gauc",
+    "ndcg_at_{k}",
+    "ctr_at_{k}_snips",
+    "watch_s_per_session_at_{k}_snips",
+    "conversion_at_{k}_snips",
+    "ab_watch_s_per_session_at_{k}",
+)
 
 
 @dataclass
@@ -42,8 +55,14 @@ def _md_table(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, floatfmt=".4g") if not frame.empty else "_none_"
 
 
-def write_report(directory: Path, table: pd.DataFrame, reliability: pd.DataFrame, gate: list[dict],
-                 context: dict[str, object], k: int = 10) -> Report:
+def write_report(
+    directory: Path,
+    table: pd.DataFrame,
+    reliability: pd.DataFrame,
+    gate: list[dict],
+    context: dict[str, object],
+    k: int = 10,
+) -> Report:
     """Render the report for one run into ``directory``.
 
     ``table``: the long evaluation table; ``reliability``: the reliability bins; ``gate``: the rule
@@ -54,34 +73,55 @@ def write_report(directory: Path, table: pd.DataFrame, reliability: pd.DataFrame
     metrics = [m.format(k=k) for m in HEADLINE_METRICS if m.format(k=k) in set(table["metric"])]
     models = [m for m in ("candidate", "champion", "logging_policy", "random", "oracle") if m in set(table["model"])]
     all_rows = table[table["slice"] == "all"]
-    plots = {"metrics": metrics_with_intervals(_records(all_rows), metrics, models,
-                                               "hold-out metrics with 95% bootstrap intervals",
-                                               directory / "metrics_with_intervals.png"),
-             "calibration": reliability_diagram(_records(reliability[reliability["model"].isin(["candidate", "champion"])]),
-                                                ["click", "conversion"], "reliability (hold-out)",
-                                                directory / "calibration.png")}
+    plots = {
+        "metrics": metrics_with_intervals(
+            _records(all_rows),
+            metrics,
+            models,
+            "hold-out metrics with 95% bootstrap intervals",
+            directory / "metrics_with_intervals.png",
+        ),
+        "calibration": reliability_diagram(
+            _records(reliability[reliability["model"].isin(["candidate", "champion"])]),
+            ["click", "conversion"],
+            "reliability (hold-out)",
+            directory / "calibration.png",
+        ),
+    }
     comparison = all_rows[all_rows["model"] == "candidate_vs_champion"]
     baseline = "champion" if not comparison.empty else "random"
     if not comparison.empty:
-        plots["vs_champion"] = relative_changes(_records(comparison[comparison["metric"].isin(metrics)]),
-                                                "candidate vs champion", directory / "vs_champion.png")
+        plots["vs_champion"] = relative_changes(
+            _records(comparison[comparison["metric"].isin(metrics)]),
+            "candidate vs champion",
+            directory / "vs_champion.png",
+        )
     lift = _slice_lift(table, f"ndcg_at_{k}", baseline)
-    plots["slices"] = slice_lift(lift, f"NDCG@{k} lift of the candidate over {baseline}, by slice",
-                                 directory / "slice_lift.png")
+    plots["slices"] = slice_lift(
+        lift, f"NDCG@{k} lift of the candidate over {baseline}, by slice", directory / "slice_lift.png"
+    )
     plots["gate"] = gate_verdicts(gate, "promotion gate", directory / "gate.png")
-    gate_frame = pd.DataFrame(gate)[["name", "metric", "slice", "value", "ci_low", "threshold", "verdict", "detail"]] \
-        if gate else pd.DataFrame()
+    gate_frame = (
+        pd.DataFrame(gate)[["name", "metric", "slice", "value", "ci_low", "threshold", "verdict", "detail"]]
+        if gate
+        else pd.DataFrame()
+    )
     shown = all_rows[all_rows["metric"].isin(metrics) & ~all_rows["model"].str.contains("_vs_")]
-    cells = shown.assign(cell=[_cell(v, lo, hi) for v, lo, hi in zip(shown["value"], shown["ci_low"], shown["ci_high"])])
+    cells = shown.assign(
+        cell=[_cell(v, lo, hi) for v, lo, hi in zip(shown["value"], shown["ci_low"], shown["ci_high"])]
+    )
     intervals = cells.pivot_table(index="model", columns="metric", values="cell", aggfunc="first").reset_index()
     intervals = intervals[["model"] + [m for m in metrics if m in intervals]]
     sections = [
         ("Run", "\n".join(f"- **{key}**: {value}" for key, value in context.items())),
         ("Gate", _md_table(gate_frame) + "\n\n{gate}"),
         ("Headline metrics: value [95% bootstrap interval over users]", _md_table(intervals) + "\n\n{metrics}"),
-        ("Candidate vs champion (relative change)",
-         (_md_table(comparison[["metric", "value", "ci_low", "ci_high"]]) + "\n\n{vs_champion}")
-         if not comparison.empty else "_no champion: first promotion_"),
+        (
+            "Candidate vs champion (relative change)",
+            (_md_table(comparison[["metric", "value", "ci_low", "ci_high"]]) + "\n\n{vs_champion}")
+            if not comparison.empty
+            else "_no champion: first promotion_",
+        ),
         ("Calibration", "{calibration}"),
         ("Slices", _md_table(pd.DataFrame(lift)) + "\n\n{slices}"),
     ]

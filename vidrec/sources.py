@@ -30,10 +30,31 @@ from vidrec.media.cache import MediaCache
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
-METADATA_COLUMNS = ("video_id", "title", "description", "tags", "category", "creator_id",
-                    "is_product", "price", "is_live_host", "published_at")
-RAW_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "position", "surface",
-                     "propensity", "clicked", "watch_s", "converted")
+METADATA_COLUMNS = (
+    "video_id",
+    "title",
+    "description",
+    "tags",
+    "category",
+    "creator_id",
+    "is_product",
+    "price",
+    "is_live_host",
+    "published_at",
+)
+RAW_EVENT_COLUMNS = (
+    "event_id",
+    "ts",
+    "user_id",
+    "video_id",
+    "session_id",
+    "position",
+    "surface",
+    "propensity",
+    "clicked",
+    "watch_s",
+    "converted",
+)
 # Event columns a source may lack (left out of events.parquet), with the nullable dtype they get then.
 OPTIONAL_EVENT_COLUMNS = {"position": "Int64", "propensity": "Float64", "watch_s": "Float64", "converted": "boolean"}
 MEDIA_COLUMNS = ("media_kind", "media_path")  # optional sidecar columns, see read_metadata
@@ -73,9 +94,7 @@ def list_videos(location: str | Path) -> pd.DataFrame:
     fs, root = _filesystem(location)
     folder = f"{root}/videos"
     if not fs.isdir(folder):
-        raise FileNotFoundError(
-            f"{location}/videos does not exist: a raw-data location needs a videos/ folder"
-        )
+        raise FileNotFoundError(f"{location}/videos does not exist: a raw-data location needs a videos/ folder")
     local = isinstance(fs, LocalFileSystem)
     rows = []
     for name, info in sorted(fs.find(folder, detail=True).items()):
@@ -90,11 +109,16 @@ def list_videos(location: str | Path) -> pd.DataFrame:
         # usually composed (NFC); both must give the same video_id.
         stem = video_id_of(stem if dot else base)
         url = name if local else fs.unstrip_protocol(name)
-        rows.append({
-            "video_id": stem, "url": url, "path": _local_path(name) if local else None,
-            "bytes": int(info.get("size") or 0), "mtime_ns": _mtime_ns(info),
-            "extension": f".{ext.lower()}" if dot else "",
-        })
+        rows.append(
+            {
+                "video_id": stem,
+                "url": url,
+                "path": _local_path(name) if local else None,
+                "bytes": int(info.get("size") or 0),
+                "mtime_ns": _mtime_ns(info),
+                "extension": f".{ext.lower()}" if dot else "",
+            }
+        )
     frame = pd.DataFrame(rows, columns=FILE_COLUMNS)
     return frame.astype({"bytes": "Int64", "mtime_ns": "Int64"})
 
@@ -125,8 +149,13 @@ def localise(files: pd.DataFrame, landing: Path, cache: MediaCache | None = None
     landing = Path(landing)
     landing.mkdir(parents=True, exist_ok=True)
     stamped = out[remote & out["mtime_ns"].notna()]
-    keys = pd.DataFrame({"path": stamped["url"], "bytes": stamped["bytes"].astype("int64"),
-                         "mtime_ns": stamped["mtime_ns"].astype("int64")})
+    keys = pd.DataFrame(
+        {
+            "path": stamped["url"],
+            "bytes": stamped["bytes"].astype("int64"),
+            "mtime_ns": stamped["mtime_ns"].astype("int64"),
+        }
+    )
     known = cache.known_hashes(keys) if cache is not None else {}
     fetched = []
     for index in out.index[remote]:
@@ -181,8 +210,7 @@ def _jsonl_rows(text: str, where: str) -> list[dict[str, Any]]:
             raise ValueError(f"{where} line {number} is not a JSON object")
         if isinstance(row.get("tags"), list):  # JSONL may carry tags as a list
             row["tags"] = "|".join(str(tag) for tag in row["tags"])
-        rows.append({k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-                     for k, v in row.items()})
+        rows.append({k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in row.items()})
     return rows
 
 
@@ -208,13 +236,14 @@ def read_metadata(location: str | Path) -> pd.DataFrame:
     if "media_kind" in frame:
         frame["media_kind"] = frame["media_kind"].astype(str).str.strip().str.lower().replace("", "video")
     if "media_path" in frame:  # relative paths are relative to the location, like videos/
-        frame["media_path"] = [p if not p or p.startswith("/") or "://" in p else _joined(fs, root, p)
-                               for p in frame["media_path"].astype(str).str.strip()]
+        frame["media_path"] = [
+            p if not p or p.startswith("/") or "://" in p else _joined(fs, root, p)
+            for p in frame["media_path"].astype(str).str.strip()
+        ]
     frame["is_product"] = _flag(frame["is_product"])
     frame["is_live_host"] = _flag(frame["is_live_host"])
     frame["price"] = pd.to_numeric(frame["price"].replace("", None), errors="coerce")
-    frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True, errors="coerce",
-                                            format="ISO8601")
+    frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True, errors="coerce", format="ISO8601")
     return frame
 
 
@@ -247,8 +276,10 @@ def read_events(directory: Path) -> pd.DataFrame:
     events = pd.read_parquet(path)
     missing = [c for c in RAW_EVENT_COLUMNS if c not in events.columns and c not in OPTIONAL_EVENT_COLUMNS]
     if missing:
-        raise ValueError(f"{path} lacks columns {missing}; expected {list(RAW_EVENT_COLUMNS)} "
-                         f"(of which {list(OPTIONAL_EVENT_COLUMNS)} may be left out when the source lacks them)")
+        raise ValueError(
+            f"{path} lacks columns {missing}; expected {list(RAW_EVENT_COLUMNS)} "
+            f"(of which {list(OPTIONAL_EVENT_COLUMNS)} may be left out when the source lacks them)"
+        )
     for column, dtype in OPTIONAL_EVENT_COLUMNS.items():
         if column not in events.columns:
             events[column] = pd.Series(pd.NA, index=events.index, dtype=dtype)

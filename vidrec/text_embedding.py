@@ -39,8 +39,13 @@ class TextEmbedder:
         out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
         todo = [(i, t) for i, t in enumerate(texts) if t and not self._path(t).exists()]
         if todo:
-            vectors = self._load().encode([t for _, t in todo], batch_size=64, convert_to_numpy=True,
-                                          normalize_embeddings=True, show_progress_bar=False)
+            vectors = self._load().encode(
+                [t for _, t in todo],
+                batch_size=64,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
             for (_, text), vector in zip(todo, vectors):
                 path = self._path(text)
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,9 @@ SCHEMA = "vidrec"
 log = logging.getLogger(__name__)
 
 
-def export_tables(warehouse: Path, tables: list[str], out: Path, fmt: str = "parquet",
-                  drop_columns: tuple[str, ...] = ()) -> list[Path]:
+def export_tables(
+    warehouse: Path, tables: list[str], out: Path, fmt: str = "parquet", drop_columns: tuple[str, ...] = ()
+) -> list[Path]:
     """Write each table of the ``vidrec`` schema to ``out/<table>.<fmt>``; an unknown table is
     an error naming the tables that exist. ``drop_columns`` leaves out wide columns (e.g.
     embeddings) a CSV cannot hold."""
@@ -30,16 +31,26 @@ def export_tables(warehouse: Path, tables: list[str], out: Path, fmt: str = "par
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        existing = {row[0] for row in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]).fetchall()}
+        existing = {
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]
+            ).fetchall()
+        }
         for table in tables:
             if table not in existing:
                 raise ValueError(f"table {SCHEMA}.{table} is not in {warehouse}; it has {sorted(existing)}")
-            columns = [row[0] for row in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-                "ORDER BY ordinal_position", [SCHEMA, table]).fetchall() if row[0] not in drop_columns]
+            columns = [
+                row[0]
+                for row in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                    "ORDER BY ordinal_position",
+                    [SCHEMA, table],
+                ).fetchall()
+                if row[0] not in drop_columns
+            ]
             target = out / f"{table}.{fmt}"
-            # Identifiers cannot be bound as parameters; they are checked against the catalog above
+            # Identifiers cannot be bound as parameters; they are checked against the catalogue above
             # and quoted, and the target path is a bound string literal via COPY's own quoting.
             select = ", ".join(_quote(c) for c in columns)
             path_literal = str(target).replace("'", "''")

@@ -17,7 +17,7 @@ nightly_celery = dg.define_asset_job(
     selection=PIPELINE,
     executor_def=celery_executor,
     description="The nightly retraining job with each step sent to a Celery worker "
-                "(run config: deploy/celery/run_config.yaml).",
+    "(run config: deploy/celery/run_config.yaml).",
     tags={"vidrec/trigger": "nightly", "vidrec/executor": "celery"},
 )
 

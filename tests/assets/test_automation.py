@@ -2,7 +2,7 @@
 and a failed run that leaves production untouched."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -19,8 +19,15 @@ from vidrec.landing import EventLanding, FeedbackEvent
 from vidrec.registry import ProductionPointer
 from vidrec.world.generate import generate_world
 
-WAREHOUSE_WRITERS = {"video_probe", "video_metadata", "video_features", "text_features", "interactions",
-                     "item_embeddings", "offline_evaluation"}
+WAREHOUSE_WRITERS = {
+    "video_probe",
+    "video_metadata",
+    "video_features",
+    "text_features",
+    "interactions",
+    "item_embeddings",
+    "offline_evaluation",
+}
 
 
 def _assets_by_name() -> dict[str, dg.AssetsDefinition]:
@@ -28,15 +35,23 @@ def _assets_by_name() -> dict[str, dg.AssetsDefinition]:
 
 
 def test_nightly_schedule_runs_the_whole_chain_in_process() -> None:
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc))
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     request = nightly_retraining(context)
     assert request.run_key == "nightly-2026-03-02"
     job = defs.resolve_job_def("nightly")
     dg.validate_run_config(job, request.run_config)  # raises if the executor config does not fit the job
     assert request.run_config["execution"]["config"] == {"in_process": {}}
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert {"video_features", "text_features", "interactions", "multimodal_encoder", "item_embeddings", "ranker",
-            "offline_evaluation", "promoted_model"} <= selected
+    assert {
+        "video_features",
+        "text_features",
+        "interactions",
+        "multimodal_encoder",
+        "item_embeddings",
+        "ranker",
+        "offline_evaluation",
+        "promoted_model",
+    } <= selected
     assert "raw_events" not in selected
     checks = {k.name for k in job.asset_layer.asset_graph.asset_check_keys}
     assert "promotion_gate" in checks  # the gate runs in the nightly job and blocks promotion
@@ -58,8 +73,9 @@ def raw_dir(tmp_path: Path) -> Path:
 
 
 def _tick(cursor: str | None, raw: Path, root: Path):
-    context = dg.build_sensor_context(cursor=cursor, resources={"raw_data": RawData(path=str(raw)),
-                                                                "storage": VidrecStorage(root=str(root))})
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"raw_data": RawData(path=str(raw)), "storage": VidrecStorage(root=str(root))}
+    )
     return raw_data_sensor(context)
 
 
@@ -71,8 +87,14 @@ def _selected(result) -> set[str]:
 def test_sensor_materialises_only_what_new_files_affect(raw_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / "state"
     first = _tick(None, raw_dir, root)
-    assert _selected(first) == {"raw_videos", "video_probe", "video_features", "video_metadata", "text_features",
-                                "interactions"}
+    assert _selected(first) == {
+        "raw_videos",
+        "video_probe",
+        "video_features",
+        "video_metadata",
+        "text_features",
+        "interactions",
+    }
     assert isinstance(_tick(first.cursor, raw_dir, root), dg.SkipReason)  # nothing changed
 
     (raw_dir / "videos" / "v3.mp4").write_bytes(b"y" * 100)
@@ -83,9 +105,18 @@ def test_sensor_materialises_only_what_new_files_affect(raw_dir: Path, tmp_path:
     assert videos.run_requests[0].tags["vidrec/changed"] == "videos"
 
     # The service lands feedback for a new day: only interactions (and what automation derives) re-run.
-    EventLanding(Paths(root).landing, key="test-key").append([FeedbackEvent(
-        user_id="u1", video_id="v1", ts=datetime(2026, 3, 3, 12, tzinfo=timezone.utc), clicked=True, watch_s=3.0,
-        propensity=0.5)])
+    EventLanding(Paths(root).landing, key="test-key").append(
+        [
+            FeedbackEvent(
+                user_id="u1",
+                video_id="v1",
+                ts=datetime(2026, 3, 3, 12, tzinfo=UTC),
+                clicked=True,
+                watch_s=3.0,
+                propensity=0.5,
+            )
+        ]
+    )
     landed = _tick(videos.cursor, raw_dir, root)
     assert _selected(landed) == {"interactions"}
     assert json.loads(landed.cursor)["landed_events"]["days"] == ["2026-03-03"]
@@ -121,8 +152,11 @@ def test_features_follow_new_data_without_a_full_rebuild() -> None:
         requested, cursor = _requested(instance, cursor)
         assert "video_features" not in requested  # the contract check has not passed yet
 
-        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey("video_probe"), check_name="video_probe_contract", passed=True))
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("video_probe"), check_name="video_probe_contract", passed=True
+            )
+        )
         requested, cursor = _requested(instance, cursor)
     assert "video_features" in requested
     assert not requested & {"multimodal_encoder", "ranker", "offline_evaluation", "promoted_model"}
@@ -130,8 +164,9 @@ def test_features_follow_new_data_without_a_full_rebuild() -> None:
 
 def test_warehouse_writers_share_a_pool_of_one_and_retry_with_backoff(tmp_path: Path) -> None:
     assets = _assets_by_name()
-    writers = {name for name, a in assets.items()
-               if a.get_io_manager_key_for_asset_key(dg.AssetKey(name)) == "warehouse_io"}
+    writers = {
+        name for name, a in assets.items() if a.get_io_manager_key_for_asset_key(dg.AssetKey(name)) == "warehouse_io"
+    }
     assert WAREHOUSE_WRITERS <= writers
     for name in writers:  # any asset added later that writes the warehouse must join the pool too
         assert assets[name].op.pool == WAREHOUSE_POOL, f"{name} writes the warehouse outside the pool"
@@ -174,8 +209,12 @@ def test_a_failed_run_leaves_production_untouched(broken_world: Path, tmp_path: 
     result = dg.materialize(
         [*all_assets, *all_checks],
         selection=PIPELINE,
-        resources=build_resources(root, broken_world, "test-key",
-                                  training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1, retrieval_epochs=1)),
+        resources=build_resources(
+            root,
+            broken_world,
+            "test-key",
+            training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1, retrieval_epochs=1),
+        ),
         raise_on_error=False,
     )
     assert not result.success

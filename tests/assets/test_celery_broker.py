@@ -43,13 +43,21 @@ def _stop(process: subprocess.Popen, timeout: float = 20) -> None:
 
 def _wait_for_workers(env: dict[str, str], deadline_s: float) -> None:
     """Until both workers answer a broadcast ping (`celery inspect ping` over the broker)."""
-    code = ("import sys; from dagster_celery.make_app import make_app\n"
-            "app = make_app({'broker': sys.argv[1], 'backend': sys.argv[2]})\n"
-            "print(sorted((app.control.inspect(timeout=2).ping() or {}).keys()))\n")
+    code = (
+        "import sys; from dagster_celery.make_app import make_app\n"
+        "app = make_app({'broker': sys.argv[1], 'backend': sys.argv[2]})\n"
+        "print(sorted((app.control.inspect(timeout=2).ping() or {}).keys()))\n"
+    )
     deadline = time.monotonic() + deadline_s
     while True:
-        out = subprocess.run([sys.executable, "-c", code, env["VIDREC_CELERY_BROKER"], env["VIDREC_CELERY_BACKEND"]],
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", code, env["VIDREC_CELERY_BROKER"], env["VIDREC_CELERY_BACKEND"]],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         if all(f"'{worker}@" in out for worker in WORKERS):
             return
         assert time.monotonic() < deadline, f"workers did not answer a ping in {deadline_s:.0f} s: {out}"
@@ -63,9 +71,14 @@ def test_nightly_celery_steps_run_on_two_workers_over_redis(tmp_path: Path, redi
     generate_world(world, size="tiny", progress=False)
     root = tmp_path / "root"
     Paths(root).ensure()
-    env = {**os.environ, **tool_env(root, {"VIDREC_DATA": str(world), "VIDREC_PSEUDONYM_KEY": "test-key"}),
-           "VIDREC_CELERY_BROKER": redis_server.url(0), "VIDREC_CELERY_BACKEND": redis_server.url(1),
-           "PYTHONPATH": str(REPO), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `celery`
+    env = {
+        **os.environ,
+        **tool_env(root, {"VIDREC_DATA": str(world), "VIDREC_PSEUDONYM_KEY": "test-key"}),
+        "VIDREC_CELERY_BROKER": redis_server.url(0),
+        "VIDREC_CELERY_BACKEND": redis_server.url(1),
+        "PYTHONPATH": str(REPO),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # `celery`
     # The instance's storage exists before two workers open it (both creating its tables at once fails).
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         instance.get_runs(limit=1)
@@ -73,17 +86,52 @@ def test_nightly_celery_steps_run_on_two_workers_over_redis(tmp_path: Path, redi
     try:
         for name in WORKERS:
             log = open(tmp_path / f"{name}.log", "wb")
-            workers.append(subprocess.Popen(
-                # The documented worker command (docs/scale-out.md); one process per worker (`--pool solo`)
-                # keeps two workers within a 2-core machine.
-                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                 "-y", str(REPO / "deploy" / "celery" / "worker.yaml"), "-n", name, "--", "--pool", "solo"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            workers.append(
+                subprocess.Popen(
+                    # The documented worker command (docs/scale-out.md); one process per worker (`--pool solo`)
+                    # keeps two workers within a 2-core machine.
+                    [
+                        str(BIN / "dagster-celery"),
+                        "worker",
+                        "start",
+                        "-A",
+                        "dagster_celery.app",
+                        "-y",
+                        str(REPO / "deploy" / "celery" / "worker.yaml"),
+                        "-n",
+                        name,
+                        "--",
+                        "--pool",
+                        "solo",
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         _wait_for_workers(env, deadline_s=180)
         result = subprocess.run(
-            [str(BIN / "dagster"), "job", "execute", "-m", "deploy.celery.definitions", "-j", "nightly_celery",
-             "-o", ",".join(STEPS), "-c", str(REPO / "deploy" / "celery" / "run_config.yaml")],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+            [
+                str(BIN / "dagster"),
+                "job",
+                "execute",
+                "-m",
+                "deploy.celery.definitions",
+                "-j",
+                "nightly_celery",
+                "-o",
+                ",".join(STEPS),
+                "-c",
+                str(REPO / "deploy" / "celery" / "run_config.yaml"),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         log = result.stdout + result.stderr
         assert result.returncode == 0, log[-4000:]
     finally:

@@ -15,9 +15,22 @@ def test_asset_selection_strings_work() -> None:
     selection = "group:media or key:interactions+"
     expected = {"raw_videos", "video_probe", "interactions", "multimodal_encoder"}
     absent = {"raw_events"}  # the external log: upstream of interactions, in no group selected
-    result = subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "list", "-m",
-                             "assets.definitions", "--select", selection],
-                            cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "list",
+            "-m",
+            "assets.definitions",
+            "--select",
+            selection,
+        ],
+        cwd=REPO,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     listed = set(result.stdout.split())
     assert expected <= listed and not (absent & listed), result.stdout

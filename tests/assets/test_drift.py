@@ -25,10 +25,12 @@ def _world(tmp: Path, red_new_videos: bool, ctr_new: float) -> dict[str, pd.Data
     rng = np.random.default_rng(0)
     ids = [f"v{i:03d}" for i in range(N_REF + N_NEW)]
     new = np.arange(len(ids)) >= N_REF
-    published = [DAY0 + pd.Timedelta(days=3, hours=2) if n else DAY0 - pd.Timedelta(days=10 + i)
-                 for i, n in enumerate(new)]
-    metadata = pd.DataFrame({"video_id": ids, "published_at": [p.isoformat() for p in published],
-                             "status": "accepted", "reason": None})
+    published = [
+        DAY0 + pd.Timedelta(days=3, hours=2) if n else DAY0 - pd.Timedelta(days=10 + i) for i, n in enumerate(new)
+    ]
+    metadata = pd.DataFrame(
+        {"video_id": ids, "published_at": [p.isoformat() for p in published], "status": "accepted", "reason": None}
+    )
     paths = []
     for video_id, is_new in zip(ids, new):
         frames = rng.integers(60, 190, size=(8, 3, 32, 32)).astype(np.uint8)
@@ -44,9 +46,17 @@ def _world(tmp: Path, red_new_videos: bool, ctr_new: float) -> dict[str, pd.Data
     ts = DAY0 + pd.to_timedelta(np.sort(rng.uniform(0, 4, n)), unit="D")
     late = np.asarray(ts >= DAY0 + pd.Timedelta(days=3))
     clicked = rng.random(n) < np.where(late, ctr_new, 0.05)
-    events = pd.DataFrame({"event_id": [f"e{i}" for i in range(n)], "ts": ts, "video_id": rng.choice(ids, n),
-                           "clicked": clicked, "watch_s": np.where(clicked, rng.exponential(2.0, n), 0.0),
-                           "status": "accepted", "reason": None})
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(n)],
+            "ts": ts,
+            "video_id": rng.choice(ids, n),
+            "clicked": clicked,
+            "watch_s": np.where(clicked, rng.exponential(2.0, n), 0.0),
+            "status": "accepted",
+            "reason": None,
+        }
+    )
     return {"video_metadata": metadata, "video_features": features, "text_features": text, "interactions": events}
 
 
@@ -55,6 +65,7 @@ def _run(tmp: Path, tables: dict[str, pd.DataFrame]) -> dg.ExecuteInProcessResul
         @dg.asset(name=name)
         def _table() -> pd.DataFrame:
             return frame
+
         return _table
 
     @dg.asset(name="promoted_model", deps=["drift_report"])
@@ -62,10 +73,14 @@ def _run(tmp: Path, tables: dict[str, pd.DataFrame]) -> dg.ExecuteInProcessResul
         return "promoted"
 
     checks = [drift.visual_drift, drift.audio_drift, drift.text_drift, drift.ctr_drift, drift.watch_time_drift]
-    return dg.materialize([*(stand_in(k, v) for k, v in tables.items()), drift.drift_report, *checks, promoted_model],
-                          resources={"storage": VidrecStorage(root=str(tmp / "root")),
-                                     "warehouse_io": DuckDBPandasIOManager(database=str(tmp / "w.duckdb"), schema="vidrec")},
-                          raise_on_error=False)
+    return dg.materialize(
+        [*(stand_in(k, v) for k, v in tables.items()), drift.drift_report, *checks, promoted_model],
+        resources={
+            "storage": VidrecStorage(root=str(tmp / "root")),
+            "warehouse_io": DuckDBPandasIOManager(database=str(tmp / "w.duckdb"), schema="vidrec"),
+        },
+        raise_on_error=False,
+    )
 
 
 def _evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -112,7 +127,8 @@ def test_drift_checks_guard_promotion_in_the_definitions(vidrec_env) -> None:
 
     promoted = defs.resolve_assets_def("promoted_model")
     assert dg.AssetKey("drift_report") in promoted.asset_deps[dg.AssetKey("promoted_model")]
-    checks = [c for c in (defs.asset_checks or []) if any(k.asset_key == dg.AssetKey("drift_report")
-                                                         for k in c.check_keys)]
+    checks = [
+        c for c in (defs.asset_checks or []) if any(k.asset_key == dg.AssetKey("drift_report") for k in c.check_keys)
+    ]
     assert {k.name for c in checks for k in c.check_keys} == CHECKS
     assert all(spec.blocking for c in checks for spec in c.check_specs)

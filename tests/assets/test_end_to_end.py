@@ -25,8 +25,15 @@ CORRUPT = "v_corrupt"
 
 
 def _policy(path: Path, floor: float) -> str:
-    path.write_text(yaml.safe_dump({"version": 1, "model": "candidate", "rules": [
-        {"name": "click AUC floor", "metric": "click_auc", "at_least": floor}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "model": "candidate",
+                "rules": [{"name": "click AUC floor", "metric": "click_auc", "at_least": floor}],
+            }
+        )
+    )
     return str(path)
 
 
@@ -37,8 +44,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "videos" / f"{CORRUPT}.mp4").write_bytes(b"definitely not an mp4 file\n" * 200)
     with (directory / "metadata.csv").open("a", newline="") as handle:
         row = dict.fromkeys(METADATA_COLUMNS, "")
-        row.update(video_id=CORRUPT, title="broken upload", category="music", creator_id="c000",
-                   is_product="false", is_live_host="false", published_at="2024-03-01T00:00:00Z")
+        row.update(
+            video_id=CORRUPT,
+            title="broken upload",
+            category="music",
+            creator_id="c000",
+            is_product="false",
+            is_live_host="false",
+            published_at="2024-03-01T00:00:00Z",
+        )
         csv.DictWriter(handle, fieldnames=list(METADATA_COLUMNS)).writerow(row)
     return directory
 
@@ -46,8 +60,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _materialize(root: Path, world: Path, policy: str, selection=None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*all_assets, *all_checks],
-        resources=build_resources(root, world, "test-key", gate_policy=policy,
-                                  training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=3, retrieval_epochs=2)),
+        resources=build_resources(
+            root,
+            world,
+            "test-key",
+            gate_policy=policy,
+            training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=3, retrieval_epochs=2),
+        ),
         selection=selection,
         raise_on_error=False,
     )
@@ -67,8 +86,12 @@ def _table(root: Path, name: str):
 def test_pipeline_succeeds_with_every_check_passing(run: dg.ExecuteInProcessResult) -> None:
     assert run.success
     evaluations = run.get_asset_check_evaluations()
-    assert {e.check_name for e in evaluations} >= {"video_probe_contract", "video_metadata_contract",
-                                                   "interactions_contract", "promotion_gate"}
+    assert {e.check_name for e in evaluations} >= {
+        "video_probe_contract",
+        "video_metadata_contract",
+        "interactions_contract",
+        "promotion_gate",
+    }
     assert all(e.passed for e in evaluations)
 
 
@@ -121,8 +144,9 @@ def test_promoted_model_serves_over_http(run, vidrec_root: Path, vidrec_env: dic
 def test_failing_gate_blocks_promotion(run, world: Path, vidrec_root: Path, tmp_path: Path) -> None:
     before = ProductionPointer(Paths(vidrec_root).registry).read()
     strict = _policy(tmp_path / "strict.yaml", floor=0.999)
-    result = _materialize(vidrec_root, world, strict,
-                          selection=dg.AssetSelection.assets("offline_evaluation", "promoted_model"))
+    result = _materialize(
+        vidrec_root, world, strict, selection=dg.AssetSelection.assets("offline_evaluation", "promoted_model")
+    )
     gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_gate"]
     assert gate and not gate[0].passed
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

@@ -14,11 +14,11 @@ import torch
 from assets.catalogue import items
 from assets.evaluation import offline_evaluation, promoted_model, promotion_gate
 from assets.resources import GatePolicy, Pseudonymiser, RawData, VidrecStorage
+from tests.model_fixtures import untrained_models
 from vidrec.config import Paths
 from vidrec.privacy import pseudonymise_column
 from vidrec.registry import ProductionPointer
 from vidrec.world.generate import generate_world
-from tests.model_fixtures import untrained_models
 
 KEY = "asset-test-key"
 
@@ -45,13 +45,21 @@ def upstream(tmp_path_factory: pytest.TempPathFactory, world: Path) -> dict:
     encoder, ranker, retrieval = untrained_models(directory)
     vectors = rng.normal(size=(len(ids), 64)).astype(np.float32)
     items_output = items(
-        video_probe=pd.DataFrame({"video_id": ids, "sha256": [f"{i:064x}" for i in range(len(ids))],
-                                  "duration_s": truth["duration_s"].to_numpy(), "has_audio": True,
-                                  "status": "accepted"}),
+        video_probe=pd.DataFrame(
+            {
+                "video_id": ids,
+                "sha256": [f"{i:064x}" for i in range(len(ids))],
+                "duration_s": truth["duration_s"].to_numpy(),
+                "has_audio": True,
+                "status": "accepted",
+            }
+        ),
         video_metadata=metadata,
         video_features=pd.DataFrame({"video_id": ids, "shard_path": "unused", "status": "accepted"}),
-        text_features=pd.DataFrame({"video_id": ids, "has_text": True,
-                                    "embedding": list(rng.normal(size=(len(ids), 384)))}))
+        text_features=pd.DataFrame(
+            {"video_id": ids, "has_text": True, "embedding": list(rng.normal(size=(len(ids), 384)))}
+        ),
+    )
     return {
         "world": world,
         "items": items_output.value,
@@ -70,14 +78,20 @@ def test_the_items_asset_joins_the_tables_once_and_names_what_it_left_out(upstre
 
 def _evaluate(upstream: dict, root: Path, policy: str = "") -> dg.Output:
     names = ("ranker", "retrieval_model", "item_embeddings", "interactions", "items")
-    return offline_evaluation(dg.build_asset_context(), **{n: upstream[n] for n in names},
-                              storage=VidrecStorage(root=str(root)), raw_data=RawData(path=str(upstream["world"])),
-                              pseudonymiser=Pseudonymiser(key=KEY), gate_policy=GatePolicy(path=policy))
+    return offline_evaluation(
+        dg.build_asset_context(),
+        **{n: upstream[n] for n in names},
+        storage=VidrecStorage(root=str(root)),
+        raw_data=RawData(path=str(upstream["world"])),
+        pseudonymiser=Pseudonymiser(key=KEY),
+        gate_policy=GatePolicy(path=policy),
+    )
 
 
-def test_evaluate_gate_promote_then_compare_with_the_champion(upstream: dict, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("models.holdout.LATENCY_REPEATS", 10)
+def test_evaluate_gate_promote_then_compare_with_the_champion(
+    upstream: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("models.offline.holdout.LATENCY_REPEATS", 10)
     first = _evaluate(upstream, tmp_path)
     table = first.value
     assert {"slice", "model", "metric", "value", "ci_low", "ci_high"} <= set(table.columns)
@@ -92,10 +106,16 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(upstream: dict, tm
     rules = check.metadata["rules"].value
     assert "skipped: no champion" in rules and "verdict" in rules and "threshold" in rules
 
-    promoted = promoted_model(dg.build_asset_context(), offline_evaluation=table,
-                              storage=VidrecStorage(root=str(tmp_path)), raw_data=RawData(path=str(upstream["world"])),
-                              **{n: upstream[n] for n in ("multimodal_encoder", "ranker", "retrieval_model",
-                                                          "item_embeddings", "interactions", "items")})
+    promoted = promoted_model(
+        dg.build_asset_context(),
+        offline_evaluation=table,
+        storage=VidrecStorage(root=str(tmp_path)),
+        raw_data=RawData(path=str(upstream["world"])),
+        **{
+            n: upstream[n]
+            for n in ("multimodal_encoder", "ranker", "retrieval_model", "item_embeddings", "interactions", "items")
+        },
+    )
     tag = promoted.value["tag"]
     assert ProductionPointer(Paths(tmp_path).registry).tag == tag
     labels = promoted.metadata["labels"].value
@@ -103,13 +123,18 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(upstream: dict, tm
 
     # The second evaluation finds the champion in the store and compares with it (content tensors faked:
     # these untrained modules never saw real shards).
-    from models import holdout
-    from models.data import ItemTensors
+    from models.fit.data import ItemTensors
+    from models.offline import holdout
 
     def fake_tensors(items: pd.DataFrame) -> ItemTensors:
         n = len(items)
-        return ItemTensors(items["video_id"].tolist(), torch.zeros(n, 8, 3, 32, 32, dtype=torch.uint8),
-                           torch.zeros(n, 198, 40).half(), torch.zeros(n, 384), torch.ones(n, 3, dtype=torch.bool))
+        return ItemTensors(
+            items["video_id"].tolist(),
+            torch.zeros(n, 8, 3, 32, 32, dtype=torch.uint8),
+            torch.zeros(n, 198, 40).half(),
+            torch.zeros(n, 384),
+            torch.ones(n, 3, dtype=torch.bool),
+        )
 
     monkeypatch.setattr(holdout, "item_tensors", fake_tensors)
     second = _evaluate(upstream, tmp_path).value

@@ -2,7 +2,7 @@
 duplicates and unknown videos quarantined with reasons, unreadable landing lines counted, and an
 unreadable log failing at once (no retries)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -16,17 +16,26 @@ from vidrec.landing import EventLanding, FeedbackEvent
 from vidrec.privacy import pseudonymise
 
 KEY = "test-key"
-T0 = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
 
 def _log(raw: Path) -> None:
     raw.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({
-        "event_id": ["e1", "e2", "e3"], "ts": [T0, T0, T0], "user_id": ["u1", "u2", "u1"],
-        "video_id": ["v1", "v2", "v9"], "session_id": ["s1", "s2", "s1"], "position": [0, 1, 2],
-        "surface": ["home"] * 3, "propensity": [0.5, 0.25, 0.5], "clicked": [True, False, False],
-        "watch_s": [4.0, 0.0, 0.0], "converted": [False, False, False],
-    }).to_parquet(raw / "events.parquet")
+    pd.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3"],
+            "ts": [T0, T0, T0],
+            "user_id": ["u1", "u2", "u1"],
+            "video_id": ["v1", "v2", "v9"],
+            "session_id": ["s1", "s2", "s1"],
+            "position": [0, 1, 2],
+            "surface": ["home"] * 3,
+            "propensity": [0.5, 0.25, 0.5],
+            "clicked": [True, False, False],
+            "watch_s": [4.0, 0.0, 0.0],
+            "converted": [False, False, False],
+        }
+    ).to_parquet(raw / "events.parquet")
 
 
 def _upstream() -> dict[str, pd.DataFrame]:
@@ -38,17 +47,45 @@ def test_landed_events_join_the_log_and_every_row_is_accounted_for(tmp_path: Pat
     raw, root = tmp_path / "raw", tmp_path / "state"
     _log(raw)
     landing = Paths(root).ensure().landing
-    EventLanding(landing, KEY).append([
-        FeedbackEvent(user_id="u3", video_id="v2", ts=datetime(2026, 3, 2, 10, tzinfo=timezone.utc), clicked=True,
-                      watch_s=2.0, propensity=0.5, session_id="s9", event_id="n1"),
-        FeedbackEvent(user_id="u1", video_id="v1", ts=T0, clicked=True, watch_s=4.0, propensity=0.5,
-                      session_id="s1", event_id="e1"),  # a client retry of a logged event
-        FeedbackEvent(user_id="u4", video_id="v404", ts=datetime(2026, 3, 2, 11, tzinfo=timezone.utc),
-                      propensity=0.5, session_id="s8", event_id="n2"),
-    ])
+    EventLanding(landing, KEY).append(
+        [
+            FeedbackEvent(
+                user_id="u3",
+                video_id="v2",
+                ts=datetime(2026, 3, 2, 10, tzinfo=UTC),
+                clicked=True,
+                watch_s=2.0,
+                propensity=0.5,
+                session_id="s9",
+                event_id="n1",
+            ),
+            FeedbackEvent(
+                user_id="u1",
+                video_id="v1",
+                ts=T0,
+                clicked=True,
+                watch_s=4.0,
+                propensity=0.5,
+                session_id="s1",
+                event_id="e1",
+            ),  # a client retry of a logged event
+            FeedbackEvent(
+                user_id="u4",
+                video_id="v404",
+                ts=datetime(2026, 3, 2, 11, tzinfo=UTC),
+                propensity=0.5,
+                session_id="s8",
+                event_id="n2",
+            ),
+        ]
+    )
     (landing / "events" / "date=2026-03-02" / "crashed-writer.jsonl").write_text('{"event_id": "n3", "ts"')
-    result = interactions(raw_data=RawData(path=str(raw)), pseudonymiser=Pseudonymiser(key=KEY),
-                          storage=VidrecStorage(root=str(root)), **_upstream())
+    result = interactions(
+        raw_data=RawData(path=str(raw)),
+        pseudonymiser=Pseudonymiser(key=KEY),
+        storage=VidrecStorage(root=str(root)),
+        **_upstream(),
+    )
     events = result.value
     meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
     assert meta["from_log"] == 3 and meta["from_landing"] == 3 and meta["landing_unreadable_lines"] == 1
@@ -56,8 +93,10 @@ def test_landed_events_join_the_log_and_every_row_is_accounted_for(tmp_path: Pat
     by_id = events.groupby("event_id")["status"].apply(list).to_dict()
     assert by_id["n1"] == ["accepted"] and sorted(by_id["e1"]) == ["accepted", "quarantined"]
     reasons = events.set_index("event_id")["reason"]
-    assert "duplicate event_id" in events.loc[events["status"].eq("quarantined") & events["event_id"].eq("e1"),
-                                              "reason"].iloc[0]
+    assert (
+        "duplicate event_id"
+        in events.loc[events["status"].eq("quarantined") & events["event_id"].eq("e1"), "reason"].iloc[0]
+    )
     assert reasons["e3"].startswith("video is not") and reasons["n2"].startswith("video is not")
     # Landed users were pseudonymised by the landing writer, and not hashed a second time here.
     assert events.set_index("event_id").loc["n1", "user_key"] == pseudonymise("u3", KEY)
@@ -69,14 +108,22 @@ def test_an_unreadable_event_log_fails_without_retries(tmp_path: Path) -> None:
     raw.mkdir()
     (raw / "events.parquet").write_bytes(b"not parquet")
     with pytest.raises(dg.Failure, match="cannot read the event log") as failure:
-        interactions(raw_data=RawData(path=str(raw)), pseudonymiser=Pseudonymiser(key=KEY),
-                     storage=VidrecStorage(root=str(tmp_path / "state")), **_upstream())
+        interactions(
+            raw_data=RawData(path=str(raw)),
+            pseudonymiser=Pseudonymiser(key=KEY),
+            storage=VidrecStorage(root=str(tmp_path / "state")),
+            **_upstream(),
+        )
     assert failure.value.allow_retries is False
 
 
 def _interactions(raw: Path, root: Path) -> tuple[pd.DataFrame, dict]:
-    result = interactions(raw_data=RawData(path=str(raw)), pseudonymiser=Pseudonymiser(key=KEY),
-                          storage=VidrecStorage(root=str(root)), **_upstream())
+    result = interactions(
+        raw_data=RawData(path=str(raw)),
+        pseudonymiser=Pseudonymiser(key=KEY),
+        storage=VidrecStorage(root=str(root)),
+        **_upstream(),
+    )
     return result.value, {k: getattr(v, "value", v) for k, v in result.metadata.items()}
 
 

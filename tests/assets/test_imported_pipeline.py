@@ -1,5 +1,5 @@
 """An imported implicit-feedback log with a text-only item table (and one cover item) through the same
-Dagster pipeline as a video catalog, up to the evaluation and its promotion gate: the items without a
+Dagster pipeline as a video catalogue, up to the evaluation and its promotion gate: the items without a
 video file are not quarantined, they become items with the visual and audio modalities masked and get
 content embeddings; the log's absent position, propensity, watch_s and converted stay NULL (never filled
 in), no event is quarantined for them, the ranker trains without those labels, and the metrics and gate
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 N_ITEMS, N_USERS, COVER = 16, 12, "i03"
 CATEGORIES = ("music", "sports", "cooking", "travel")
 NO_FILE_ROW, BAD_KIND_ROW = "v_native_orphan", "v_bad_kind"
-CLIP = "v_clip"  # one real video beside the media-less items (test_an_all_text_catalog_runs has none)
+CLIP = "v_clip"  # one real video beside the media-less items (test_an_all_text_catalogue_runs has none)
 
 
 def _write_fixture(folder: Path) -> tuple[Path, Path]:
@@ -36,8 +36,17 @@ def _write_fixture(folder: Path) -> tuple[Path, Path]:
         writer.writerow(["video_id", "title", "description", "tags", "category", "creator_id", "published_at"])
         for i in range(N_ITEMS):
             category = CATEGORIES[i % len(CATEGORIES)]
-            writer.writerow([f"i{i:02d}", f"{category} item {i}", f"a short {category} description",
-                             f"{category}|t{i % 3}", category, f"c{i % 5}", "2024-01-01T00:00:00Z"])
+            writer.writerow(
+                [
+                    f"i{i:02d}",
+                    f"{category} item {i}",
+                    f"a short {category} description",
+                    f"{category}|t{i % 3}",
+                    category,
+                    f"c{i % 5}",
+                    "2024-01-01T00:00:00Z",
+                ]
+            )
     log = folder / "log.csv"
     with log.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -57,17 +66,23 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImportResult, Pa
     cover = result.items["video_id"] == COVER
     result.items.loc[cover, ["media_kind", "media_path"]] = ["image", str(write_png(folder / "cover.png"))]
     result.items.loc[cover, "has_visual"] = True
-    clip = result.items.iloc[[0]].assign(video_id=CLIP, media_kind="video", has_audio=pd.NA,
-                                         media_path=str(write_one_frame_mp4(folder / "clip.mp4")))
+    clip = result.items.iloc[[0]].assign(
+        video_id=CLIP, media_kind="video", has_audio=pd.NA, media_path=str(write_one_frame_mp4(folder / "clip.mp4"))
+    )
     result.items = pd.concat([result.items, clip], ignore_index=True)
     raw = result.write_raw_dir(folder / "raw")  # leaves the columns the log lacks out of events.parquet
     # Two rows that must still be quarantined: a native row whose video file is missing (no media_kind),
     # and an unknown media_kind.
     with (raw / "metadata.csv").open("a", newline="") as handle:
         fields = [*METADATA_COLUMNS, "media_kind", "media_path"]
-        base = dict.fromkeys(fields, "") | {"title": "x", "category": "music", "creator_id": "c0",
-                                            "is_product": "false", "is_live_host": "false",
-                                            "published_at": "2024-01-01T00:00:00Z"}
+        base = dict.fromkeys(fields, "") | {
+            "title": "x",
+            "category": "music",
+            "creator_id": "c0",
+            "is_product": "false",
+            "is_live_host": "false",
+            "published_at": "2024-01-01T00:00:00Z",
+        }
         csv.DictWriter(handle, fieldnames=fields).writerow(base | {"video_id": NO_FILE_ROW})
         csv.DictWriter(handle, fieldnames=fields).writerow(base | {"video_id": BAD_KIND_ROW, "media_kind": "hologram"})
     return result, raw
@@ -78,8 +93,12 @@ def run(imported: tuple[ImportResult, Path], tmp_path_factory: pytest.TempPathFa
     root = tmp_path_factory.mktemp("state")
     return dg.materialize(
         [*all_assets, *all_checks],
-        resources=build_resources(root, imported[1], "test-key",
-                                  training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=1, retrieval_epochs=1)),
+        resources=build_resources(
+            root,
+            imported[1],
+            "test-key",
+            training_settings=TrainingSettings(encoder_epochs=2, ranker_epochs=1, retrieval_epochs=1),
+        ),
         selection=dg.AssetSelection.assets("offline_evaluation").upstream(),
         raise_on_error=False,
     )
@@ -91,13 +110,14 @@ def test_the_imported_pipeline_succeeds(run: dg.ExecuteInProcessResult) -> None:
     assert all(c.passed for c in run.get_asset_check_evaluations())
 
 
-def test_media_less_rows_are_items_not_quarantined(run: dg.ExecuteInProcessResult,
-                                                    imported: tuple[ImportResult, Path]) -> None:
+def test_media_less_rows_are_items_not_quarantined(
+    run: dg.ExecuteInProcessResult, imported: tuple[ImportResult, Path]
+) -> None:
     result, _ = imported
     metadata = run.asset_value("video_metadata").set_index("video_id")
     assert len(metadata) == N_ITEMS + 3  # every sidecar row is kept, accepted or quarantined
     assert (metadata.loc[result.items["video_id"], "status"] == "accepted").all()
-    assert metadata.loc[NO_FILE_ROW, "reason"] == NO_FILE_REASON  # a video catalog's rule is unchanged
+    assert metadata.loc[NO_FILE_ROW, "reason"] == NO_FILE_REASON  # a video catalogue's rule is unchanged
     assert metadata.loc[BAD_KIND_ROW, "reason"] == "media_kind is not one of video, image, none"
 
     features = run.asset_value("video_features").set_index("video_id")
@@ -107,8 +127,9 @@ def test_media_less_rows_are_items_not_quarantined(run: dg.ExecuteInProcessResul
     assert features.loc[COVER, "sha256"] != features.loc["i00", "sha256"]  # the cover has its own shard
 
 
-def test_text_only_items_get_embeddings_and_counts_reconcile(run: dg.ExecuteInProcessResult,
-                                                             imported: tuple[ImportResult, Path]) -> None:
+def test_text_only_items_get_embeddings_and_counts_reconcile(
+    run: dg.ExecuteInProcessResult, imported: tuple[ImportResult, Path]
+) -> None:
     result, _ = imported
     embeddings = run.asset_value("item_embeddings")
     assert result.report.tables["items"].accepted == N_ITEMS
@@ -151,8 +172,13 @@ def test_the_ranker_trains_without_watch_and_conversion_labels(run: dg.ExecuteIn
 def test_metrics_and_gate_rules_that_need_absent_signals_are_skipped(run: dg.ExecuteInProcessResult) -> None:
     table = run.asset_value("offline_evaluation")
     shares = table[table["model"] == "holdout"].set_index("metric")["value"].to_dict()
-    assert shares == {"holdout_share_position": 0.0, "holdout_share_propensity": 0.0, "holdout_share_watch_s": 0.0,
-                      "holdout_share_converted": 0.0, "holdout_share_impressions": 0.0}
+    assert shares == {
+        "holdout_share_position": 0.0,
+        "holdout_share_propensity": 0.0,
+        "holdout_share_watch_s": 0.0,
+        "holdout_share_converted": 0.0,
+        "holdout_share_impressions": 0.0,
+    }
     metrics = set(table["metric"])
     assert not {m for m in metrics if m.endswith(("_ips", "_snips")) or m.startswith(("click_", "conversion_"))}
     assert {"coverage_at_10", "novelty_at_10", "scoring_p99_ms"} <= metrics  # what the log does support
@@ -161,13 +187,15 @@ def test_metrics_and_gate_rules_that_need_absent_signals_are_skipped(run: dg.Exe
 
     gate = next(c for c in run.get_asset_check_evaluations() if c.check_name == "promotion_gate")
     rules = gate.metadata["skipped_rules"].value
-    assert ("off-policy CTR@10 (SNIPS) beats a random top 10 (skipped: source has no propensities; source has no "
-            "non-clicked impressions (positives only))") in rules
+    assert (
+        "off-policy CTR@10 (SNIPS) beats a random top 10 (skipped: source has no propensities; source has no "
+        "non-clicked impressions (positives only))"
+    ) in rules
     assert any(r.startswith("click AUC floor (skipped: source has no non-clicked impressions") for r in rules)
     assert gate.passed and not gate.metadata["failed_rules"].value
 
 
-def test_an_all_text_catalog_runs(tmp_path: Path) -> None:
+def test_an_all_text_catalogue_runs(tmp_path: Path) -> None:
     """No video file at all: video_probe is an empty table with the contract columns (the stock DuckDB I/O
     manager would store no table, and every downstream load failed), every item is still embedded, and the
     whole graph up to promotion (drift checks included) runs on a log without the optional signals."""
@@ -177,9 +205,15 @@ def test_an_all_text_catalog_runs(tmp_path: Path) -> None:
     assert not any((raw / "videos").iterdir())
     run = dg.materialize(
         [*all_assets, *all_checks],
-        resources=build_resources(tmp_path / "state", raw, "test-key",
-                                  training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1, retrieval_epochs=1)),
-        selection=dg.AssetSelection.assets("promoted_model").upstream(), raise_on_error=False)
+        resources=build_resources(
+            tmp_path / "state",
+            raw,
+            "test-key",
+            training_settings=TrainingSettings(encoder_epochs=1, ranker_epochs=1, retrieval_epochs=1),
+        ),
+        selection=dg.AssetSelection.assets("promoted_model").upstream(),
+        raise_on_error=False,
+    )
     assert run.success, [e.message for e in run.all_events if e.event_type_value == "STEP_FAILURE"]
     assert run.asset_value("promoted_model")["tag"]
     probe = run.asset_value("video_probe")

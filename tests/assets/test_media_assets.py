@@ -1,6 +1,6 @@
 """The media assets materialised with Dagster on a small messy folder, then re-run unchanged
 and after a deletion: counts reconcile, unmatched rows and duplicates are reported, the data
-version is recorded, and an unchanged catalog does no media work."""
+version is recorded, and an unchanged catalogue does no media work."""
 
 from pathlib import Path
 
@@ -83,9 +83,9 @@ def test_media_assets_first_run_rerun_and_deletion(folder: Path, tmp_path: Path)
     features = _meta(first, "video_features")
     accepted = probe["accepted"]
     assert features["scanned"] == accepted and features["cached"] == 0
-    catalog = _table(root, "video_features")
-    assert catalog["shard_path"].map(lambda p: Path(p).is_file()).all()
-    assert (catalog["frames_shape"] == "8x3x32x32").all() and catalog["plan"].notna().all()
+    catalogue = _table(root, "video_features")
+    assert catalogue["shard_path"].map(lambda p: Path(p).is_file()).all()
+    assert (catalogue["frames_shape"] == "8x3x32x32").all() and catalogue["plan"].notna().all()
 
     # Unchanged: nothing hashed, probed or extracted again; same tables.
     second = _run(root, folder)
@@ -125,9 +125,10 @@ def test_broken_links_are_quarantined_and_every_file_is_accounted_for(tmp_path: 
     assert (probe["files_seen"], probe["files_accepted"], probe["files_quarantined"]) == (4, 1, 3)
     assert probe["quarantine_reasons"] == {"broken symbolic link": 1, "symbolic link loop": 2}
     features = _meta(result, "video_features")
-    assert {k: features[k] for k in ("files_seen", "quarantined_at_probe", "quarantined_at_features",
-                                     "accepted_with_features")} == {
-        "files_seen": 4, "quarantined_at_probe": 3, "quarantined_at_features": 0, "accepted_with_features": 1}
+    assert {
+        k: features[k]
+        for k in ("files_seen", "quarantined_at_probe", "quarantined_at_features", "accepted_with_features")
+    } == {"files_seen": 4, "quarantined_at_probe": 3, "quarantined_at_features": 0, "accepted_with_features": 1}
 
 
 def test_a_warehouse_written_before_new_columns_is_upgraded(folder: Path, tmp_path: Path) -> None:

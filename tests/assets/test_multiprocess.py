@@ -20,8 +20,15 @@ from vidrec.world.generate import generate_world
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-WRITERS = {"video_probe", "video_metadata", "video_features", "text_features", "interactions", "item_embeddings",
-           "offline_evaluation"}
+WRITERS = {
+    "video_probe",
+    "video_metadata",
+    "video_features",
+    "text_features",
+    "interactions",
+    "item_embeddings",
+    "offline_evaluation",
+}
 POOLED = {key.to_user_string() for a in all_assets if a.op.pool == WAREHOUSE_POOL for key in a.keys}
 
 
@@ -45,18 +52,42 @@ def test_nightly_job_runs_under_the_multiprocess_executor(tmp_path: Path) -> Non
     root = tmp_path / "state"
     paths = Paths(root).ensure()
     policy = tmp_path / "lenient.yaml"
-    policy.write_text(yaml.safe_dump({"version": 1, "model": "candidate", "rules": [
-        {"name": "click AUC floor", "metric": "click_auc", "at_least": 0.0}]}))
-    config = {**multiprocess_config(max_concurrent=2), "resources": {
-        "training": {"config": {"encoder_epochs": 1, "ranker_epochs": 1, "retrieval_epochs": 1}},
-        "gate_policy": {"config": {"path": str(policy)}}}}
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "model": "candidate",
+                "rules": [{"name": "click AUC floor", "metric": "click_auc", "at_least": 0.0}],
+            }
+        )
+    )
+    config = {
+        **multiprocess_config(max_concurrent=2),
+        "resources": {
+            "training": {"config": {"encoder_epochs": 1, "ranker_epochs": 1, "retrieval_epochs": 1}},
+            "gate_policy": {"config": {"path": str(policy)}},
+        },
+    }
     config_path = tmp_path / "run.yaml"
     config_path.write_text(yaml.safe_dump(config))
     env = {**os.environ, **tool_env(root, {"VIDREC_DATA": str(world), "VIDREC_PSEUDONYM_KEY": "test-key"})}
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "assets.definitions", "-j", "nightly",
-         "-c", str(config_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=540,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "assets.definitions",
+            "-j",
+            "nightly",
+            "-c",
+            str(config_path),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

@@ -17,8 +17,11 @@ def hashed_user(pseudonymiser: Pseudonymiser) -> str:
 
 
 def _run(data: Path, key: str, allow: str = "0") -> dg.ExecuteInProcessResult:
-    return dg.materialize([hashed_user], raise_on_error=False, resources={
-        "pseudonymiser": Pseudonymiser(key=key, data_path=str(data), allow_demo_key=allow)})
+    return dg.materialize(
+        [hashed_user],
+        raise_on_error=False,
+        resources={"pseudonymiser": Pseudonymiser(key=key, data_path=str(data), allow_demo_key=allow)},
+    )
 
 
 @pytest.fixture()

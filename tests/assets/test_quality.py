@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
-from assets import media, quality
+from assets import data_quality as quality
+from assets import media
 from assets.resources import VidrecStorage
 from expectations.data_docs import build_data_docs
 from expectations.validate import ValidationReport, validate_frame
@@ -27,10 +28,20 @@ def _metadata_csv(directory: Path, bad_rows: int) -> Path:
         writer = csv.DictWriter(handle, fieldnames=list(METADATA_COLUMNS))
         writer.writeheader()
         for i in range(5 + bad_rows):
-            writer.writerow({"video_id": f"v{i:03d}", "title": f"clip {i}", "description": "", "tags": "calm",
-                             "category": "music", "creator_id": "c001", "is_product": "false",
-                             "price": "" if i < 5 else "-3.50", "is_live_host": "false",
-                             "published_at": "2024-03-01T00:00:00Z"})
+            writer.writerow(
+                {
+                    "video_id": f"v{i:03d}",
+                    "title": f"clip {i}",
+                    "description": "",
+                    "tags": "calm",
+                    "category": "music",
+                    "creator_id": "c001",
+                    "is_product": "false",
+                    "price": "" if i < 5 else "-3.50",
+                    "is_live_host": "false",
+                    "published_at": "2024-03-01T00:00:00Z",
+                }
+            )
     return directory
 
 
@@ -43,10 +54,14 @@ def _run(root: Path, data: Path) -> dg.ExecuteInProcessResult:
         metadata = with_text(read_metadata(data))
         return quarantine(metadata, validate_frame(metadata, "video_metadata", "video_id").row_failures, "video_id")
 
-    return dg.materialize([video_metadata, media.video_metadata_contract, quality.data_quality_summary],
-                          resources={"storage": VidrecStorage(root=str(root)),
-                                     "warehouse_io": DuckDBPandasIOManager(database=str(root / "w.duckdb"), schema="vidrec")},
-                          raise_on_error=False)
+    return dg.materialize(
+        [video_metadata, media.video_metadata_contract, quality.data_quality_summary],
+        resources={
+            "storage": VidrecStorage(root=str(root)),
+            "warehouse_io": DuckDBPandasIOManager(database=str(root / "w.duckdb"), schema="vidrec"),
+        },
+        raise_on_error=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +110,20 @@ def test_summary_asset_shows_trend_table_and_plot(two_runs) -> None:
 
 def test_malformed_history_line_is_an_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "quality_history.jsonl"
-    record = QualityRecord(validated_at="2024-03-01T00:00:00+00:00", run_id="r1", asset="interactions",
-                           suite="events", success=True, rows=10, rows_failed=0, expectations_evaluated=5,
-                           expectations_failed=0, scanned=10, accepted=10, quarantined=0)
+    record = QualityRecord(
+        validated_at="2024-03-01T00:00:00+00:00",
+        run_id="r1",
+        asset="interactions",
+        suite="events",
+        success=True,
+        rows=10,
+        rows_failed=0,
+        expectations_evaluated=5,
+        expectations_failed=0,
+        scanned=10,
+        accepted=10,
+        quarantined=0,
+    )
     append_record(path, record)
     with path.open("a") as handle:
         handle.write(json.dumps({"run_id": "r2"}) + "\n")
@@ -107,9 +133,20 @@ def test_malformed_history_line_is_an_error_naming_it(tmp_path: Path) -> None:
 
 def test_counts_that_do_not_reconcile_are_rejected() -> None:
     with pytest.raises(ValueError, match="scanned 10 != accepted 9 \\+ quarantined 0"):
-        QualityRecord(validated_at="2024-03-01T00:00:00+00:00", run_id="r1", asset="interactions", suite="events",
-                      success=True, rows=10, rows_failed=0, expectations_evaluated=5, expectations_failed=0,
-                      scanned=10, accepted=9, quarantined=0)
+        QualityRecord(
+            validated_at="2024-03-01T00:00:00+00:00",
+            run_id="r1",
+            asset="interactions",
+            suite="events",
+            success=True,
+            rows=10,
+            rows_failed=0,
+            expectations_evaluated=5,
+            expectations_failed=0,
+            scanned=10,
+            accepted=9,
+            quarantined=0,
+        )
 
 
 def test_data_docs_need_the_great_expectations_result(tmp_path: Path) -> None:

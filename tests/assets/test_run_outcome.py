@@ -16,8 +16,11 @@ def candidate() -> int:
 
 @dg.asset_check(asset=candidate, blocking=True)
 def gate(candidate: int) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
-                               metadata={"failed_rules": ["click AUC not worse than the champion"]})
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"failed_rules": ["click AUC not worse than the champion"]},
+    )
 
 
 @dg.asset(deps=[candidate])

@@ -12,10 +12,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # A child that ignores SIGTERM and SIGINT and has a grandchild, as dagster dev has its webserver and daemon.
-STUBBORN = ("import signal, subprocess, sys, time\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
-            "time.sleep(120)\n")
+STUBBORN = (
+    "import signal, subprocess, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+    "time.sleep(120)\n"
+)
 
 
 def still_running(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
@@ -37,7 +39,9 @@ def still_running(procs: list[psutil.Process], timeout: float) -> list[psutil.Pr
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_the_launcher_stops_its_whole_group_within_the_grace_period(signum: int) -> None:
-    code = f"import sys; from assets.ui import supervise; sys.exit(supervise([sys.executable, '-c', {STUBBORN!r}], 2.0))"
+    code = (
+        f"import sys; from assets.ui import supervise; sys.exit(supervise([sys.executable, '-c', {STUBBORN!r}], 2.0))"
+    )
     launcher = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30

@@ -88,7 +88,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
     log = open(root / "dagster-dev.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "assets.ui", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the clean-up below reaches anything left
     )
     base = f"http://127.0.0.1:{port}"
@@ -97,8 +100,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
         while True:
             assert process.poll() is None, (root / "dagster-dev.log").read_text()[-3000:]
             try:
-                data = _graphql(base, REPOSITORY_QUERY, {"selector": {"repositoryLocationName": LOCATION,
-                                                                       "repositoryName": REPOSITORY}})
+                data = _graphql(
+                    base,
+                    REPOSITORY_QUERY,
+                    {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
+                )
                 if data["repositoryOrError"]["__typename"] == "Repository":
                     break
             except (httpx.HTTPError, AssertionError, KeyError, TypeError):
@@ -133,9 +139,13 @@ def test_a_materialisation_launched_over_graphql_succeeds_with_its_check(ui) -> 
     base, _, root, _ = ui
     asset = {"path": ["video_metadata"]}
     params = {  # the metadata sidecar with the file listing it is matched against
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": "__ASSET_JOB",
-                     "assetSelection": [{"path": ["raw_videos"]}, asset],
-                     "assetCheckSelection": [{"assetKey": asset, "name": "video_metadata_contract"}]},
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["raw_videos"]}, asset],
+            "assetCheckSelection": [{"assetKey": asset, "name": "video_metadata_contract"}],
+        },
         "runConfigData": {},
         "executionMetadata": {"tags": [{"key": "vidrec/trigger", "value": "test"}]},
     }

@@ -1,7 +1,7 @@
 """A tiny trained model in the BentoML store, made production once per test session.
 
 Runs the pipeline's steps without Dagster (``vidrec.items.tables_from_directory``, then
-``models.candidate``) on the tiny world, and saves with the same ``save_to_store`` the promotion asset
+``models.fit.candidate``) on the tiny world, and saves with the same ``save_to_store`` the promotion asset
 uses, so the service loads exactly what a pipeline run ships.
 """
 
@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from assets.model_store import save_to_store
-from models.candidate import bundle_contents, train_candidate
-from models.served_path import PathSettings
-from models.steps import StepSettings, holdout_scores
+from models.fit.candidate import bundle_contents, train_candidate
+from models.fit.steps import StepSettings, holdout_scores
+from models.serving.path import PathSettings
 from vidrec.config import Paths
 from vidrec.items import tables_from_directory
 from vidrec.registry import ProductionPointer
@@ -51,8 +51,16 @@ def trained(vidrec_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Trai
     scores = holdout_scores(candidate.ranker, items, candidate.embeddings, events)
     evaluation = [{"model": m, "click_auc": _click_auc(g)} for m, g in scores.groupby("model")]
     # Retrieval depth below the tiny catalogue's 24 items, so served requests really retrieve.
-    contents = bundle_contents(candidate.encoder, candidate.ranker, candidate.retrieval, items, candidate.embeddings,
-                               events, evaluation, path=PathSettings(n_candidates=8))
+    contents = bundle_contents(
+        candidate.encoder,
+        candidate.ranker,
+        candidate.retrieval,
+        items,
+        candidate.embeddings,
+        events,
+        evaluation,
+        path=PathSettings(n_candidates=8),
+    )
 
     def save(run: str = "serve-tests") -> str:
         labels = {"git_commit": "test", "data_version": "tiny", "run_id": run, "stage": "production"}
@@ -73,5 +81,3 @@ def known_user(trained: Trained) -> str:
 def sample_video(trained: Trained) -> Path:
     """A real MP4 from the tiny world (H.264 + AAC, 2 s)."""
     return sorted((trained.world / "videos").glob("*.mp4"))[0]
-
-

@@ -31,8 +31,14 @@ def test_bentofile_declares_the_service_and_the_model() -> None:
 def test_bentoml_build_packages_the_promoted_model(tmp_path: Path, vidrec_root: Path, vidrec_env: dict) -> None:
     tag = _promote(tmp_path, vidrec_root, "bento-build")
     assert ProductionPointer(Paths(vidrec_root).registry).tag == tag
-    out = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", "bentos/bentofile.yaml", "-o", "tag"],
-                         cwd=REPO, env={**os.environ, **vidrec_env}, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "-f", "bentos/bentofile.yaml", "-o", "tag"],
+        cwd=REPO,
+        env={**os.environ, **vidrec_env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     bento_tag = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
     bento = bentoml.bentos.get(bento_tag)

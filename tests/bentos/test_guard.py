@@ -128,8 +128,9 @@ async def test_docs_page_has_no_third_party_script() -> None:
 async def test_upload_must_be_a_multipart_file_never_a_url() -> None:
     auth = {"X-API-Key": "s3cret"}
     async with client() as c:
-        url_in_file = await c.post("/videos", headers=auth, files={"file": (None, "http://169.254.169.254/x.mp4"),
-                                                                    "title": (None, "t")})
+        url_in_file = await c.post(
+            "/videos", headers=auth, files={"file": (None, "http://169.254.169.254/x.mp4"), "title": (None, "t")}
+        )
         assert url_in_file.status_code == 400 and "never fetched" in url_in_file.json()["error"]
         as_json = await c.post("/videos", headers=auth, json={"file": "http://example.com/a.mp4"})
         assert as_json.status_code == 415

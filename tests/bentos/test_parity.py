@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from models.bundle import Bundle, load_bundle
+from models.serving.bundle import Bundle, load_bundle
 from tests.bentos.live_server import served
 from vidrec.privacy import pseudonymise
 
@@ -44,8 +44,13 @@ def _offline(bundle: Bundle, path, request: dict, key: str) -> tuple[list[str], 
         allowed &= bundle.items["category"].astype(str).to_numpy() == filters["category"]
     if filters.get("product_only"):
         allowed &= bundle.items["is_product"].astype(bool).to_numpy()
-    served = path.recommend(rows, int(bundle.user_buckets.get(user_key, 0)), request["k"], allowed=allowed,
-                            exclude_seen=filters.get("exclude_seen", True))
+    served = path.recommend(
+        rows,
+        int(bundle.user_buckets.get(user_key, 0)),
+        request["k"],
+        allowed=allowed,
+        exclude_seen=filters.get("exclude_seen", True),
+    )
     return bundle.items["video_id"].to_numpy()[served.rows].tolist(), served.scores.score.tolist()
 
 

@@ -14,7 +14,7 @@ from bentos.content import SentenceEncoder
 from bentos.model_watch import ModelHolder
 from bentos.recommender import LoadedRecommender, ServingSettings
 from bentos.service import torch_threads
-from models.served_path import PathSettings
+from models.serving.path import PathSettings
 from vidrec.registry import ProductionPointer
 
 
@@ -32,24 +32,25 @@ def _load(bundle_dir, sentences, **settings) -> LoadedRecommender:
     return LoadedRecommender(bundle_dir, "t:1", "test-key", sentences, ServingSettings(**settings))
 
 
-def test_large_catalog_path_uses_the_ivf_index_and_the_prior(bundle_dir, sentences, known_user) -> None:
+def test_large_catalogue_path_uses_the_ivf_index_and_the_prior(bundle_dir, sentences, known_user) -> None:
     model = _load(bundle_dir, sentences, path=PathSettings(n_candidates=6), ann_threshold=10)
     assert model.path.index.kind == "ivf"
     known = model.recommend(s.RecommendRequest(user_id=known_user, k=3))
     assert known.retrieval == "ivf" and 3 <= known.candidates <= 6 + 2 and len(known.items) == 3
     cold = model.recommend(s.RecommendRequest(user_id="nobody", k=3))
     assert cold.retrieval == "prior" and cold.candidates == 6
-    prior_top = [model.catalog.items.at[r, "video_id"] for r in model.path.prior_order[:3]]
+    prior_top = [model.catalogue.items.at[r, "video_id"] for r in model.path.prior_order[:3]]
     assert [i.video_id for i in cold.items] == prior_top  # an empty history ranks exactly as the prior
     travel = model.recommend(s.RecommendRequest(user_id=known_user, k=5, filters=s.Filters(category="travel")))
     assert {i.category for i in travel.items} == {"travel"}
 
 
-def test_small_catalog_scores_every_allowed_item(bundle_dir, sentences, known_user) -> None:
+def test_small_catalogue_scores_every_allowed_item(bundle_dir, sentences, known_user) -> None:
     model = _load(bundle_dir, sentences, path=PathSettings(n_candidates=100))
     reply = model.recommend(s.RecommendRequest(user_id=known_user, k=100))
-    assert reply.retrieval == "all" and reply.candidates == len(reply.items) == len(model.catalog) - len(
-        {h.video_id for h in reply.history})
+    assert reply.retrieval == "all" and reply.candidates == len(reply.items) == len(model.catalogue) - len(
+        {h.video_id for h in reply.history}
+    )
 
 
 def test_retrieval_searches_the_user_tower_vector_among_item_tower_vectors(bundle_dir, sentences, known_user) -> None:
@@ -172,42 +173,45 @@ def test_a_returning_user_is_encoded_once_and_scores_as_the_uncached_ranker(bund
     assert model.path._user_state.cache_info().misses == misses and model.path._user_state.cache_info().hits >= 1
     assert [i.video_id for i in again.items] == [i.video_id for i in first.items]
     user = model._user(known_user, [])
-    candidates = np.array([r for r in range(len(model.catalog)) if r not in user.rows])
+    candidates = np.array([r for r in range(len(model.catalogue)) if r not in user.rows])
     uncached = model.path.scorer.score_user(user.rows, model.history_length, candidates, user_bucket=user.bucket)
     by_row = dict(zip(candidates.tolist(), uncached.score.tolist()))
     for item in again.items:
-        assert item.score == pytest.approx(by_row[model.catalog.row_of[item.video_id]], abs=1e-5)
+        assert item.score == pytest.approx(by_row[model.catalogue.row_of[item.video_id]], abs=1e-5)
     # Extra history is a different user state, not the cached one.
-    extra = [v for v in model.catalog.video_ids[:3] if model.catalog.row_of[v] not in user.rows][:1]
+    extra = [v for v in model.catalogue.video_ids[:3] if model.catalogue.row_of[v] not in user.rows][:1]
     model.recommend(s.RecommendRequest(user_id=known_user, k=10, history=extra))
     assert model.path._user_state.cache_info().misses == misses + 1
 
 
 def test_rank_groups_a_mixed_batch_by_user_and_matches_per_pair_scoring(bundle_dir, sentences, known_user) -> None:
     model = _load(bundle_dir, sentences)
-    ids = model.catalog.video_ids.tolist()
-    requests = [s.RankRequest(user_id=known_user, video_ids=ids[:5]),
-                s.RankRequest(user_id="someone-new", video_ids=ids[3:9], history=ids[:2]),
-                s.RankRequest(user_id=known_user, video_ids=ids[6:8] + ["nope"])]
+    ids = model.catalogue.video_ids.tolist()
+    requests = [
+        s.RankRequest(user_id=known_user, video_ids=ids[:5]),
+        s.RankRequest(user_id="someone-new", video_ids=ids[3:9], history=ids[:2]),
+        s.RankRequest(user_id=known_user, video_ids=ids[6:8] + ["nope"]),
+    ]
     replies = model.rank(requests)
     assert model.path._user_state.cache_info().misses == 2  # two distinct users in three requests
     assert replies[2].unknown_video_ids == ["nope"] and replies[0].known_user and not replies[1].known_user
     for request, reply in zip(requests, replies):
         user = model._user(request.user_id, request.history)
-        rows, _ = model.catalog.rows(request.video_ids)
+        rows, _ = model.catalogue.rows(request.video_ids)
         line = np.full(model.history_length, -1, dtype=np.int64)
         if user.rows:
-            line[-len(user.rows):] = user.rows
+            line[-len(user.rows) :] = user.rows
         # The per-pair path (history repeated per candidate) is the reference the grouped path must equal.
-        reference = model.path.scorer.score(np.tile(line, (len(rows), 1)), np.asarray(rows),
-                                               user_ids=np.full(len(rows), user.bucket))
+        reference = model.path.scorer.score(
+            np.tile(line, (len(rows), 1)), np.asarray(rows), user_ids=np.full(len(rows), user.bucket)
+        )
         expected = dict(zip((ids[r] for r in rows), reference.score.tolist()))
         assert {i.video_id: i.score for i in reply.items} == pytest.approx(expected, abs=1e-5)
         assert [i.score for i in reply.items] == sorted((i.score for i in reply.items), reverse=True)
 
 
 def test_describe_many_matches_describe(bundle_dir, sentences) -> None:
-    catalog = _load(bundle_dir, sentences).catalog
+    catalogue = _load(bundle_dir, sentences).catalogue
     rows = [3, 0, 7]
-    assert catalog.describe_many(np.array(rows)) == [catalog.describe(r) for r in rows]
-    assert catalog.describe(0)["title"] == str(catalog.items.at[0, "title"])
+    assert catalogue.describe_many(np.array(rows)) == [catalogue.describe(r) for r in rows]
+    assert catalogue.describe(0)["title"] == str(catalogue.items.at[0, "title"])

@@ -48,7 +48,8 @@ def test_auth_is_enforced_and_health_is_open(base: str) -> None:
 
 
 def test_promotion_during_traffic_drops_nothing_and_a_failed_load_keeps_the_old_model(
-        base: str, trained, known_user: str, vidrec_root: Path) -> None:
+    base: str, trained, known_user: str, vidrec_root: Path
+) -> None:
     pointer = ProductionPointer(Paths(vidrec_root).registry)
     headers = {"X-API-Key": KEY}
     statuses: Counter = Counter()
@@ -73,8 +74,11 @@ def test_promotion_during_traffic_drops_nothing_and_a_failed_load_keeps_the_old_
         assert _wait_for(lambda: httpx.get(f"{base}/model", headers=headers, timeout=30).json()["tag"] == second)
         broken = _broken_entry()
         pointer.promote(broken)
-        assert _wait_for(lambda: (httpx.get(f"{base}/model", headers=headers, timeout=30).json()
-                                  .get("last_load_error") or "").startswith(f"loading {broken} failed"))
+        assert _wait_for(
+            lambda: (
+                httpx.get(f"{base}/model", headers=headers, timeout=30).json().get("last_load_error") or ""
+            ).startswith(f"loading {broken} failed")
+        )
         time.sleep(1.0)  # traffic keeps flowing on the second model after the failed load
     finally:
         stop.set()
@@ -112,17 +116,24 @@ def _burst(base: str, calls: list[tuple[str, dict]], concurrency: int = 16) -> C
     return statuses
 
 
-def test_concurrency_16_gets_no_5xx_on_rank_alone_or_on_every_endpoint(base: str, trained, known_user: str,
-                                                                         vidrec_root: Path) -> None:
+def test_concurrency_16_gets_no_5xx_on_rank_alone_or_on_every_endpoint(
+    base: str, trained, known_user: str, vidrec_root: Path
+) -> None:
     log_path = vidrec_root / "served_test.log"
     already = log_path.stat().st_size  # the earlier test's broken model load logs its traceback, rightly
     videos = trained.items["video_id"].tolist()
     rank = {"requests": [{"user_id": known_user, "video_ids": videos}, {"user_id": "new", "video_ids": videos[:50]}]}
     assert _burst(base, [("/rank", rank)] * 320) == Counter({200: 320})  # 62% were 503 with a 200 ms batch budget
-    mixed = [("/recommend", {"user_id": known_user, "k": 10}), ("/similar", {"video_id": videos[0], "k": 10}),
-             ("/search", {"query": "guitar concert", "k": 10}), ("/creators", {"user_id": known_user, "k": 5}),
-             ("/rank", rank), ("/events", {"events": [{"user_id": "load", "video_id": videos[1]}]}), ("/model", {}),
-             ("/recommend", {"user_id": known_user, "k": 0})]  # one client error per round
+    mixed = [
+        ("/recommend", {"user_id": known_user, "k": 10}),
+        ("/similar", {"video_id": videos[0], "k": 10}),
+        ("/search", {"query": "guitar concert", "k": 10}),
+        ("/creators", {"user_id": known_user, "k": 5}),
+        ("/rank", rank),
+        ("/events", {"events": [{"user_id": "load", "video_id": videos[1]}]}),
+        ("/model", {}),
+        ("/recommend", {"user_id": known_user, "k": 0}),
+    ]  # one client error per round
     statuses = _burst(base, mixed * 40)
     assert statuses == Counter({200: 7 * 40, 400: 40}), statuses
     with log_path.open("rb") as file:

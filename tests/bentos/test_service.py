@@ -49,11 +49,13 @@ def test_recommend_for_a_known_user(api, known_user, trained) -> None:
 
 
 def test_filters_restrict_the_items(api, known_user) -> None:
-    music = api.post("/recommend", json={"user_id": known_user, "k": 100,
-                                         "filters": {"category": "music", "exclude_seen": False}}).json()
+    music = api.post(
+        "/recommend", json={"user_id": known_user, "k": 100, "filters": {"category": "music", "exclude_seen": False}}
+    ).json()
     assert music["items"] and {i["category"] for i in music["items"]} == {"music"}
-    products = api.post("/recommend", json={"user_id": known_user, "k": 100,
-                                            "filters": {"product_only": True, "exclude_seen": False}}).json()
+    products = api.post(
+        "/recommend", json={"user_id": known_user, "k": 100, "filters": {"product_only": True, "exclude_seen": False}}
+    ).json()
     assert products["items"]
     assert api.post("/recommend", json={"user_id": known_user, "filters": {"colour": "red"}}).status_code == 400
 
@@ -61,17 +63,24 @@ def test_filters_restrict_the_items(api, known_user) -> None:
 def test_unknown_user_gets_content_recommendations_and_may_send_history(api) -> None:
     cold = api.post("/recommend", json={"user_id": "never-seen", "k": 3}).json()
     assert not cold["known_user"] and len(cold["items"]) == 3 and cold["history"] == []
-    warm = api.post("/recommend", json={"user_id": "never-seen", "k": 3,
-                                        "history": ["v00001", "v00002", "no-such-video"]}).json()
+    warm = api.post(
+        "/recommend", json={"user_id": "never-seen", "k": 3, "history": ["v00001", "v00002", "no-such-video"]}
+    ).json()
     assert [h["video_id"] for h in warm["history"]] == ["v00001", "v00002"]
     assert warm["ignored_history"] == ["no-such-video"]
     assert not {"v00001", "v00002"} & {i["video_id"] for i in warm["items"]}
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"user_id": "u", "k": 0}, "k"), ({"user_id": "u", "k": 101}, "k"), ({"k": 5}, "user_id"),
-    ({"user_id": "", "k": 5}, "user_id"), ({"user_id": "u", "k": "ten"}, "k"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"user_id": "u", "k": 0}, "k"),
+        ({"user_id": "u", "k": 101}, "k"),
+        ({"k": 5}, "user_id"),
+        ({"user_id": "", "k": 5}, "user_id"),
+        ({"user_id": "u", "k": "ten"}, "k"),
+    ],
+)
 def test_invalid_recommend_requests_are_400_with_the_field_named(api, payload, field) -> None:
     reply = api.post("/recommend", json=payload)
     assert reply.status_code == 400 and field in _error(reply)
@@ -109,10 +118,15 @@ def test_creators_for_a_user(api, known_user, trained) -> None:
 
 
 def test_rank_orders_each_request_and_reports_unknown_candidates(api, known_user) -> None:
-    reply = api.post("/rank", json={"requests": [
-        {"user_id": known_user, "video_ids": ["v00003", "v00001", "v00002", "nope"]},
-        {"user_id": "someone-new", "video_ids": ["v00004", "v00005"]},
-    ]})
+    reply = api.post(
+        "/rank",
+        json={
+            "requests": [
+                {"user_id": known_user, "video_ids": ["v00003", "v00001", "v00002", "nope"]},
+                {"user_id": "someone-new", "video_ids": ["v00004", "v00005"]},
+            ]
+        },
+    )
     first, second = reply.json()
     assert {i["video_id"] for i in first["items"]} == {"v00001", "v00002", "v00003"}
     assert first["unknown_video_ids"] == ["nope"] and first["known_user"] and not second["known_user"]
@@ -122,8 +136,15 @@ def test_rank_orders_each_request_and_reports_unknown_candidates(api, known_user
 
 
 def _upload(api, video: bytes, **fields):
-    data = {"title": "Live jam from the village", "category": "music", "creator_id": "c_live",
-            "description": "a calm guitar session", "tags": "guitar,live", "is_live_host": "true", **fields}
+    data = {
+        "title": "Live jam from the village",
+        "category": "music",
+        "creator_id": "c_live",
+        "description": "a calm guitar session",
+        "tags": "guitar,live",
+        "is_live_host": "true",
+        **fields,
+    }
     return api.post("/videos", files={"file": ("clip.mp4", video, "video/mp4")}, data=data)
 
 
@@ -154,24 +175,35 @@ def test_malformed_uploads_are_rejected_with_a_reason(api, sample_video: Path) -
     assert reply.status_code == 422 and "video rejected" in _error(reply) and "/tmp" not in _error(reply)
     not_mp4 = _upload(api, b"GIF89a" + b"\0" * 500)
     assert not_mp4.status_code == 422 and "not an MP4" in _error(not_mp4)
-    url = api.post("/videos", files={"file": (None, "https://example.com/cat.mp4")},
-                   data={"title": "t", "category": "music", "creator_id": "c"})
+    url = api.post(
+        "/videos",
+        files={"file": (None, "https://example.com/cat.mp4")},
+        data={"title": "t", "category": "music", "creator_id": "c"},
+    )
     assert url.status_code == 400 and "never fetched" in _error(url)
-    missing_title = api.post("/videos", files={"file": ("c.mp4", sample_video.read_bytes(), "video/mp4")},
-                             data={"category": "music", "creator_id": "c"})
+    missing_title = api.post(
+        "/videos",
+        files={"file": ("c.mp4", sample_video.read_bytes(), "video/mp4")},
+        data={"category": "music", "creator_id": "c"},
+    )
     assert missing_title.status_code == 400 and "title" in _error(missing_title)
 
 
 def test_events_land_pseudonymised(api, vidrec_root: Path) -> None:
-    events = [{"user_id": "carol", "video_id": "v00001", "clicked": True, "watch_s": 2.5, "position": 1},
-              {"user_id": "carol", "video_id": "v00002"}, {"user_id": "dave", "video_id": "unknown-video"}]
+    events = [
+        {"user_id": "carol", "video_id": "v00001", "clicked": True, "watch_s": 2.5, "position": 1},
+        {"user_id": "carol", "video_id": "v00002"},
+        {"user_id": "dave", "video_id": "unknown-video"},
+    ]
     reply = api.post("/events", json={"events": events})
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["accepted"] == 3 and body["unknown_video_ids"] == ["unknown-video"]
     landed = read_landed_events(Paths(vidrec_root).landing).events.set_index("event_id").loc[body["event_ids"]]
-    assert set(landed["user_key"]) == {pseudonymise("carol", os.environ["VIDREC_PSEUDONYM_KEY"]),
-                                       pseudonymise("dave", os.environ["VIDREC_PSEUDONYM_KEY"])}
+    assert set(landed["user_key"]) == {
+        pseudonymise("carol", os.environ["VIDREC_PSEUDONYM_KEY"]),
+        pseudonymise("dave", os.environ["VIDREC_PSEUDONYM_KEY"]),
+    }
     raw = b"".join(p.read_bytes() for p in (Paths(vidrec_root).landing / "events").rglob("*.jsonl"))
     assert b"carol" not in raw and b"dave" not in raw
     bad = api.post("/events", json={"events": [{"user_id": "x", "video_id": "v00001", "converted": True}]})
@@ -192,12 +224,17 @@ def test_auth_and_open_health(api, trained) -> None:
 
 def test_openapi_documents_every_endpoint(api) -> None:
     spec = api.get("/docs.json").json()
-    assert {"/recommend", "/similar", "/search", "/creators", "/rank", "/videos", "/events", "/model", "/ping"} <= set(spec["paths"])
+    assert {"/recommend", "/similar", "/search", "/creators", "/rank", "/videos", "/events", "/model", "/ping"} <= set(
+        spec["paths"]
+    )
 
 
 def test_unknown_category_is_a_400_that_names_it(api, known_user) -> None:
-    for path, body in (("/recommend", {"user_id": known_user}), ("/similar", {"video_id": "v00001"}),
-                       ("/search", {"query": "guitar"})):
+    for path, body in (
+        ("/recommend", {"user_id": known_user}),
+        ("/similar", {"video_id": "v00001"}),
+        ("/search", {"query": "guitar"}),
+    ):
         reply = api.post(path, json={**body, "k": 3, "filters": {"category": "no-such-category"}})
         assert reply.status_code == 400, (path, reply.text)
         assert "unknown filters.category 'no-such-category'" in _error(reply) and "music" in _error(reply)
@@ -232,16 +269,28 @@ def test_client_errors_are_one_info_line_and_server_errors_keep_their_traceback(
     try:
         assert api.post("/recommend", json={"k": 0}).status_code == 400
         assert api.post("/similar", json={"video_id": "v99999"}).status_code == 404
-        assert api.post("/recommend", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+        assert (
+            api.post("/recommend", content=b"{not json", headers={"content-type": "application/json"}).status_code
+            == 400
+        )
     finally:
         logger.removeHandler(handler)
     assert len(records) == 3
     for record in records:
         line = handler.format(record)
         assert record.levelno == logging.INFO and record.exc_info is None and "\n" not in line, line
-    assert records[0].getMessage().startswith("400 on /recommend [POST]: 2 validation error(s): user_id: Field required")
+    assert (
+        records[0].getMessage().startswith("400 on /recommend [POST]: 2 validation error(s): user_id: Field required")
+    )
     assert "404 on /similar" in records[1].getMessage()
     crash = ValueError("boom")
-    kept = logging.LogRecord(client_errors.BENTOML_API_LOGGER, logging.ERROR, __file__, 1, "Exception on %s [%s]",
-                             ("/rank", "POST"), (ValueError, crash, None))
+    kept = logging.LogRecord(
+        client_errors.BENTOML_API_LOGGER,
+        logging.ERROR,
+        __file__,
+        1,
+        "Exception on %s [%s]",
+        ("/rank", "POST"),
+        (ValueError, crash, None),
+    )
     assert client_errors.ClientErrorFilter().filter(kept) and kept.levelno == logging.ERROR and kept.exc_info

@@ -231,8 +231,11 @@ def test_rules_only_check_contract_columns(name: str) -> None:
 def _imported_events() -> pd.DataFrame:
     """Events of a source without position, propensity, watch_s and converted: the columns are NULL."""
     return _events().assign(
-        position=pd.array([None] * 4, dtype="Int64"), propensity=pd.array([None] * 4, dtype="Float64"),
-        watch_s=pd.array([None] * 4, dtype="Float64"), converted=pd.array([None] * 4, dtype="boolean"))
+        position=pd.array([None] * 4, dtype="Int64"),
+        propensity=pd.array([None] * 4, dtype="Float64"),
+        watch_s=pd.array([None] * 4, dtype="Float64"),
+        converted=pd.array([None] * 4, dtype="boolean"),
+    )
 
 
 def test_events_suite_accepts_nulls_only_in_the_columns_a_source_lacks() -> None:
@@ -246,8 +249,11 @@ def test_events_suite_accepts_nulls_only_in_the_columns_a_source_lacks() -> None
     assert len(strict.row_failures) == 4
     # Only what was declared: a source without propensities still needs watch_s.
     partial = validate_frame(_imported_events(), events_suite(["propensity"]).name, "event_id")
-    assert {f.description for f in partial.failed} == {"position is present", "watch_s is present",
-                                                       "converted is present"}
+    assert {f.description for f in partial.failed} == {
+        "position is present",
+        "watch_s is present",
+        "converted is present",
+    }
 
 
 def test_present_values_are_still_checked_when_a_column_may_be_null() -> None:
@@ -256,9 +262,11 @@ def test_present_values_are_still_checked_when_a_column_may_be_null() -> None:
     frame["watch_s"] = pd.array([3.0, 2.0, None, None], dtype="Float64")  # e2 is not clicked
     frame["converted"] = pd.array([None, None, None, True], dtype="boolean")  # e4 is not clicked
     report = validate_frame(frame, events_suite(("propensity", "watch_s", "converted", "position")).name, "event_id")
-    assert report.row_failures == {"e2": ["watch_s > 0 only if clicked (got 2.0)"],
-                                   "e3": ["propensity is in (0, 1] (got 1.5)"],
-                                   "e4": ["converted only if clicked (got True)"]}
+    assert report.row_failures == {
+        "e2": ["watch_s > 0 only if clicked (got 2.0)"],
+        "e3": ["propensity is in (0, 1] (got 1.5)"],
+        "e4": ["converted only if clicked (got True)"],
+    }
 
 
 def test_only_optional_columns_can_be_absent() -> None:

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.baselines import BPRModel, fit_bpr, most_popular_scores
-from models.id_fit import FitSettings, ValidationSet
-from models.lightgcn import LightGCN, fit_lightgcn, normalised_adjacency
+from models.fit.id_models import FitSettings, ValidationSet
+from models.nn.lightgcn import LightGCN, fit_lightgcn, normalised_adjacency
+from models.offline.baselines import BPRModel, fit_bpr, most_popular_scores
 
 
 def _clustered(n_clusters: int = 4, users_per: int = 30, items_per: int = 12, per_user: int = 6, seed: int = 0):
@@ -26,12 +26,19 @@ def _clustered(n_clusters: int = 4, users_per: int = 30, items_per: int = 12, pe
             train_i += chosen[:per_user].tolist()
             test_u.append(user)
             test_i.append(chosen[-1])
-    return (np.array(train_u), np.array(train_i), np.array(test_u), np.array(test_i),
-            n_clusters * users_per, n_clusters * items_per)
+    return (
+        np.array(train_u),
+        np.array(train_i),
+        np.array(test_u),
+        np.array(test_i),
+        n_clusters * users_per,
+        n_clusters * items_per,
+    )
 
 
-def _hit_rate(scores: np.ndarray, train_u: np.ndarray, train_i: np.ndarray, test_u: np.ndarray,
-              test_i: np.ndarray, k: int) -> float:
+def _hit_rate(
+    scores: np.ndarray, train_u: np.ndarray, train_i: np.ndarray, test_u: np.ndarray, test_i: np.ndarray, k: int
+) -> float:
     scores = scores.astype(np.float64).copy()
     scores[np.searchsorted(test_u, train_u), train_i] = -np.inf  # never recommend what the user already has
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -80,8 +87,9 @@ def test_bpr_beats_most_popular_on_user_clusters() -> None:
     train_u, train_i, test_u, test_i, n_users, n_items = _clustered()
     k = 5
     popular = np.broadcast_to(most_popular_scores(train_u, train_i, n_items), (n_users, n_items))
-    bpr = fit_bpr(train_u, train_i, n_users, n_items, FitSettings(dim=16, epochs=40, lr=0.05, batch_size=256,
-                                                                  patience=0), seed=0)
+    bpr = fit_bpr(
+        train_u, train_i, n_users, n_items, FitSettings(dim=16, epochs=40, lr=0.05, batch_size=256, patience=0), seed=0
+    )
     pop_hr = _hit_rate(popular, train_u, train_i, test_u, test_i, k)
     bpr_hr = _hit_rate(bpr.score(test_u), train_u, train_i, test_u, test_i, k)
     # in-cluster chance is 5/6 of the 6 unseen cluster items; popularity is near 5/42
@@ -115,7 +123,7 @@ def test_lightgcn_graph_is_symmetric_normalised_and_its_gradient_is_autograds() 
     torch.testing.assert_close(dense, expected)
     model = LightGCN(adjacency, 2, 2, dim=3, layers=2, generator=torch.Generator().manual_seed(0))
     users, items = model.propagate()
-    (users.sum() + (items ** 2).sum()).backward()
+    (users.sum() + (items**2).sum()).backward()
     mine = model.user.weight.grad.clone()
     model.zero_grad()
     x = torch.cat([model.user.weight, model.item.weight])
@@ -151,7 +159,7 @@ def _write_clustered_log(directory, seed: int = 0):
 
 
 def test_baseline_table_on_an_imported_log(tmp_path, vidrec_root) -> None:
-    from models.baselines import baseline_table
+    from models.offline.baselines import baseline_table
     from vidrec.config import Paths
     from vidrec.imports.logs import LogFormat, import_logs
     from vidrec.protocols import Protocol
@@ -160,8 +168,14 @@ def test_baseline_table_on_an_imported_log(tmp_path, vidrec_root) -> None:
     result = import_logs(log, items, LogFormat(sep="\t"))
     protocol = Protocol(split="leave_one_out", ks=(5,))
     settings = FitSettings(dim=16, epochs=40, lr=0.05, batch_size=256, patience=5)
-    table, split = baseline_table(result, protocol, ("most_popular", "bpr", "lightgcn", "retrieval", "text_content"),
-                                  state=Paths(vidrec_root).ensure(), settings=settings, retrieval_epochs=3)
+    table, split = baseline_table(
+        result,
+        protocol,
+        ("most_popular", "bpr", "lightgcn", "retrieval", "text_content"),
+        state=Paths(vidrec_root).ensure(),
+        settings=settings,
+        retrieval_epochs=3,
+    )
     rows = table.set_index("model")
     assert list(rows.index) == ["most_popular", "bpr", "lightgcn", "retrieval", "text_content"]
     assert rows.loc["bpr", "fitted_on"] == "train, early stopping on validation ndcg@10"
@@ -175,12 +189,34 @@ def test_baseline_table_on_an_imported_log(tmp_path, vidrec_root) -> None:
 def test_cli_writes_the_table_with_the_protocol(tmp_path) -> None:
     import json
 
-    from models.baselines_cli import main
+    from models.offline.cli import main
 
     log, items = _write_clustered_log(tmp_path)
     out = tmp_path / "table.json"
-    main(["logs", log, "--items", items, "--sep", "\\t", "--models", "most_popular,bpr", "--split", "random_global",
-          "--sampled", "20", "--epochs", "2", "--patience", "0", "--dim", "8", "--out", str(out)])
+    main(
+        [
+            "logs",
+            log,
+            "--items",
+            items,
+            "--sep",
+            "\\t",
+            "--models",
+            "most_popular,bpr",
+            "--split",
+            "random_global",
+            "--sampled",
+            "20",
+            "--epochs",
+            "2",
+            "--patience",
+            "0",
+            "--dim",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
     record = json.loads(out.read_text())
     assert record["settings"]["dim"] == 8 and record["settings"]["epochs"] == 2
     assert record["import"]["tables"]["events"]["reconciles"] is True
@@ -190,20 +226,41 @@ def test_cli_writes_the_table_with_the_protocol(tmp_path) -> None:
 
 
 def test_cli_settings_parse_into_fit_settings() -> None:
-    from models.baselines_cli import fit_settings, parse_args
+    from models.offline.cli import fit_settings, parse_args
 
-    args = parse_args(["logs", "x.tsv", "--split", "ratio_by_user", "--dim", "32", "--lr", "0.01", "--epochs", "7",
-                       "--batch-size", "512", "--patience", "4", "--weight-decay", "0.001", "--layers", "3"])
+    args = parse_args(
+        [
+            "logs",
+            "x.tsv",
+            "--split",
+            "ratio_by_user",
+            "--dim",
+            "32",
+            "--lr",
+            "0.01",
+            "--epochs",
+            "7",
+            "--batch-size",
+            "512",
+            "--patience",
+            "4",
+            "--weight-decay",
+            "0.001",
+            "--layers",
+            "3",
+        ]
+    )
     assert args.split == "ratio_by_user"
-    assert fit_settings(args) == FitSettings(dim=32, lr=0.01, epochs=7, batch_size=512, patience=4,
-                                             weight_decay=0.001, layers=3)
+    assert fit_settings(args) == FitSettings(
+        dim=32, lr=0.01, epochs=7, batch_size=512, patience=4, weight_decay=0.001, layers=3
+    )
     assert fit_settings(parse_args(["logs", "x.tsv"])) == FitSettings()  # RecBole's defaults
     with pytest.raises(ValueError, match="dim"):
         fit_settings(parse_args(["logs", "x.tsv", "--dim", "0"]))
 
 
 def test_cli_names_the_renamed_split(tmp_path) -> None:
-    from models.baselines_cli import main
+    from models.offline.cli import main
 
     log, items = _write_clustered_log(tmp_path)
     with pytest.raises(ValueError, match="random_global"):
@@ -212,15 +269,20 @@ def test_cli_names_the_renamed_split(tmp_path) -> None:
 
 def test_the_project_encoder_trains_on_text_only_imported_items(tmp_path, vidrec_root) -> None:
     """Items without media go through the multimodal encoder with visual and audio masked."""
-    from models.baselines import baseline_table
+    from models.offline.baselines import baseline_table
     from vidrec.config import Paths
     from vidrec.imports.logs import LogFormat, import_logs
     from vidrec.protocols import Protocol
 
     log, items = _write_clustered_log(tmp_path)
     result = import_logs(log, items, LogFormat(sep="\t"))
-    table, _ = baseline_table(result, Protocol(ks=(5,)), ("most_popular", "multimodal_encoder"),
-                              state=Paths(vidrec_root).ensure(), encoder_epochs=3)
+    table, _ = baseline_table(
+        result,
+        Protocol(ks=(5,)),
+        ("most_popular", "multimodal_encoder"),
+        state=Paths(vidrec_root).ensure(),
+        encoder_epochs=3,
+    )
     rows = table.set_index("model")
     assert rows.loc["multimodal_encoder", "users_evaluated"] == 120
     assert rows.loc["multimodal_encoder", "ndcg@5"] > rows.loc["most_popular", "ndcg@5"] + 0.2

@@ -1,4 +1,4 @@
-"""Lightning DDP through models.training.fit: two CPU processes over gloo train the ranker, each
+"""Lightning DDP through models.fit.loop.fit: two CPU processes over gloo train the ranker, each
 on half of the batches, and end with identical weights (gradients are all-reduced)."""
 
 import json
@@ -20,10 +20,10 @@ SCRIPT = textwrap.dedent('''
     import torch
     from lightning.pytorch.callbacks import Callback
 
-    from models.config import RankerConfig
-    from models.data import ImpressionDataModule
-    from models.systems import RankerSystem
-    from models.training import TrainConfig, fit
+    from models.nn.config import RankerConfig
+    from models.fit.data import ImpressionDataModule
+    from models.fit.systems import RankerSystem
+    from models.fit.loop import TrainConfig, fit
 
 
     def impressions(n, n_items, rng):
@@ -69,9 +69,14 @@ def _train(tmp_path: Path, strategy: str, devices: int) -> list[dict]:
     out.mkdir()
     script = tmp_path / "train_ddp.py"
     script.write_text(SCRIPT)
-    result = subprocess.run([sys.executable, str(script), str(out), strategy, str(devices)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300,
-                            env={**_env(), "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, str(script), str(out), strategy, str(devices)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**_env(), "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))]
 

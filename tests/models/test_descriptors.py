@@ -8,8 +8,8 @@ import math
 import numpy as np
 import torch
 
-from models.config import EncoderConfig
-from models.descriptors import DESCRIPTORS, SignalDescriptors, frame_statistics, sound_statistics
+from models.nn.config import EncoderConfig
+from models.nn.descriptors import DESCRIPTORS, SignalDescriptors, frame_statistics, sound_statistics
 from vidrec.media.features import FeatureConfig
 
 

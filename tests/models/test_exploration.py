@@ -4,18 +4,22 @@ every position matches the propensity logged with it, within 1% absolute."""
 import numpy as np
 import pytest
 
-from models.exploration import ExplorationSettings, explore
+from models.serving.exploration import ExplorationSettings, explore
 
 SLATES = 100_000
 
 
-@pytest.mark.parametrize(("k", "n_ranked", "settings"), [
-    (10, 40, ExplorationSettings(epsilon=0.1, tail=20)),
-    (10, 14, ExplorationSettings(epsilon=0.3, tail=20)),  # a short tail: only the last 4 slots may swap
-    (5, 30, ExplorationSettings(epsilon=0.05, tail=3)),
-])
-def test_empirical_frequencies_match_the_logged_propensities(k: int, n_ranked: int,
-                                                             settings: ExplorationSettings) -> None:
+@pytest.mark.parametrize(
+    ("k", "n_ranked", "settings"),
+    [
+        (10, 40, ExplorationSettings(epsilon=0.1, tail=20)),
+        (10, 14, ExplorationSettings(epsilon=0.3, tail=20)),  # a short tail: only the last 4 slots may swap
+        (5, 30, ExplorationSettings(epsilon=0.05, tail=3)),
+    ],
+)
+def test_empirical_frequencies_match_the_logged_propensities(
+    k: int, n_ranked: int, settings: ExplorationSettings
+) -> None:
     rng = np.random.default_rng(7)
     ranked = np.arange(100, 100 + n_ranked)
     counts = np.zeros((k, n_ranked))

@@ -1,7 +1,6 @@
 """Hold-out tables from the tiny world: counts reconcile, top K respects publication, the oracle's
 simulated A/B values are the world's own, and the oracle beats every model in the simulated test."""
 
-from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
@@ -10,17 +9,16 @@ import pandas as pd
 import pytest
 import torch
 
-from models.config import RankerConfig
-from models.served_path import PathSettings
-from models.holdout import holdout_tables, world_truth
-from models.serialization import TrainedModel
+from models.nn.config import RankerConfig
+from models.offline.holdout import holdout_tables, world_truth
+from models.serving.path import PathSettings
+from tests.model_fixtures import untrained_models
 from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
 from vidrec.evaluation.tables import load_table
 from vidrec.privacy import pseudonymise_column
 from vidrec.splits import temporal_split
 from vidrec.world.generate import generate_world
 from vidrec.world.oracle import Oracle
-from tests.model_fixtures import untrained_models
 
 KEY, K, N = "holdout-test-key", 5, 6
 
@@ -37,20 +35,34 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def inputs(world: Path, tmp_path_factory: pytest.TempPathFactory):
     truth_items = pd.read_parquet(world / "ground_truth" / "items.parquet")
-    items = truth_items[["video_id", "category", "is_product", "is_live_host", "price", "duration_s",
-                         "published_at"]].sort_values("video_id").reset_index(drop=True)
+    items = (
+        truth_items[["video_id", "category", "is_product", "is_live_host", "price", "duration_s", "published_at"]]
+        .sort_values("video_id")
+        .reset_index(drop=True)
+    )
     raw = pd.read_parquet(world / "events.parquet")
     events = raw.assign(user_key=pseudonymise_column(raw["user_id"], KEY)).drop(columns=["user_id"])
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(len(items), 64)).astype(np.float32)
-    embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))})
+    embeddings = pd.DataFrame(
+        {"video_id": items["video_id"], "embedding": list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))}
+    )
     _, ranker, retrieval = untrained_models(tmp_path_factory.mktemp("models"))
     truth = world_truth(world, events, KEY)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("models.holdout.LATENCY_REPEATS", 10)  # the timing itself is not under test here
+        patch.setattr("models.offline.holdout.LATENCY_REPEATS", 10)  # the timing itself is not under test here
         # Retrieval depth below the tiny world's 24 items, so the served top K really is retrieved.
-        tables = holdout_tables(ranker, retrieval, items, embeddings, events, champion_dir=None, truth=truth, k=K,
-                                path_settings=PathSettings(n_candidates=N))
+        tables = holdout_tables(
+            ranker,
+            retrieval,
+            items,
+            embeddings,
+            events,
+            champion_dir=None,
+            truth=truth,
+            k=K,
+            path_settings=PathSettings(n_candidates=N),
+        )
     return items, events, truth, tables
 
 
@@ -106,8 +118,9 @@ def test_the_incumbent_arm_replays_each_sessions_logged_slate(inputs) -> None:
     shown = incumbent.sort_values(["session_id", "rank"]).groupby("session_id")["video_id"].agg(list)
     assert shown.to_dict() == expected.reindex(shown.index).to_dict() and len(shown) == holdout["session_id"].nunique()
     row = incumbent.iloc[3]
-    expected_click = truth.oracle.click_prob([truth.user_ids[row["user_key"]]], [row["video_id"]],
-                                             position=int(row["rank"]) - 1)[0]
+    expected_click = truth.oracle.click_prob(
+        [truth.user_ids[row["user_key"]]], [row["video_id"]], position=int(row["rank"]) - 1
+    )[0]
     assert row["oracle_click"] == pytest.approx(expected_click, abs=1e-12)
 
 
@@ -129,8 +142,9 @@ def test_oracle_values_are_the_worlds_and_the_oracle_wins_the_simulated_ab(input
     con = duckdb.connect()
     for name in ("impressions", "scores", "top_k", "catalogue"):
         load_table(con, name, getattr(tables, name))
-    wide = headline(evaluate(con, SuiteSettings(k=K, resamples=5, slices=False), tables.catalogue_size,
-                             tables.n_users).table, K).set_index("model")
+    wide = headline(
+        evaluate(con, SuiteSettings(k=K, resamples=5, slices=False), tables.catalogue_size, tables.n_users).table, K
+    ).set_index("model")
     ctr = wide[f"ab_ctr_at_{K}"]
     assert ctr["oracle"] >= ctr["candidate"] and ctr["oracle"] > ctr["random"]
 
@@ -147,23 +161,39 @@ def test_a_wrong_key_is_a_clear_error(inputs, world: Path) -> None:
     assert world_truth(world.parent / "no-such-world", events, KEY) is None
 
 
-def test_the_champion_is_rebuilt_from_its_bundle_and_scores_the_same_window(inputs, tmp_path: Path,
-                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_champion_is_rebuilt_from_its_bundle_and_scores_the_same_window(
+    inputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A stored model (state_dicts + models.json + items with id buckets) becomes the `champion` arm;
     its encoder embeds today's items (content tensors faked here: the encoder has its own tests)."""
-    import models.holdout as holdout
-    from models.bundle import BundleContents, write_bundle
-    from models.data import ItemTensors
+    import models.offline.holdout as holdout
+    from models.fit.data import ItemTensors
+    from models.serving.bundle import BundleContents, write_bundle
 
     items, events, truth, _ = inputs
     encoder, ranker, retrieval = untrained_models(tmp_path, seed=1)
     buckets = np.array([i % 3 for i in range(len(items))])  # 0 = cold for the champion
-    write_bundle(tmp_path / "champion", BundleContents(
-        encoder, ranker, retrieval, items.assign(title="t", creator_id="c"),
-        np.zeros((len(items), RankerConfig().content_dim), np.float32), buckets, {}, []))
+    write_bundle(
+        tmp_path / "champion",
+        BundleContents(
+            encoder,
+            ranker,
+            retrieval,
+            items.assign(title="t", creator_id="c"),
+            np.zeros((len(items), RankerConfig().content_dim), np.float32),
+            buckets,
+            {},
+            [],
+        ),
+    )
     n = len(items)
-    fake = ItemTensors(video_ids=items["video_id"].tolist(), frames=torch.randint(0, 255, (n, 8, 3, 32, 32), dtype=torch.uint8),
-                       mel=torch.randn(n, 198, 40).half(), text=torch.randn(n, 384), mask=torch.ones(n, 3, dtype=torch.bool))
+    fake = ItemTensors(
+        video_ids=items["video_id"].tolist(),
+        frames=torch.randint(0, 255, (n, 8, 3, 32, 32), dtype=torch.uint8),
+        mel=torch.randn(n, 198, 40).half(),
+        text=torch.randn(n, 384),
+        mask=torch.ones(n, 3, dtype=torch.bool),
+    )
     monkeypatch.setattr(holdout, "item_tensors", lambda _items: fake)
     monkeypatch.setattr(holdout, "LATENCY_REPEATS", 10)
     path = holdout.champion_path(tmp_path / "champion", items)
@@ -172,11 +202,19 @@ def test_the_champion_is_rebuilt_from_its_bundle_and_scores_the_same_window(inpu
     vectors = rng.normal(size=(n, 64)).astype(np.float32)
     embeddings = pd.DataFrame({"video_id": items["video_id"], "embedding": list(vectors)})
     _, ranker, retrieval = untrained_models(tmp_path / "candidate")
-    tables = holdout_tables(ranker, retrieval, items, embeddings, events, champion_dir=tmp_path / "champion",
-                            truth=truth, k=K)
+    tables = holdout_tables(
+        ranker, retrieval, items, embeddings, events, champion_dir=tmp_path / "champion", truth=truth, k=K
+    )
     assert set(tables.scores["model"]) == {"candidate", "champion", "random", "logging_policy"}
-    assert set(tables.top_k["model"]) == {"candidate", "candidate_catalogue", "champion", "random", "most_popular",
-                                          "oracle", "incumbent"}
+    assert set(tables.top_k["model"]) == {
+        "candidate",
+        "candidate_catalogue",
+        "champion",
+        "random",
+        "most_popular",
+        "oracle",
+        "incumbent",
+    }
     con = duckdb.connect()
     for name in ("impressions", "scores", "top_k", "catalogue"):
         load_table(con, name, getattr(tables, name))

@@ -4,11 +4,11 @@ import lightning.pytorch as L
 import numpy as np
 import torch
 
-from models.config import EncoderConfig, RankerConfig
-from models.descriptors import DESCRIPTORS
-from models.data import EncoderDataModule, ImpressionDataModule, ItemTensors
-from models.losses import info_nce
-from models.systems import MultimodalEncoderSystem, RankerSystem
+from models.fit.data import EncoderDataModule, ImpressionDataModule, ItemTensors
+from models.fit.systems import MultimodalEncoderSystem, RankerSystem
+from models.nn.config import EncoderConfig, RankerConfig
+from models.nn.descriptors import DESCRIPTORS
+from models.nn.losses import info_nce
 
 
 def _items(n: int = 12) -> ItemTensors:
@@ -28,19 +28,29 @@ def _impressions(n: int, n_items: int, rng: np.random.Generator) -> dict[str, np
     clicked = rng.random(n) < 0.3
     history = rng.integers(-1, n_items, size=(n, 5))
     return {
-        "candidate": rng.integers(0, n_items, n), "candidate_id": rng.integers(0, 64, n),
-        "user_id": rng.integers(0, 64, n), "taste": rng.normal(size=(n, 16)).astype(np.float32),
-        "item_features": rng.random((n, 3)).astype(np.float32), "history": history,
+        "candidate": rng.integers(0, n_items, n),
+        "candidate_id": rng.integers(0, 64, n),
+        "user_id": rng.integers(0, 64, n),
+        "taste": rng.normal(size=(n, 16)).astype(np.float32),
+        "item_features": rng.random((n, 3)).astype(np.float32),
+        "history": history,
         "history_ids": np.where(history >= 0, rng.integers(1, 64, (n, 5)), 0),
-        "position": rng.integers(0, 10, n), "clicked": clicked,
+        "position": rng.integers(0, 10, n),
+        "clicked": clicked,
         "watch_s": np.where(clicked, rng.random(n) * 5, 0).astype(np.float32),
         "converted": clicked & (rng.random(n) < 0.2),
     }
 
 
 def _trainer() -> L.Trainer:
-    return L.Trainer(fast_dev_run=2, accelerator="cpu", logger=False, enable_progress_bar=False,
-                     enable_model_summary=False, enable_checkpointing=False)
+    return L.Trainer(
+        fast_dev_run=2,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
 
 
 def test_encoder_fuses_with_missing_modalities() -> None:

@@ -7,8 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.quality import (baseline_scores, cold_only, impressions_table, measure, oracle_scores, over,
-                            scored)
+from models.offline.world_quality import (
+    baseline_scores,
+    cold_only,
+    impressions_table,
+    measure,
+    oracle_scores,
+    over,
+    scored,
+)
 from vidrec.config import DEMO_PSEUDONYM_KEY
 from vidrec.items import tables_from_directory
 from vidrec.splits import temporal_split
@@ -17,14 +24,22 @@ from vidrec.world.generate import generate_world
 
 def _holdout() -> tuple[pd.DataFrame, pd.DataFrame]:
     # Two sessions of three impressions; one click in each.
-    holdout = pd.DataFrame({
-        "event_id": [f"e{i}" for i in range(6)], "session_id": ["s0"] * 3 + ["s1"] * 3,
-        "user_key": ["a"] * 3 + ["b"] * 3, "video_id": ["v0", "v1", "v2", "v0", "v1", "v3"],
-        "position": [0, 1, 2] * 2, "propensity": 0.5, "clicked": [False, True, False, False, False, True],
-        "watch_s": [0, 2.0, 0, 0, 0, 1.0], "converted": False,
-    })
-    items = pd.DataFrame({"video_id": ["v0", "v1", "v2", "v3"], "category": "music", "is_product": False,
-                          "is_live_host": False})
+    holdout = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(6)],
+            "session_id": ["s0"] * 3 + ["s1"] * 3,
+            "user_key": ["a"] * 3 + ["b"] * 3,
+            "video_id": ["v0", "v1", "v2", "v0", "v1", "v3"],
+            "position": [0, 1, 2] * 2,
+            "propensity": 0.5,
+            "clicked": [False, True, False, False, False, True],
+            "watch_s": [0, 2.0, 0, 0, 0, 1.0],
+            "converted": False,
+        }
+    )
+    items = pd.DataFrame(
+        {"video_id": ["v0", "v1", "v2", "v3"], "category": "music", "is_product": False, "is_live_host": False}
+    )
     return holdout, items
 
 
@@ -84,8 +99,13 @@ def test_tables_oracle_and_baselines_on_the_tiny_world(tiny) -> None:
     cold = set(holdout["video_id"]) - set(fit_window["video_id"])
     impressions = impressions_table(holdout, items, cold, set(fit_window["user_key"]))
     random = np.random.default_rng(0).random(len(holdout))
-    scores = pd.concat([scored(holdout, "oracle", oracle), scored(holdout, "random", random),
-                        *[scored(holdout, k, v) for k, v in baselines.items()]])
+    scores = pd.concat(
+        [
+            scored(holdout, "oracle", oracle),
+            scored(holdout, "random", random),
+            *[scored(holdout, k, v) for k, v in baselines.items()],
+        ]
+    )
     table = measure(impressions, scores)
     # The true click probability separates clicks from skips; a random score does not.
     assert table.at["oracle", "click_auc"] > 0.6

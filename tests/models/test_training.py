@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import RankerConfig, RetrievalConfig
-from models.data import ClickDataModule, EpochShuffle, ImpressionDataModule
-from models.retrieval import RetrievalScorer, sampled_softmax_loss, sampling_log_q
-from models.systems import RankerSystem, RetrievalSystem
-from models.training import TrainConfig, fit
+from models.fit.data import ClickDataModule, EpochShuffle, ImpressionDataModule
+from models.fit.loop import TrainConfig, fit
+from models.fit.systems import RankerSystem, RetrievalSystem
+from models.nn.config import RankerConfig, RetrievalConfig
+from models.nn.retrieval import RetrievalScorer, sampled_softmax_loss, sampling_log_q
 from tests.models.test_models import _impressions
 
 N_ITEMS = 20
@@ -37,8 +37,10 @@ def _ranker_run(directory: Path, callbacks=None, epochs: int = 3, accelerator: s
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     train, val = _impressions(256, N_ITEMS, rng), _impressions(64, N_ITEMS, rng)
-    system = RankerSystem(RankerConfig(content_dim=16, hidden=16, id_buckets=64, user_buckets=64).build(),
-                          torch.randn(N_ITEMS, 16, generator=torch.Generator().manual_seed(1)))
+    system = RankerSystem(
+        RankerConfig(content_dim=16, hidden=16, id_buckets=64, user_buckets=64).build(),
+        torch.randn(N_ITEMS, 16, generator=torch.Generator().manual_seed(1)),
+    )
     data = ImpressionDataModule(train, val, batch_size=64)
     config = TrainConfig(checkpoint_dir=directory, max_epochs=epochs, patience=10, accelerator=accelerator)
     return system, fit(system, data, config, callbacks=callbacks)
@@ -92,13 +94,20 @@ def test_retrieval_trains_and_serves_vectors(tmp_path: Path) -> None:
     def clicks(n: int) -> dict[str, np.ndarray]:
         items = rng.integers(0, N_ITEMS, n)
         log_q = sampling_log_q(items, N_ITEMS, 32)
-        return {"history": rng.integers(-1, N_ITEMS, (n, 6)), "item": items, "item_id": buckets[items],
-                "log_q": log_q[items]}
+        return {
+            "history": rng.integers(-1, N_ITEMS, (n, 6)),
+            "item": items,
+            "item_id": buckets[items],
+            "log_q": log_q[items],
+        }
 
     config = RetrievalConfig(content_dim=16, dim=8, id_buckets=32, history_length=6)
     system = RetrievalSystem(config.build(), embeddings)
-    result = fit(system, ClickDataModule(clicks(128), clicks(64), batch_size=32),
-                 TrainConfig(checkpoint_dir=tmp_path, max_epochs=2, accelerator="cpu"))
+    result = fit(
+        system,
+        ClickDataModule(clicks(128), clicks(64), batch_size=32),
+        TrainConfig(checkpoint_dir=tmp_path, max_epochs=2, accelerator="cpu"),
+    )
     assert result.epochs == 2 and np.isfinite(result.history[-1]["train_loss"])
     scorer = RetrievalScorer(system.model, embeddings.numpy(), buckets)
     items = scorer.item_vectors()
@@ -122,7 +131,7 @@ def test_a_retrained_model_does_not_depend_on_what_the_process_did_before(tmp_pa
     """The same data and TrainConfig give the same weights even when earlier work in the process drew
     from the global random generators: the modules' initial weights are seeded too, so re-running the
     pipeline on the same data retrains the same candidate."""
-    from models.train import RankerTraining, train_ranker
+    from models.fit.trainers import RankerTraining, train_ranker
 
     rng = np.random.default_rng(0)
     train, val = _impressions(256, N_ITEMS, rng), _impressions(64, N_ITEMS, rng)
@@ -132,8 +141,14 @@ def test_a_retrained_model_does_not_depend_on_what_the_process_did_before(tmp_pa
     for earlier in (1, 2):
         torch.manual_seed(earlier)  # what the process did before: other assets, other tests
         np.random.seed(earlier)
-        ranker, _ = train_ranker(train, val, embeddings, config, RankerTraining(),
-                                 TrainConfig(checkpoint_dir=tmp_path / str(earlier), max_epochs=1, accelerator="cpu"))
+        ranker, _ = train_ranker(
+            train,
+            val,
+            embeddings,
+            config,
+            RankerTraining(),
+            TrainConfig(checkpoint_dir=tmp_path / str(earlier), max_epochs=1, accelerator="cpu"),
+        )
         weights.append(ranker.state_dict())
     for name, weight in weights[0].items():
         assert torch.equal(weight, weights[1][name]), name

@@ -102,7 +102,7 @@ def zero_duration(source: Path, target: Path) -> Path:
     for box, offset in ((b"mvhd", 20), (b"tkhd", 24), (b"mdhd", 20)):
         at = data.index(box)
         assert data[at + 4] == 0, f"{box!r} is not a version-0 box"
-        data[at + offset: at + offset + 4] = struct.pack(">I", 0)
+        data[at + offset : at + offset + 4] = struct.pack(">I", 0)
     target.write_bytes(bytes(data))
     return target
 
@@ -117,8 +117,9 @@ def camera_clips() -> dict[str, Path]:
     }
 
 
-def write_halves(path: Path, *, width: int = 64, height: int = 32, rotation: int | None = None,
-                 n_frames: int = 8) -> Path:
+def write_halves(
+    path: Path, *, width: int = 64, height: int = 32, rotation: int | None = None, n_frames: int = 8
+) -> Path:
     """An MP4 whose frames are dark on the left half and bright on the right, with an optional
     display matrix: after turning, the dark half tells which way the picture was turned."""
     with av.open(str(path), "w", format="mp4") as container:
@@ -128,7 +129,7 @@ def write_halves(path: Path, *, width: int = 64, height: int = 32, rotation: int
         if rotation is not None:
             video.set_display_rotation(rotation)
         image = np.zeros((height, width, 3), np.uint8)
-        image[:, width // 2:] = 250
+        image[:, width // 2 :] = 250
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = i
@@ -137,8 +138,9 @@ def write_halves(path: Path, *, width: int = 64, height: int = 32, rotation: int
     return path
 
 
-def write_two_video_streams(path: Path, small: tuple[int, int] = (64, 48), large: tuple[int, int] = (320, 240),
-                            n_frames: int = 16) -> Path:
+def write_two_video_streams(
+    path: Path, small: tuple[int, int] = (64, 48), large: tuple[int, int] = (320, 240), n_frames: int = 16
+) -> Path:
     """An MP4 with a small preview stream first and the main stream second (grey levels differ:
     the preview is black, the main stream follows ``grey_level``)."""
     with av.open(str(path), "w", format="mp4") as container:

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from vidrec.behaviour import engagement_vectors, latest_tastes, taste_before_sessions
+from vidrec.engagement import engagement_vectors, latest_tastes, taste_before_sessions
 
 
 def _events() -> pd.DataFrame:
@@ -12,9 +12,17 @@ def _events() -> pd.DataFrame:
     for s in range(40):
         user = f"u{s % 5}"
         for p in range(4):
-            rows.append({"event_id": f"e{s}-{p}", "session_id": f"s{s:02d}", "user_key": user,
-                         "ts": pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(minutes=10 * s, milliseconds=p),
-                         "position": p, "video_id": f"v{rng.integers(0, 6)}", "clicked": bool(rng.random() < 0.4)})
+            rows.append(
+                {
+                    "event_id": f"e{s}-{p}",
+                    "session_id": f"s{s:02d}",
+                    "user_key": user,
+                    "ts": pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(minutes=10 * s, milliseconds=p),
+                    "position": p,
+                    "video_id": f"v{rng.integers(0, 6)}",
+                    "clicked": bool(rng.random() < 0.4),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -39,8 +47,11 @@ def test_taste_uses_only_earlier_sessions_of_the_same_user() -> None:
 
 def test_engagement_vectors_place_co_clicked_items_together() -> None:
     # Users 0-9 click items a, b; users 10-19 click c, d; item e is never clicked.
-    rows = [{"user_key": f"u{u}", "video_id": v, "clicked": True}
-            for u in range(20) for v in (("a", "b") if u < 10 else ("c", "d"))]
+    rows = [
+        {"user_key": f"u{u}", "video_id": v, "clicked": True}
+        for u in range(20)
+        for v in (("a", "b") if u < 10 else ("c", "d"))
+    ]
     rows += [{"user_key": "u0", "video_id": "e", "clicked": False}]
     vectors, has = engagement_vectors(pd.DataFrame(rows), ["a", "b", "c", "d", "e"], dim=2)
     assert has.tolist() == [True, True, True, True, False]

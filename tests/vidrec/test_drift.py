@@ -7,8 +7,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from vidrec.drift import (Thresholds, audio_descriptor, embedding_drift, event_rate_drift, judge, load_drift_policy,
-                          mmd2_test, visual_descriptor)
+from vidrec.drift import (
+    Thresholds,
+    audio_descriptor,
+    embedding_drift,
+    event_rate_drift,
+    judge,
+    load_drift_policy,
+    mmd2_test,
+    visual_descriptor,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +37,12 @@ def test_versioned_policy_loads_with_warn_below_block(policy) -> None:
 
 
 def test_policy_with_block_below_warn_is_rejected(tmp_path: Path) -> None:
-    bad = {"checks": {n: {"statistic": "mmd2", "warn": 0.5, "block": 0.1}
-                      for n in ("visual", "audio", "text", "ctr", "watch_time")}}
+    bad = {
+        "checks": {
+            n: {"statistic": "mmd2", "warn": 0.5, "block": 0.1}
+            for n in ("visual", "audio", "text", "ctr", "watch_time")
+        }
+    }
     path = tmp_path / "drift.yaml"
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ValueError, match="warn <= block"):

@@ -3,16 +3,13 @@ prediction and ranking metrics. Each metric is checked at the point estimate (re
 bootstrap replicates, where the reference applies the same per-user Poisson weights as ``sample_weight``.
 """
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
-from tests.vidrec.eval_fixtures import (CHECKED_REPS, K, RESAMPLES, TOL, joined, loaded, random_tables, rep_value,
-                                        suite, user_weights)
-from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
-from vidrec.evaluation.tables import bootstrap_weights, load_table
+from tests.vidrec.eval_fixtures import CHECKED_REPS, TOL, K, joined, loaded, random_tables, rep_value, user_weights
+from vidrec.evaluation.metrics import SuiteSettings, evaluate
 
 
 @pytest.mark.parametrize("model", ["candidate", "champion"])
@@ -25,9 +22,11 @@ def test_prediction_metrics_match_sklearn(suite, model: str, rep: int) -> None:
         y, p = rows[label].to_numpy(int), rows[pred].to_numpy(float)
         keep = w > 0
         assert rep_value(reps, rep, model, f"{head}_auc") == pytest.approx(
-            roc_auc_score(y[keep], p[keep], sample_weight=w[keep]), abs=TOL)
+            roc_auc_score(y[keep], p[keep], sample_weight=w[keep]), abs=TOL
+        )
         assert rep_value(reps, rep, model, f"{head}_logloss") == pytest.approx(
-            log_loss(y[keep], p[keep], sample_weight=w[keep]), abs=TOL)
+            log_loss(y[keep], p[keep], sample_weight=w[keep]), abs=TOL
+        )
         # ECE by hand: equal-width bins, |sum(label) - sum(pred)| per bin over all weighted rows.
         bins = np.minimum((p * 10).astype(int), 9)
         ece = sum(abs(np.sum(w[bins == b] * (y[bins == b] - p[bins == b]))) for b in range(10)) / w.sum()
@@ -44,8 +43,12 @@ def test_prediction_metrics_match_sklearn(suite, model: str, rep: int) -> None:
 
 def _hit_metrics(top: np.ndarray, clicks: int) -> dict[str, float]:
     """Precision, recall, hit rate and MRR @K of one session from the gains of its top K in rank order."""
-    return {"precision": top.sum() / K, "recall": top.sum() / clicks, "hitrate": float(top.sum() > 0),
-            "mrr": 1.0 / (np.argmax(top) + 1) if top.sum() else 0.0}
+    return {
+        "precision": top.sum() / K,
+        "recall": top.sum() / clicks,
+        "hitrate": float(top.sum() > 0),
+        "mrr": 1.0 / (np.argmax(top) + 1) if top.sum() else 0.0,
+    }
 
 
 @pytest.mark.parametrize("rep", CHECKED_REPS)
@@ -75,22 +78,45 @@ def _hand_tables(videos: list, clicked: list, score: list, p_click=0.5, session=
     time or conversions, every slice flag off; ``session`` is one id (None allowed) or one per row, and
     ``columns`` override impression columns."""
     n = len(videos)
-    impressions = pd.DataFrame({
-        "event_id": [f"e{i}" for i in range(n)],
-        "session_id": pd.Series(session if isinstance(session, list) else [session] * n, dtype=object),
-        "user_key": "u", "video_id": videos, "position": range(n), "propensity": 0.1,
-        "clicked": pd.Series(clicked, dtype=object if None in clicked else bool), "watch_s": 0.0,
-        "converted": False, "cold_item": False, "new_user": False, "category": "music", "is_product": False,
-        "is_live_host": False, **columns})
-    scores = pd.DataFrame({"model": "m", "event_id": impressions["event_id"], "p_click": p_click, "p_watch_s": 1.0,
-                           "p_conversion": 0.01, "score": score})
+    impressions = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(n)],
+            "session_id": pd.Series(session if isinstance(session, list) else [session] * n, dtype=object),
+            "user_key": "u",
+            "video_id": videos,
+            "position": range(n),
+            "propensity": 0.1,
+            "clicked": pd.Series(clicked, dtype=object if None in clicked else bool),
+            "watch_s": 0.0,
+            "converted": False,
+            "cold_item": False,
+            "new_user": False,
+            "category": "music",
+            "is_product": False,
+            "is_live_host": False,
+            **columns,
+        }
+    )
+    scores = pd.DataFrame(
+        {
+            "model": "m",
+            "event_id": impressions["event_id"],
+            "p_click": p_click,
+            "p_watch_s": 1.0,
+            "p_conversion": 0.01,
+            "score": score,
+        }
+    )
     return {"impressions": impressions, "scores": scores}
 
 
 def test_ranking_metrics_by_hand() -> None:
     # One session of three, the only click at rank 2: NDCG@2 = 1/log2(3), P@2 = 1/2, R@2 = 1, MRR@2 = 1/2.
-    con = loaded(_hand_tables(["v1", "v2", "v3"], [False, True, False], [0.9, 0.5, 0.1], p_click=[0.9, 0.5, 0.1],
-                               watch_s=[0.0, 3.0, 0.0]))
+    con = loaded(
+        _hand_tables(
+            ["v1", "v2", "v3"], [False, True, False], [0.9, 0.5, 0.1], p_click=[0.9, 0.5, 0.1], watch_s=[0.0, 3.0, 0.0]
+        )
+    )
     table = evaluate(con, SuiteSettings(k=2, resamples=0, slices=False)).table.set_index("metric")["value"]
     assert table["ndcg_at_2"] == pytest.approx(1 / np.log2(3), abs=1e-12)
     assert table["precision_at_2"] == pytest.approx(0.5, abs=1e-12)
@@ -103,9 +129,15 @@ def test_tied_scores_rank_by_video_id_and_short_sessions_have_fewer_slots() -> N
     # Session s1: four items all scored 0.5, clicks on v2 and v4 -> by video_id the ranks are 2 and 4, so
     # with K = 3 only v2 is in the top: DCG = 1/log2(3), ideal (2 clicks) = 1 + 1/log2(3), MRR = 1/2.
     # Session s2 has two items (fewer than K), the click ranked 1st: every metric is 1 but P@3 = 1/3.
-    con = loaded(_hand_tables(["v3", "v1", "v4", "v2", "v9", "v8"], [False, False, True, True, True, False],
-                               [0.5, 0.5, 0.5, 0.5, 0.9, 0.2], session=["s1"] * 4 + ["s2"] * 2,
-                               position=[0, 1, 2, 3, 0, 1]))
+    con = loaded(
+        _hand_tables(
+            ["v3", "v1", "v4", "v2", "v9", "v8"],
+            [False, False, True, True, True, False],
+            [0.5, 0.5, 0.5, 0.5, 0.9, 0.2],
+            session=["s1"] * 4 + ["s2"] * 2,
+            position=[0, 1, 2, 3, 0, 1],
+        )
+    )
     table = evaluate(con, SuiteSettings(k=3, resamples=0, slices=False)).table.set_index("metric")["value"]
     s1_ndcg = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
     assert table["ndcg_at_3"] == pytest.approx((s1_ndcg + 1.0) / 2, abs=1e-12)
@@ -124,7 +156,7 @@ def test_many_tied_scores_rank_exactly_like_a_full_sort() -> None:
     even = tables["impressions"]["session_id"].str[-1].astype(int).to_numpy() % 2 == 0
     scores.loc[even, "score"] = np.round(scores.loc[even, "score"] * 10) / 10  # even sessions get ties
     rows = joined(tables, "m").sort_values(["session_id", "score", "video_id"], ascending=[True, False, True])
-    best = rows.groupby("session_id")["score"].apply(lambda s: s.to_numpy()[:K + 1])
+    best = rows.groupby("session_id")["score"].apply(lambda s: s.to_numpy()[: K + 1])
     tied = best.apply(lambda s: bool((s[1:] == s[:-1]).any()))
     assert 0 < tied.sum() < len(tied)  # both paths are exercised
     values = {m: [] for m in ("ndcg", "precision", "recall", "hitrate", "mrr")}
@@ -133,8 +165,10 @@ def test_many_tied_scores_rank_exactly_like_a_full_sort() -> None:
         if clicks.sum() == 0:
             continue
         top = clicks[:K]
-        values["ndcg"].append(np.sum(top / np.log2(np.arange(2, len(top) + 2)))
-                              / np.sum(1 / np.log2(np.arange(2, min(clicks.sum(), K) + 2))))
+        values["ndcg"].append(
+            np.sum(top / np.log2(np.arange(2, len(top) + 2)))
+            / np.sum(1 / np.log2(np.arange(2, min(clicks.sum(), K) + 2)))
+        )
         for metric, value in _hit_metrics(top, clicks.sum()).items():
             values[metric].append(value)
     con = loaded({"impressions": tables["impressions"], "scores": scores})
@@ -143,13 +177,16 @@ def test_many_tied_scores_rank_exactly_like_a_full_sort() -> None:
         assert table[f"{metric}_at_{K}"] == pytest.approx(np.mean(per_session), abs=TOL), metric
 
 
-@pytest.mark.parametrize("session, videos, clicks, score, expected", [
-    # a NULL session id is still one session: the tie at 0.5 goes to v1, the click -> every metric 1
-    (None, ["v2", "v1", "v3"], [False, True, False], [0.5, 0.5, 0.1], 1.0),
-    # a row whose click is NULL is not ranked (arg_min skips NULL values); the tie at 0.5 still goes to
-    # v1, which was not clicked -> every metric 0
-    ("s", ["v0", "v2", "v1", "v3"], [None, True, False, True], [0.9, 0.5, 0.5, 0.1], 0.0),
-])
+@pytest.mark.parametrize(
+    "session, videos, clicks, score, expected",
+    [
+        # a NULL session id is still one session: the tie at 0.5 goes to v1, the click -> every metric 1
+        (None, ["v2", "v1", "v3"], [False, True, False], [0.5, 0.5, 0.1], 1.0),
+        # a row whose click is NULL is not ranked (arg_min skips NULL values); the tie at 0.5 still goes to
+        # v1, which was not clicked -> every metric 0
+        ("s", ["v0", "v2", "v1", "v3"], [None, True, False, True], [0.9, 0.5, 0.5, 0.1], 0.0),
+    ],
+)
 def test_ties_break_on_video_id_next_to_null_sessions_and_clicks(session, videos, clicks, score, expected) -> None:
     # v2 is listed before v1, so breaking the tie by arrival order would pick the wrong item.
     con = loaded(_hand_tables(videos, clicks, score, session=session))
@@ -164,8 +201,18 @@ def test_an_item_logged_twice_in_a_session_is_one_relevant_item_and_two_weighted
     # Off-policy: every logged impression of a chosen item weighs min(1 / (2 * 0.1), 100) = 5, so
     # sum(w) = 15 over v1, v1, v3 and the clicks weigh 10: SNIPS CTR = 10/15, IPS CTR = 10 / 4 slots.
     tables = _hand_tables(["v1", "v1", "v2", "v3"], [True, True, True, False], [0.4, 0.3, 0.2, 0.1])
-    top_k = pd.DataFrame({"model": "m", "session_id": "s", "user_key": "u", "video_id": ["v1", "v3"], "rank": [1, 2],
-                          "oracle_click": np.nan, "oracle_watch_s": np.nan, "oracle_conversion": np.nan})
+    top_k = pd.DataFrame(
+        {
+            "model": "m",
+            "session_id": "s",
+            "user_key": "u",
+            "video_id": ["v1", "v3"],
+            "rank": [1, 2],
+            "oracle_click": np.nan,
+            "oracle_watch_s": np.nan,
+            "oracle_conversion": np.nan,
+        }
+    )
     catalogue = pd.DataFrame({"video_id": ["v1", "v2", "v3"], "engaged_users": 1})
     con = loaded({**tables, "top_k": top_k, "catalogue": catalogue})
     table = evaluate(con, SuiteSettings(k=2, resamples=0, slices=False), catalogue_size=3, n_users=1).table

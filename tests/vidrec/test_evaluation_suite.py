@@ -6,10 +6,19 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
-from tests.vidrec.eval_fixtures import (CHECKED_REPS, K, RESAMPLES, TOL, joined, loaded, random_tables, rep_value,
-                                        suite, user_weights)
+from tests.vidrec.eval_fixtures import (
+    CHECKED_REPS,
+    RESAMPLES,
+    TOL,
+    K,
+    joined,
+    loaded,
+    random_tables,
+    rep_value,
+    user_weights,
+)
 from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
 from vidrec.evaluation.tables import bootstrap_weights, load_table
 
@@ -35,18 +44,26 @@ def test_off_policy_estimates_match_numpy(suite, rep: int) -> None:
                 num[key] += u * np.sum(w * r)
             den += u * w.sum()
             session_w.append(u)
-        for key, metric in (("click", f"ctr_at_{K}"), ("watch", f"watch_s_per_impression_at_{K}"),
-                            ("conv", f"conversion_at_{K}")):
+        for key, metric in (
+            ("click", f"ctr_at_{K}"),
+            ("watch", f"watch_s_per_impression_at_{K}"),
+            ("conv", f"conversion_at_{K}"),
+        ):
             assert rep_value(reps, rep, model, f"{metric}_ips") == pytest.approx(
-                np.average(ips[key], weights=session_w), abs=TOL), metric
+                np.average(ips[key], weights=session_w), abs=TOL
+            ), metric
             assert rep_value(reps, rep, model, f"{metric}_snips") == pytest.approx(num[key] / den, abs=TOL), metric
         assert rep_value(reps, rep, model, f"watch_s_per_session_at_{K}_ips") == pytest.approx(
-            K * np.average(ips["watch"], weights=session_w), abs=TOL)
-        assert rep_value(reps, rep, model, f"watch_s_per_session_at_{K}_snips") == pytest.approx(K * num["watch"] / den, abs=TOL)
+            K * np.average(ips["watch"], weights=session_w), abs=TOL
+        )
+        assert rep_value(reps, rep, model, f"watch_s_per_session_at_{K}_snips") == pytest.approx(
+            K * num["watch"] / den, abs=TOL
+        )
     # The logging policy's own value is the on-policy mean of the logged rewards.
     w = impressions["user_key"].map(uw).to_numpy()
     assert rep_value(reps, rep, "logging_policy", f"ctr_at_{K}_snips") == pytest.approx(
-        np.average(impressions["clicked"], weights=w), abs=TOL)
+        np.average(impressions["clicked"], weights=w), abs=TOL
+    )
 
 
 @pytest.mark.parametrize("rep", CHECKED_REPS)
@@ -56,21 +73,33 @@ def test_catalogue_and_online_ab_match_numpy(suite, rep: int) -> None:
     top_k = tables["top_k"][tables["top_k"]["model"] == "candidate"].copy()
     top_k["w"] = top_k["user_key"].map(uw)
     top_k = top_k[top_k["w"] > 0]
-    assert rep_value(reps, rep, "candidate", f"coverage_at_{K}") == pytest.approx(top_k["video_id"].nunique() / 60, abs=TOL)
+    assert rep_value(reps, rep, "candidate", f"coverage_at_{K}") == pytest.approx(
+        top_k["video_id"].nunique() / 60, abs=TOL
+    )
     engaged = tables["catalogue"].set_index("video_id")["engaged_users"]
     info = -np.log2((top_k["video_id"].map(engaged) + 1) / 41)
-    assert rep_value(reps, rep, "candidate", f"novelty_at_{K}") == pytest.approx(np.average(info, weights=top_k["w"]), abs=TOL)
-    per_session = top_k.groupby("session_id").agg(w=("w", "first"), watch=("oracle_watch_s", "sum"),
-                                                  clicks=("oracle_click", "sum"), conv=("oracle_conversion", "sum"))
+    assert rep_value(reps, rep, "candidate", f"novelty_at_{K}") == pytest.approx(
+        np.average(info, weights=top_k["w"]), abs=TOL
+    )
+    per_session = top_k.groupby("session_id").agg(
+        w=("w", "first"),
+        watch=("oracle_watch_s", "sum"),
+        clicks=("oracle_click", "sum"),
+        conv=("oracle_conversion", "sum"),
+    )
     slots = np.sum(per_session["w"] * K)
     assert rep_value(reps, rep, "candidate", f"ab_watch_s_per_session_at_{K}") == pytest.approx(
-        np.average(per_session["watch"], weights=per_session["w"]), abs=TOL)
+        np.average(per_session["watch"], weights=per_session["w"]), abs=TOL
+    )
     assert rep_value(reps, rep, "candidate", f"ab_watch_s_per_impression_at_{K}") == pytest.approx(
-        np.sum(per_session["w"] * per_session["watch"]) / slots, abs=TOL)
+        np.sum(per_session["w"] * per_session["watch"]) / slots, abs=TOL
+    )
     assert rep_value(reps, rep, "candidate", f"ab_ctr_at_{K}") == pytest.approx(
-        np.sum(per_session["w"] * per_session["clicks"]) / slots, abs=TOL)
+        np.sum(per_session["w"] * per_session["clicks"]) / slots, abs=TOL
+    )
     assert rep_value(reps, rep, "candidate", f"ab_conversion_at_{K}") == pytest.approx(
-        np.sum(per_session["w"] * per_session["conv"]) / slots, abs=TOL)
+        np.sum(per_session["w"] * per_session["conv"]) / slots, abs=TOL
+    )
 
 
 def _catalogue_recall_loop(tables: dict, model: str, uw: dict[str, float]) -> float:
@@ -125,7 +154,7 @@ def test_catalogue_ndcg_matches_a_per_session_loop(suite, rep: int, model: str) 
 
 
 def test_catalogue_recall_counts_only_the_sessions_the_top_k_covers() -> None:
-    """A top K computed for a sample of sessions (models.holdout.MAX_TOP_K_SESSIONS) measures those
+    """A top K computed for a sample of sessions (models.offline.holdout.MAX_TOP_K_SESSIONS) measures those
     sessions; the unsampled ones are not misses, so recall must not fall with the sample."""
     tables = random_tables(seed=3, k=K)
     sessions = np.sort(tables["top_k"]["session_id"].unique())
@@ -150,8 +179,11 @@ def test_intervals_are_numpy_percentiles_of_the_replicates(suite) -> None:
         assert row["ci_high"] == pytest.approx(np.percentile(boot, 97.5), abs=TOL)
         assert row["resamples"] == RESAMPLES
         paired = table[(table["model"] == "candidate_vs_champion") & (table["metric"] == metric)].iloc[0]
-        rel = [(rep_value(reps, r, "candidate", metric) - rep_value(reps, r, "champion", metric))
-               / abs(rep_value(reps, r, "champion", metric)) for r in range(RESAMPLES + 1)]
+        rel = [
+            (rep_value(reps, r, "candidate", metric) - rep_value(reps, r, "champion", metric))
+            / abs(rep_value(reps, r, "champion", metric))
+            for r in range(RESAMPLES + 1)
+        ]
         assert paired["value"] == pytest.approx(rel[0], abs=TOL)
         assert paired["ci_low"] == pytest.approx(np.percentile(rel[1:], 2.5), abs=TOL)
 
@@ -159,12 +191,17 @@ def test_intervals_are_numpy_percentiles_of_the_replicates(suite) -> None:
 def test_slices_are_the_metric_restricted_to_their_rows(suite) -> None:
     tables, _, reps, _ = suite
     rows = joined(tables, "candidate")
-    for slice_, mask in (("cold_item=true", rows["cold_item"]), ("new_user=true", rows["new_user"]),
-                         ("category=music", rows["category"] == "music"), ("is_product=false", ~rows["is_product"]),
-                         ("is_live_host=true", rows["is_live_host"])):
+    for slice_, mask in (
+        ("cold_item=true", rows["cold_item"]),
+        ("new_user=true", rows["new_user"]),
+        ("category=music", rows["category"] == "music"),
+        ("is_product=false", ~rows["is_product"]),
+        ("is_live_host=true", rows["is_live_host"]),
+    ):
         part = rows[mask]
         assert rep_value(reps, 0, "candidate", "click_auc", slice_) == pytest.approx(
-            roc_auc_score(part["clicked"], part["p_click"]), abs=TOL), slice_
+            roc_auc_score(part["clicked"], part["p_click"]), abs=TOL
+        ), slice_
 
 
 def test_headline_has_the_stable_names(suite) -> None:
@@ -204,8 +241,12 @@ def test_options_leave_out_only_the_extras(suite) -> None:
     """reliability=False and logging_policy=False drop exactly those outputs; every other row is unchanged."""
     tables, result, _, _ = suite
     con = loaded(tables)
-    lean = evaluate(con, SuiteSettings(k=K, resamples=RESAMPLES, seed=11, reliability=False, logging_policy=False),
-                    catalogue_size=60, n_users=40)
+    lean = evaluate(
+        con,
+        SuiteSettings(k=K, resamples=RESAMPLES, seed=11, reliability=False, logging_policy=False),
+        catalogue_size=60,
+        n_users=40,
+    )
     assert lean.reliability.empty and list(lean.reliability.columns) == list(result.reliability.columns)
     assert "logging_policy" not in set(lean.table["model"])
     full = result.table[~result.table["model"].str.contains("logging_policy")]
@@ -235,17 +276,41 @@ def test_packed_key_keeps_users_and_models_apart() -> None:
     rng = np.random.default_rng(5)
     n = 400
     users = rng.integers(0, 30, n) * 7919 + 10**12  # large, sparse integer keys
-    impressions = pd.DataFrame({
-        "event_id": np.arange(n), "session_id": np.arange(n) // 8, "user_key": users,
-        "video_id": rng.integers(0, 50, n),
-        "position": np.arange(n) % 8, "propensity": 0.1, "clicked": rng.random(n) < 0.3, "watch_s": 0.0,
-        "converted": rng.random(n) < 0.1, "cold_item": False, "new_user": False, "category": "c", "is_product": False,
-        "is_live_host": False})
+    impressions = pd.DataFrame(
+        {
+            "event_id": np.arange(n),
+            "session_id": np.arange(n) // 8,
+            "user_key": users,
+            "video_id": rng.integers(0, 50, n),
+            "position": np.arange(n) % 8,
+            "propensity": 0.1,
+            "clicked": rng.random(n) < 0.3,
+            "watch_s": 0.0,
+            "converted": rng.random(n) < 0.1,
+            "cold_item": False,
+            "new_user": False,
+            "category": "c",
+            "is_product": False,
+            "is_live_host": False,
+        }
+    )
     impressions["user_key"] = impressions.groupby("session_id")["user_key"].transform("first")
-    scores = pd.concat([pd.DataFrame({"model": model, "event_id": impressions["event_id"],
-                                      "p_click": np.round(rng.random(n), 1), "p_watch_s": 1.0,
-                                      "p_conversion": np.round(rng.random(n), 1), "score": rng.random(n)})
-                        for model in ("a", "b")], ignore_index=True)
+    scores = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "event_id": impressions["event_id"],
+                    "p_click": np.round(rng.random(n), 1),
+                    "p_watch_s": 1.0,
+                    "p_conversion": np.round(rng.random(n), 1),
+                    "score": rng.random(n),
+                }
+            )
+            for model in ("a", "b")
+        ],
+        ignore_index=True,
+    )
     con = loaded({"impressions": impressions, "scores": scores})
     table = evaluate(con, SuiteSettings(k=3, resamples=0, slices=False), baselines=()).table
     for model in ("a", "b"):

@@ -16,30 +16,48 @@ from vidrec.registry import ProductionPointer
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _row(model: str, metric: str, value: float, low: float | None = None, high: float | None = None,
-         slice_: str = "all") -> dict:
-    return {"slice": slice_, "model": model, "metric": metric, "value": value,
-            "ci_low": low if low is not None else float("nan"), "ci_high": high if high is not None else float("nan"),
-            "resamples": 100 if low is not None else 0}
+def _row(
+    model: str, metric: str, value: float, low: float | None = None, high: float | None = None, slice_: str = "all"
+) -> dict:
+    return {
+        "slice": slice_,
+        "model": model,
+        "metric": metric,
+        "value": value,
+        "ci_low": low if low is not None else float("nan"),
+        "ci_high": high if high is not None else float("nan"),
+        "resamples": 100 if low is not None else 0,
+    }
 
 
-def _table(auc: float = 0.7, ndcg: float = 0.5, cold_auc: float = 0.6, p99: float = 20.0,
-           watch_rel: tuple[float, float, float] | None = None, recall: float = 0.18) -> pd.DataFrame:
+def _table(
+    auc: float = 0.7,
+    ndcg: float = 0.5,
+    cold_auc: float = 0.6,
+    p99: float = 20.0,
+    watch_rel: tuple[float, float, float] | None = None,
+    recall: float = 0.18,
+) -> pd.DataFrame:
     rows = [
         _row("candidate", "catalogue_recall_at_10", recall, recall - 0.02, recall + 0.02),
         _row("most_popular", "catalogue_recall_at_10", 0.08),
-        _row("candidate", "click_auc", auc, auc - 0.02, auc + 0.02), _row("random", "click_auc", 0.5),
-        _row("candidate", "ndcg_at_10", ndcg, ndcg - 0.05, ndcg + 0.05), _row("random", "ndcg_at_10", 0.3),
-        _row("candidate", "ctr_at_10_snips", 0.12, 0.1, 0.14), _row("random", "ctr_at_10_snips", 0.08),
+        _row("candidate", "click_auc", auc, auc - 0.02, auc + 0.02),
+        _row("random", "click_auc", 0.5),
+        _row("candidate", "ndcg_at_10", ndcg, ndcg - 0.05, ndcg + 0.05),
+        _row("random", "ndcg_at_10", 0.3),
+        _row("candidate", "ctr_at_10_snips", 0.12, 0.1, 0.14),
+        _row("random", "ctr_at_10_snips", 0.08),
         _row("candidate", "click_auc", cold_auc, slice_="cold_item=true"),
         _row("candidate", "scoring_p99_ms", p99),
         _row("candidate", "retrieval_recall_at_100", 0.6, 0.55, 0.65),
     ]
     if watch_rel is not None:
         value, low, high = watch_rel
-        rows += [_row("champion", "click_auc", 0.7, 0.68, 0.72),
-                 _row("candidate_vs_champion", "watch_s_per_session_at_10_snips", value, low, high),
-                 _row("candidate_vs_champion", "click_auc", 0.0, -0.005, 0.005)]
+        rows += [
+            _row("champion", "click_auc", 0.7, 0.68, 0.72),
+            _row("candidate_vs_champion", "watch_s_per_session_at_10_snips", value, low, high),
+            _row("candidate_vs_champion", "click_auc", 0.0, -0.005, 0.005),
+        ]
     return pd.DataFrame(rows)
 
 
@@ -81,16 +99,28 @@ def test_non_inferiority_uses_the_lower_bound_of_the_interval() -> None:
 
 
 def test_superiority_and_lower_is_better(tmp_path: Path) -> None:
-    policy = {"version": 9, "rules": [
-        {"name": "better watch", "metric": "watch_s_per_session_at_10_snips", "superior_to_champion": 0.0},
-        {"name": "logloss not worse", "metric": "click_logloss", "non_inferior_to_champion": 0.01,
-         "lower_is_better": True},
-        {"name": "logloss read the wrong way", "metric": "click_logloss", "non_inferior_to_champion": 0.01}]}
+    policy = {
+        "version": 9,
+        "rules": [
+            {"name": "better watch", "metric": "watch_s_per_session_at_10_snips", "superior_to_champion": 0.0},
+            {
+                "name": "logloss not worse",
+                "metric": "click_logloss",
+                "non_inferior_to_champion": 0.01,
+                "lower_is_better": True,
+            },
+            {"name": "logloss read the wrong way", "metric": "click_logloss", "non_inferior_to_champion": 0.01},
+        ],
+    }
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(policy))
     # The candidate's logloss is 1% to 5% lower than the champion's: better, since lower is better.
-    table = pd.concat([_table(watch_rel=(0.03, 0.01, 0.05)),
-                       pd.DataFrame([_row("candidate_vs_champion", "click_logloss", -0.03, -0.05, -0.01)])])
+    table = pd.concat(
+        [
+            _table(watch_rel=(0.03, 0.01, 0.05)),
+            pd.DataFrame([_row("candidate_vs_champion", "click_logloss", -0.03, -0.05, -0.01)]),
+        ]
+    )
     results = _by_name(check_gate(table, load_policy(path)))
     assert results["better watch"].verdict == PASS
     assert results["logloss not worse"].verdict == PASS and results["logloss not worse"].ci_low == 0.01
@@ -107,9 +137,17 @@ def test_the_incumbent_rules_apply_only_before_a_champion_and_only_with_a_simula
 
     def with_ab(ctr: tuple[float, float, float]) -> pd.DataFrame:
         value, low, high = ctr
-        return pd.concat([_table(), pd.DataFrame([
-            _row("candidate_vs_incumbent", "ab_ctr_at_10", value, low, high),
-            _row("candidate_vs_incumbent", "ab_watch_s_per_impression_at_10", 0.2, 0.1, 0.3)])])
+        return pd.concat(
+            [
+                _table(),
+                pd.DataFrame(
+                    [
+                        _row("candidate_vs_incumbent", "ab_ctr_at_10", value, low, high),
+                        _row("candidate_vs_incumbent", "ab_watch_s_per_impression_at_10", 0.2, 0.1, 0.3),
+                    ]
+                ),
+            ]
+        )
 
     losing = _by_name(check_gate(with_ab((-0.05, -0.08, -0.02)), policy))[names[0]]
     assert losing.verdict == FAIL and losing.ci_low == -0.08 and losing.threshold == -0.01
@@ -129,8 +167,14 @@ def test_missing_metric_fails_unless_the_rule_allows_skipping() -> None:
     assert ctr.verdict == FAIL and ctr.value is None and "not computed" in ctr.detail
 
 
-@pytest.mark.parametrize("rule", [{"name": "x", "metric": "m"}, {"name": "x", "metric": "m", "at_least": 1, "at_most": 2},
-                                  {"name": "x", "metric": "m", "at_least": 1, "typo": 3}])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"name": "x", "metric": "m"},
+        {"name": "x", "metric": "m", "at_least": 1, "at_most": 2},
+        {"name": "x", "metric": "m", "at_least": 1, "typo": 3},
+    ],
+)
 def test_malformed_rules_are_rejected_with_the_file_named(tmp_path: Path, rule: dict) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "rules": [rule]}))
@@ -169,7 +213,13 @@ def test_rollback_command_restores_the_previous_champion(tmp_path: Path) -> None
     pointer.promote("m:1")
     pointer.promote("m:2")
     env = {**os.environ, "VIDREC_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "vidrec.registry", "rollback"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "vidrec.registry", "rollback"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["tag"] == "m:1" and pointer.tag == "m:1"

@@ -42,18 +42,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "no_audio": write_video(root / "no_audio.mp4", n_frames=24),
         "vfr": write_video(root / "vfr.mp4", n_frames=24, pts_ms=VFR_PTS_MS),
         # mpeg4 encodes 4096x2304 in a fraction of what libx264 needs.
-        "too_large": write_video(root / "too_large.mp4", codec="mpeg4", n_frames=2,
-                                 width=4096, height=2304),
-        "largest_allowed": write_video(root / "largest_allowed.mp4", codec="mpeg4", n_frames=2,
-                                       width=3840, height=2160),
+        "too_large": write_video(root / "too_large.mp4", codec="mpeg4", n_frames=2, width=4096, height=2304),
+        "largest_allowed": write_video(
+            root / "largest_allowed.mp4", codec="mpeg4", n_frames=2, width=3840, height=2160
+        ),
         "zero_duration": zero_duration(good, root / "zero_duration.mp4"),
         "mpeg4_truncated": truncate_at_packet(mpeg4, root / "mpeg4_truncated.mp4", keep=20),
         "mkv_truncated": truncate_at_packet(mkv, root / "mkv_truncated.mkv", keep=20),
-        "byte_flips": flip_bytes(good, root / "byte_flips.mp4", count=40, seed=3,
-                                 start_fraction=0.25),
+        "byte_flips": flip_bytes(good, root / "byte_flips.mp4", count=40, seed=3, start_fraction=0.25),
         # good.mp4 keeps its index (moov) in the last ~6% of the file.
-        "header_flips": flip_bytes(good, root / "header_flips.mp4", count=50, seed=3,
-                                   start_fraction=0.95),
+        "header_flips": flip_bytes(good, root / "header_flips.mp4", count=50, seed=3, start_fraction=0.95),
     }
     whole = faststart.read_bytes()
     (root / "h264_truncated.mp4").write_bytes(whole[: len(whole) // 2])
@@ -81,26 +79,43 @@ EXPECTED = {
     "vfr": ("accepted", None),
     "largest_allowed": ("accepted", None),
     "empty": ("quarantined", r"empty file \(0 bytes\): the upload or copy did not finish; copy the file again"),
-    "text": ("quarantined", r"cannot open as a media container \(.*Invalid data.*\): not a video file, .+; "
-                            r"re-export it as MP4 .+"),
+    "text": (
+        "quarantined",
+        r"cannot open as a media container \(.*Invalid data.*\): not a video file, .+; "
+        r"re-export it as MP4 .+",
+    ),
     # Every top-level MP4 box states its size: a cut file has a last box that claims more bytes than are left.
-    "h264_truncated": ("quarantined", r"MP4 cut short: box 'mdat' at byte \d+ claims \d+ bytes but the file ends "
-                                      r"at byte \d+" + COPY_AGAIN),
+    "h264_truncated": (
+        "quarantined",
+        r"MP4 cut short: box 'mdat' at byte \d+ claims \d+ bytes but the file ends "
+        r"at byte \d+" + COPY_AGAIN,
+    ),
     # Without its index FFmpeg only says "Invalid data found"; the box sizes say what happened.
-    "h264_truncated_no_index": ("quarantined", r"MP4 cut short: box 'mdat' at byte \d+ claims \d+ bytes but the "
-                                               r"file ends at byte \d+; the index \(moov box\) is missing too"
-                                               + COPY_AGAIN),
+    "h264_truncated_no_index": (
+        "quarantined",
+        r"MP4 cut short: box 'mdat' at byte \d+ claims \d+ bytes but the "
+        r"file ends at byte \d+; the index \(moov box\) is missing too" + COPY_AGAIN,
+    ),
     "mpeg4_truncated": ("quarantined", r"MP4 cut short: .+" + COPY_AGAIN),
     # Matroska states no sizes to compare: it decodes 20 frames and stops without any error, so only
     # the frame count catches it.
-    "mkv_truncated": ("quarantined", r"decoded 20 of 48 expected frames \(truncated\?\): the file is probably "
-                                     r"cut short; copy the complete file again"),
-    "byte_flips": ("quarantined", r"decoding failed after \d+ frames \(.+\): the video data is damaged; "
-                                  r"re-export it as MP4 .+"),
+    "mkv_truncated": (
+        "quarantined",
+        r"decoded 20 of 48 expected frames \(truncated\?\): the file is probably "
+        r"cut short; copy the complete file again",
+    ),
+    "byte_flips": (
+        "quarantined",
+        r"decoding failed after \d+ frames \(.+\): the video data is damaged; "
+        r"re-export it as MP4 .+",
+    ),
     "header_flips": ("quarantined", r"(cannot open as a media container|MP4 cut short|damaged MP4 structure).+"),
     "zero_duration": ("quarantined", r"zero duration in the header: re-mux it .+"),
-    "too_large": ("quarantined", r"frame size 4096x2304 \(9.4 megapixels\) exceeds the limit of 8.3 megapixels "
-                                 r"per frame and 8192 pixels per side: downscale it to 4K .+"),
+    "too_large": (
+        "quarantined",
+        r"frame size 4096x2304 \(9.4 megapixels\) exceeds the limit of 8.3 megapixels "
+        r"per frame and 8192 pixels per side: downscale it to 4K .+",
+    ),
 }
 
 
@@ -127,8 +142,7 @@ def test_random_byte_flips_never_stop_the_run(files: dict[str, Path], tmp_path: 
     items = []
     for seed in range(8):
         target = tmp_path / f"flip{seed}.mp4"
-        flip_bytes(files["good"], target, count=20 + 10 * seed, seed=seed,
-                   start_fraction=seed / 8)
+        flip_bytes(files["good"], target, count=20 + 10 * seed, seed=seed, start_fraction=seed / 8)
         items.append((f"flip{seed}", str(target)))
     result = probe_videos(items, progress=False)
     assert len(result) == 8 and set(result["status"]) <= {"accepted", "quarantined"}
@@ -138,8 +152,7 @@ def test_random_byte_flips_never_stop_the_run(files: dict[str, Path], tmp_path: 
 
 def test_truncated_mpeg4_decodes_part_without_raising(files: dict[str, Path]) -> None:
     facts = probe_file(str(files["mpeg4_truncated"]))  # would raise if decoding errored
-    assert (facts["video_codec"], facts["n_frames_expected"], facts["n_frames_decoded"]) == (
-        "mpeg4", 48, 20)
+    assert (facts["video_codec"], facts["n_frames_expected"], facts["n_frames_decoded"]) == ("mpeg4", 48, 20)
 
 
 def test_no_audio_is_accepted_with_audio_marked_missing(
@@ -170,9 +183,7 @@ def test_largest_allowed_resolution_is_downscaled_under_a_memory_cap(
     assert shard.frames.shape == (8, 3, 32, 32) and shard.frames.dtype == np.uint8
 
 
-def test_variable_frame_rate_samples_the_frame_at_each_moment(
-    probed: pd.DataFrame, files: dict[str, Path]
-) -> None:
+def test_variable_frame_rate_samples_the_frame_at_each_moment(probed: pd.DataFrame, files: dict[str, Path]) -> None:
     row = probed.loc["vfr"]
     assert row["n_frames_decoded"] == row["n_frames_expected"] == 24
     frames, plan = sample_frames(str(files["vfr"]), n_frames=8, size=8)
@@ -215,9 +226,13 @@ def test_hostile_extraction_quarantines_only_that_file(files: dict[str, Path], t
     # Feature extraction meets the byte-flipped file if a probe ever let it through.
     outcomes = run_isolated(
         extract_one,
-        [(name, (str(files[name]), str(tmp_path / f"{name}.npz"), FeatureConfig()))
-         for name in ("good", "text", "header_flips")],
-        timeout_s=30, memory_mb=512, progress=False,
+        [
+            (name, (str(files[name]), str(tmp_path / f"{name}.npz"), FeatureConfig()))
+            for name in ("good", "text", "header_flips")
+        ],
+        timeout_s=30,
+        memory_mb=512,
+        progress=False,
     )
     assert outcomes["good"].error is None
     assert outcomes["text"].error is not None and outcomes["header_flips"].error is not None

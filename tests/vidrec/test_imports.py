@@ -24,8 +24,12 @@ SIZE = 64
 def _picture() -> np.ndarray:
     """Four flat colour blocks: survives yuv420 video compression almost unchanged."""
     image = np.zeros((SIZE, SIZE, 3), np.uint8)
-    image[:32, :32], image[:32, 32:], image[32:, :32], image[32:, 32:] = (200, 40, 40), (40, 200, 40), \
-        (40, 40, 200), (220, 220, 60)
+    image[:32, :32], image[:32, 32:], image[32:, :32], image[32:, 32:] = (
+        (200, 40, 40),
+        (40, 200, 40),
+        (40, 40, 200),
+        (220, 220, 60),
+    )
     return image
 
 
@@ -91,13 +95,18 @@ def test_logs_skip_bad_rows_with_counted_reasons(log_files: tuple[str, str]) -> 
     events = result.report.tables["events"]
     assert (events.rows_read, events.accepted) == (9, 3)
     assert _reasons(result, "events") == {
-        "non-numeric rating": 1, "rating below 4 (not a positive)": 1, "missing video_id": 1,
-        "unknown item id (not in the item table)": 1, "unparseable timestamp": 1,
-        "duplicate event (same user_id, video_id, ts; first kept)": 1}
+        "non-numeric rating": 1,
+        "rating below 4 (not a positive)": 1,
+        "missing video_id": 1,
+        "unknown item id (not in the item table)": 1,
+        "unparseable timestamp": 1,
+        "duplicate event (same user_id, video_id, ts; first kept)": 1,
+    }
     assert _reasons(result, "items") == {"missing video_id": 1, "duplicate video_id (first row kept)": 1}
     assert len(result.report.rejected) == 6 + 2  # every skipped row is kept with its reason
     assert set(result.report.rejected.loc[result.report.rejected["reason"] == "non-numeric rating", "raw"]) == {
-        "u2 | i1 | 100 | abc"}
+        "u2 | i1 | 100 | abc"
+    }
     # u1's rows were out of order in the file: kept, counted, and sorted
     assert any("1 rows were out of time order" in note for note in result.report.notes)
     assert result.events["ts"].is_monotonic_increasing
@@ -136,12 +145,12 @@ def test_logs_missing_column_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"log\.csv lacks required column\(s\) \['user_id', 'video_id', 'ts'\]"):
         import_logs(str(tmp_path / "log.csv"), None)
     (tmp_path / "log2.csv").write_text("user,item,time\nu1,i1,5\n")
-    result = import_logs(str(tmp_path / "log2.csv"), None, rename={"user": "user_id", "item": "video_id",
-                                                                   "time": "ts"})
+    result = import_logs(str(tmp_path / "log2.csv"), None, rename={"user": "user_id", "item": "video_id", "time": "ts"})
     assert list(result.events["video_id"]) == ["i1"]
 
 
 # --- sequences --------------------------------------------------------------------------------------
+
 
 def test_sequences_keep_order_and_count_bad_lines(tmp_path: Path) -> None:
     (tmp_path / "seq.txt").write_text("u1\ti1 i2 i3 i2\nu2\ti2 i9\nno tab here\nu3\t\nu1\ti3\n\n")
@@ -150,9 +159,12 @@ def test_sequences_keep_order_and_count_bad_lines(tmp_path: Path) -> None:
     events = result.report.tables["events"]
     assert (events.rows_read, events.accepted) == (6 + 4, 5)
     assert _reasons(result, "events") == {
-        "malformed line (no tab between user id and items)": 1, "user with an empty item sequence": 1,
-        "user_id already has a sequence on an earlier line": 1, "empty line": 1,
-        "unknown item id (not in the item table)": 1}
+        "malformed line (no tab between user id and items)": 1,
+        "user with an empty item sequence": 1,
+        "user_id already has a sequence on an earlier line": 1,
+        "empty line": 1,
+        "unknown item id (not in the item table)": 1,
+    }
     u1 = result.events[result.events["user_id"] == "u1"]
     assert list(u1["video_id"]) == ["i1", "i2", "i3", "i2"]  # repeats are separate consumptions
     assert u1["event_id"].is_unique and result.signals["clock_time"] is False
@@ -194,17 +206,31 @@ def native_dir(tmp_path: Path) -> Path:
 def _check_native(result) -> None:
     assert _reasons(result, "media") == {
         "file has no metadata row": 1,
-        "not a video (.mp4, .m4v, .mov, .mkv, .webm, .avi) or image (.jpg, .jpeg, .png, .webp, .bmp, .gif) file": 1}
-    assert dict(zip(result.items["video_id"], result.items["media_kind"])) == {"v1": "video", "v2": "image",
-                                                                                "v3": "none"}
+        "not a video (.mp4, .m4v, .mov, .mkv, .webm, .avi) or image (.jpg, .jpeg, .png, .webp, .bmp, .gif) file": 1,
+    }
+    assert dict(zip(result.items["video_id"], result.items["media_kind"])) == {
+        "v1": "video",
+        "v2": "image",
+        "v3": "none",
+    }
     events = result.report.tables["events"]
     assert (events.rows_read, events.accepted) == (9, 3)
     assert _reasons(result, "events") == {
-        "duplicate event (same event_id; first kept)": 1, "unknown item id (not in the item table)": 1,
-        "missing user_id": 1, "unparseable timestamp": 1, "non-numeric position": 1,
-        "clicked is not true/false": 1}
-    assert result.signals == {"position": True, "propensity": False, "watch_s": False, "converted": False,
-                              "impressions": True, "clock_time": True}
+        "duplicate event (same event_id; first kept)": 1,
+        "unknown item id (not in the item table)": 1,
+        "missing user_id": 1,
+        "unparseable timestamp": 1,
+        "non-numeric position": 1,
+        "clicked is not true/false": 1,
+    }
+    assert result.signals == {
+        "position": True,
+        "propensity": False,
+        "watch_s": False,
+        "converted": False,
+        "impressions": True,
+        "clock_time": True,
+    }
     assert list(result.positives()["video_id"]) == ["v1", "v3"]
     assert any("1 items have no media file" in note for note in result.report.notes)
 
@@ -222,11 +248,15 @@ def test_native_counts_unreadable_media_and_skips_their_items(native_dir: Path) 
     # NFD file name (as macOS writes it) for an NFC metadata id: one item, with its file.
     nfc, nfd = unicodedata.normalize("NFC", "v_é"), unicodedata.normalize("NFD", "v_é")
     write_one_frame_mp4(videos / f"{nfd}.mp4")
-    (native_dir / "metadata.csv").write_text(METADATA + f"v4,Dangling,,music,false,\nv5,Loop,,music,false,\n"
-                                             f"v6,Loop too,,music,false,\n{nfc},Accented,,music,false,\n")
+    (native_dir / "metadata.csv").write_text(
+        METADATA + f"v4,Dangling,,music,false,\nv5,Loop,,music,false,\n"
+        f"v6,Loop too,,music,false,\n{nfc},Accented,,music,false,\n"
+    )
     result = import_native(str(native_dir))
-    unreadable = ("media file cannot be read (a broken symbolic link, a link loop or not a regular file): restore "
-                  "or replace it; remove the file to import the item as text only")
+    unreadable = (
+        "media file cannot be read (a broken symbolic link, a link loop or not a regular file): restore "
+        "or replace it; remove the file to import the item as text only"
+    )
     assert _reasons(result, "media")[unreadable] == 3
     assert _reasons(result, "items") == {unreadable: 3}  # not silently text-only
     kinds = dict(zip(result.items["video_id"], result.items["media_kind"]))
@@ -306,7 +336,7 @@ def test_item_shards_for_covers_and_missing_media(native_dir: Path, tmp_path: Pa
 
 def test_media_less_items_reach_the_models_with_modalities_masked(tmp_path: Path) -> None:
     """Text-only and cover items build the same item tensors the encoder trains on, visual/audio masked."""
-    from models.data import ItemTensors
+    from models.fit.data import ItemTensors
 
     (tmp_path / "log.csv").write_text(LOG)
     (tmp_path / "items.csv").write_text(ITEMS)
@@ -314,10 +344,11 @@ def test_media_less_items_reach_the_models_with_modalities_masked(tmp_path: Path
     items = result.items.copy()
     items.loc[items["video_id"] == "i2", ["media_kind", "media_path"]] = ["image", str(write_png(tmp_path / "c.png"))]
     shards = item_shards(items, tmp_path / "features")
-    catalog = items[["video_id", "text"]].merge(shards[["video_id", "shard_path", "has_visual", "has_audio"]],
-                                                on="video_id")
-    catalog["has_text"] = catalog["text"] != ""
-    catalog["has_audio"] = catalog["has_audio"].astype(bool)
-    tensors = ItemTensors.from_catalog(catalog, np.zeros((len(catalog), 384), np.float32))
+    catalogue = items[["video_id", "text"]].merge(
+        shards[["video_id", "shard_path", "has_visual", "has_audio"]], on="video_id"
+    )
+    catalogue["has_text"] = catalogue["text"] != ""
+    catalogue["has_audio"] = catalogue["has_audio"].astype(bool)
+    tensors = ItemTensors.from_catalogue(catalogue, np.zeros((len(catalogue), 384), np.float32))
     assert tensors.frames.shape[1:] == FeatureConfig().frames_shape()
     assert tensors.mask.tolist() == [[False, False, True], [True, False, True], [False, False, True]]

@@ -59,7 +59,7 @@ def test_hnsw_recall_at_10_against_exact_is_at_least_095(corpus) -> None:
 
 def test_hnsw_filtered_search_returns_only_allowed_rows_with_high_recall(corpus) -> None:
     x, ann, exact = corpus
-    allowed = np.random.default_rng(2).random(len(x)) < 0.2  # a category-sized slice of the catalog
+    allowed = np.random.default_rng(2).random(len(x)) < 0.2  # a category-sized slice of the catalogue
     queries = _clustered(100, seed=3)
     approximate = [ann.search(q, 10, allowed)[0] for q in queries]
     truth = [exact.search(q, 10, allowed)[0] for q in queries]
@@ -76,7 +76,7 @@ def test_hnsw_appended_item_is_found(corpus) -> None:
 
 
 def _mixed(n: int, real: int = 300, dim: int = 64, rank: int = 6, noise: float = 0.1, seed: int = 0) -> np.ndarray:
-    """The serving benchmark's catalog shape: a few hundred "real" items spanning a rank-6 subspace
+    """The serving benchmark's catalogue shape: a few hundred "real" items spanning a rank-6 subspace
     (what the trained encoder's embeddings span), grown by mixing three of them plus isotropic noise."""
     rng = np.random.default_rng(seed)
     basis = rng.normal(size=(rank, dim))
@@ -88,7 +88,7 @@ def _mixed(n: int, real: int = 300, dim: int = 64, rank: int = 6, noise: float =
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_hnsw_default_settings_reach_095_on_the_benchmark_catalog_shape() -> None:
+def test_hnsw_default_settings_reach_095_on_the_benchmark_catalogue_shape() -> None:
     # Noise 0.3, three times the benchmark's, so that a starved search fails here (ef_search 16: 0.94).
     x = _mixed(20_000, noise=0.3)
     ann, exact = HnswIndex(x), ExactIndex(x)
@@ -111,13 +111,13 @@ def mixed() -> tuple[np.ndarray, ExactIndex]:
     return x, ExactIndex(x)
 
 
-def test_ivf_settings_scale_lists_with_the_catalog() -> None:
+def test_ivf_settings_scale_lists_with_the_catalogue() -> None:
     settings = IvfSettings()
     assert settings.lists(100_000) == 125 and settings.probes(125) == 32
     assert settings.lists(10) == 1 and settings.probes(1) == 1
 
 
-def test_ivf_default_settings_reach_095_on_the_benchmark_catalog_shape(mixed) -> None:
+def test_ivf_default_settings_reach_095_on_the_benchmark_catalogue_shape(mixed) -> None:
     x, exact = mixed
     queries = _benchmark_queries(x, 200, seed=4)
     truth = [exact.search(q, 10)[0] for q in queries]
@@ -131,7 +131,7 @@ def test_ivf_default_settings_reach_095_on_the_benchmark_catalog_shape(mixed) ->
 def test_ivf_filtered_search_returns_only_allowed_rows_with_high_recall(mixed) -> None:
     x, exact = mixed
     ann = IvfIndex(x)
-    allowed = np.random.default_rng(2).random(len(x)) < 0.125  # a category-sized slice of the catalog
+    allowed = np.random.default_rng(2).random(len(x)) < 0.125  # a category-sized slice of the catalogue
     queries = _benchmark_queries(x, 100, seed=3)
     approximate = [ann.search(q, 100, allowed)[0] for q in queries]
     truth = [exact.search(q, 100, allowed)[0] for q in queries]
@@ -140,7 +140,7 @@ def test_ivf_filtered_search_returns_only_allowed_rows_with_high_recall(mixed) -
     assert len(ann.search(queries[0], 10, np.zeros(len(x), dtype=bool))[0]) == 0
 
 
-def test_ivf_appended_item_is_found_and_small_catalogs_work() -> None:
+def test_ivf_appended_item_is_found_and_small_catalogues_work() -> None:
     x = _clustered(3000)
     ann = IvfIndex(x[:2000])
     new = _clustered(1, seed=9)

@@ -1,6 +1,6 @@
 """The event landing area: pseudonymised before writing, durable, all-or-nothing per batch, reconciled on read."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads, read_landed_events
 from vidrec.privacy import pseudonymise
 
-TS = datetime(2026, 11, 21, 23, 59, tzinfo=timezone.utc)
+TS = datetime(2026, 11, 21, 23, 59, tzinfo=UTC)
 
 
 def _event(**overrides) -> FeedbackEvent:

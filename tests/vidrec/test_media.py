@@ -34,7 +34,10 @@ FPS, SIZE, TONE_HZ, SAMPLE_RATE = 8, 64, 440.0, 16000
 
 
 def write_mp4(
-    path: Path, seconds: int = 3, audio: bool = True, faststart: bool = False,
+    path: Path,
+    seconds: int = 3,
+    audio: bool = True,
+    faststart: bool = False,
     gop: int | None = None,
 ) -> Path:
     """An H.264 MP4 with a square moving left to right; ``faststart`` puts the index first."""
@@ -52,7 +55,7 @@ def write_mp4(
         for i in range(n):
             image = np.zeros((SIZE, SIZE, 3), np.uint8)
             x = int(i * (SIZE - 16) / (n - 1))
-            image[20:36, x:x + 16] = (255, 128, 0)
+            image[20:36, x : x + 16] = (255, 128, 0)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = i
             container.mux(video.encode(frame))
@@ -61,8 +64,7 @@ def write_mp4(
             t = np.arange(seconds * SAMPLE_RATE) / SAMPLE_RATE
             tone = (0.3 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
             for start in range(0, len(tone), 1024):
-                chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024],
-                                                   format="fltp", layout="mono")
+                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
                 chunk.sample_rate = SAMPLE_RATE
                 chunk.pts = start
                 container.mux(sound.encode(chunk))
@@ -163,8 +165,9 @@ def test_truncated_reason_names_the_cut(probed: pd.DataFrame, media: dict[str, P
     # The index is first (faststart), so the file opens; its mdat box claims the bytes that were cut off.
     row = probed.loc["truncated"]
     size = media["truncated"].stat().st_size
-    assert row["reason"].endswith(f"but the file ends at byte {size}: copy the complete file again "
-                                  "(or re-export it)"), row["reason"]
+    assert row["reason"].endswith(
+        f"but the file ends at byte {size}: copy the complete file again (or re-export it)"
+    ), row["reason"]
 
 
 def test_crash_quarantines_only_its_file(probed: pd.DataFrame, media: dict[str, Path]) -> None:
@@ -185,8 +188,15 @@ def test_oversized_frames_are_not_decoded(media: dict[str, Path]) -> None:
 
 
 def _facts(**overrides: object) -> dict[str, object]:
-    facts = {"video_codec": "h264", "width": 640, "height": 360, "duration_s": 6.0,
-             "fps": 8.0, "n_frames_expected": 48, "n_frames_decoded": 48}
+    facts = {
+        "video_codec": "h264",
+        "width": 640,
+        "height": 360,
+        "duration_s": 6.0,
+        "fps": 8.0,
+        "n_frames_expected": 48,
+        "n_frames_decoded": 48,
+    }
     facts.update(overrides)
     return facts
 
@@ -195,8 +205,10 @@ def _facts(**overrides: object) -> dict[str, object]:
     ("overrides", "expected"),
     [
         ({}, ("accepted", None)),
-        ({"width": 8000, "height": 6000}, ("quarantined", "frame size 8000x6000 (48.0 megapixels) exceeds the "
-                                                          "limit of 8.3 megapixels per frame")),
+        (
+            {"width": 8000, "height": 6000},
+            ("quarantined", "frame size 8000x6000 (48.0 megapixels) exceeds the limit of 8.3 megapixels per frame"),
+        ),
         ({"width": 3840, "height": 2160}, ("accepted", None)),
         ({"width": 2160, "height": 3840}, ("accepted", None)),  # portrait 4K: same pixels, same cost
         ({"width": 9000, "height": 400}, ("quarantined", "frame size 9000x400 (3.6 megapixels) exceeds")),
@@ -205,19 +217,30 @@ def _facts(**overrides: object) -> dict[str, object]:
         ({"duration_s": 0.1, "n_frames_expected": 1, "n_frames_decoded": 1}, ("accepted", None)),  # one frame
         ({"video_codec": None}, ("quarantined", "no video stream (an audio-only or data file): add the video")),
         ({"duration_s": 0.0}, ("quarantined", "zero duration in the header: re-mux it")),
-        ({"duration_s": None}, ("quarantined", "unknown duration (neither the header nor the packets state one): "
-                                               "re-export it")),
-        ({"duration_s": None, "raw_stream": True},
-         ("quarantined", "a bare h264 stream without a container has no timing or duration: wrap it in MP4")),
+        (
+            {"duration_s": None},
+            ("quarantined", "unknown duration (neither the header nor the packets state one): re-export it"),
+        ),
+        (
+            {"duration_s": None, "raw_stream": True},
+            ("quarantined", "a bare h264 stream without a container has no timing or duration: wrap it in MP4"),
+        ),
         ({"duration_s": 5 * 3600.0}, ("quarantined", "duration 18000 s exceeds the limit of 14400 s: split it")),
-        ({"n_frames_decoded": 12},
-         ("quarantined", "decoded 12 of 48 expected frames (truncated?): the file is probably cut short; copy")),
+        (
+            {"n_frames_decoded": 12},
+            ("quarantined", "decoded 12 of 48 expected frames (truncated?): the file is probably cut short; copy"),
+        ),
         ({"n_frames_decoded": 44}, ("accepted", None)),  # 44/48 >= 0.9
         ({"n_frames_decoded": 0}, ("quarantined", "no decodable video frames (the video data is damaged): re-")),
         ({"n_frames_expected": None, "n_frames_decoded": 5}, ("accepted", None)),
-        ({"truncated": "MP4 cut short: box 'mdat' at byte 40 claims 900 bytes but the file ends at byte 400"},
-         ("quarantined", "MP4 cut short: box 'mdat' at byte 40 claims 900 bytes but the file ends at byte 400: "
-                         "copy the complete file again")),
+        (
+            {"truncated": "MP4 cut short: box 'mdat' at byte 40 claims 900 bytes but the file ends at byte 400"},
+            (
+                "quarantined",
+                "MP4 cut short: box 'mdat' at byte 40 claims 900 bytes but the file ends at byte 400: "
+                "copy the complete file again",
+            ),
+        ),
     ],
 )
 def test_decide_status(overrides: dict[str, object], expected: tuple[str, str | None]) -> None:
@@ -239,19 +262,18 @@ def test_pool_turns_crash_hang_and_memory_blowup_into_outcomes() -> None:
     jobs_sleep = [("fast", (0.0,)), ("hang", (30.0,))]
     sleeps = run_isolated(time.sleep, jobs_sleep, timeout_s=1.0, memory_mb=256, progress=False)
     assert sleeps["fast"].error is None
-    assert describe_failure(sleeps["hang"].error, label="probe", timeout_s=1.0,
-                            memory_mb=256).startswith("probe timed out after 1 s: it is retried on the next run")
+    assert describe_failure(sleeps["hang"].error, label="probe", timeout_s=1.0, memory_mb=256).startswith(
+        "probe timed out after 1 s: it is retried on the next run"
+    )
 
-    crashed = run_isolated(os.abort, [("boom", ())], timeout_s=10, memory_mb=256,
-                           progress=False)
-    assert describe_failure(crashed["boom"].error, label="probe", timeout_s=10,
-                            memory_mb=256).startswith("probe worker crashed (exit code -6): it is retried")
+    crashed = run_isolated(os.abort, [("boom", ())], timeout_s=10, memory_mb=256, progress=False)
+    assert describe_failure(crashed["boom"].error, label="probe", timeout_s=10, memory_mb=256).startswith(
+        "probe worker crashed (exit code -6): it is retried"
+    )
 
-    big = run_isolated(bytearray, [("big", (2 << 30,))], timeout_s=10, memory_mb=128,
-                       progress=False)
+    big = run_isolated(bytearray, [("big", (2 << 30,))], timeout_s=10, memory_mb=128, progress=False)
     assert isinstance(big["big"].error, MemoryError)
-    assert "ran out of memory" in describe_failure(big["big"].error, label="probe",
-                                                   timeout_s=10, memory_mb=128)
+    assert "ran out of memory" in describe_failure(big["big"].error, label="probe", timeout_s=10, memory_mb=128)
 
 
 # --- frames --------------------------------------------------------------------------
@@ -331,9 +353,7 @@ def test_shard_round_trip_is_atomic(tmp_path: Path) -> None:
         shard_path(tmp_path, "../etc/passwd")
 
 
-def test_extract_features_caches_by_content_hash(
-    probed: pd.DataFrame, media: dict[str, Path], tmp_path: Path
-) -> None:
+def test_extract_features_caches_by_content_hash(probed: pd.DataFrame, media: dict[str, Path], tmp_path: Path) -> None:
     accepted = probed[probed["status"] == "accepted"].reset_index(drop=True)
     # A second id for the same bytes shares one shard.
     twin = accepted.iloc[[0]].assign(video_id="good_twin")
@@ -362,13 +382,15 @@ def test_extract_features_caches_by_content_hash(
     assert np.array_equal(shard.mel, mel)
 
 
-def test_extract_features_quarantines_failures(
-    media: dict[str, Path], tmp_path: Path
-) -> None:
-    rows = pd.DataFrame({
-        "video_id": ["text"], "path": [str(media["text"])],
-        "sha256": [file_sha256(str(media["text"]))], "status": ["accepted"],
-    })
+def test_extract_features_quarantines_failures(media: dict[str, Path], tmp_path: Path) -> None:
+    rows = pd.DataFrame(
+        {
+            "video_id": ["text"],
+            "path": [str(media["text"])],
+            "sha256": [file_sha256(str(media["text"]))],
+            "status": ["accepted"],
+        }
+    )
     result = extract_features(rows, tmp_path, progress=False, timeout_s=20)
     assert len(result) == 1
     row = result.iloc[0]
@@ -386,9 +408,16 @@ def test_read_shard_accepts_the_earlier_one_member_per_field_format(tmp_path: Pa
     path = tmp_path / "old.npz"
     frames = np.ones((2, 3, 4, 4), np.uint8)
     mel = np.zeros((5, 3), np.float16)
-    np.savez_compressed(path, frames=frames, mel=mel, has_audio=np.bool_(False),
-                        timestamps=np.array([0.5, 1.5]), size=np.int64(4),
-                        repeated=np.array([1]), frames_decoded=np.int64(3))
+    np.savez_compressed(
+        path,
+        frames=frames,
+        mel=mel,
+        has_audio=np.bool_(False),
+        timestamps=np.array([0.5, 1.5]),
+        size=np.int64(4),
+        repeated=np.array([1]),
+        frames_decoded=np.int64(3),
+    )
     shard = read_shard(path)
     assert np.array_equal(shard.frames, frames) and not shard.has_audio
     assert shard.plan == SamplingPlan((0.5, 1.5), 4, (1,), 3, (), "exact")

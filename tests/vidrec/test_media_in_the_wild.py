@@ -16,7 +16,6 @@ import pytest
 
 from expectations.validate import validate_frame
 from tests.vidrec.media_fixtures import (
-    grey_level,
     write_halves,
     write_silent_track,
     write_still,
@@ -26,15 +25,16 @@ from tests.vidrec.media_fixtures import (
 from vidrec.media.accounting import media_summary, probe_summary
 from vidrec.media.features import FeatureConfig, extract_features, extract_one
 from vidrec.media.frames import sample_frames
-from vidrec.media.probe import probe_file, probe_videos
+from vidrec.media.probe import probe_videos
 from vidrec.media.shards import read_shard
 
 
 @pytest.fixture(scope="module")
 def wild(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("wild")
-    fragmented = write_video(root / "fragmented.mp4", n_frames=32, audio=True, gop=8,
-                             movflags="frag_keyframe+empty_moov+default_base_moof")
+    fragmented = write_video(
+        root / "fragmented.mp4", n_frames=32, audio=True, gop=8, movflags="frag_keyframe+empty_moov+default_base_moof"
+    )
     cut = root / "fragmented_cut.mp4"
     cut.write_bytes(fragmented.read_bytes()[: fragmented.stat().st_size // 2])
     return {
@@ -51,8 +51,9 @@ def wild(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "silent_track": write_silent_track(root / "silent_track.mkv"),
         "fragmented": fragmented,
         # As a browser's MediaRecorder writes it: no duration, no index.
-        "live_webm": write_video(root / "live.webm", codec="libvpx-vp9", n_frames=40, container_format="webm",
-                                 muxer_options={"live": "1"}),
+        "live_webm": write_video(
+            root / "live.webm", codec="libvpx-vp9", n_frames=40, container_format="webm", muxer_options={"live": "1"}
+        ),
         "fragmented_cut": cut,
     }
 
@@ -65,8 +66,19 @@ def probed(wild: dict[str, Path]) -> pd.DataFrame:
     return frame.set_index("video_id", drop=False)
 
 
-ACCEPTED = ["slow_motion", "portrait_4k", "aac_12khz", "one_frame", "tenth_second", "still_png",
-            "portrait_phone", "two_streams", "silent_track", "fragmented", "live_webm"]
+ACCEPTED = [
+    "slow_motion",
+    "portrait_4k",
+    "aac_12khz",
+    "one_frame",
+    "tenth_second",
+    "still_png",
+    "portrait_phone",
+    "two_streams",
+    "silent_track",
+    "fragmented",
+    "live_webm",
+]
 
 
 @pytest.mark.parametrize("name", ACCEPTED)
@@ -122,8 +134,9 @@ def test_the_main_video_stream_is_chosen_and_recorded(probed: pd.DataFrame, wild
     assert plan.stream == 1 and frames.mean() > 10  # the preview stream is black
 
 
-def test_audio_track_without_packets_marks_audio_missing(probed: pd.DataFrame, wild: dict[str, Path],
-                                                         tmp_path: Path) -> None:
+def test_audio_track_without_packets_marks_audio_missing(
+    probed: pd.DataFrame, wild: dict[str, Path], tmp_path: Path
+) -> None:
     row = probed.loc["silent_track"]
     assert not row["has_audio"] and pd.isna(row["sample_rate"])
     assert "audio track ignored (it holds no packets)" in row["notes"]
@@ -134,8 +147,11 @@ def test_audio_track_without_packets_marks_audio_missing(probed: pd.DataFrame, w
 def test_fragmented_mp4_cut_in_half_is_caught_at_the_probe(probed: pd.DataFrame) -> None:
     row = probed.loc["fragmented_cut"]
     assert row["status"] == "quarantined"
-    assert re.fullmatch(r"MP4 cut short: box '(moof|mdat)' at byte \d+ claims \d+ bytes but the file ends at "
-                        r"byte \d+: copy the complete file again \(or re-export it\)", row["reason"]), row["reason"]
+    assert re.fullmatch(
+        r"MP4 cut short: box '(moof|mdat)' at byte \d+ claims \d+ bytes but the file ends at "
+        r"byte \d+: copy the complete file again \(or re-export it\)",
+        row["reason"],
+    ), row["reason"]
 
 
 def test_a_live_recording_without_duration_is_measured(probed: pd.DataFrame, wild: dict[str, Path]) -> None:
@@ -190,8 +206,17 @@ def _write_any(tmp_path: Path, codec: str, gop: int | None) -> Path:
         for pix_fmt in pix_fmts:
             path = tmp_path / f"clip.{suffix}"
             try:
-                return write_video(path, codec=codec, n_frames=40, fps=8, width=64, height=64, gop=gop,
-                                   container_format=container_format, pix_fmt=pix_fmt)
+                return write_video(
+                    path,
+                    codec=codec,
+                    n_frames=40,
+                    fps=8,
+                    width=64,
+                    height=64,
+                    gop=gop,
+                    container_format=container_format,
+                    pix_fmt=pix_fmt,
+                )
             except (av.FFmpegError, ValueError):
                 path.unlink(missing_ok=True)
     pytest.skip(f"{codec} cannot write a 64x64 clip in any test container (size or format constraints)")
@@ -200,8 +225,10 @@ def _write_any(tmp_path: Path, codec: str, gop: int | None) -> Path:
 def _decoded_in_full(path: Path, size: int) -> dict[float, np.ndarray]:
     """Every frame by its time, scaled as the sampler scales it, from one decode without seeking."""
     with av.open(str(path)) as container:
-        return {round(float(f.time), 6): f.reformat(width=size, height=size, format="rgb24").to_ndarray()
-                for f in container.decode(video=0)}
+        return {
+            round(float(f.time), 6): f.reformat(width=size, height=size, format="rgb24").to_ndarray()
+            for f in container.decode(video=0)
+        }
 
 
 @pytest.mark.parametrize("gop", [8, None], ids=["gop8", "default_gop"])
@@ -246,11 +273,16 @@ def test_broken_links_and_loops_get_quarantine_rows(tmp_path: Path) -> None:
     probed = probe_videos(list(zip(files["video_id"], files["path"])), progress=False).set_index("video_id")
     assert probed.loc["ok", "status"] == "accepted"
     assert probed.loc["dangling", "reason"].startswith("broken symbolic link: ")
-    assert probed.loc["dangling", "reason"].endswith("does not exist; restore the target (for DVC data, "
-                                                     "`dvc checkout`) or remove the link")
+    assert probed.loc["dangling", "reason"].endswith(
+        "does not exist; restore the target (for DVC data, `dvc checkout`) or remove the link"
+    )
     assert probed.loc["loop_a", "reason"].startswith("symbolic link loop: ")
-    assert probe_summary(probed.reset_index()) == {"files_seen": 4, "files_accepted": 1, "files_quarantined": 3,
-                                                   "deleted": 0}
+    assert probe_summary(probed.reset_index()) == {
+        "files_seen": 4,
+        "files_accepted": 1,
+        "files_quarantined": 3,
+        "deleted": 0,
+    }
 
 
 def test_nfd_file_names_and_nfc_sidecar_ids_are_one_id(tmp_path: Path) -> None:
@@ -274,16 +306,18 @@ def test_files_rejected_at_feature_time_reconcile(tmp_path: Path) -> None:
     doomed.write_bytes(b"\0" * 64)  # replaced between probe and features
     features = extract_features(probed[probed["status"] == "accepted"], tmp_path / "features", progress=False)
     summary = media_summary(probed, features)
-    assert {k: summary[k] for k in ("files_seen", "quarantined_at_probe", "quarantined_at_features",
-                                    "accepted_with_features")} == {"files_seen": 3, "quarantined_at_probe": 1,
-                                                                   "quarantined_at_features": 1,
-                                                                   "accepted_with_features": 1}
+    assert {
+        k: summary[k]
+        for k in ("files_seen", "quarantined_at_probe", "quarantined_at_features", "accepted_with_features")
+    } == {"files_seen": 3, "quarantined_at_probe": 1, "quarantined_at_features": 1, "accepted_with_features": 1}
     with pytest.raises(ValueError, match="do not reconcile"):
         media_summary(probed, features[features["video_id"] != "doomed"])
 
 
-ACTIONS = re.compile(r"copy|re-export|re-mux|restore|remove|downscale|split|add the|wrap it|make it readable|"
-                     r"put |point the|re-run|re-encode|retried")
+ACTIONS = re.compile(
+    r"copy|re-export|re-mux|restore|remove|downscale|split|add the|wrap it|make it readable|"
+    r"put |point the|re-run|re-encode|retried"
+)
 
 
 def test_every_probe_reason_says_what_to_do(probed: pd.DataFrame) -> None:
@@ -297,12 +331,21 @@ def test_audio_masked_at_feature_time_is_missing_for_the_models() -> None:
     from vidrec.items import build_items
 
     ids = ["a", "b"]
-    videos = pd.DataFrame({"video_id": ids, "sha256": ["1" * 64, "2" * 64], "duration_s": [2.0, 2.0],
-                           "has_audio": [True, True], "status": "accepted", "reason": None})
+    videos = pd.DataFrame(
+        {
+            "video_id": ids,
+            "sha256": ["1" * 64, "2" * 64],
+            "duration_s": [2.0, 2.0],
+            "has_audio": [True, True],
+            "status": "accepted",
+            "reason": None,
+        }
+    )
     metadata = pd.DataFrame({"video_id": ids, "title": ["A", "B"], "status": "accepted", "reason": None})
     # b's track looked fine at the probe and proved unreadable at extraction (notes say so).
-    features = pd.DataFrame({"video_id": ids, "shard_path": ["a.npz", "b.npz"], "has_audio": [True, False],
-                             "status": "accepted"})
+    features = pd.DataFrame(
+        {"video_id": ids, "shard_path": ["a.npz", "b.npz"], "has_audio": [True, False], "status": "accepted"}
+    )
     text = pd.DataFrame({"video_id": ids, "has_text": True, "embedding": [np.zeros(2), np.zeros(2)]})
     items, _ = build_items(videos, metadata, features, text)
     assert dict(zip(items["video_id"], items["has_audio"])) == {"a": True, "b": False}

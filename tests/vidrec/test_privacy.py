@@ -63,11 +63,25 @@ def test_the_makefile_environment_warns_when_no_key_is_set(tmp_path: Path) -> No
     """`eval "$(python -m vidrec.config)"`, which every make target runs, says so on stderr."""
     env = {k: v for k, v in os.environ.items() if k != PSEUDONYM_KEY_ENV_VAR}
     env["VIDREC_HOME"] = str(tmp_path / "root")
-    unset = subprocess.run([sys.executable, "-m", "vidrec.config"], cwd=REPO, env=env, capture_output=True,
-                           text=True, timeout=60, check=True)
+    unset = subprocess.run(
+        [sys.executable, "-m", "vidrec.config"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "WARNING" in unset.stderr and "PUBLIC demo key" in unset.stderr
     assert f"export {PSEUDONYM_KEY_ENV_VAR}='{DEMO_PSEUDONYM_KEY}'" in unset.stdout
     env[PSEUDONYM_KEY_ENV_VAR] = "a-real-secret"
-    set_ = subprocess.run([sys.executable, "-m", "vidrec.config"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60, check=True)
+    set_ = subprocess.run(
+        [sys.executable, "-m", "vidrec.config"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert set_.stderr == ""

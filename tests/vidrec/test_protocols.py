@@ -56,13 +56,26 @@ def test_full_ranking_agrees_with_the_gates_ranking_sql() -> None:
     mine = full_ranking(lambda users: scores[users], np.arange(n_users), relevant, None, ks=(k,))
     dense = relevant.toarray() > 0
     # eval_rows as metrics.evaluate builds it: gu packs the (slice, model) number 0 and the user number u
-    rows = pd.DataFrame([{"gu": u, "session_id": f"s{u}", "clicked": bool(dense[u, i]), "score": scores[u, i],
-                          "video_id": f"v{i:02d}"} for u in range(n_users) for i in range(n_items)])
+    rows = pd.DataFrame(
+        [
+            {
+                "gu": u,
+                "session_id": f"s{u}",
+                "clicked": bool(dense[u, i]),
+                "score": scores[u, i],
+                "video_id": f"v{i:02d}",
+            }
+            for u in range(n_users)
+            for i in range(n_items)
+        ]
+    )
     con = duckdb.connect()
     con.register("eval_rows", rows)
     con.register("eval_keys", pd.DataFrame({"slice": ["all"], "model": ["m"], "g": [0]}))
-    con.register("user_weights", pd.DataFrame({"rep": 0, "user_key": [f"u{u}" for u in range(n_users)],
-                                               "u": range(n_users), "w": 1.0}))
+    con.register(
+        "user_weights",
+        pd.DataFrame({"rep": 0, "user_key": [f"u{u}" for u in range(n_users)], "u": range(n_users), "w": 1.0}),
+    )
     gate = con.execute(sql("ranking"), {"k": k}).df().set_index("metric")["value"]
     assert mine[f"ndcg@{k}"] == pytest.approx(gate[f"ndcg_at_{k}"])
     assert mine[f"recall@{k}"] == pytest.approx(gate[f"recall_at_{k}"])
@@ -140,12 +153,16 @@ def test_ratio_by_user_is_seeded_and_ignores_row_order() -> None:
 def test_ratio_by_user_keeps_short_users_in_train_and_counts_them() -> None:
     positives = _positives(n_users=10, per_user=10, n_items=30)
     ts = pd.Timestamp("2024-02-01", tz="UTC")
-    short = pd.DataFrame([("s1", "i1", ts), ("s2", "i1", ts), ("s2", "i2", ts + pd.Timedelta(hours=1))],
-                         columns=["user_id", "video_id", "ts"])
-    three = pd.DataFrame([("t3", f"i{k}", ts + pd.Timedelta(hours=k)) for k in range(3)],
-                         columns=["user_id", "video_id", "ts"])
-    split = split_interactions(pd.concat([positives, short, three], ignore_index=True),
-                               Protocol(split="ratio_by_user", seed=0))
+    short = pd.DataFrame(
+        [("s1", "i1", ts), ("s2", "i1", ts), ("s2", "i2", ts + pd.Timedelta(hours=1))],
+        columns=["user_id", "video_id", "ts"],
+    )
+    three = pd.DataFrame(
+        [("t3", f"i{k}", ts + pd.Timedelta(hours=k)) for k in range(3)], columns=["user_id", "video_id", "ts"]
+    )
+    split = split_interactions(
+        pd.concat([positives, short, three], ignore_index=True), Protocol(split="ratio_by_user", seed=0)
+    )
     short_idx = [list(split.user_ids).index(u) for u in ("s1", "s2")]
     assert split.train["user_idx"].isin(short_idx).sum() == 3
     assert not split.val["user_idx"].isin(short_idx).any() and not split.test["user_idx"].isin(short_idx).any()
@@ -183,8 +200,9 @@ def test_evaluate_records_the_protocol_and_labels_sampled_ranking() -> None:
     assert row["recall@10"] == pytest.approx(1.0) and row["ndcg@10"] == pytest.approx(1.0)
     assert row["protocol"] == "leave-one-out by time, no k-core, full ranking"
     assert row["protocol_json"]["ranking"] == "full"
-    sampled = split_interactions(positives, Protocol(ranking="sampled", n_negatives=50),
-                                 item_ids=[f"i{i}" for i in range(200)])
+    sampled = split_interactions(
+        positives, Protocol(ranking="sampled", n_negatives=50), item_ids=[f"i{i}" for i in range(200)]
+    )
     row = evaluate(sampled, oracle, "oracle")
     assert "SAMPLED" in row["protocol"] and "sampled50_hit@10" in row and "recall@10" not in row
     assert row["sampled50_hit@10"] == pytest.approx(1.0)

@@ -8,12 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import bentoml
 import pytest
 
 import assets.model_store as store
-import bentoml
-from models import bundle, serialization
-from models.serialization import TrainedModel
+from models.serving import bundle
+from models.serving import weights as serialization
+from models.serving.weights import TrainedModel
 from tests.model_fixtures import tiny_contents, untrained_models
 from vidrec.registry import ProductionPointer
 
@@ -51,8 +52,9 @@ STEPS = {
 }
 
 
-def test_a_failure_at_every_step_leaves_the_old_model_in_production(models, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_at_every_step_leaves_the_old_model_in_production(
+    models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pointer = ProductionPointer(tmp_path)
     first = store.promote(_save(models, "first"), pointer)
     _assert_serving(pointer, first.tag)
@@ -60,7 +62,7 @@ def test_a_failure_at_every_step_leaves_the_old_model_in_production(models, tmp_
         stored = len(bentoml.models.list("vidrec-recommender"))
         with monkeypatch.context() as patch:
             inject(patch)
-            with pytest.raises(Exception):
+            with pytest.raises(Exception):  # noqa: B017 - each step fails its own way (OSError, RuntimeError...)
                 store.promote(_save(models, f"broken-{step}"), pointer)
         _assert_serving(pointer, first.tag)
         assert pointer.read().history == [] and not list(tmp_path.glob("*.tmp")), step
@@ -80,12 +82,13 @@ def test_a_promotion_killed_midway_leaves_old_or_new(models, tmp_path: Path, vid
     script.write_text(
         f"import sys\nsys.path.insert(0, {str(REPO)!r})\nfrom pathlib import Path\n"
         "import numpy as np\n"
-        "from models.serialization import TrainedModel\n"
+        "from models.serving.weights import TrainedModel\n"
         "import assets.model_store as store\n"
         "from tests.vidrec.test_registry_promotion import _save\n"
         "from vidrec.registry import ProductionPointer\n"
         f"encoder = TrainedModel('encoder', {models[0].weights_path!r}, {models[0].config!r})\n"
-        f"ranker = TrainedModel('ranker', {models[1].weights_path!r}, {models[1].config!r}, extra={models[1].extra!r})\n"
+        f"ranker = TrainedModel('ranker', {models[1].weights_path!r}, {models[1].config!r}, "
+        f"extra={models[1].extra!r})\n"
         f"retrieval = TrainedModel('retrieval', {models[2].weights_path!r}, {models[2].config!r})\n"
         f"pointer = ProductionPointer(Path({str(tmp_path / 'registry')!r}))\n"
         "for i in range(1000):\n"
@@ -93,8 +96,14 @@ def test_a_promotion_killed_midway_leaves_old_or_new(models, tmp_path: Path, vid
         "    print('promoted', i, flush=True)\n"
     )
     pointer = ProductionPointer(tmp_path / "registry")
-    process = subprocess.Popen([sys.executable, str(script)], cwd=REPO, env={**os.environ, **vidrec_env},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=REPO,
+        env={**os.environ, **vidrec_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         for _ in range(3):  # let a few promotions complete, then kill somewhere inside the next one

@@ -1,4 +1,4 @@
-"""Sources (local folders and fsspec URLs), sidecars, and the incremental media catalog."""
+"""Sources (local folders and fsspec URLs), sidecars, and the incremental media catalogue."""
 
 from __future__ import annotations
 
@@ -74,13 +74,15 @@ def test_memory_url_is_copied_once_into_landing(tmp_path: Path, clips: dict[str,
     fs = fsspec.filesystem("memory")
     fs.pipe(f"{base}/videos/m1.mp4", clips["a"])
     fs.pipe(f"{base}/videos/m2.mp4", clips["b"])
-    fs.pipe(f"{base}/metadata.jsonl",
-            b'{"video_id": "m1", "title": "One", "description": null, "tags": ["x", "y"], '
-            b'"category": "music", "creator_id": "c1", "is_product": false, "price": null, '
-            b'"is_live_host": false, "published_at": "2024-03-01T00:00:00Z"}\n')
+    fs.pipe(
+        f"{base}/metadata.jsonl",
+        b'{"video_id": "m1", "title": "One", "description": null, "tags": ["x", "y"], '
+        b'"category": "music", "creator_id": "c1", "is_product": false, "price": null, '
+        b'"is_live_host": false, "published_at": "2024-03-01T00:00:00Z"}\n',
+    )
     files = list_videos(base)
     assert files["path"].isna().all() and files["url"].str.startswith("memory://").all()
-    with MediaCache(tmp_path / "catalog.duckdb") as cache:
+    with MediaCache(tmp_path / "catalogue.duckdb") as cache:
         local = localise(files, tmp_path / "landing", cache)
         for row in local.itertuples():
             assert Path(row.path).name == f"{file_sha256(row.path)}.mp4"
@@ -99,8 +101,10 @@ def test_memory_url_is_copied_once_into_landing(tmp_path: Path, clips: dict[str,
 def test_sidecar_non_utf8_and_empty_titles(tmp_path: Path) -> None:
     (tmp_path / "metadata.csv").write_bytes(
         (HEADER + "\n" + _csv_row("ok") + "\n").encode()
-        + _csv_row("latin1", "Caf\xe9 cr\xe8me").encode("latin-1") + b"\n"
-        + _csv_row("empty", "").encode() + b"\n"
+        + _csv_row("latin1", "Caf\xe9 cr\xe8me").encode("latin-1")
+        + b"\n"
+        + _csv_row("empty", "").encode()
+        + b"\n"
     )
     metadata = with_text(read_metadata(tmp_path))
     assert len(metadata) == 3  # nothing dropped
@@ -123,15 +127,13 @@ def test_sidecar_errors_name_the_input(tmp_path: Path) -> None:
 
 
 def test_unmatched_files_and_metadata_rows_are_quarantined(tmp_path: Path, clips: dict[str, bytes]) -> None:
-    root = _folder(tmp_path, clips, {"both": "a", "file_only": "b"},
-                   [_csv_row("both"), _csv_row("row_only")])
+    root = _folder(tmp_path, clips, {"both": "a", "file_only": "b"}, [_csv_row("both"), _csv_row("row_only")])
     files = list_videos(root)
     metadata = read_metadata(root)
     probed = probe_videos(list(zip(files["video_id"], files["path"])), progress=False)
     videos = quarantine_unmatched(probed, set(metadata["video_id"]), NO_METADATA_REASON)
     rows = quarantine_unmatched(metadata, set(files["video_id"]), NO_FILE_REASON)
-    assert videos.set_index("video_id")["reason"].to_dict() == {
-        "both": None, "file_only": NO_METADATA_REASON}
+    assert videos.set_index("video_id")["reason"].to_dict() == {"both": None, "file_only": NO_METADATA_REASON}
     assert rows.set_index("video_id")["reason"].to_dict() == {"both": None, "row_only": NO_FILE_REASON}
     # Probe facts are kept for the quarantined file: it is valid media, only unmatched.
     assert videos.set_index("video_id").loc["file_only", "n_frames_decoded"] == 24
@@ -143,19 +145,19 @@ def test_duplicate_bytes_are_flagged_and_share_one_probe(tmp_path: Path, clips: 
     probed = probe_videos(list(zip(files["video_id"], files["path"])), progress=False)
     assert probed.attrs["probed"] == 2  # two distinct contents
     assert (probed["status"] == "accepted").all()  # flagged, not dropped
-    assert probed.set_index("video_id")["duplicate_of"].to_dict() == {
-        "copy": None, "orig": "copy", "other": None}
+    assert probed.set_index("video_id")["duplicate_of"].to_dict() == {"copy": None, "orig": "copy", "other": None}
     groups = duplicate_groups(probed)
     assert groups.to_dict("records") == [
-        {"sha256": file_sha256(str(root / "videos" / "orig.mp4")), "video_ids": "copy, orig", "count": 2}]
+        {"sha256": file_sha256(str(root / "videos" / "orig.mp4")), "video_ids": "copy, orig", "count": 2}
+    ]
 
 
-def test_unchanged_catalog_is_neither_rehashed_nor_reprobed_nor_reextracted(
+def test_unchanged_catalogue_is_neither_rehashed_nor_reprobed_nor_reextracted(
     tmp_path: Path, clips: dict[str, bytes]
 ) -> None:
     root = _folder(tmp_path, clips, {"v1": "a", "v2": "b", "v3": "a"}, [])
     items = list(zip(list_videos(root)["video_id"], list_videos(root)["path"]))
-    with MediaCache(tmp_path / "catalog.duckdb") as cache:
+    with MediaCache(tmp_path / "catalogue.duckdb") as cache:
         first = probe_videos(items, progress=False, cache=cache)
         assert first.attrs == {"hashed": 3, "probed": 2}
         features = extract_features(first, tmp_path / "features", progress=False, cache=cache)
@@ -175,16 +177,14 @@ def test_unchanged_catalog_is_neither_rehashed_nor_reprobed_nor_reextracted(
         assert third.set_index("video_id").loc["v2", "duplicate_of"] == "v1"
 
         # A new feature config does not reuse old shards.
-        other = extract_features(third, tmp_path / "features", FeatureConfig(n_frames=4),
-                                 progress=False, cache=cache)
+        other = extract_features(third, tmp_path / "features", FeatureConfig(n_frames=4), progress=False, cache=cache)
         assert not other["cached"].any() and (other["frames_shape"] == "4x3x32x32").all()
-        assert set(cache.shard_catalog()["config_key"]) == {FeatureConfig().key(),
-                                                            FeatureConfig(n_frames=4).key()}
+        assert set(cache.shard_catalogue()["config_key"]) == {FeatureConfig().key(), FeatureConfig(n_frames=4).key()}
 
 
 def test_deleted_files_are_marked_not_kept(tmp_path: Path, clips: dict[str, bytes]) -> None:
     root = _folder(tmp_path, clips, {"keep": "a", "gone": "b"}, [])
-    with MediaCache(tmp_path / "catalog.duckdb") as cache:
+    with MediaCache(tmp_path / "catalogue.duckdb") as cache:
         files = list_videos(root)
         probed = probe_videos(list(zip(files["video_id"], files["path"])), progress=False, cache=cache)
         assert cache.record_sightings(probed, source=str(root)).empty
@@ -195,7 +195,7 @@ def test_deleted_files_are_marked_not_kept(tmp_path: Path, clips: dict[str, byte
         probed = probe_videos(list(zip(files["video_id"], files["path"])), progress=False, cache=cache)
         deleted = deleted_rows(cache.record_sightings(probed, source=str(root)))
         assert deleted["video_id"].tolist() == ["gone"]
-        # Another source sharing the catalog has its own sightings.
+        # Another source sharing the catalogue has its own sightings.
         other = probed.assign(video_id="elsewhere")
         assert cache.record_sightings(other, source="memory://other").empty
         row = deleted.iloc[0]

@@ -15,17 +15,38 @@ import pandas as pd
 import pytest
 
 from vidrec.world.behaviour import BehaviourParams
-from vidrec.world.catalog import CATEGORIES, CATEGORY_NAMES, build_items, to_ns
+from vidrec.world.catalogue import CATEGORIES, CATEGORY_NAMES, sample_items, to_ns
 from vidrec.world.generate import WorldManifest, generate_world, main
 from vidrec.world.oracle import Oracle
 from vidrec.world.policy import LoggingPolicy
 from vidrec.world.spec import WORLD_SIZES, world_spec
 from vidrec.world.users import build_users
 
-METADATA_COLUMNS = ["video_id", "title", "description", "tags", "category", "creator_id", "is_product", "price",
-                    "is_live_host", "published_at"]
-EVENT_COLUMNS = ["event_id", "ts", "user_id", "video_id", "session_id", "position", "surface", "propensity",
-                 "clicked", "watch_s", "converted"]
+METADATA_COLUMNS = [
+    "video_id",
+    "title",
+    "description",
+    "tags",
+    "category",
+    "creator_id",
+    "is_product",
+    "price",
+    "is_live_host",
+    "published_at",
+]
+EVENT_COLUMNS = [
+    "event_id",
+    "ts",
+    "user_id",
+    "video_id",
+    "session_id",
+    "position",
+    "surface",
+    "propensity",
+    "clicked",
+    "watch_s",
+    "converted",
+]
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +113,9 @@ def test_same_seed_is_deterministic_even_with_a_pool(world: WorldManifest, tmp_p
     pd.testing.assert_frame_equal(pd.read_parquet(again.events_parquet), pd.read_parquet(world.events_parquet))
     pd.testing.assert_frame_equal(pd.read_parquet(again.items_parquet), pd.read_parquet(world.items_parquet))
     for video_id in ("v00000", "v00005"):
-        np.testing.assert_array_equal(decoded_frames(again.video_path(video_id)),
-                                      decoded_frames(world.video_path(video_id)))
+        np.testing.assert_array_equal(
+            decoded_frames(again.video_path(video_id)), decoded_frames(world.video_path(video_id))
+        )
         assert again.video_path(video_id).read_bytes() == world.video_path(video_id).read_bytes()
 
 
@@ -172,8 +194,8 @@ def test_pixels_and_sound_carry_the_hidden_attributes(world: WorldManifest, item
     assert peak_hz == pytest.approx(CATEGORIES[with_sine.category_idx].pitch_hz, rel=0.03)
 
 
-def test_catalog_noise_rates_at_demo_size() -> None:
-    items = build_items(WORLD_SIZES["demo"], np.random.default_rng(0))
+def test_catalogue_noise_rates_at_demo_size() -> None:
+    items = sample_items(WORLD_SIZES["demo"], np.random.default_rng(0))
     assert 0.10 < items["hue_noisy"].mean() < 0.20
     assert 0.72 < items["has_audio"].mean() < 0.88
     assert 0.18 < items["is_product"].mean() < 0.32
@@ -223,9 +245,10 @@ def test_oracle_explains_the_clicks(world: WorldManifest, events: pd.DataFrame) 
     conv = oracle.conversion_prob(users, videos)
     is_product = oracle.items.set_index("video_id")["is_product"].loc[videos].to_numpy()
     assert (conv[~is_product] == 0).all() and (conv[is_product] > 0).all()
-    np.testing.assert_allclose(oracle.expected_watch_s(users[:5], videos[:5], 0),
-                               oracle.click_prob(users[:5], videos[:5], 0)
-                               * oracle.watch_s_given_click(users[:5], videos[:5]))
+    np.testing.assert_allclose(
+        oracle.expected_watch_s(users[:5], videos[:5], 0),
+        oracle.click_prob(users[:5], videos[:5], 0) * oracle.watch_s_given_click(users[:5], videos[:5]),
+    )
 
 
 def test_oracle_broadcasts_and_rejects_unknown_ids(world: WorldManifest) -> None:
@@ -246,7 +269,7 @@ def test_oracle_broadcasts_and_rejects_unknown_ids(world: WorldManifest) -> None
 
 def test_logging_policy_propensities_match_its_sampling() -> None:
     spec = WORLD_SIZES["tiny"]
-    items, users = build_items(spec, np.random.default_rng(1)), build_users(spec, np.random.default_rng(2))
+    items, users = sample_items(spec, np.random.default_rng(1)), build_users(spec, np.random.default_rng(2))
     policy = LoggingPolicy(items, users, BehaviourParams(), np.random.default_rng(3))
     n = 20_000
     ts = np.full(n, to_ns(items["published_at"]).max() + 1)  # every item available

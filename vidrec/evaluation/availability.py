@@ -19,14 +19,23 @@ SIGNALS = ("position", "propensity", "watch_s", "converted", "impressions")
 SHARE_MODEL = "holdout"
 SHARE_PREFIX = "holdout_share_"
 # What a missing signal is called in notes and gate verdicts ("skipped: source has no propensities").
-NOUNS = {"position": "positions", "propensity": "propensities", "watch_s": "watch times",
-         "converted": "conversion labels", "impressions": "non-clicked impressions"}
+NOUNS = {
+    "position": "positions",
+    "propensity": "propensities",
+    "watch_s": "watch times",
+    "converted": "conversion labels",
+    "impressions": "non-clicked impressions",
+}
 
 _PREDICTION = re.compile(r"(click|conversion)_(auc|gauc|logloss|ece)")
 _LOGGED_RANKING = re.compile(r"(ndcg|precision|recall|hitrate|mrr)_at_\d+")
 _OFF_POLICY = re.compile(r"(ctr|watch_s_per_impression|watch_s_per_session|conversion)_at_\d+_(ips|snips)")
-_OFF_POLICY_LABEL = {"ctr": "impressions", "watch_s_per_impression": "watch_s", "watch_s_per_session": "watch_s",
-                     "conversion": "converted"}
+_OFF_POLICY_LABEL = {
+    "ctr": "impressions",
+    "watch_s_per_impression": "watch_s",
+    "watch_s_per_session": "watch_s",
+    "conversion": "converted",
+}
 
 
 def needs(model: str, metric: str) -> frozenset[str]:
@@ -98,10 +107,17 @@ class Availability:
 
     def rows(self) -> pd.DataFrame:
         """The shares as evaluation-table rows (slice ``all``, model ``holdout``, no interval)."""
-        return pd.DataFrame({"slice": "all", "model": SHARE_MODEL,
-                             "metric": [SHARE_PREFIX + s for s in self.shares],
-                             "value": list(self.shares.values()), "ci_low": float("nan"), "ci_high": float("nan"),
-                             "resamples": 0})
+        return pd.DataFrame(
+            {
+                "slice": "all",
+                "model": SHARE_MODEL,
+                "metric": [SHARE_PREFIX + s for s in self.shares],
+                "value": list(self.shares.values()),
+                "ci_low": float("nan"),
+                "ci_high": float("nan"),
+                "resamples": 0,
+            }
+        )
 
 
 def drop_unsupported(table: pd.DataFrame, availability: Availability) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -110,14 +126,18 @@ def drop_unsupported(table: pd.DataFrame, availability: Availability) -> tuple[p
     reasons = [availability.reasons(model, metric) for model, metric in zip(table["model"], table["metric"])]
     skip = pd.Series([bool(r) for r in reasons], index=table.index, dtype=bool)
     dropped = table.loc[skip, ["model", "metric"]].assign(reason=["; ".join(r) for r, s in zip(reasons, skip) if s])
-    summary = (dropped.groupby(["metric", "reason"], sort=True)["model"]
-               .agg(lambda models: ", ".join(sorted(set(models)))).reset_index()[["metric", "model", "reason"]]
-               .rename(columns={"model": "models"}))
+    summary = (
+        dropped.groupby(["metric", "reason"], sort=True)["model"]
+        .agg(lambda models: ", ".join(sorted(set(models))))
+        .reset_index()[["metric", "model", "reason"]]
+        .rename(columns={"model": "models"})
+    )
     return table[~skip].reset_index(drop=True), summary
 
 
 def drop_unsupported_reliability(reliability: pd.DataFrame, availability: Availability) -> pd.DataFrame:
     """Reliability bins (model, head, bin, ...) without the heads whose labels or predictions are missing."""
-    keep = [not availability.reasons(model, f"{head}_ece") for model, head in zip(reliability["model"],
-                                                                                  reliability["head"])]
+    keep = [
+        not availability.reasons(model, f"{head}_ece") for model, head in zip(reliability["model"], reliability["head"])
+    ]
     return reliability[keep].reset_index(drop=True)

@@ -51,16 +51,21 @@ def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, ks: Sequence[int
     return out
 
 
-def full_ranking(score_fn: ScoreFn, users: np.ndarray, relevant: sparse.csr_matrix,
-                 exclude: sparse.csr_matrix | None, ks: Sequence[int] = (10, 20),
-                 batch_size: int = 1024) -> dict[str, float]:
+def full_ranking(
+    score_fn: ScoreFn,
+    users: np.ndarray,
+    relevant: sparse.csr_matrix,
+    exclude: sparse.csr_matrix | None,
+    ks: Sequence[int] = (10, 20),
+    batch_size: int = 1024,
+) -> dict[str, float]:
     """Mean metrics over ``users``, ranking all items for each: ``relevant`` and ``exclude`` are
     (all users x items) matrices; ``score_fn(user_batch)`` returns (batch x items) scores."""
     users = np.asarray(users, dtype=np.int64)
     k_max = max(ks)
     sums: dict[str, float] = {}
     for start in range(0, len(users), batch_size):
-        batch = users[start:start + batch_size]
+        batch = users[start : start + batch_size]
         scores = score_fn(batch)
         if scores.shape != (len(batch), relevant.shape[1]):
             raise ValueError(f"score_fn returned shape {scores.shape}; expected ({len(batch)}, {relevant.shape[1]})")
@@ -72,9 +77,16 @@ def full_ranking(score_fn: ScoreFn, users: np.ndarray, relevant: sparse.csr_matr
     return {name: total / max(len(users), 1) for name, total in sums.items()}
 
 
-def sampled_ranking(score_fn: ScoreFn, users: np.ndarray, relevant: sparse.csr_matrix,
-                    exclude: sparse.csr_matrix | None, n_negatives: int = 100, ks: Sequence[int] = (10, 20),
-                    seed: int = 0, batch_size: int = 1024) -> dict[str, float]:
+def sampled_ranking(
+    score_fn: ScoreFn,
+    users: np.ndarray,
+    relevant: sparse.csr_matrix,
+    exclude: sparse.csr_matrix | None,
+    n_negatives: int = 100,
+    ks: Sequence[int] = (10, 20),
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> dict[str, float]:
     """Each relevant item ranked against ``n_negatives`` items sampled uniformly (seeded) from those the
     user neither saw nor holds out; ties count against the positive. Per-user means of Hit@K, NDCG@K.
 
@@ -85,16 +97,18 @@ def sampled_ranking(score_fn: ScoreFn, users: np.ndarray, relevant: sparse.csr_m
     users = np.asarray(users, dtype=np.int64)
     sums: dict[str, float] = {}
     for start in range(0, len(users), batch_size):
-        batch = users[start:start + batch_size]
+        batch = users[start : start + batch_size]
         scores = score_fn(batch)
         seen = relevant[batch] if exclude is None else (relevant[batch] + exclude[batch])
         for row, user_seen, user_rel in zip(scores, seen, relevant[batch]):
             forbidden = set(user_seen.indices.tolist())
             if n_items - len(forbidden) < n_negatives:
-                raise ValueError(f"only {n_items - len(forbidden)} unseen items for a user; "
-                                 f"n_negatives={n_negatives} is too many for this catalog")
+                raise ValueError(
+                    f"only {n_items - len(forbidden)} unseen items for a user; "
+                    f"n_negatives={n_negatives} is too many for this catalogue"
+                )
             negatives: list[int] = []
-            while len(negatives) < n_negatives:  # rejection sampling: catalogs are much larger than histories
+            while len(negatives) < n_negatives:  # rejection sampling: catalogues are much larger than histories
                 draw = rng.integers(0, n_items, n_negatives * 2)
                 negatives += [int(i) for i in draw if int(i) not in forbidden][: n_negatives - len(negatives)]
             neg_scores = row[np.asarray(negatives)]

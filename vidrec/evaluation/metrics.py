@@ -15,7 +15,6 @@ import duckdb
 import pandas as pd
 
 from vidrec.evaluation.availability import SHARE_MODEL
-
 from vidrec.evaluation.tables import bootstrap_weights, load_weights, replace_table, sql
 
 log = logging.getLogger(__name__)
@@ -34,8 +33,11 @@ PACKED_KEY = "k.g * 4294967296 + w.u AS gu"
 PACKED_KEY_ALL = "(list_position($models, s.model) - 1) * 4294967296 + w.u AS gu"
 RELIABILITY_COLUMNS = ("model", "head", "bin", "n", "mean_pred", "observed")
 # Headline names (kept stable for dashboards and the serving /model endpoint) -> the metric they show.
-HEADLINE_ALIASES = {"ctr_at_{k}": "ctr_at_{k}_snips", "watch_s_at_{k}": "watch_s_per_impression_at_{k}_snips",
-                    "conversion_at_{k}": "conversion_at_{k}_snips"}
+HEADLINE_ALIASES = {
+    "ctr_at_{k}": "ctr_at_{k}_snips",
+    "watch_s_at_{k}": "watch_s_per_impression_at_{k}_snips",
+    "conversion_at_{k}": "conversion_at_{k}_snips",
+}
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,24 @@ def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict, timings: dict[
     return frame
 
 
-def _metric_reps(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_size: int, n_users: int,
-                 with_top_k: bool, timings: dict[str, float]) -> list[pd.DataFrame]:
-    parts = [_run(con, "prediction", {"bins": settings.bins, "eps": settings.eps}, timings),
-             _run(con, "ranking", {"k": settings.k}, timings)]
+def _metric_reps(
+    con: duckdb.DuckDBPyConnection,
+    settings: SuiteSettings,
+    catalogue_size: int,
+    n_users: int,
+    with_top_k: bool,
+    timings: dict[str, float],
+) -> list[pd.DataFrame]:
+    parts = [
+        _run(con, "prediction", {"bins": settings.bins, "eps": settings.eps}, timings),
+        _run(con, "ranking", {"k": settings.k}, timings),
+    ]
     if with_top_k:
         _match_top_k(con, settings, timings)
         parts.append(_run(con, "off_policy", {"k": settings.k, "logging_policy": settings.logging_policy}, timings))
-        parts.append(_run(con, "catalogue", {"k": settings.k, "catalogue_size": catalogue_size,
-                                             "n_users": n_users}, timings))
+        parts.append(
+            _run(con, "catalogue", {"k": settings.k, "catalogue_size": catalogue_size, "n_users": n_users}, timings)
+        )
         parts.append(_run(con, "online_ab", {"k": settings.k}, timings))
     return parts
 
@@ -94,13 +105,21 @@ def _match_top_k(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, timing
     off_policy.sql and catalogue.sql (step ``top_k_match`` in the timings)."""
     start = time.perf_counter()
     con.execute("CREATE OR REPLACE TEMP TABLE logged_sessions AS " + sql("logged_sessions"))
-    con.execute("CREATE OR REPLACE TEMP TABLE top_k_match AS " + sql("top_k_match"),
-                {"k": settings.k, "max_weight": settings.max_weight})
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE top_k_match AS " + sql("top_k_match"),
+        {"k": settings.k, "max_weight": settings.max_weight},
+    )
     timings["top_k_match"] = time.perf_counter() - start
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_size: int = 1,
-             n_users: int = 0, candidate: str = "candidate", baselines: tuple[str, ...] = ("champion",)) -> Evaluation:
+def evaluate(
+    con: duckdb.DuckDBPyConnection,
+    settings: SuiteSettings,
+    catalogue_size: int = 1,
+    n_users: int = 0,
+    candidate: str = "candidate",
+    baselines: tuple[str, ...] = ("champion",),
+) -> Evaluation:
     """Run the suite over the loaded tables (impressions, scores, and optionally top_k, catalogue).
 
     ``catalogue_size`` and ``n_users`` (training users) feed coverage and novelty. Comparisons are
@@ -117,8 +136,14 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_
         con.execute(f"SET preserve_insertion_order = {'true' if previous else 'false'}")
 
 
-def _evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue_size: int, n_users: int,
-              candidate: str, baselines: tuple[str, ...]) -> Evaluation:
+def _evaluate(
+    con: duckdb.DuckDBPyConnection,
+    settings: SuiteSettings,
+    catalogue_size: int,
+    n_users: int,
+    candidate: str,
+    baselines: tuple[str, ...],
+) -> Evaluation:
     timings: dict[str, float] = {}
     # fetchnumpy: the distinct keys go straight to NumPy (bootstrap_weights) without a pandas frame.
     users = con.execute("SELECT DISTINCT user_key FROM impressions").fetchnumpy()["user_key"]
@@ -147,9 +172,12 @@ def _evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue
     start = time.perf_counter()
     keys = pd.DataFrame({"slice": "all", "model": models, "g": range(len(models))})
     replace_table(con, "eval_keys", keys, temp=True)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT {PACKED_KEY_ALL}, {EVAL_ROW_COLUMNS} "
-                "FROM scores s JOIN impressions i USING (event_id) "
-                "JOIN user_weights w ON w.user_key = i.user_key AND w.rep = 0", {"models": models})
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT {PACKED_KEY_ALL}, {EVAL_ROW_COLUMNS} "
+        "FROM scores s JOIN impressions i USING (event_id) "
+        "JOIN user_weights w ON w.user_key = i.user_key AND w.rep = 0",
+        {"models": models},
+    )
     timings["rows"] = time.perf_counter() - start
     parts += _metric_reps(con, settings, catalogue_size, n_users, with_top_k, timings)
     reps = pd.concat([p for p in parts if not p.empty], ignore_index=True)
@@ -164,8 +192,13 @@ def _evaluate(con: duckdb.DuckDBPyConnection, settings: SuiteSettings, catalogue
         reliability = _run(con, "reliability", {"bins": settings.bins}, timings)
     else:
         reliability = pd.DataFrame(columns=list(RELIABILITY_COLUMNS))
-    log.info("evaluation: %d metric rows over %d users, %d resamples in %.1f s", len(table), len(users),
-             settings.resamples, sum(timings.values()))
+    log.info(
+        "evaluation: %d metric rows over %d users, %d resamples in %.1f s",
+        len(table),
+        len(users),
+        settings.resamples,
+        sum(timings.values()),
+    )
     return Evaluation(table=table, reliability=reliability, timings_s=timings)
 
 
@@ -173,11 +206,15 @@ def _slice_rows(con: duckdb.DuckDBPyConnection) -> None:
     """eval_rows and eval_keys for the slices (sql/slices.sql), with the packed key ``gu``."""
     con.execute("DROP VIEW IF EXISTS eval_rows")
     con.execute("CREATE OR REPLACE TEMP TABLE eval_slice_rows AS " + sql("slices").rstrip().rstrip(";"))
-    con.execute("CREATE OR REPLACE TEMP TABLE eval_keys AS SELECT slice, model, "
-                "row_number() OVER (ORDER BY slice, model) - 1 AS g "
-                "FROM (SELECT DISTINCT slice, model FROM eval_slice_rows)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT {PACKED_KEY}, {EVAL_ROW_COLUMNS} FROM eval_slice_rows e "
-                "JOIN eval_keys k USING (slice, model) JOIN user_weights w ON w.user_key = e.user_key AND w.rep = 0")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE eval_keys AS SELECT slice, model, "
+        "row_number() OVER (ORDER BY slice, model) - 1 AS g "
+        "FROM (SELECT DISTINCT slice, model FROM eval_slice_rows)"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE eval_rows AS SELECT {PACKED_KEY}, {EVAL_ROW_COLUMNS} FROM eval_slice_rows e "
+        "JOIN eval_keys k USING (slice, model) JOIN user_weights w ON w.user_key = e.user_key AND w.rep = 0"
+    )
     con.execute("DROP TABLE eval_slice_rows")
 
 

@@ -13,19 +13,45 @@ import numpy as np
 import pandas as pd
 
 # One row per logged hold-out impression, with the slice attributes of its item and user.
-IMPRESSION_COLUMNS = ("event_id", "session_id", "user_key", "video_id", "position", "propensity", "clicked",
-                      "watch_s", "converted", "cold_item", "new_user", "category", "is_product", "is_live_host")
+IMPRESSION_COLUMNS = (
+    "event_id",
+    "session_id",
+    "user_key",
+    "video_id",
+    "position",
+    "propensity",
+    "clicked",
+    "watch_s",
+    "converted",
+    "cold_item",
+    "new_user",
+    "category",
+    "is_product",
+    "is_live_host",
+)
 # One row per (model, logged impression): the model's per-head predictions and blended ranking score.
 SCORE_COLUMNS = ("model", "event_id", "p_click", "p_watch_s", "p_conversion", "score")
 # One row per (model, hold-out session, rank <= K): what the model would show from the whole catalogue;
 # oracle_* are the world's expected outcomes at that rank (NULL when the data is not a demo world).
-TOP_K_COLUMNS = ("model", "session_id", "user_key", "video_id", "rank", "oracle_click", "oracle_watch_s",
-                 "oracle_conversion")
+TOP_K_COLUMNS = (
+    "model",
+    "session_id",
+    "user_key",
+    "video_id",
+    "rank",
+    "oracle_click",
+    "oracle_watch_s",
+    "oracle_conversion",
+)
 # One row per catalogue item: how many distinct users clicked it in the training window (novelty).
 CATALOGUE_COLUMNS = ("video_id", "engaged_users")
 
-TABLES = {"impressions": IMPRESSION_COLUMNS, "scores": SCORE_COLUMNS, "top_k": TOP_K_COLUMNS,
-          "catalogue": CATALOGUE_COLUMNS}
+TABLES = {
+    "impressions": IMPRESSION_COLUMNS,
+    "scores": SCORE_COLUMNS,
+    "top_k": TOP_K_COLUMNS,
+    "catalogue": CATALOGUE_COLUMNS,
+}
 
 
 def sql(name: str) -> str:
@@ -68,8 +94,14 @@ def bootstrap_weights(user_keys: np.ndarray, resamples: int, seed: int) -> pd.Da
     counts = np.random.default_rng(seed).poisson(1.0, size=(resamples, len(users)))
     reps = np.concatenate([np.zeros(len(users), dtype=np.int64), np.repeat(np.arange(1, resamples + 1), len(users))])
     weights = np.concatenate([np.ones(len(users)), counts.ravel().astype(float)])
-    return pd.DataFrame({"rep": reps, "user_key": np.tile(users, resamples + 1),
-                         "u": np.tile(np.arange(len(users), dtype=np.int64), resamples + 1), "w": weights})
+    return pd.DataFrame(
+        {
+            "rep": reps,
+            "user_key": np.tile(users, resamples + 1),
+            "u": np.tile(np.arange(len(users), dtype=np.int64), resamples + 1),
+            "w": weights,
+        }
+    )
 
 
 def load_weights(con: duckdb.DuckDBPyConnection, weights: pd.DataFrame) -> None:
@@ -84,6 +116,7 @@ def load_weights(con: duckdb.DuckDBPyConnection, weights: pd.DataFrame) -> None:
         raise ValueError("user weights: replicate 0 must weigh every user exactly 1 (the point estimate)")
     numbers = np.sort(point["u"].to_numpy())
     if not np.array_equal(numbers, np.arange(len(point))) or weights["u"].max() >= len(point):
-        raise ValueError("user weights: replicate 0 must number its users 0..n-1 and every replicate's "
-                         "users must be among them")
+        raise ValueError(
+            "user weights: replicate 0 must number its users 0..n-1 and every replicate's users must be among them"
+        )
     replace_table(con, "user_weights", weights[["rep", "user_key", "u", "w"]])

@@ -2,7 +2,7 @@
 multimodal encoder reads), a user as the mean of the items they had, scored by cosine similarity.
 
 Needs no training and works for items nobody has interacted with, so it is the content baseline for
-catalogs without media.
+catalogues without media.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class ProfileScorer:
 
     def __init__(self, item_embeddings: np.ndarray, fit: sparse.csr_matrix) -> None:
         if item_embeddings.shape[0] != fit.shape[1]:
-            raise ValueError(f"{item_embeddings.shape[0]} item embeddings for a {fit.shape[1]}-item catalog")
+            raise ValueError(f"{item_embeddings.shape[0]} item embeddings for a {fit.shape[1]}-item catalogue")
         if not np.abs(item_embeddings).sum(axis=1).any():
             raise ValueError("every item embedding is zero (no item has content): nothing to score with")
         self.items = item_embeddings.astype(np.float32)

@@ -53,8 +53,12 @@ def write_cover_shard(path: str, features_dir: Path, config: FeatureConfig = Fea
     target = shard_path(features_dir, sha)
     if not target.is_file() or read_shard(target).frames.shape != config.frames_shape():
         frames = cover_frames(path, config)
-        plan = SamplingPlan(timestamps=(0.0,) * config.n_frames, size=config.frame_size,
-                            repeated=tuple(range(1, config.n_frames)), frames_decoded=1)
+        plan = SamplingPlan(
+            timestamps=(0.0,) * config.n_frames,
+            size=config.frame_size,
+            repeated=tuple(range(1, config.n_frames)),
+            frames_decoded=1,
+        )
         write_shard(target, frames, _silent(config), has_audio=False, plan=plan)
     return sha, target
 
@@ -80,9 +84,19 @@ def item_shards(items: pd.DataFrame, features_dir: Path, config: FeatureConfig =
         if row.media_kind == "image":
             try:
                 sha, target = write_cover_shard(str(row.media_path), features_dir, config)
-                rows.append({"video_id": row.video_id, "sha256": sha, "shard_path": str(target),
-                             "n_frames": config.n_frames, "has_audio": False, "status": "accepted",
-                             "reason": None, "cached": False, "has_visual": True})
+                rows.append(
+                    {
+                        "video_id": row.video_id,
+                        "sha256": sha,
+                        "shard_path": str(target),
+                        "n_frames": config.n_frames,
+                        "has_audio": False,
+                        "status": "accepted",
+                        "reason": None,
+                        "cached": False,
+                        "has_visual": True,
+                    }
+                )
                 continue
             except (MediaError, OSError) as error:
                 log.warning("cover of %s unreadable, visual marked missing: %s", row.video_id, error)
@@ -90,8 +104,18 @@ def item_shards(items: pd.DataFrame, features_dir: Path, config: FeatureConfig =
         else:
             reason = None
         sha, target = no_media_shard(features_dir, config)
-        rows.append({"video_id": row.video_id, "sha256": sha, "shard_path": str(target), "n_frames": 0,
-                     "has_audio": False, "status": "accepted", "reason": reason or "no media: visual and audio "
-                     "modalities marked missing", "cached": False, "has_visual": False})
+        rows.append(
+            {
+                "video_id": row.video_id,
+                "sha256": sha,
+                "shard_path": str(target),
+                "n_frames": 0,
+                "has_audio": False,
+                "status": "accepted",
+                "reason": reason or "no media: visual and audio modalities marked missing",
+                "cached": False,
+                "has_visual": False,
+            }
+        )
     frame = pd.DataFrame(rows, columns=[*FEATURES_COLUMNS, "has_visual"])
     return frame.astype({"n_frames": "Int64", "has_audio": "boolean", "cached": "bool"})

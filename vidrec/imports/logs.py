@@ -39,9 +39,16 @@ def _read_table(path: str, sep: str, header: bool, columns: tuple[str, ...] | No
     # Multi-character separators (MovieLens "::") need the python engine; the C engine is much faster.
     engine = "c" if len(sep) == 1 or sep == r"\s+" else "python"
     with fsspec.open(path, "rt", encoding="utf-8", errors="replace") as handle:
-        return pd.read_csv(handle, sep=sep, header=0 if header else None, names=list(columns) if columns else None,
-                           dtype="string[pyarrow]" if engine == "c" else str, keep_default_na=False, engine=engine,
-                           skipinitialspace=True)
+        return pd.read_csv(
+            handle,
+            sep=sep,
+            header=0 if header else None,
+            names=list(columns) if columns else None,
+            dtype="string[pyarrow]" if engine == "c" else str,
+            keep_default_na=False,
+            engine=engine,
+            skipinitialspace=True,
+        )
 
 
 def read_text_items(path: str, sep: str = ",", rename: dict[str, str] | None = None) -> pd.DataFrame:
@@ -60,8 +67,9 @@ def read_text_items(path: str, sep: str = ",", rename: dict[str, str] | None = N
     return raw.drop(columns=[c for c in ("media_path", "media_kind") if c in raw])
 
 
-def import_logs(events_path: str, items_path: str | None, fmt: LogFormat = LogFormat(),
-                rename: dict[str, str] | None = None) -> ImportResult:
+def import_logs(
+    events_path: str, items_path: str | None, fmt: LogFormat = LogFormat(), rename: dict[str, str] | None = None
+) -> ImportResult:
     """Import an interaction log and (optionally) its text-only item table.
 
     Without an item table the items are the distinct ids in the log (no text). Items never have media
@@ -90,15 +98,26 @@ def import_logs(events_path: str, items_path: str | None, fmt: LogFormat = LogFo
         events = skip(events, rating.isna(), report, "events", "non-numeric rating", show)
         rating = rating[events.index]
         below = rating < fmt.rating_threshold
-        events = skip(events, below, report, "events", f"rating below {fmt.rating_threshold:g} (not a positive)",
-                      show)
+        events = skip(events, below, report, "events", f"rating below {fmt.rating_threshold:g} (not a positive)", show)
     events = events.drop(columns=[c for c in events.columns if c not in ("source_row", "user_id", "video_id", "ts")])
-    events, out_of_order = clean_events(events, report, set(items["video_id"]), ts_unit=fmt.ts_unit,
-                                        dedupe_on=["user_id", "video_id", "ts"], surface="import")
+    events, out_of_order = clean_events(
+        events,
+        report,
+        set(items["video_id"]),
+        ts_unit=fmt.ts_unit,
+        dedupe_on=["user_id", "video_id", "ts"],
+        surface="import",
+    )
     if out_of_order:
         report.notes.append(f"{out_of_order} rows were out of time order for their user; kept and sorted by ts")
-    signals = {"position": False, "propensity": False, "watch_s": False, "converted": False, "impressions": False,
-               "clock_time": True}
+    signals = {
+        "position": False,
+        "propensity": False,
+        "watch_s": False,
+        "converted": False,
+        "impressions": False,
+        "clock_time": True,
+    }
     report.notes += signal_notes(signals)
     report.check()
     log.info("imported %d events over %d items in %.1f s", len(events), len(items), time.perf_counter() - started)

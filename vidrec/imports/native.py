@@ -21,16 +21,26 @@ import pandas as pd
 
 from vidrec.imports.covers import IMAGE_EXTENSIONS
 from vidrec.imports.report import ImportReport
-from vidrec.imports.tables import (OPTIONAL_SIGNALS, ImportResult, clean_events, clean_items, parse_flag, require,
-                                   signal_notes, skip)
+from vidrec.imports.tables import (
+    OPTIONAL_SIGNALS,
+    ImportResult,
+    clean_events,
+    clean_items,
+    parse_flag,
+    require,
+    signal_notes,
+    skip,
+)
 from vidrec.media.hashing import stat_files, unreadable_reason
 from vidrec.sources import VIDEO_EXTENSIONS, list_videos, localise, video_id_of
 
 log = logging.getLogger(__name__)
 
 REQUIRED_EVENT_COLUMNS = ("event_id", "ts", "user_id", "video_id", "session_id", "surface", "clicked")
-UNREADABLE_MEDIA = ("media file cannot be read (a broken symbolic link, a link loop or not a regular file): "
-                    "restore or replace it; remove the file to import the item as text only")
+UNREADABLE_MEDIA = (
+    "media file cannot be read (a broken symbolic link, a link loop or not a regular file): "
+    "restore or replace it; remove the file to import the item as text only"
+)
 
 
 def _read_any(fs: fsspec.AbstractFileSystem, root: str, stem: str) -> tuple[pd.DataFrame, str]:
@@ -60,10 +70,20 @@ def _media(location: str, fs: fsspec.AbstractFileSystem, root: str, cache_dir: P
         if cache_dir is None:
             raise ValueError(f"{location} is remote: pass cache_dir, a local folder to copy its media into")
         files = localise(files, Path(cache_dir))
-    kind = np.where(files["extension"].isin(VIDEO_EXTENSIONS), "video",
-                    np.where(files["extension"].isin(IMAGE_EXTENSIONS), "image", "unknown"))
-    return pd.DataFrame({"video_id": files["video_id"], "media_path": files["path"], "media_kind": kind,
-                         "extension": files["extension"]}, columns=columns)
+    kind = np.where(
+        files["extension"].isin(VIDEO_EXTENSIONS),
+        "video",
+        np.where(files["extension"].isin(IMAGE_EXTENSIONS), "image", "unknown"),
+    )
+    return pd.DataFrame(
+        {
+            "video_id": files["video_id"],
+            "media_path": files["path"],
+            "media_kind": kind,
+            "extension": files["extension"],
+        },
+        columns=columns,
+    )
 
 
 def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -> tuple[pd.DataFrame, set[str]]:
@@ -72,19 +92,37 @@ def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -
     table = report.table("media")
     table.rows_read = len(media)
     media = media.assign(source_row=np.arange(len(media)))
-    media = skip(media, media["media_kind"] == "unknown", report, "media",
-                 f"not a video ({', '.join(VIDEO_EXTENSIONS)}) or image ({', '.join(IMAGE_EXTENSIONS)}) file",
-                 ["video_id", "media_path"])
-    media = skip(media, media["video_id"].duplicated(keep="first"), report, "media",
-                 "two files for one video_id (first in name order kept)", ["video_id", "media_path"])
-    media = skip(media, ~media["video_id"].isin(set(meta["video_id"])), report, "media",
-                 "file has no metadata row", ["video_id", "media_path"])
+    media = skip(
+        media,
+        media["media_kind"] == "unknown",
+        report,
+        "media",
+        f"not a video ({', '.join(VIDEO_EXTENSIONS)}) or image ({', '.join(IMAGE_EXTENSIONS)}) file",
+        ["video_id", "media_path"],
+    )
+    media = skip(
+        media,
+        media["video_id"].duplicated(keep="first"),
+        report,
+        "media",
+        "two files for one video_id (first in name order kept)",
+        ["video_id", "media_path"],
+    )
+    media = skip(
+        media,
+        ~media["video_id"].isin(set(meta["video_id"])),
+        report,
+        "media",
+        "file has no metadata row",
+        ["video_id", "media_path"],
+    )
     table.accepted = len(media)
     # A file that is listed but cannot be read does not make its item text-only unnoticed: the file is
     # counted here and the item is skipped by the caller (``_skip_unreadable``), like the pipeline's probe.
     stats = stat_files(media["media_path"].astype(str).tolist()).set_index(media.index)
-    media = media.assign(problem=[None if ok else unreadable_reason(row) for ok, row in
-                                  zip(stats["is_file"], stats.to_dict("records"))])
+    media = media.assign(
+        problem=[None if ok else unreadable_reason(row) for ok, row in zip(stats["is_file"], stats.to_dict("records"))]
+    )
     bad = media["problem"].notna()
     unreadable = set(media.loc[bad, "video_id"].astype(str))
     if bad.any():
@@ -96,8 +134,10 @@ def _join_media(meta: pd.DataFrame, media: pd.DataFrame, report: ImportReport) -
     out = out.merge(media[["video_id", "media_path", "media_kind"]], on="video_id", how="left")
     no_file = out["media_path"].isna()
     if no_file.any():
-        report.notes.append(f"{int(no_file.sum())} items have no media file: their visual and audio "
-                            "modalities are marked missing (text only)")
+        report.notes.append(
+            f"{int(no_file.sum())} items have no media file: their visual and audio "
+            "modalities are marked missing (text only)"
+        )
     out["media_kind"] = out["media_kind"].fillna("none")
     return out, unreadable
 
@@ -138,10 +178,15 @@ def _typed_events(raw: pd.DataFrame, report: ImportReport) -> tuple[pd.DataFrame
         if not signals[column]:
             events = events.drop(columns=[column], errors="ignore")
             continue
-        value = parse_flag(events[column]) if column == "converted" else pd.to_numeric(events[column],
-                                                                                       errors="coerce")
-        events = skip(events, value.isna() & ~_empty(events[column]), report, "events", f"{column} does not parse",
-                      show + [column])
+        value = parse_flag(events[column]) if column == "converted" else pd.to_numeric(events[column], errors="coerce")
+        events = skip(
+            events,
+            value.isna() & ~_empty(events[column]),
+            report,
+            "events",
+            f"{column} does not parse",
+            show + [column],
+        )
         events = events.assign(**{column: value[events.index]})
     return events, signals
 
@@ -171,14 +216,20 @@ def import_native(location: str, cache_dir: Path | None = None, ts_unit: str = "
         raw["video_id"] = raw["video_id"].map(lambda v: video_id_of(v) if isinstance(v, str) else v)
     report.table("events").rows_read = len(raw)
     typed, signals = _typed_events(raw, report)
-    events, out_of_order = clean_events(typed, report, set(items["video_id"]), ts_unit=ts_unit,
-                                        dedupe_on=["event_id"], surface="import")
+    events, out_of_order = clean_events(
+        typed, report, set(items["video_id"]), ts_unit=ts_unit, dedupe_on=["event_id"], surface="import"
+    )
     if out_of_order:
         report.notes.append(f"{out_of_order} rows were out of time order for their user; kept and sorted by ts")
     signals["impressions"] = bool((~events["clicked"]).any())
     signals["clock_time"] = True
     report.notes += signal_notes(signals)
     report.check()
-    log.info("imported %d items and %d events from %s in %.1f s", len(items), len(events), location,
-             time.perf_counter() - started)
+    log.info(
+        "imported %d items and %d events from %s in %.1f s",
+        len(items),
+        len(events),
+        location,
+        time.perf_counter() - started,
+    )
     return ImportResult(items=items, events=events, report=report, signals=signals)

@@ -24,8 +24,12 @@ class TableReport:
         return self.rows_read == self.accepted + sum(self.skipped.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows_read": self.rows_read, "accepted": self.accepted, "skipped": dict(self.skipped),
-                "reconciles": self.reconciles()}
+        return {
+            "rows_read": self.rows_read,
+            "accepted": self.accepted,
+            "skipped": dict(self.skipped),
+            "reconciles": self.reconciles(),
+        }
 
 
 @dataclass
@@ -49,8 +53,9 @@ class ImportReport:
         raw = pd.Series("", index=rows.index)
         for i, column in enumerate(values.columns):  # vectorised concatenation; row-wise join is slow at 1M rows
             raw = raw + ("" if i == 0 else " | ") + values[column].astype(str)
-        frame = pd.DataFrame({"table": table, "source_row": rows["source_row"].to_numpy(),
-                              "reason": reason, "raw": raw.to_numpy()})
+        frame = pd.DataFrame(
+            {"table": table, "source_row": rows["source_row"].to_numpy(), "reason": reason, "raw": raw.to_numpy()}
+        )
         self.rejected = frame if self.rejected.empty else pd.concat([self.rejected, frame], ignore_index=True)
         counts = self.table(table).skipped
         counts[reason] = counts.get(reason, 0) + len(rows)
@@ -61,15 +66,20 @@ class ImportReport:
             if not report.reconciles():
                 raise AssertionError(
                     f"import of {self.source}: table {report.name} read {report.rows_read} rows but accepted "
-                    f"{report.accepted} and skipped {sum(report.skipped.values())}; this is a bug in the importer")
+                    f"{report.accepted} and skipped {sum(report.skipped.values())}; this is a bug in the importer"
+                )
         by_table = Counter(self.rejected["table"])
         for name, report in self.tables.items():
             if by_table.get(name, 0) != sum(report.skipped.values()):
                 raise AssertionError(f"import of {self.source}: rejected rows of {name} do not match its counts")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "format": self.format, "notes": list(self.notes),
-                "tables": {name: t.to_dict() for name, t in self.tables.items()}}
+        return {
+            "source": self.source,
+            "format": self.format,
+            "notes": list(self.notes),
+            "tables": {name: t.to_dict() for name, t in self.tables.items()},
+        }
 
     def summary(self) -> str:
         """A few readable lines for logs and the CLI."""

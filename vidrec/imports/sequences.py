@@ -53,8 +53,14 @@ def _parse_lines(path: str, report: ImportReport) -> pd.DataFrame:
     for reason in sorted({r for _, _, r in bad}):
         rows = pd.DataFrame([(n, text) for n, text, r in bad if r == reason], columns=["source_row", "line"])
         report.reject("events", rows, reason)
-    return pd.DataFrame({"source_row": np.asarray(lines, dtype=np.int64), "user_id": users,
-                         "video_id": items, "position": np.asarray(positions, dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "source_row": np.asarray(lines, dtype=np.int64),
+            "user_id": users,
+            "video_id": items,
+            "position": np.asarray(positions, dtype=np.int64),
+        }
+    )
 
 
 def import_sequences(path: str, items_path: str | None = None) -> ImportResult:
@@ -68,18 +74,26 @@ def import_sequences(path: str, items_path: str | None = None) -> ImportResult:
     if items_path is not None:
         items = clean_items(read_text_items(items_path), report, f"item table {items_path}")
     else:
-        items = clean_items(pd.DataFrame({"video_id": tokens["video_id"].drop_duplicates()}), report,
-                            "item ids in the sequences")
+        items = clean_items(
+            pd.DataFrame({"video_id": tokens["video_id"].drop_duplicates()}), report, "item ids in the sequences"
+        )
         report.notes.append("no item table given: items are the distinct ids in the sequences, without text")
     items["media_kind"], items["has_visual"], items["has_audio"] = "none", False, False
     # Position inside the sequence is the only order there is; ties across users do not matter.
     tokens["event_id"] = tokens["source_row"].astype(str) + ":" + tokens["position"].astype(str)
     tokens["ts"] = pd.to_datetime(tokens.pop("position"), unit="s", utc=True)
     tokens["surface"] = "sequence"
-    events, _ = clean_events(tokens, report, set(items["video_id"]), ts_unit=None,
-                             dedupe_on=["event_id"], surface="sequence")
-    signals = {"position": False, "propensity": False, "watch_s": False, "converted": False, "impressions": False,
-               "clock_time": False}
+    events, _ = clean_events(
+        tokens, report, set(items["video_id"]), ts_unit=None, dedupe_on=["event_id"], surface="sequence"
+    )
+    signals = {
+        "position": False,
+        "propensity": False,
+        "watch_s": False,
+        "converted": False,
+        "impressions": False,
+        "clock_time": False,
+    }
     report.notes += signal_notes(signals)
     report.check()
     log.info("imported %d sequence events in %.1f s", len(events), time.perf_counter() - started)

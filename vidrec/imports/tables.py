@@ -124,8 +124,9 @@ def parse_ts(values: pd.Series, unit: str | None) -> pd.Series:
     return pd.to_datetime(values.astype("string"), utc=True, errors="coerce", format="ISO8601")
 
 
-def skip(frame: pd.DataFrame, bad: pd.Series, report: ImportReport, table: str, reason: str,
-         show: list[str]) -> pd.DataFrame:
+def skip(
+    frame: pd.DataFrame, bad: pd.Series, report: ImportReport, table: str, reason: str, show: list[str]
+) -> pd.DataFrame:
     """Drop the rows where ``bad`` holds, recording them (``source_row`` + ``show`` columns) with ``reason``."""
     bad = bad.fillna(True).astype(bool)
     if bad.any():
@@ -150,8 +151,9 @@ def clean_items(raw: pd.DataFrame, report: ImportReport, source: str) -> pd.Data
     show = [c for c in ("video_id", "title") if c in items]
     items["video_id"] = items["video_id"].astype("string").str.strip()
     items = skip(items, blank(items["video_id"]), report, "items", "missing video_id", show)
-    items = skip(items, items["video_id"].duplicated(keep="first"), report, "items",
-                 "duplicate video_id (first row kept)", show)
+    items = skip(
+        items, items["video_id"].duplicated(keep="first"), report, "items", "duplicate video_id (first row kept)", show
+    )
     for column in (*METADATA_COLUMNS, "media_path"):
         if column not in items:
             items[column] = None
@@ -163,20 +165,29 @@ def clean_items(raw: pd.DataFrame, report: ImportReport, source: str) -> pd.Data
     if "media_kind" not in items:
         items["media_kind"] = np.where(items["media_path"].isna(), "none", "video")
     unknown = ~items["media_kind"].isin(MEDIA_KINDS)
-    items = skip(items, unknown, report, "items", f"media_kind not one of {list(MEDIA_KINDS)}",
-                 [*show, "media_kind"])
+    items = skip(items, unknown, report, "items", f"media_kind not one of {list(MEDIA_KINDS)}", [*show, "media_kind"])
     items["has_visual"] = items["media_kind"] != "none"
     # Audio is known only after probing a video; images and text-only items have none.
-    items["has_audio"] = pd.Series(np.where(items["media_kind"] == "video", pd.NA, False), index=items.index,
-                                   dtype="boolean")
-    items["text"] = [item_text(t, g.split("|") if isinstance(g, str) and g else [], d)
-                     for t, g, d in zip(items["title"].fillna(""), items["tags"], items["description"].fillna(""))]
+    items["has_audio"] = pd.Series(
+        np.where(items["media_kind"] == "video", pd.NA, False), index=items.index, dtype="boolean"
+    )
+    items["text"] = [
+        item_text(t, g.split("|") if isinstance(g, str) and g else [], d)
+        for t, g, d in zip(items["title"].fillna(""), items["tags"], items["description"].fillna(""))
+    ]
     report.table("items").accepted += len(items)
     return items[list(ITEM_COLUMNS)].sort_values("video_id").reset_index(drop=True)
 
 
-def clean_events(raw: pd.DataFrame, report: ImportReport, known_items: set[str] | None, *,
-                 ts_unit: str | None, dedupe_on: list[str], surface: str) -> tuple[pd.DataFrame, int]:
+def clean_events(
+    raw: pd.DataFrame,
+    report: ImportReport,
+    known_items: set[str] | None,
+    *,
+    ts_unit: str | None,
+    dedupe_on: list[str],
+    surface: str,
+) -> tuple[pd.DataFrame, int]:
     """Check event rows (``source_row, user_id, video_id, ts`` + any contract columns) and fill the rest
     of the ``events`` contract. Returns the accepted events in time order and how many rows were out of
     time order per user in the file (they are kept and sorted, not dropped)."""
@@ -184,16 +195,24 @@ def clean_events(raw: pd.DataFrame, report: ImportReport, known_items: set[str] 
     show = ["user_id", "video_id", "ts"]
     for column in ("user_id", "video_id", "ts"):
         events = skip(events, blank(events[column]), report, "events", f"missing {column}", show)
-    events = events.assign(user_id=events["user_id"].astype("string[pyarrow]").str.strip().astype(object),
-                           video_id=events["video_id"].astype("string[pyarrow]").str.strip().astype(object))
+    events = events.assign(
+        user_id=events["user_id"].astype("string[pyarrow]").str.strip().astype(object),
+        video_id=events["video_id"].astype("string[pyarrow]").str.strip().astype(object),
+    )
     parsed = parse_ts(events["ts"], ts_unit)
     events = skip(events, parsed.isna(), report, "events", "unparseable timestamp", show)
     events = events.assign(ts=parsed[parsed.notna()])
     if known_items is not None:
         unknown = ~events["video_id"].isin(known_items)
         events = skip(events, unknown, report, "events", "unknown item id (not in the item table)", show)
-    events = skip(events, events.duplicated(subset=dedupe_on, keep="first"), report, "events",
-                  f"duplicate event (same {', '.join(dedupe_on)}; first kept)", show)
+    events = skip(
+        events,
+        events.duplicated(subset=dedupe_on, keep="first"),
+        report,
+        "events",
+        f"duplicate event (same {', '.join(dedupe_on)}; first kept)",
+        show,
+    )
     # Out-of-order rows are legal input (logs are often merged from shards); count them, then sort.
     previous_max = events.groupby("user_id", sort=False)["ts"].cummax().groupby(events["user_id"]).shift()
     out_of_order = int((events["ts"] < previous_max).sum())
@@ -219,13 +238,18 @@ def clean_events(raw: pd.DataFrame, report: ImportReport, known_items: set[str] 
 
 def signal_notes(signals: dict[str, bool]) -> list[str]:
     """One sentence per absent signal, naming the metrics that will be skipped because of it."""
-    skipped = {"position": "no position column: the ranker trains at the serving position and the logging "
-                           "policy's ordering is not evaluated",
-               "propensity": "no propensity column: inverse-propensity (IPS/SNIPS) estimates are skipped",
-               "watch_s": "no watch_s column: watch-time metrics are skipped",
-               "converted": "no converted column: conversion metrics are skipped",
-               "impressions": "positives only (no non-clicked impressions): click AUC and CTR are skipped",
-               "clock_time": "timestamps are sequence positions, not clock times: the global temporal split "
-                             "is refused (use leave-one-out or a random split)"}
-    return [skipped[name] + ("" if name == "clock_time" else " (never estimated or filled in)")
-            for name, present in signals.items() if not present and name in skipped]
+    skipped = {
+        "position": "no position column: the ranker trains at the serving position and the logging "
+        "policy's ordering is not evaluated",
+        "propensity": "no propensity column: inverse-propensity (IPS/SNIPS) estimates are skipped",
+        "watch_s": "no watch_s column: watch-time metrics are skipped",
+        "converted": "no converted column: conversion metrics are skipped",
+        "impressions": "positives only (no non-clicked impressions): click AUC and CTR are skipped",
+        "clock_time": "timestamps are sequence positions, not clock times: the global temporal split "
+        "is refused (use leave-one-out or a random split)",
+    }
+    return [
+        skipped[name] + ("" if name == "clock_time" else " (never estimated or filled in)")
+        for name, present in signals.items()
+        if not present and name in skipped
+    ]

@@ -28,8 +28,12 @@ def probe_summary(videos: pd.DataFrame) -> dict[str, int]:
     """files_seen = files_accepted + files_quarantined for the files present now (deleted files apart)."""
     seen = _seen(videos)
     counts = Counter(seen["status"])
-    summary = {"files_seen": len(seen), "files_accepted": counts.get("accepted", 0),
-               "files_quarantined": counts.get("quarantined", 0), "deleted": len(videos) - len(seen)}
+    summary = {
+        "files_seen": len(seen),
+        "files_accepted": counts.get("accepted", 0),
+        "files_quarantined": counts.get("quarantined", 0),
+        "deleted": len(videos) - len(seen),
+    }
     if summary["files_seen"] != summary["files_accepted"] + summary["files_quarantined"]:
         raise ValueError(f"video_probe counts do not reconcile: {summary}, statuses {dict(counts)}")
     return summary
@@ -49,11 +53,14 @@ def media_summary(videos: pd.DataFrame, features: pd.DataFrame) -> dict[str, obj
     missing = sorted(accepted_ids - set(rows["video_id"].astype(str)))
     at_probe = int((seen["status"] != "accepted").sum())
     summary: dict[str, object] = {
-        "files_seen": len(seen), "quarantined_at_probe": at_probe,
-        "quarantined_at_features": len(failed), "accepted_with_features": len(done),
+        "files_seen": len(seen),
+        "quarantined_at_probe": at_probe,
+        "quarantined_at_features": len(failed),
+        "accepted_with_features": len(done),
         "feature_quarantine_reasons": reason_heads(failed["reason"]),
     }
     if missing or len(seen) != at_probe + len(failed) + len(done):
-        raise ValueError(f"media counts do not reconcile: {summary}; accepted videos without a feature row: "
-                         f"{missing[:5]}")
+        raise ValueError(
+            f"media counts do not reconcile: {summary}; accepted videos without a feature row: {missing[:5]}"
+        )
     return summary

@@ -37,6 +37,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
     Written here because librosa would pull numba and llvmlite in for this one function.
     """
+
     def hz_to_mel(hz: np.ndarray) -> np.ndarray:
         return 2595.0 * np.log10(1.0 + hz / 700.0)
 
@@ -83,8 +84,9 @@ def _decode_window(
                 # The seek lands on or before ``start``: drop samples up to it.
                 skip = int(round(max(0.0, start - (frame.time or 0.0)) * sample_rate))
                 # Already mono float at the target rate: copying beats resampling (identical).
-                passthrough = (frame.format.name == "fltp" and frame.layout.nb_channels == 1
-                               and frame.sample_rate == sample_rate)
+                passthrough = (
+                    frame.format.name == "fltp" and frame.layout.nb_channels == 1 and frame.sample_rate == sample_rate
+                )
             outs = [frame] if passthrough else resampler.resample(frame)
             for out in outs:
                 chunks.append(out.to_ndarray()[0])
@@ -97,7 +99,7 @@ def _decode_window(
     except (av.FFmpegError, ValueError) as error:
         raise AudioUnavailable(f"audio decoding failed in {name} ({type(error).__name__}: {error})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    samples = samples[skip or 0:][:wanted]
+    samples = samples[skip or 0 :][:wanted]
     return np.pad(samples, (0, wanted - len(samples))).astype(np.float32)
 
 
@@ -141,7 +143,7 @@ def log_mel_from(
     windows = np.lib.stride_tricks.sliding_window_view(samples, win)[::hop][:n_frames]
     # float32 in, complex64 out: the spectrogram is stored as float16 anyway.
     spectrum = np.fft.rfft(windows.astype(np.float32) * _hann(win), n=n_fft, axis=1)
-    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     mel = power @ mel_filterbank(sample_rate, n_fft, n_mels)
     return np.log(mel + _LOG_FLOOR).astype(np.float16), True
 

@@ -52,16 +52,17 @@ def truncation(path: str) -> str | None:
                 return _cut(kind, position, box_size, size, has_index=b"moov" in kinds)
             position += box_size
     if b"moov" not in kinds:
-        return (f"MP4 without its index (no moov box among {', '.join(_name(k) for k in kinds[:6])}): the file "
-                "was cut short or its recording never finished")
+        return (
+            f"MP4 without its index (no moov box among {', '.join(_name(k) for k in kinds[:6])}): the file "
+            "was cut short or its recording never finished"
+        )
     return None
 
 
 def _cut(kind: bytes, position: int, box_size: int | None, size: int, has_index: bool = False) -> str:
     claims = f"claims {box_size} bytes" if box_size else "is incomplete"
     lost = "" if has_index else "; the index (moov box) is missing too"
-    return (f"MP4 cut short: box {_name(kind)} at byte {position} {claims} but the file ends at byte "
-            f"{size}{lost}")
+    return f"MP4 cut short: box {_name(kind)} at byte {position} {claims} but the file ends at byte {size}{lost}"
 
 
 def _name(kind: bytes) -> str:

@@ -1,4 +1,4 @@
-"""The media catalog: a DuckDB file that makes re-running an unchanged catalog cheap.
+"""The media catalogue: a DuckDB file that makes re-running an unchanged catalogue cheap.
 
 Tables (all keyed by content, so renaming or re-uploading identical bytes costs nothing):
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,11 +45,11 @@ SHARD_FIELDS = ("shard_path", "n_frames", "has_audio", "frames_shape", "mel_shap
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class MediaCache:
-    """Open (creating if needed) the catalog at ``path``; use as a context manager.
+    """Open (creating if needed) the catalogue at ``path``; use as a context manager.
 
     One process at a time writes it (the probe and feature steps run one after another);
     DuckDB refuses a second writer rather than corrupting the file.
@@ -64,8 +64,9 @@ class MediaCache:
     def __enter__(self) -> MediaCache:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -112,17 +113,19 @@ class MediaCache:
         if keys.empty:
             return {}
         found = self._lookup(
-            "SELECT p.sha256, p.facts FROM wanted w JOIN probes p ON p.sha256 = w.sha256 "
-            "AND p.limits_key = ?",
-            keys, [limits_key],
+            "SELECT p.sha256, p.facts FROM wanted w JOIN probes p ON p.sha256 = w.sha256 AND p.limits_key = ?",
+            keys,
+            [limits_key],
         )
         return {sha: json.loads(facts) for sha, facts in zip(found["sha256"], found["facts"])}
 
     def remember_probes(self, facts: Mapping[str, Mapping[str, Any]], limits_key: str) -> None:
         now = _now()
         frame = pd.DataFrame(
-            [(sha, limits_key, json.dumps(dict(f), sort_keys=True, default=_json_default), now)
-             for sha, f in facts.items()],
+            [
+                (sha, limits_key, json.dumps(dict(f), sort_keys=True, default=_json_default), now)
+                for sha, f in facts.items()
+            ],
             columns=["sha256", "limits_key", "facts", "probed_at"],
         )
         self._upsert("probes", frame)
@@ -130,14 +133,15 @@ class MediaCache:
     # --- shards ---------------------------------------------------------------------
 
     def known_shards(self, shas: Iterable[str], config_key: str) -> dict[str, dict[str, Any]]:
-        """Catalog rows of shards made under ``config_key`` whose file still exists."""
+        """Catalogue rows of shards made under ``config_key`` whose file still exists."""
         keys = pd.DataFrame({"sha256": sorted(set(shas))})
         if keys.empty:
             return {}
         found = self._lookup(
             f"SELECT s.sha256, {', '.join('s.' + f for f in SHARD_FIELDS)} FROM wanted w "
             "JOIN shards s ON s.sha256 = w.sha256 AND s.config_key = ?",
-            keys, [config_key],
+            keys,
+            [config_key],
         )
         rows = found.to_dict("records")
         return {r.pop("sha256"): r for r in rows if os.path.isfile(r["shard_path"])}
@@ -145,13 +149,15 @@ class MediaCache:
     def remember_shards(self, rows: Mapping[str, Mapping[str, Any]], config_key: str) -> None:
         now = _now()
         frame = pd.DataFrame(
-            [{"sha256": sha, "config_key": config_key, **{f: r.get(f) for f in SHARD_FIELDS},
-              "extracted_at": now} for sha, r in rows.items()],
+            [
+                {"sha256": sha, "config_key": config_key, **{f: r.get(f) for f in SHARD_FIELDS}, "extracted_at": now}
+                for sha, r in rows.items()
+            ],
             columns=["sha256", "config_key", *SHARD_FIELDS, "extracted_at"],
         )
         self._upsert("shards", frame)
 
-    def shard_catalog(self) -> pd.DataFrame:
+    def shard_catalogue(self) -> pd.DataFrame:
         """Every shard ever written, for inspection (``SELECT * FROM shards``)."""
         return self._con.execute("SELECT * FROM shards ORDER BY sha256, config_key").df()
 
@@ -183,8 +189,7 @@ class MediaCache:
             finally:
                 self._con.unregister("incoming")
         self._con.execute(
-            "UPDATE sightings SET deleted_at = ? "
-            "WHERE source = ? AND deleted_at IS NULL AND last_seen < ?",
+            "UPDATE sightings SET deleted_at = ? WHERE source = ? AND deleted_at IS NULL AND last_seen < ?",
             [now, source, now],
         )
         return self._con.execute(

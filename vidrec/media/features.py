@@ -1,7 +1,7 @@
 """Extract frame and audio features for accepted videos into content-addressed shards.
 
 Extraction runs in isolated workers like probing; a shard that already exists for a file's
-hash and the feature config is reused, so re-running an unchanged catalog is cheap.
+hash and the feature config is reused, so re-running an unchanged catalogue is cheap.
 """
 
 from __future__ import annotations
@@ -18,16 +18,27 @@ import numpy as np
 import pandas as pd
 
 from vidrec.media.audio import AudioUnavailable, log_mel_from, n_mel_frames
-from vidrec.media.frames import SEEK_MODES, SamplingPlan, sample_frames_from
 from vidrec.media.cache import MediaCache
+from vidrec.media.frames import SEEK_MODES, SamplingPlan, sample_frames_from
 from vidrec.media.pool import MediaError, describe_failure, run_isolated
 from vidrec.media.shards import read_shard, shard_path, write_shard
 
 log = logging.getLogger(__name__)
 
 FEATURES_COLUMNS = [
-    "video_id", "sha256", "shard_path", "n_frames", "has_audio", "frames_shape", "mel_shape",
-    "feature_config", "plan", "notes", "status", "reason", "cached",
+    "video_id",
+    "sha256",
+    "shard_path",
+    "n_frames",
+    "has_audio",
+    "frames_shape",
+    "mel_shape",
+    "feature_config",
+    "plan",
+    "notes",
+    "status",
+    "reason",
+    "cached",
 ]
 
 
@@ -67,24 +78,34 @@ class FeatureConfig:
 
 
 def extract_one(path: str, target: str, config: FeatureConfig) -> dict[str, Any]:
-    """Sample frames and log-mel of one file, write its shard, return its catalog facts.
+    """Sample frames and log-mel of one file, write its shard, return its catalogue facts.
 
     Runs in a worker. The file is opened once for both modalities.
     """
     try:
         container = av.open(path)
     except (av.FFmpegError, UnicodeDecodeError) as error:
-        raise MediaError(f"feature extraction cannot open {path} ({error}): it changed or broke after the probe "
-                         "accepted it; copy the complete file again") from None
+        raise MediaError(
+            f"feature extraction cannot open {path} ({error}): it changed or broke after the probe "
+            "accepted it; copy the complete file again"
+        ) from None
     with container:
         frames, plan = sample_frames_from(
-            container, n_frames=config.n_frames, size=config.frame_size, seek=config.seek,
+            container,
+            n_frames=config.n_frames,
+            size=config.frame_size,
+            seek=config.seek,
             name=path,
         )
         try:
             mel, has_audio = log_mel_from(
-                container, sample_rate=config.sample_rate, n_mels=config.n_mels,
-                seconds=config.audio_seconds, hop_ms=config.hop_ms, win_ms=config.win_ms, name=path,
+                container,
+                sample_rate=config.sample_rate,
+                n_mels=config.n_mels,
+                seconds=config.audio_seconds,
+                hop_ms=config.hop_ms,
+                win_ms=config.win_ms,
+                name=path,
             )
             audio_note = None
         except AudioUnavailable as error:
@@ -96,26 +117,31 @@ def extract_one(path: str, target: str, config: FeatureConfig) -> dict[str, Any]
     return _facts(target, plan, has_audio, config, notes)
 
 
-def _facts(target: str, plan: SamplingPlan, has_audio: bool, config: FeatureConfig,
-           notes: str | None = None) -> dict[str, Any]:
+def _facts(
+    target: str, plan: SamplingPlan, has_audio: bool, config: FeatureConfig, notes: str | None = None
+) -> dict[str, Any]:
     return {
-        "shard_path": str(target), "n_frames": len(plan.timestamps), "has_audio": bool(has_audio),
+        "shard_path": str(target),
+        "n_frames": len(plan.timestamps),
+        "has_audio": bool(has_audio),
         "frames_shape": "x".join(map(str, config.frames_shape())),
         "mel_shape": "x".join(map(str, config.mel_shape())),
-        "feature_config": config.key(), "plan": plan_json(plan), "notes": notes,
+        "feature_config": config.key(),
+        "plan": plan_json(plan),
+        "notes": notes,
     }
 
 
 def plan_json(plan: SamplingPlan) -> str:
-    """The sampling plan as JSON text for the catalog (NaN frame times become null)."""
+    """The sampling plan as JSON text for the catalogue (NaN frame times become null)."""
     record = asdict(plan)
     record["frame_times"] = [None if t != t else t for t in plan.frame_times]
     return json.dumps(record, sort_keys=True)
 
 
 def _cached(target: Path, config: FeatureConfig) -> dict[str, Any] | None:
-    """Catalog facts of a usable existing shard, else None (missing, corrupt, or written with
-    other shapes). Used when the media catalog has no row for it (e.g. the catalog was lost)."""
+    """Catalogue facts of a usable existing shard, else None (missing, corrupt, or written with
+    other shapes). Used when the media catalogue has no row for it (e.g. the catalogue was lost)."""
     if not target.is_file():
         return None
     try:
@@ -144,8 +170,8 @@ def extract_features(
     ``accepted`` holds ``videos`` rows (video_id, path, sha256) with status accepted. Shards
     live under ``features_dir/<config key>/`` addressed by sha256, so videos sharing bytes
     share one shard and one extraction, and a config change never reuses old shards.
-    ``cached`` says the shard was reused; ``cache`` (the media catalog) avoids opening shards
-    to find that out, which keeps an unchanged 10,000-video catalog to a few seconds.
+    ``cached`` says the shard was reused; ``cache`` (the media catalogue) avoids opening shards
+    to find that out, which keeps an unchanged 10,000-video catalogue to a few seconds.
     """
     if "status" in accepted and (accepted["status"] != "accepted").any():
         rejected = accepted.loc[accepted["status"] != "accepted", "video_id"].tolist()
@@ -174,8 +200,13 @@ def extract_features(
     log.info("features: %d shards reused, %d to extract", len(results), len(jobs))
 
     outcomes = run_isolated(
-        extract_one, jobs, timeout_s=timeout_s, memory_mb=memory_mb,
-        workers=workers, progress=progress, label="feature extraction",
+        extract_one,
+        jobs,
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        workers=workers,
+        progress=progress,
+        label="feature extraction",
     )
     made: dict[str, dict[str, Any]] = {}
     for sha, outcome in outcomes.items():
@@ -184,14 +215,18 @@ def extract_features(
             results[sha] = {**outcome.value, "status": "accepted", "reason": None, "cached": False}
         else:
             reason = describe_failure(
-                outcome.error, label="feature extraction", timeout_s=timeout_s,
+                outcome.error,
+                label="feature extraction",
+                timeout_s=timeout_s,
                 memory_mb=memory_mb,
             )
             results[sha] = {"status": "quarantined", "reason": reason, "cached": False}
     if cache is not None:
         cache.remember_shards({**{k: v for k, v in recovered.items() if v}, **made}, config.key())
 
-    rows = [{"video_id": row.video_id, "sha256": row.sha256, **results[row.sha256]}
-            for row in accepted.itertuples(index=False)]
+    rows = [
+        {"video_id": row.video_id, "sha256": row.sha256, **results[row.sha256]}
+        for row in accepted.itertuples(index=False)
+    ]
     frame = pd.DataFrame(rows, columns=FEATURES_COLUMNS)
     return frame.astype({"n_frames": "Int64", "has_audio": "boolean", "cached": "bool"})

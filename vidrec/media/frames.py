@@ -70,8 +70,17 @@ class SamplingPlan:
 
     def _key(self) -> tuple[object, ...]:
         times = tuple(None if math.isnan(t) else t for t in self.frame_times)
-        return (self.timestamps, self.size, self.repeated, self.frames_decoded, times, self.seek,
-                self.rotation, self.stream, self.fallback)
+        return (
+            self.timestamps,
+            self.size,
+            self.repeated,
+            self.frames_decoded,
+            times,
+            self.seek,
+            self.rotation,
+            self.stream,
+            self.fallback,
+        )
 
 
 def plan_timestamps(duration_s: float, n_frames: int) -> tuple[float, ...]:
@@ -110,8 +119,17 @@ def _small(frame: av.VideoFrame, size: int) -> np.ndarray:
     return rotate_upright(small, display_rotation(frame))
 
 
-def _assemble(samples: list[np.ndarray | None], times: list[float], timestamps: tuple[float, ...], size: int,
-              decoded: int, seek: str, rotation: int, stream: int, name: str) -> tuple[np.ndarray, SamplingPlan]:
+def _assemble(
+    samples: list[np.ndarray | None],
+    times: list[float],
+    timestamps: tuple[float, ...],
+    size: int,
+    decoded: int,
+    seek: str,
+    rotation: int,
+    stream: int,
+    name: str,
+) -> tuple[np.ndarray, SamplingPlan]:
     good = [i for i, sample in enumerate(samples) if sample is not None]
     if not good:
         raise MediaError(f"cannot sample frames: no frame decoded from {name}")
@@ -126,8 +144,15 @@ def _assemble(samples: list[np.ndarray | None], times: list[float], timestamps: 
     return np.ascontiguousarray(frames, dtype=np.uint8), plan
 
 
-def _seeking(container: av.container.InputContainer, stream: av.VideoStream, n_frames: int, size: int,
-             seek: str, name: str, duration: float | None) -> tuple[np.ndarray, SamplingPlan] | None:
+def _seeking(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    n_frames: int,
+    size: int,
+    seek: str,
+    name: str,
+    duration: float | None,
+) -> tuple[np.ndarray, SamplingPlan] | None:
     """Sample by seeking; None when the duration is unknown (nothing to place moments by)."""
     if duration is None:
         return None
@@ -153,8 +178,9 @@ def _seeking(container: av.container.InputContainer, stream: av.VideoStream, n_f
     return _assemble(samples, times, timestamps, size, total_decoded, seek, rotation or 0, stream.index, name)
 
 
-def _sequential(container: av.container.InputContainer, stream: av.VideoStream, n_frames: int, size: int,
-                seek: str, name: str) -> tuple[np.ndarray, SamplingPlan]:
+def _sequential(
+    container: av.container.InputContainer, stream: av.VideoStream, n_frames: int, size: int, seek: str, name: str
+) -> tuple[np.ndarray, SamplingPlan]:
     """Sample by decoding the stream from the start (at most SEQUENTIAL_BUDGET_FRAMES frames): the
     first frame at or after each moment, the last frame for moments past the end."""
     decoded: list[tuple[float, av.VideoFrame]] = []
@@ -162,8 +188,10 @@ def _sequential(container: av.container.InputContainer, stream: av.VideoStream, 
         for frame in container.decode(stream):
             decoded.append((float(frame.time or 0.0), frame))
             if len(decoded) > SEQUENTIAL_BUDGET_FRAMES:
-                raise MediaError(f"cannot sample frames from {name}: it cannot be seeked and is longer than "
-                                 f"{SEQUENTIAL_BUDGET_FRAMES} frames; re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`)")
+                raise MediaError(
+                    f"cannot sample frames from {name}: it cannot be seeked and is longer than "
+                    f"{SEQUENTIAL_BUDGET_FRAMES} frames; re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`)"
+                )
     except av.FFmpegError:
         pass  # keep what decoded before the damage
     if not decoded:
@@ -175,13 +203,11 @@ def _sequential(container: av.container.InputContainer, stream: av.VideoStream, 
     timestamps = plan_timestamps(duration, n_frames)
     rate = float(stream.average_rate or stream.guessed_rate or 25)
     end = decoded[-1][0] + 1.0 / rate  # moments past the last frame's interval have no frame (cut short)
-    picks = [next((f for t, f in decoded if t >= ts - 1e-9), decoded[-1][1] if ts < end else None)
-             for ts in timestamps]
+    picks = [next((f for t, f in decoded if t >= ts - 1e-9), decoded[-1][1] if ts < end else None) for ts in timestamps]
     samples: list[np.ndarray | None] = [None if f is None else _small(f, size) for f in picks]
     times = [float("nan") if f is None else round(float(f.time or 0.0), 6) for f in picks]
     first = next(f for f in picks + [decoded[0][1]] if f is not None)
-    return _assemble(samples, times, timestamps, size, len(decoded), seek, display_rotation(first),
-                     stream.index, name)
+    return _assemble(samples, times, timestamps, size, len(decoded), seek, display_rotation(first), stream.index, name)
 
 
 def _untrusted(plan: SamplingPlan, stream: av.VideoStream) -> str | None:
@@ -194,8 +220,9 @@ def _untrusted(plan: SamplingPlan, stream: av.VideoStream) -> str | None:
     interval = 1.0 / rate if rate else 0.0
     # Two moments less than ~1.5 frame intervals apart may share a frame (a clip with about as many
     # frames as samples); moments further apart must not (a seek that returned the same frame).
-    if any(b < a or (b == a and tb - ta > 1.5 * interval)
-           for a, b, ta, tb in zip(times, times[1:], targets, targets[1:])):
+    if any(
+        b < a or (b == a and tb - ta > 1.5 * interval) for a, b, ta, tb in zip(times, times[1:], targets, targets[1:])
+    ):
         return f"gave repeated or out-of-order frame times {list(times)}"
     tolerance = max(0.5, 3.0 / rate) if rate else 0.5
     if any(t - ts > tolerance for ts, t in zip(plan.timestamps, times)):
@@ -238,8 +265,9 @@ def sample_frames_from(
         problem = f"seeking {problem}"
     for how, what in attempts:
         try:
-            result = _fresh(str(path), n_frames, size, seek, how, name, duration,
-                            expected=_expected_frames(stream, duration))
+            result = _fresh(
+                str(path), n_frames, size, seek, how, name, duration, expected=_expected_frames(stream, duration)
+            )
         except MediaError:
             result = None
         if result is None:
@@ -250,8 +278,10 @@ def sample_frames_from(
             log.info("%s: %s", name, note)
             return frames, replace(plan, seek=seek, fallback=note)
     if first is None:
-        raise MediaError(f"cannot sample frames from {name}: {problem}, and it is too long to decode from the "
-                         "start; re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`) or re-export it")
+        raise MediaError(
+            f"cannot sample frames from {name}: {problem}, and it is too long to decode from the "
+            "start; re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`) or re-export it"
+        )
     log.warning("%s: %s; kept with repeated samples (too long to decode from the start)", name, problem)
     return first[0], replace(first[1], fallback=f"{problem}; too long to decode from the start, kept")
 
@@ -268,8 +298,9 @@ def _expected_frames(stream: av.VideoStream, duration: float | None) -> int | No
     return stream.frames or (math.ceil(duration * rate) if duration and rate else None)
 
 
-def _fresh(path: str, n_frames: int, size: int, seek: str, how: str, name: str, duration: float | None,
-           expected: int | None) -> tuple[np.ndarray, SamplingPlan] | None:
+def _fresh(
+    path: str, n_frames: int, size: int, seek: str, how: str, name: str, duration: float | None, expected: int | None
+) -> tuple[np.ndarray, SamplingPlan] | None:
     """One fallback attempt on a newly opened file (a decoder that never saw ``skip_frame``)."""
     if how == "decode" and expected is not None and expected > SEQUENTIAL_BUDGET_FRAMES:
         return None

@@ -1,4 +1,4 @@
-"""Content sha256 of local files, skipping files the media catalog saw unchanged.
+"""Content sha256 of local files, skipping files the media catalogue saw unchanged.
 
 A file is re-hashed only when its (path, size, mtime_ns) differs from when it was last
 hashed; writes through ordinary tools change mtime, so this is the trust ``rsync`` places in
@@ -63,11 +63,15 @@ def unreadable_reason(stat: dict[str, object]) -> str:
     saying what to do about it."""
     path, target, error = stat["path"], stat.get("link_target"), stat.get("error")
     if target is not None and error and "symbolic links" in str(error):
-        return (f"symbolic link loop: {path} -> {target} never reaches a file; point the link at the "
-                "video file or remove it")
+        return (
+            f"symbolic link loop: {path} -> {target} never reaches a file; point the link at the "
+            "video file or remove it"
+        )
     if target is not None:
-        return (f"broken symbolic link: {path} -> {target} does not exist; restore the target (for DVC "
-                "data, `dvc checkout`) or remove the link")
+        return (
+            f"broken symbolic link: {path} -> {target} does not exist; restore the target (for DVC "
+            "data, `dvc checkout`) or remove the link"
+        )
     if error:
         return f"cannot read file: {error}; make it readable by the user running the pipeline"
     if not stat["exists"]:
@@ -95,8 +99,7 @@ def hash_files(
         fresh.append((row.path, int(row.bytes), int(row.mtime_ns), sha))
         if time.monotonic() - last_log > _LOG_EVERY_S:
             last_log = time.monotonic()
-            log.info("hashing: %d/%d files, %.0f files/s", done, len(todo),
-                     done / (last_log - started))
+            log.info("hashing: %d/%d files, %.0f files/s", done, len(todo), done / (last_log - started))
     if cache is not None:
         cache.remember_hashes(fresh)
     log.info("hashing: %d files known unchanged, %d hashed", len(known), len(fresh))

@@ -71,16 +71,23 @@ def describe_failure(error: BaseException, *, label: str, timeout_s: float, memo
     if isinstance(error, MediaError):
         return str(error)
     if isinstance(error, TimeoutError):
-        return (f"{label} timed out after {timeout_s:g} s: it is retried on the next run; if it keeps timing "
-                "out, re-encode the file at a lower resolution or bitrate")
+        return (
+            f"{label} timed out after {timeout_s:g} s: it is retried on the next run; if it keeps timing "
+            "out, re-encode the file at a lower resolution or bitrate"
+        )
     if isinstance(error, ProcessExpired):
-        return (f"{label} worker crashed (exit code {error.exitcode}): it is retried on the next run; if it "
-                "keeps crashing, re-export the file as MP4 (H.264 video, AAC audio)")
+        return (
+            f"{label} worker crashed (exit code {error.exitcode}): it is retried on the next run; if it "
+            "keeps crashing, re-export the file as MP4 (H.264 video, AAC audio)"
+        )
     if isinstance(error, MemoryError):
-        return (f"{label} ran out of memory (limit {memory_mb} MB over baseline): re-encode the file at a "
-                "lower resolution")
-    return (f"{label} failed: {type(error).__name__}: {error}; re-export the file as MP4 (H.264 video, AAC "
-            "audio), and report the file if that does not help")
+        return (
+            f"{label} ran out of memory (limit {memory_mb} MB over baseline): re-encode the file at a lower resolution"
+        )
+    return (
+        f"{label} failed: {type(error).__name__}: {error}; re-export the file as MP4 (H.264 video, AAC "
+        "audio), and report the file if that does not help"
+    )
 
 
 def run_isolated(
@@ -132,7 +139,11 @@ def run_isolated(
                 elapsed = time.monotonic() - started
                 log.info(
                     "%s: %d/%d done, %d failed, %.1f files/s",
-                    label, done, len(futures), failed, done / max(elapsed, 1e-9),
+                    label,
+                    done,
+                    len(futures),
+                    failed,
+                    done / max(elapsed, 1e-9),
                 )
     bar.close()
     return outcomes

@@ -21,8 +21,14 @@ from vidrec.media.cache import MediaCache
 from vidrec.media.hashing import file_sha256, hash_files, stat_files, unreadable_reason  # noqa: F401 (file_sha256 re-exported)
 from vidrec.media.pool import MediaError, describe_failure, run_isolated
 from vidrec.media.rules import RE_EXPORT, ProbeLimits, decide_status, header_reason  # noqa: F401 (re-exported)
-from vidrec.media.streams import (display_rotation, is_raw_stream, is_still_image, main_audio_stream,
-                                  main_video_stream, stream_choice)
+from vidrec.media.streams import (
+    display_rotation,
+    is_raw_stream,
+    is_still_image,
+    main_audio_stream,
+    main_video_stream,
+    stream_choice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +36,41 @@ CRASH_HOOK_ENV_VAR = "VIDREC_TEST_CRASH_ON"
 """Test hook: a worker probing exactly this path calls ``os.abort()`` (to test isolation)."""
 
 VIDEOS_COLUMNS = [
-    "video_id", "path", "sha256", "bytes", "container", "video_codec", "width", "height",
-    "fps", "duration_s", "n_frames_expected", "n_frames_decoded", "has_audio", "audio_codec",
-    "sample_rate", "rotation", "video_stream", "notes", "duplicate_of", "status", "reason",
+    "video_id",
+    "path",
+    "sha256",
+    "bytes",
+    "container",
+    "video_codec",
+    "width",
+    "height",
+    "fps",
+    "duration_s",
+    "n_frames_expected",
+    "n_frames_decoded",
+    "has_audio",
+    "audio_codec",
+    "sample_rate",
+    "rotation",
+    "video_stream",
+    "notes",
+    "duplicate_of",
+    "status",
+    "reason",
 ]
 
 _DTYPES = {
-    "bytes": "Int64", "width": "Int64", "height": "Int64", "fps": "float64",
-    "duration_s": "float64", "n_frames_expected": "Int64", "n_frames_decoded": "Int64",
-    "has_audio": "boolean", "sample_rate": "Int64", "rotation": "Int64", "video_stream": "Int64",
+    "bytes": "Int64",
+    "width": "Int64",
+    "height": "Int64",
+    "fps": "float64",
+    "duration_s": "float64",
+    "n_frames_expected": "Int64",
+    "n_frames_decoded": "Int64",
+    "has_audio": "boolean",
+    "sample_rate": "Int64",
+    "rotation": "Int64",
+    "video_stream": "Int64",
 }
 _PROBE_FIELDS = VIDEOS_COLUMNS[4:-3]
 # Audio rates a resampler to 16 kHz handles; outside them the header is broken (audio ignored).
@@ -62,8 +94,9 @@ def probe_file(path: str, limits: ProbeLimits | None = None) -> dict[str, Any]:
     except (av.FFmpegError, UnicodeDecodeError) as error:
         if cut:  # say why it does not open: FFmpeg only says "Invalid data found"
             raise MediaError(f"{cut}: copy the complete file again (or re-export it)") from None
-        raise MediaError(f"cannot open as a media container ({error}): not a video file, or damaged "
-                         f"in its header; {RE_EXPORT}") from None
+        raise MediaError(
+            f"cannot open as a media container ({error}): not a video file, or damaged in its header; {RE_EXPORT}"
+        ) from None
 
     with container:
         facts: dict[str, Any] = dict.fromkeys(_PROBE_FIELDS)
@@ -76,8 +109,9 @@ def probe_file(path: str, limits: ProbeLimits | None = None) -> dict[str, Any]:
             facts["notes"] = "; ".join(notes) or None
             return facts
         if video.codec_context is None:
-            raise MediaError(f"no decoder in this build for the video codec of {path}: re-encode it to "
-                             "H.264, HEVC, VP9 or AV1")
+            raise MediaError(
+                f"no decoder in this build for the video codec of {path}: re-encode it to H.264, HEVC, VP9 or AV1"
+            )
         facts["video_stream"] = video.index
         if choice := stream_choice(container, video):
             notes.append(choice)
@@ -103,7 +137,8 @@ def probe_file(path: str, limits: ProbeLimits | None = None) -> dict[str, Any]:
         if header_reason(facts, limits, before_decoding=True) is None:
             try:
                 decoded, rotation, audio_packets, end = _count_frames(
-                    container, video, audio, expected, limits.decode_budget_frames)
+                    container, video, audio, expected, limits.decode_budget_frames
+                )
             except MediaError:
                 if not cut:
                     raise
@@ -140,8 +175,9 @@ def _drop_audio(facts: dict[str, Any], notes: list[str], why: str) -> None:
     notes.append(f"audio track ignored ({why}): the video is kept without sound; re-export it to keep the sound")
 
 
-def _count_frames(container: Any, video: Any, audio: Any, expected: int | None,
-                  budget: int) -> tuple[int, int, int, float | None]:
+def _count_frames(
+    container: Any, video: Any, audio: Any, expected: int | None, budget: int
+) -> tuple[int, int, int, float | None]:
     """(frames decoded, display rotation of the first frame, audio packets seen, end time of the
     last video packet) for the video stream; past ``budget`` decoded frames, the frame packets that
     are still present count instead (a truncated file lacks them too)."""
@@ -174,8 +210,9 @@ def _count_frames(container: Any, video: Any, audio: Any, expected: int | None,
                 break
     except av.FFmpegError as error:
         # MediaError makes the reason say that decoding (not opening) failed, and how far it got.
-        raise MediaError(f"decoding failed after {decoded} frames ({error}): the video data is damaged; "
-                         f"{RE_EXPORT}") from None
+        raise MediaError(
+            f"decoding failed after {decoded} frames ({error}): the video data is damaged; {RE_EXPORT}"
+        ) from None
     return decoded + counted, rotation or 0, audio_packets, end
 
 
@@ -198,7 +235,7 @@ def probe_videos(
     Missing, unreadable and empty files are quarantined without starting a worker; crashes,
     hangs and decode errors quarantine only the file that caused them. Identical bytes are
     probed once; ``duplicate_of`` names the first video_id (sorted) with the same sha256.
-    With ``cache`` (the media catalog), unchanged files are neither re-hashed nor re-probed;
+    With ``cache`` (the media catalogue), unchanged files are neither re-hashed nor re-probed;
     ``frame.attrs`` then says how many files were hashed and probed.
     """
     paths = [str(path) for _, path in items]
@@ -221,8 +258,8 @@ def probe_videos(
         known = {"sha256": sha256, "bytes": int(stat["bytes"])}
         if stat["bytes"] == 0:
             rows[index] = _quarantine_row(
-                video_id, path, "empty file (0 bytes): the upload or copy did not finish; copy the file again",
-                **known)
+                video_id, path, "empty file (0 bytes): the upload or copy did not finish; copy the file again", **known
+            )
             continue
         rows[index] = known
         pending.setdefault(sha256, []).append(index)
@@ -230,11 +267,21 @@ def probe_videos(
 
     probed = cache.known_probes(pending, limits.key()) if cache is not None else {}
     jobs = [(sha, (first_path[sha], limits)) for sha in pending if sha not in probed]
-    log.info("probe: %d files, %d distinct contents, %d known, %d to probe",
-             len(items), len(pending), len(pending) - len(jobs), len(jobs))
+    log.info(
+        "probe: %d files, %d distinct contents, %d known, %d to probe",
+        len(items),
+        len(pending),
+        len(pending) - len(jobs),
+        len(jobs),
+    )
     outcomes = run_isolated(
-        probe_file, jobs, timeout_s=limits.timeout_s, memory_mb=limits.memory_mb,
-        workers=workers, progress=progress, label="probe",
+        probe_file,
+        jobs,
+        timeout_s=limits.timeout_s,
+        memory_mb=limits.memory_mb,
+        workers=workers,
+        progress=progress,
+        label="probe",
     )
     fresh: dict[str, dict[str, Any]] = {}
     for sha, outcome in outcomes.items():
@@ -242,7 +289,9 @@ def probe_videos(
             fresh[sha] = outcome.value
         else:
             reason = describe_failure(
-                outcome.error, label="probe", timeout_s=limits.timeout_s,
+                outcome.error,
+                label="probe",
+                timeout_s=limits.timeout_s,
                 memory_mb=limits.memory_mb,
             )
             # Timeouts and crashes may be the machine's fault: retried next run, not cached.
@@ -262,13 +311,18 @@ def probe_videos(
                 rows[index] = _quarantine_row(video_id, path, facts["_error"], **rows[index])
                 continue
             status, reason = decide_status(facts, limits)
-            rows[index] = {"video_id": video_id, "path": path, **rows[index],
-                           **{k: facts.get(k) for k in _PROBE_FIELDS},
-                           "status": status, "reason": reason}
+            rows[index] = {
+                "video_id": video_id,
+                "path": path,
+                **rows[index],
+                **{k: facts.get(k) for k in _PROBE_FIELDS},
+                "status": status,
+                "reason": reason,
+            }
     frame = pd.DataFrame([rows[index] for index in range(len(items))], columns=VIDEOS_COLUMNS)
     frame["duplicate_of"] = duplicate_of(frame)
     frame = frame.astype(_DTYPES)
-    # How much work this call did (the rest came from the media catalog), for run metadata.
+    # How much work this call did (the rest came from the media catalogue), for run metadata.
     frame.attrs = {"hashed": n_hashed, "probed": len(jobs)}
     return frame
 
@@ -289,7 +343,8 @@ def deleted_rows(deleted: pd.DataFrame) -> pd.DataFrame:
     """
     rows = [
         _quarantine_row(
-            r.video_id, r.path,
+            r.video_id,
+            r.path,
             f"deleted: file no longer in the source (last seen {r.last_seen:%Y-%m-%d %H:%M:%S} UTC); "
             "put it back to keep the video, nothing to do if it was removed on purpose",
             sha256=r.sha256,

@@ -54,15 +54,19 @@ def header_reason(probe: dict[str, Any], limits: ProbeLimits, before_decoding: b
     ``before_decoding``: a missing duration is not yet a reason, since the probe measures it from
     the packets (a live-recorded WebM states none in its header); only a bare stream is refused."""
     if not probe.get("video_codec"):
-        return ("no video stream (an audio-only or data file): add the video track, or give the item a "
-                "cover image with media_kind=image in the sidecar (docs/import.md)")
+        return (
+            "no video stream (an audio-only or data file): add the video track, or give the item a "
+            "cover image with media_kind=image in the sidecar (docs/import.md)"
+        )
     width, height = probe.get("width") or 0, probe.get("height") or 0
     if width <= 0 or height <= 0:
         return f"invalid frame size {width}x{height} in the header: {RE_EXPORT}"
     if width * height > limits.max_pixels or max(width, height) > limits.max_side:
-        return (f"frame size {width}x{height} ({width * height / 1e6:.1f} megapixels) exceeds the limit of "
-                f"{limits.max_pixels / 1e6:.1f} megapixels per frame and {limits.max_side} pixels per side: "
-                "downscale it to 4K (3840x2160 or 2160x3840) or less")
+        return (
+            f"frame size {width}x{height} ({width * height / 1e6:.1f} megapixels) exceeds the limit of "
+            f"{limits.max_pixels / 1e6:.1f} megapixels per frame and {limits.max_side} pixels per side: "
+            "downscale it to 4K (3840x2160 or 2160x3840) or less"
+        )
     fps = probe.get("fps")
     if fps is not None and fps > limits.max_fps:
         return f"frame rate {fps:g} fps exceeds {limits.max_fps:g} fps (a broken header?): {RE_EXPORT}"
@@ -71,14 +75,18 @@ def header_reason(probe: dict[str, Any], limits: ProbeLimits, before_decoding: b
         return None
     if duration is None:
         if probe.get("raw_stream"):
-            return (f"a bare {probe.get('video_codec')} stream without a container has no timing or duration: "
-                    "wrap it in MP4, e.g. `ffmpeg -framerate <fps> -i FILE -c copy FILE.mp4`")
+            return (
+                f"a bare {probe.get('video_codec')} stream without a container has no timing or duration: "
+                "wrap it in MP4, e.g. `ffmpeg -framerate <fps> -i FILE -c copy FILE.mp4`"
+            )
         return f"unknown duration (neither the header nor the packets state one): {RE_EXPORT}"
     if duration <= 0:
-        return f"zero duration in the header: re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`) to rewrite the header"
+        return "zero duration in the header: re-mux it (`ffmpeg -i FILE -c copy OUT.mp4`) to rewrite the header"
     if duration > limits.max_duration_s:
-        return (f"duration {duration:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s: "
-                "split it into shorter videos")
+        return (
+            f"duration {duration:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s: "
+            "split it into shorter videos"
+        )
     return None
 
 
@@ -93,6 +101,8 @@ def _decode_reason(probe: dict[str, Any], limits: ProbeLimits) -> str | None:
     if decoded == 0:
         return f"no decodable video frames (the video data is damaged): {RE_EXPORT}"
     if expected and decoded < limits.min_frame_ratio * expected:
-        return (f"decoded {decoded} of {expected} expected frames (truncated?): the file is probably cut "
-                "short; copy the complete file again")
+        return (
+            f"decoded {decoded} of {expected} expected frames (truncated?): the file is probably cut "
+            "short; copy the complete file again"
+        )
     return None

@@ -1,7 +1,7 @@
 """Per-video feature shards on disk, addressed by the content hash of the source file.
 
 Addressing by hash makes extraction a cache: the same bytes map to the same shard, so an
-unchanged catalog is not re-decoded, and renaming a file does not invalidate its features.
+unchanged catalogue is not re-decoded, and renaming a file does not invalidate its features.
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ def shard_path(features_dir: Path, sha256: str) -> Path:
     return Path(features_dir) / sha256[:2] / f"{sha256}.npz"
 
 
-def write_shard(
-    path: Path, frames: np.ndarray, mel: np.ndarray, has_audio: bool, plan: SamplingPlan
-) -> None:
+def write_shard(path: Path, frames: np.ndarray, mel: np.ndarray, has_audio: bool, plan: SamplingPlan) -> None:
     """Write a shard atomically: readers see the old file, the new one, or none, never half.
 
     Three members (frames, mel, and the rest as JSON) and no compression: each npz member
@@ -75,8 +73,7 @@ def read_shard(path: Path) -> Shard:
                 repeated=tuple(int(i) for i in data["repeated"]),
                 frames_decoded=int(data["frames_decoded"]),
                 # Shards written before these fields existed read as "no record".
-                frame_times=(tuple(float(t) for t in data["frame_times"])
-                             if "frame_times" in data else ()),
+                frame_times=(tuple(float(t) for t in data["frame_times"]) if "frame_times" in data else ()),
                 seek=str(data["seek"]) if "seek" in data else "exact",
             )
         return Shard(frames=data["frames"], mel=data["mel"], has_audio=has_audio, plan=plan)

@@ -1,1 +1,1 @@
-"""The demo world: a seeded simulator of a video catalog (real MP4s), its users, an event log and the ground truth."""
+"""The demo world: a seeded simulator of a video catalogue (real MP4s), its users, an event log and the ground truth."""

@@ -52,20 +52,33 @@ def category_affinity(theta: np.ndarray, p: BehaviourParams) -> np.ndarray:
     return p.category_scale * np.log(k * theta + 0.2)
 
 
-def style_affinity(pref_style: np.ndarray, style_weight: np.ndarray, style: np.ndarray,
-                   p: BehaviourParams) -> np.ndarray:
+def style_affinity(
+    pref_style: np.ndarray, style_weight: np.ndarray, style: np.ndarray, p: BehaviourParams
+) -> np.ndarray:
     return style_weight * np.where(pref_style == style, p.style_match, p.style_mismatch)
 
 
-def utility(theta: np.ndarray, pref_style: np.ndarray, style_weight: np.ndarray, pref_energy: np.ndarray,
-            quality_sensitivity: np.ndarray, bias: np.ndarray, style: np.ndarray, energy: np.ndarray,
-            quality: np.ndarray, p: BehaviourParams) -> np.ndarray:
-    """True utility of an item for a user, elementwise over aligned arrays (theta = user's weight on item's category)."""
-    return (category_affinity(theta, p)
-            + style_affinity(pref_style, style_weight, style, p)
-            - p.energy_scale * np.abs(energy - pref_energy)
-            + quality_sensitivity * 2.0 * (quality - 0.5)
-            + bias)
+def utility(
+    theta: np.ndarray,
+    pref_style: np.ndarray,
+    style_weight: np.ndarray,
+    pref_energy: np.ndarray,
+    quality_sensitivity: np.ndarray,
+    bias: np.ndarray,
+    style: np.ndarray,
+    energy: np.ndarray,
+    quality: np.ndarray,
+    p: BehaviourParams,
+) -> np.ndarray:
+    """True utility of an item for a user, elementwise over aligned arrays (theta = user's weight on the
+    item's category)."""
+    return (
+        category_affinity(theta, p)
+        + style_affinity(pref_style, style_weight, style, p)
+        - p.energy_scale * np.abs(energy - pref_energy)
+        + quality_sensitivity * 2.0 * (quality - 0.5)
+        + bias
+    )
 
 
 def examination_prob(position: np.ndarray | int | None, p: BehaviourParams) -> np.ndarray | float:
@@ -90,8 +103,9 @@ def expected_watch_fraction(u: np.ndarray, quality: np.ndarray, p: BehaviourPara
     return (sigmoid(centre + p.watch_noise * _HERMITE_X) * _HERMITE_W).sum(axis=-1)
 
 
-def sample_watch_fraction(u: np.ndarray, quality: np.ndarray, p: BehaviourParams,
-                          rng: np.random.Generator) -> np.ndarray:
+def sample_watch_fraction(
+    u: np.ndarray, quality: np.ndarray, p: BehaviourParams, rng: np.random.Generator
+) -> np.ndarray:
     return sigmoid(watch_logit(u, quality, p) + rng.normal(0.0, p.watch_noise, np.shape(u)))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from vidrec.world import behaviour as bh
-from vidrec.world.catalog import parse_utc
+from vidrec.world.catalogue import parse_utc
 from vidrec.world.oracle import Oracle
 from vidrec.world.policy import LoggingPolicy
 from vidrec.world.spec import WorldSpec
@@ -44,17 +44,19 @@ def simulate_events(spec: WorldSpec, oracle: Oracle, policy: LoggingPolicy, rng:
     order = np.argsort(ts, kind="stable")
     width_e, width_s = len(str(len(ii))), len(str(n))
     session_idx = np.repeat(np.arange(n), s)[order]
-    events = pd.DataFrame({
-        "event_id": [f"e{k:0{width_e}d}" for k in range(len(ii))],
-        "ts": pd.to_datetime(ts[order], unit="ns", utc=True).astype("datetime64[us, UTC]"),
-        "user_id": oracle.users["user_id"].to_numpy()[ui[order]],
-        "video_id": oracle.items["video_id"].to_numpy()[ii[order]],
-        "session_id": np.array([f"s{k:0{width_s}d}" for k in range(n)], dtype=object)[session_idx],
-        "position": position[order].astype(np.int64),
-        "surface": np.repeat(surface, s)[order],
-        "propensity": slates.propensity.ravel()[order],
-        "clicked": clicked[order],
-        "watch_s": np.where(clicked, watch, 0.0)[order],
-        "converted": converted[order],
-    })
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{k:0{width_e}d}" for k in range(len(ii))],
+            "ts": pd.to_datetime(ts[order], unit="ns", utc=True).astype("datetime64[us, UTC]"),
+            "user_id": oracle.users["user_id"].to_numpy()[ui[order]],
+            "video_id": oracle.items["video_id"].to_numpy()[ii[order]],
+            "session_id": np.array([f"s{k:0{width_s}d}" for k in range(n)], dtype=object)[session_idx],
+            "position": position[order].astype(np.int64),
+            "surface": np.repeat(surface, s)[order],
+            "propensity": slates.propensity.ravel()[order],
+            "clicked": clicked[order],
+            "watch_s": np.where(clicked, watch, 0.0)[order],
+            "converted": converted[order],
+        }
+    )
     return events

@@ -1,6 +1,6 @@
-"""Generate a demo world (MP4 catalog, metadata, event log, ground truth) into a directory; also a CLI.
+"""Generate a demo world (MP4 catalogue, metadata, event log, ground truth) into a directory; also a CLI.
 
-    python -m vidrec.world.generate --size demo --out data/demo [--seed N] [--workers N]
+python -m vidrec.world.generate --size demo --out data/demo [--seed N] [--workers N]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from vidrec.world.behaviour import BehaviourParams
-from vidrec.world.catalog import CATEGORIES, build_items, build_metadata, write_metadata_csv
+from vidrec.world.catalogue import CATEGORIES, build_metadata, sample_items, write_metadata_csv
 from vidrec.world.events import simulate_events
 from vidrec.world.oracle import Oracle
 from vidrec.world.policy import LoggingPolicy
@@ -86,11 +86,16 @@ def _existing(out_dir: Path, spec: WorldSpec, behaviour: BehaviourParams) -> Wor
     if not path.exists():
         return None
     saved = json.loads(path.read_text())
-    if (saved.get("generator_version") == GENERATOR_VERSION and saved.get("spec") == spec.to_dict()
-            and saved.get("behaviour") == behaviour.to_dict()):
+    if (
+        saved.get("generator_version") == GENERATOR_VERSION
+        and saved.get("spec") == spec.to_dict()
+        and saved.get("behaviour") == behaviour.to_dict()
+    ):
         return WorldManifest(out_dir, spec, saved["counts"], reused=True, behaviour=saved["behaviour"])
-    raise FileExistsError(f"{out_dir} already holds a world generated with another spec or generator version "
-                          f"({saved.get('spec')}); delete it or choose another output directory")
+    raise FileExistsError(
+        f"{out_dir} already holds a world generated with another spec or generator version "
+        f"({saved.get('spec')}); delete it or choose another output directory"
+    )
 
 
 def _render_all(jobs: list[RenderJob], workers: int, progress: bool) -> None:
@@ -112,11 +117,23 @@ def _render_all(jobs: list[RenderJob], workers: int, progress: bool) -> None:
 
 def _render_jobs(spec: WorldSpec, items: pd.DataFrame, videos_dir: Path) -> list[RenderJob]:
     return [
-        RenderJob(video_id=row.video_id, path=str(videos_dir / f"{row.video_id}.mp4"),
-                  hue=CATEGORIES[row.hue_category_idx].hue, pitch_hz=CATEGORIES[row.category_idx].pitch_hz,
-                  style=int(row.style), energy=float(row.energy), quality=float(row.quality),
-                  has_audio=bool(row.has_audio), n_frames=int(row.n_frames), fps=spec.fps, width=spec.width,
-                  height=spec.height, sample_rate=spec.sample_rate, seed=spec.seed, index=i)
+        RenderJob(
+            video_id=row.video_id,
+            path=str(videos_dir / f"{row.video_id}.mp4"),
+            hue=CATEGORIES[row.hue_category_idx].hue,
+            pitch_hz=CATEGORIES[row.category_idx].pitch_hz,
+            style=int(row.style),
+            energy=float(row.energy),
+            quality=float(row.quality),
+            has_audio=bool(row.has_audio),
+            n_frames=int(row.n_frames),
+            fps=spec.fps,
+            width=spec.width,
+            height=spec.height,
+            sample_rate=spec.sample_rate,
+            seed=spec.seed,
+            index=i,
+        )
         for i, row in enumerate(items.itertuples(index=False))
     ]
 
@@ -138,8 +155,9 @@ def _counts(items: pd.DataFrame, users: pd.DataFrame, events: pd.DataFrame, spec
     }
 
 
-def generate_world(out_dir: Path, size: str = "demo", seed: int | None = None, workers: int | None = None,
-                   progress: bool = True) -> WorldManifest:
+def generate_world(
+    out_dir: Path, size: str = "demo", seed: int | None = None, workers: int | None = None, progress: bool = True
+) -> WorldManifest:
     """Generate the world of `size` into `out_dir`, or return the existing one if it is complete and identical."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -152,7 +170,7 @@ def generate_world(out_dir: Path, size: str = "demo", seed: int | None = None, w
     videos_dir = out_dir / "videos"
     (out_dir / "ground_truth").mkdir(parents=True, exist_ok=True)
     videos_dir.mkdir(parents=True, exist_ok=True)
-    items = build_items(spec, _rng(spec.seed, _STREAM_ITEMS))
+    items = sample_items(spec, _rng(spec.seed, _STREAM_ITEMS))
     metadata = build_metadata(items, _rng(spec.seed, _STREAM_METADATA))
     users = build_users(spec, _rng(spec.seed, _STREAM_USERS))
     # metadata.csv's category is what the uploader declared; keep it beside the truth for evaluation.
@@ -169,8 +187,12 @@ def generate_world(out_dir: Path, size: str = "demo", seed: int | None = None, w
     events.to_parquet(out_dir / "events.parquet", index=False)
 
     counts = _counts(items, users, events, spec)
-    manifest = {"generator_version": GENERATOR_VERSION, "spec": spec.to_dict(), "behaviour": behaviour.to_dict(),
-                "counts": counts}
+    manifest = {
+        "generator_version": GENERATOR_VERSION,
+        "spec": spec.to_dict(),
+        "behaviour": behaviour.to_dict(),
+        "counts": counts,
+    }
     # world.json is written last and atomically: its presence means the world is complete.
     tmp = out_dir / ".world.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -190,8 +212,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     manifest = generate_world(args.out, args.size, args.seed, args.workers, progress=not args.no_progress)
-    print(json.dumps({"out_dir": str(manifest.out_dir), "reused": manifest.reused,
-                      "elapsed_s": round(manifest.elapsed_s, 2), **manifest.counts}, indent=2))
+    print(
+        json.dumps(
+            {
+                "out_dir": str(manifest.out_dir),
+                "reused": manifest.reused,
+                "elapsed_s": round(manifest.elapsed_s, 2),
+                **manifest.counts,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

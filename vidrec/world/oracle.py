@@ -27,10 +27,14 @@ class Oracle:
         self._item_ids = pd.Index(self.items["video_id"])
         self._user_ids = pd.Index(self.users["user_id"])
         self._theta = self.users[list(PREF_COLUMNS)].to_numpy(np.float64)
-        self._u = {c: self.users[c].to_numpy() for c in
-                   ("pref_style", "style_weight", "pref_energy", "quality_sensitivity", "bias")}
-        self._i = {c: self.items[c].to_numpy() for c in
-                   ("category_idx", "style", "energy", "quality", "duration_s", "is_product")}
+        self._u = {
+            c: self.users[c].to_numpy()
+            for c in ("pref_style", "style_weight", "pref_energy", "quality_sensitivity", "bias")
+        }
+        self._i = {
+            c: self.items[c].to_numpy()
+            for c in ("category_idx", "style", "energy", "quality", "duration_s", "is_product")
+        }
         self._i["price"] = self.items["price"].to_numpy(np.float64)
 
     @classmethod
@@ -39,8 +43,9 @@ class Oracle:
         world_dir = Path(world_dir)
         manifest = world_dir / "world.json"
         if not manifest.exists():
-            raise FileNotFoundError(f"{manifest} is missing; generate the world first "
-                                    f"(python -m vidrec.world.generate --out {world_dir})")
+            raise FileNotFoundError(
+                f"{manifest} is missing; generate the world first (python -m vidrec.world.generate --out {world_dir})"
+            )
         params = bh.BehaviourParams(**json.loads(manifest.read_text())["behaviour"])
         items = pd.read_parquet(world_dir / "ground_truth" / "items.parquet")
         users = pd.read_parquet(world_dir / "ground_truth" / "users.parquet")
@@ -65,9 +70,18 @@ class Oracle:
     # Index-based model (used by the simulator) ---------------------------------------------------------------
     def utility_idx(self, ui: np.ndarray, ii: np.ndarray) -> np.ndarray:
         u, i = self._u, self._i
-        return bh.utility(self._theta[ui, i["category_idx"][ii]], u["pref_style"][ui], u["style_weight"][ui],
-                          u["pref_energy"][ui], u["quality_sensitivity"][ui], u["bias"][ui],
-                          i["style"][ii], i["energy"][ii], i["quality"][ii], self.params)
+        return bh.utility(
+            self._theta[ui, i["category_idx"][ii]],
+            u["pref_style"][ui],
+            u["style_weight"][ui],
+            u["pref_energy"][ui],
+            u["quality_sensitivity"][ui],
+            u["bias"][ui],
+            i["style"][ii],
+            i["energy"][ii],
+            i["quality"][ii],
+            self.params,
+        )
 
     def click_prob_idx(self, ui: np.ndarray, ii: np.ndarray, position: np.ndarray | int | None = None) -> np.ndarray:
         return bh.click_prob(self.utility_idx(ui, ii), position, self.params)
@@ -77,16 +91,18 @@ class Oracle:
         return frac * self._i["duration_s"][ii]
 
     def conversion_prob_idx(self, ui: np.ndarray, ii: np.ndarray) -> np.ndarray:
-        return bh.conversion_prob(self.utility_idx(ui, ii), self._i["is_product"][ii], self._i["price"][ii],
-                                  self.params)
+        return bh.conversion_prob(
+            self.utility_idx(ui, ii), self._i["is_product"][ii], self._i["price"][ii], self.params
+        )
 
     # Id-based API ----------------------------------------------------------------------------------------------
     def utility(self, user_ids: ArrayLike, video_ids: ArrayLike) -> np.ndarray:
         """True utility u(user, video)."""
         return self.utility_idx(self.user_index(user_ids), self.item_index(video_ids))
 
-    def click_prob(self, user_ids: ArrayLike, video_ids: ArrayLike,
-                   position: np.ndarray | int | None = None) -> np.ndarray:
+    def click_prob(
+        self, user_ids: ArrayLike, video_ids: ArrayLike, position: np.ndarray | int | None = None
+    ) -> np.ndarray:
         """P(click); with `position=None` there is no position bias, so this is pure relevance."""
         return self.click_prob_idx(self.user_index(user_ids), self.item_index(video_ids), position)
 
@@ -94,8 +110,9 @@ class Oracle:
         """E[watch_s | click]."""
         return self.watch_s_given_click_idx(self.user_index(user_ids), self.item_index(video_ids))
 
-    def expected_watch_s(self, user_ids: ArrayLike, video_ids: ArrayLike,
-                         position: np.ndarray | int | None = None) -> np.ndarray:
+    def expected_watch_s(
+        self, user_ids: ArrayLike, video_ids: ArrayLike, position: np.ndarray | int | None = None
+    ) -> np.ndarray:
         """E[watch_s] per impression = P(click) * E[watch_s | click]."""
         ui, ii = self.user_index(user_ids), self.item_index(video_ids)
         return self.click_prob_idx(ui, ii, position) * self.watch_s_given_click_idx(ui, ii)

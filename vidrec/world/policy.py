@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from vidrec.world import behaviour as bh
-from vidrec.world.catalog import to_ns
+from vidrec.world.catalogue import to_ns
 from vidrec.world.users import PREF_COLUMNS
 
 N_STYLES = 3
@@ -31,14 +31,19 @@ class Slates:
 class LoggingPolicy:
     """Sequential sampling without replacement from pi, vectorised over sessions."""
 
-    def __init__(self, items: pd.DataFrame, users: pd.DataFrame, params: bh.BehaviourParams,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self, items: pd.DataFrame, users: pd.DataFrame, params: bh.BehaviourParams, rng: np.random.Generator
+    ) -> None:
         self.mix, self.beta = params.policy_uniform_mix, params.policy_beta
         theta = users[list(PREF_COLUMNS)].to_numpy(np.float64)
         k = theta.shape[1]
         cat_aff = bh.category_affinity(theta, params)
-        style_aff = bh.style_affinity(users["pref_style"].to_numpy()[:, None], users["style_weight"].to_numpy()[:, None],
-                                      np.arange(N_STYLES)[None, :], params)
+        style_aff = bh.style_affinity(
+            users["pref_style"].to_numpy()[:, None],
+            users["style_weight"].to_numpy()[:, None],
+            np.arange(N_STYLES)[None, :],
+            params,
+        )
         self.n_groups = k * N_STYLES
         user_group = (cat_aff[:, :, None] + style_aff[:, None, :]).reshape(len(users), self.n_groups)
         self.user_group_score = user_group + rng.normal(0.0, params.policy_user_noise, user_group.shape)
@@ -66,8 +71,9 @@ class LoggingPolicy:
         group_weight = np.exp(self.beta * self.user_group_score[ui]) * group_mass
         return n_avail, group_weight, group_mass
 
-    def _draw(self, n_avail: np.ndarray, group_weight: np.ndarray, group_mass: np.ndarray, m: int,
-              rng: np.random.Generator) -> np.ndarray:
+    def _draw(
+        self, n_avail: np.ndarray, group_weight: np.ndarray, group_mass: np.ndarray, m: int, rng: np.random.Generator
+    ) -> np.ndarray:
         r = len(n_avail)
         uniform = self.order[(rng.random((r, m)) * n_avail[:, None]).astype(np.int64)]
         cum = np.cumsum(group_weight, axis=1)
@@ -87,8 +93,9 @@ class LoggingPolicy:
         score = self.user_group_score[ui[:, None], self.group[ii]] + self.item_score[ii]
         return self.mix / n_avail[:, None] + (1.0 - self.mix) * np.exp(self.beta * score) / z
 
-    def sample(self, ui: np.ndarray, ts: np.ndarray, slate_size: int, rng: np.random.Generator,
-               chunk: int = 10_000) -> Slates:
+    def sample(
+        self, ui: np.ndarray, ts: np.ndarray, slate_size: int, rng: np.random.Generator, chunk: int = 10_000
+    ) -> Slates:
         """Slates for sessions of users `ui` at int64-ns times `ts`."""
         items = np.empty((len(ui), slate_size), dtype=np.int64)
         prop = np.empty((len(ui), slate_size))
@@ -97,12 +104,15 @@ class LoggingPolicy:
             items[sl], prop[sl] = self._sample_chunk(ui[sl], ts[sl], slate_size, rng)
         return Slates(items=items, propensity=prop)
 
-    def _sample_chunk(self, ui: np.ndarray, ts: np.ndarray, s: int,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_chunk(
+        self, ui: np.ndarray, ts: np.ndarray, s: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         n_avail, group_weight, group_mass = self.normalisers(ui, ts)
         if (n_avail < s).any():
-            raise ValueError(f"a session has only {n_avail.min()} published items for a slate of {s}; "
-                             "publish more of the catalog before the event window")
+            raise ValueError(
+                f"a session has only {n_avail.min()} published items for a slate of {s}; "
+                "publish more of the catalogue before the event window"
+            )
         out = np.empty((len(ui), s), dtype=np.int64)
         pending, m = np.arange(len(ui)), 3 * s
         # Rejecting repeats of iid draws from pi gives exactly sequential sampling without replacement.

@@ -1,4 +1,5 @@
-"""Render one catalog item to a real MP4 (H.264 video + optional AAC mono audio) whose content encodes its attributes."""
+"""Render one catalogue item to a real MP4 (H.264 video + optional AAC mono audio) whose content encodes
+its attributes."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _wrapped(delta: np.ndarray, size: int) -> np.ndarray:
 def render_frames(job: RenderJob, rng: np.random.Generator) -> np.ndarray:
     """Frames as uint8 (T, H, W, 3): category hue, shapes by style, speed by energy, noise by (1 - quality)."""
     t_idx = np.arange(job.n_frames, dtype=np.float32)[:, None, None]
-    yy, xx = np.mgrid[0:job.height, 0:job.width].astype(np.float32)
+    yy, xx = np.mgrid[0 : job.height, 0 : job.width].astype(np.float32)
     speed = (4.0 + 50.0 * job.energy) / job.fps  # pixels per frame
     if job.style == 2:
         angle = rng.uniform(0, np.pi)

@@ -36,17 +36,36 @@ class WorldSpec:
 # Slates are longer than 10 so re-ranking a logged slate changes what lands in the top 10.
 WORLD_SIZES: dict[str, WorldSpec] = {
     "tiny": WorldSpec(
-        size="tiny", n_videos=24, n_users=30, n_days=4, n_sessions=300, slate_size=12,
-        min_duration_s=2.0, max_duration_s=2.0, fps=8,
+        size="tiny",
+        n_videos=24,
+        n_users=30,
+        n_days=4,
+        n_sessions=300,
+        slate_size=12,
+        min_duration_s=2.0,
+        max_duration_s=2.0,
+        fps=8,
     ),
     "demo": WorldSpec(
-        size="demo", n_videos=300, n_users=600, n_days=14, n_sessions=8_000, slate_size=20,
-        min_duration_s=2.0, max_duration_s=6.0,
+        size="demo",
+        n_videos=300,
+        n_users=600,
+        n_days=14,
+        n_sessions=8_000,
+        slate_size=20,
+        min_duration_s=2.0,
+        max_duration_s=6.0,
     ),
     # Uniform 2-20 s puts ~55% of videos at >= 10 s, so long-video handling gets exercised.
     "large": WorldSpec(
-        size="large", n_videos=10_000, n_users=8_000, n_days=30, n_sessions=100_000, slate_size=10,
-        min_duration_s=2.0, max_duration_s=20.0,
+        size="large",
+        n_videos=10_000,
+        n_users=8_000,
+        n_days=30,
+        n_sessions=100_000,
+        slate_size=10,
+        min_duration_s=2.0,
+        max_duration_s=20.0,
     ),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vidrec.world.catalog import CATEGORY_NAMES
+from vidrec.world.catalogue import CATEGORY_NAMES
 from vidrec.world.spec import WorldSpec
 
 PREF_COLUMNS: tuple[str, ...] = tuple(f"pref_{name}" for name in CATEGORY_NAMES)

@@ -6,7 +6,7 @@
 -- measure that needs no non-clicked impressions, so a positives-only log still has a quality metric;
 -- and catalogue NDCG over the same sessions (binary gains on the session's clicked items, ideal DCG
 -- over min(relevant, K) hits): the served NDCG@K the gate compares with the champion.
--- Only covered sessions count: above models.holdout.MAX_TOP_K_SESSIONS the top K is computed for a
+-- Only covered sessions count: above models.offline.holdout.MAX_TOP_K_SESSIONS the top K is computed for a
 -- seeded sample of sessions, and a session with no top K is unmeasured, not a miss.
 -- Input: top_k, catalogue, and for catalogue recall logged_sessions (logged_sessions.sql: each covered
 -- session's distinct clicked items, `relevant`) and top_k_match (top_k_match.sql: how many of them the

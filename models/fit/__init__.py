@@ -1,0 +1,1 @@
+"""Training: DataModules and Lightning systems, the seeded fit loop, the pipeline's training steps."""

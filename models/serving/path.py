@@ -1,0 +1,216 @@
+"""The one recommendation path: retrieve N → drop seen and filtered → rank → blend → top K.
+
+The BentoML service answers ``/recommend`` with it and offline evaluation scores the hold-out with
+it, so what the gate measures is what is served (a parity test holds the two identical). No Dagster,
+no BentoML: a path is built from a bundle's modules and row-aligned item arrays.
+
+Candidates are the retrieval model's user-tower vector searched in an index of its item-tower
+vectors, plus the head of the content-only prior (the ranker's score with an empty history, the same
+for every user, so computed once). Users with no history rows get the prior alone: the cold-user
+fallback, reported as its own slice (``retrieval = "prior"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.nn.ranker import BlendWeights, Ranker, UserState
+from models.nn.retrieval import RetrievalScorer, TwoTower
+from models.serving.scoring import RankerScorer, Scores
+from vidrec.index import ANN_THRESHOLD, ExactIndex, IvfIndex, build_index
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    """Saved in the bundle's config, so the service and evaluation run the same numbers."""
+
+    # Retrieval depth N (index hits; users with history add up to prior_share × N from the prior, so at
+    # most 125 ranker inputs): the whole filtered catalogue when it is this small. The ranker pass at
+    # 125 candidates costs ~1 ms (history encoded once per request): depth is a quality choice.
+    n_candidates: int = 100
+    prior_share: float = 0.25
+
+
+@dataclass
+class Served:
+    """One request's answer: the top ``k`` rows best first, their scores, and what was ranked."""
+
+    rows: np.ndarray
+    scores: Scores
+    candidates: np.ndarray
+    retrieval: str  # "all" (small catalogue), "prior" (no history), or the index kind
+
+
+def _take(scores: Scores, order: np.ndarray) -> Scores:
+    return Scores(
+        scores.p_click[order], scores.expected_watch_s[order], scores.p_conversion[order], scores.score[order]
+    )
+
+
+class ServedPath:
+    """Retrieval index, ranker scorer and content-only prior over one row-aligned item catalogue.
+
+    Rows are append-only (``add_item``), so a row number taken by one request stays valid while
+    another appends; readers only ever take a reference to the arrays an append replaces."""
+
+    def __init__(
+        self,
+        ranker: Ranker,
+        blend: BlendWeights,
+        retrieval: TwoTower,
+        embeddings: np.ndarray,
+        id_buckets: np.ndarray,
+        features: np.ndarray,
+        ranker_history: int,
+        retrieval_history: int,
+        settings: PathSettings = PathSettings(),
+        ann_threshold: int = ANN_THRESHOLD,
+        user_states: int = 4096,
+    ) -> None:
+        if not (len(embeddings) == len(id_buckets) == len(features)):
+            raise ValueError(
+                f"path parts disagree: {len(embeddings)} embeddings, {len(id_buckets)} id buckets, "
+                f"{len(features)} feature rows"
+            )
+        self._ranker, self._blend, self._retrieval_model = ranker, blend, retrieval
+        self.ranker_history, self.retrieval_history = ranker_history, retrieval_history
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._current: list[RankerScorer] = []  # the cache reads the scorer through this (no reference cycle)
+        self._build(
+            np.ascontiguousarray(embeddings, dtype=np.float32),
+            np.asarray(id_buckets, dtype=np.int64),
+            np.asarray(features, dtype=np.float32),
+        )
+        self.index: ExactIndex | IvfIndex = build_index(self.retrieval.item_vectors(), ann_threshold)
+        self.prior = self.scorer.score_user([], ranker_history)
+        self.prior_order = np.argsort(-self.prior.score, kind="stable")
+        self._user_state = _user_state_cache(self._current, ranker_history, user_states)
+
+    def _build(self, embeddings: np.ndarray, id_buckets: np.ndarray, features: np.ndarray) -> None:
+        self.embeddings, self.id_buckets, self.features = embeddings, id_buckets, features
+        self.scorer = RankerScorer(self._ranker, embeddings, id_buckets, features, self._blend)
+        self._current[:] = [self.scorer]
+        self.retrieval = RetrievalScorer(self._retrieval_model, embeddings, id_buckets)
+
+    def __len__(self) -> int:
+        return len(self.prior_order)
+
+    # -- the steps ---------------------------------------------------------------------------------
+
+    def candidates(self, history_rows: list[int], allowed: np.ndarray | None) -> tuple[np.ndarray, str]:
+        """Retrieve N (the user tower over the item index) merged with the prior's head; the prior
+        alone without history; every allowed row when no more than N are allowed."""
+        n = self.settings.n_candidates
+        n_allowed = len(self) if allowed is None else int(np.count_nonzero(allowed))
+        if n_allowed <= n:
+            return (np.arange(len(self)) if allowed is None else np.flatnonzero(allowed)), "all"
+        prior = self._allowed_prior(allowed, n_allowed, n)
+        if not history_rows:
+            return prior[:n], "prior"
+        vector = self.retrieval.user_vector(list(history_rows), self.retrieval_history)
+        retrieved, _ = self.index.search(vector, n, allowed)
+        n_prior = max(1, int(n * self.settings.prior_share))
+        merged = np.concatenate([retrieved, prior[:n_prior]])
+        return merged[np.sort(np.unique(merged, return_index=True)[1])], self.index.kind
+
+    def _allowed_prior(self, allowed: np.ndarray | None, n_allowed: int, n: int) -> np.ndarray:
+        """The first ``n`` allowed rows of the prior order. Filters a head of the order sized to the
+        filter's pass rate (twice the expected need) before falling back to the whole order: two
+        passes over 100k rows per request cost more than the ranker does."""
+        order = self.prior_order
+        if allowed is None:
+            return order[:n]
+
+        def keep(rows: np.ndarray) -> np.ndarray:
+            rows = rows[rows < len(allowed)]  # rows appended after the mask was built are not in it
+            return rows[allowed[rows]]
+
+        head = order[: 2 * n * len(order) // max(n_allowed, 1) + n]
+        picked = keep(head)
+        if len(picked) < n and len(head) < len(order):
+            picked = keep(order)
+        return picked[:n]
+
+    def score(self, history_rows: list[int], user_bucket: int, candidates: np.ndarray) -> Scores:
+        """The ranker's heads and blended score; an unknown user without history reads the prior."""
+        prior = self.prior
+        if not history_rows and user_bucket == 0 and (len(candidates) == 0 or candidates.max() < len(prior.score)):
+            return _take(prior, candidates)
+        return self.scorer.score_state(self._user_state(int(user_bucket), tuple(history_rows)), candidates)
+
+    def recommend(
+        self,
+        history_rows: list[int],
+        user_bucket: int,
+        k: int,
+        allowed: np.ndarray | None = None,
+        exclude_seen: bool = True,
+        exhaustive: bool = False,
+    ) -> Served:
+        """Top ``k`` for one user: ``history_rows`` oldest first (only the last ranker_history count),
+        ``allowed`` a boolean mask of rows the filters pass (None: all). ``exhaustive`` ranks every
+        allowed row instead of retrieving: the whole-catalogue upper bound evaluation reports."""
+        history_rows = list(history_rows)[-self.ranker_history :] if history_rows else []
+        if allowed is not None and len(allowed) != len(self):  # a mask built before or after an upload
+            allowed = np.concatenate([allowed, np.zeros(max(0, len(self) - len(allowed)), bool)])[: len(self)]
+        if exclude_seen and history_rows:
+            allowed = np.ones(len(self), dtype=bool) if allowed is None else allowed.copy()
+            allowed[[r for r in history_rows if r < len(allowed)]] = False
+        if exhaustive:
+            candidates = np.arange(len(self)) if allowed is None else np.flatnonzero(allowed)
+            how = "all"
+        else:
+            candidates, how = self.candidates(history_rows, allowed)
+        scores = self.score(history_rows, user_bucket, candidates)
+        order = np.argsort(-scores.score, kind="stable")[:k]
+        return Served(rows=candidates[order], scores=_take(scores, order), candidates=candidates, retrieval=how)
+
+    # -- uploads -----------------------------------------------------------------------------------
+
+    def add_item(self, embedding: np.ndarray, features: np.ndarray) -> int:
+        """Append one item never trained on (id bucket 0: placed by its content) to the ranker's inputs,
+        the retrieval index and the prior; returns its row."""
+        with self._lock:
+            row = len(self)
+            self._build(
+                np.concatenate([self.embeddings, np.asarray(embedding, np.float32).reshape(1, -1)]),
+                np.append(self.id_buckets, 0),
+                np.concatenate([self.features, features.reshape(1, -1)]),
+            )
+            self.index.add(
+                RetrievalScorer(self._retrieval_model, self.embeddings[row:], self.id_buckets[row:]).item_vectors()
+            )
+            new = self.scorer.score_user([], self.ranker_history, np.array([row]))
+            position = int(np.searchsorted(-self.prior.score[self.prior_order], -new.score[0], side="right"))
+            self.prior = Scores(
+                *(
+                    np.append(old, extra)
+                    for old, extra in zip(
+                        (self.prior.p_click, self.prior.expected_watch_s, self.prior.p_conversion, self.prior.score),
+                        (new.p_click, new.expected_watch_s, new.p_conversion, new.score),
+                    )
+                )
+            )
+            self.prior_order = np.insert(self.prior_order, position, row)  # published last
+            return row
+
+
+def _user_state_cache(
+    current: list[RankerScorer], history_length: int, size: int
+) -> Callable[[int, tuple[int, ...]], UserState]:
+    """``(user bucket, history rows) -> UserState``, remembered for the ``size`` most recent keys. Any scorer
+    of the path gives the same state (it reads only the history's rows, which never change), so entries
+    stay valid when uploads replace the scorer. (A closure, not a method: the cache must not keep the
+    path alive in a reference cycle.)"""
+
+    @functools.lru_cache(maxsize=size)
+    def state(bucket: int, rows: tuple[int, ...]) -> UserState:
+        return current[0].user_state(list(rows), history_length, user_bucket=bucket)
+
+    return state
