@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, VidrecStorage
-from models.fit.steps import StepSettings, fit_encoder, fit_ranker, fit_retrieval, item_embedding_matrix
+from models.fit.retrieval_step import fit_retrieval
+from models.fit.steps import StepSettings, fit_encoder, fit_ranker, item_embedding_matrix
 from models.serving.weights import TrainedModel
 from vidrec.ingest import accepted_rows
 from vidrec.plots import markdown_image, training_curves

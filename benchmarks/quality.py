@@ -24,18 +24,19 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_result  # noqa: E402
+from models.fit.retrieval_step import fit_retrieval  # noqa: E402
 from models.fit.steps import (  # noqa: E402
     StepSettings,
     fit_encoder,
     fit_ranker,
-    fit_retrieval,
     item_embedding_matrix,
     ranker_inputs,
     score_impressions,
 )
 from models.nn.config import RankerConfig  # noqa: E402
 from models.nn.encoders import MODALITIES  # noqa: E402
-from models.offline.holdout import HoldoutTables, holdout_tables, world_truth  # noqa: E402
+from models.offline.holdout import HoldoutTables, holdout_tables  # noqa: E402
+from models.offline.top_k import world_truth  # noqa: E402
 from models.offline.world_quality import (  # noqa: E402
     attribute_ceiling_scores,
     baseline_scores,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.fit.steps import StepSettings, fit_encoder, fit_ranker, fit_retrieval, item_embedding_matrix, ranker_inputs
+from models.fit.retrieval_step import fit_retrieval
+from models.fit.steps import StepSettings, fit_encoder, fit_ranker, item_embedding_matrix, ranker_inputs
 from models.nn.config import RankerConfig
 from models.serving.bundle import BundleContents
 from models.serving.path import PathSettings

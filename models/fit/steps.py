@@ -13,21 +13,17 @@ from models.fit.loop import FitResult, TrainConfig
 from models.fit.trainers import (
     EncoderTraining,
     RankerTraining,
-    RetrievalTraining,
     blend_weights,
-    click_arrays,
     embed_items,
     impression_arrays,
     train_encoder,
     train_ranker,
-    train_retrieval,
 )
-from models.nn.config import EncoderConfig, RankerConfig, RetrievalConfig
+from models.nn.config import EncoderConfig, RankerConfig
 from models.nn.encoders import MODALITIES
 from models.nn.ranker import BlendWeights
-from models.nn.retrieval import RetrievalScorer, sampling_log_q
 from models.serving.scoring import RankerScorer, Scores
-from models.serving.weights import TrainedModel, load_encoder, load_ranker, load_retrieval, save_weights
+from models.serving.weights import TrainedModel, load_encoder, load_ranker, save_weights
 from vidrec.engagement import (
     co_engaged_neighbours,
     engagement_vectors,
@@ -48,7 +44,7 @@ class StepSettings:
     retrieval_epochs: int = 10
 
 
-def _fit_info(result: FitResult) -> dict:
+def fit_info(result: FitResult) -> dict:
     return {k: v for k, v in asdict(result).items() if k != "history"}
 
 
@@ -90,7 +86,7 @@ def fit_encoder(
         str(weights),
         asdict(config),
         result.history,
-        _fit_info(result),
+        fit_info(result),
         {
             "items": len(items),
             "items_with_neighbours": int((neighbours[:, 0] >= 0).sum()),
@@ -196,7 +192,7 @@ def fit_ranker(
         str(weights),
         asdict(config),
         result.history,
-        _fit_info(result),
+        fit_info(result),
         {
             "blend": asdict(blend),
             "train_impressions": len(arrays["train"]["candidate"]),
@@ -251,83 +247,3 @@ def holdout_scores(
         base.assign(model="logging_policy", p_click=holdout["propensity"].to_numpy(float), score=logged),
     ]
     return pd.concat(frames, ignore_index=True)
-
-
-def fit_retrieval(
-    items: pd.DataFrame,
-    embeddings: pd.DataFrame,
-    events: pd.DataFrame,
-    out_dir: Path,
-    settings: StepSettings,
-    params: RetrievalTraining | None = None,
-    config: RetrievalConfig | None = None,
-) -> TrainedModel:
-    """Two-tower retrieval on the train window's clicks, validated on the validation day's, with
-    recall@10 over the whole catalogue on validation clicks recorded beside the losses."""
-    config, params = config or RetrievalConfig(), params or RetrievalTraining()
-    inputs = ranker_inputs(items, embeddings, events, RankerConfig())
-    split = temporal_split(events)
-    clicks = events[events["clicked"]]
-    train_clicks = split.part(clicks, "train")
-    log_q = sampling_log_q(
-        train_clicks["video_id"].map(inputs.item_index).to_numpy(np.int64), len(inputs.item_index), params.batch_size
-    )
-    users = retrieval_user_buckets(split.part(events, "fit"), config) if config.user_buckets else None
-    arrays = {
-        part: click_arrays(
-            split.part(clicks, part), clicks, inputs.item_index, inputs.buckets, config.history_length, log_q, users
-        )
-        for part in ("train", "val")
-    }
-    model, result = train_retrieval(
-        arrays["train"],
-        arrays["val"],
-        inputs.embeddings,
-        config,
-        params,
-        TrainConfig(
-            checkpoint_dir=out_dir, max_epochs=settings.retrieval_epochs, patience=settings.patience, seed=settings.seed
-        ),
-    )
-    weights = save_weights(model, out_dir / "retrieval.pt")
-    scorer = RetrievalScorer(model, inputs.embeddings, inputs.buckets)
-    recall = recall_at_k(
-        scorer, arrays["val"]["history"], arrays["val"]["item"], k=10, user_ids=arrays["val"].get("user_id")
-    )
-    return TrainedModel(
-        "retrieval",
-        str(weights),
-        asdict(config),
-        result.history,
-        _fit_info(result),
-        {
-            "train_clicks": len(arrays["train"]["item"]),
-            "val_clicks": len(arrays["val"]["item"]),
-            "val_recall_at_10": round(recall, 4),
-            "items": len(inputs.item_index),
-            "training": asdict(params),
-        },
-    )
-
-
-def retrieval_user_buckets(fit_events: pd.DataFrame, config: RetrievalConfig) -> dict[str, int]:
-    """user_key → the retrieval model's hashed user id, for users seen in the fit window (others: 0)."""
-    return {u: id_bucket(u, config.user_buckets) for u in fit_events["user_key"].unique()}
-
-
-def recall_at_k(
-    scorer: RetrievalScorer, histories: np.ndarray, items: np.ndarray, k: int = 10, user_ids: np.ndarray | None = None
-) -> float:
-    """Share of clicks whose item is among the top ``k`` of the whole catalogue for that history."""
-    if len(items) == 0:
-        return float("nan")
-    scores = scorer.user_vectors(histories, user_ids) @ scorer.item_vectors().T
-    top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
-    return float((top == items[:, None]).any(axis=1).mean())
-
-
-def retrieval_scorer(retrieval: TrainedModel, inputs: RankerInputs) -> RetrievalScorer:
-    """Serving view of a trained retrieval model: ``item_vectors()`` and ``user_vectors(histories)``."""
-    return RetrievalScorer(
-        load_retrieval(Path(retrieval.weights_path), retrieval.config), inputs.embeddings, inputs.buckets
-    )

@@ -23,15 +23,21 @@ from models.fit.steps import item_tensors, ranker_inputs
 from models.fit.trainers import embed_items
 from models.nn.config import RankerConfig
 from models.offline.served import answer_sessions, history_slice_rows, path_from_trained, retrieval_rows
+from models.offline.top_k import (
+    WorldTruth,
+    best_rows,
+    logged_rows,
+    oracle_rows,
+    session_frame,
+    top_k_frame,
+)
 from models.serving.bundle import load_bundle
 from models.serving.path import PathSettings, ServedPath
 from models.serving.scoring import RankerScorer
 from models.serving.weights import TrainedModel
 from vidrec.engagement import histories_before
 from vidrec.items import id_buckets
-from vidrec.privacy import pseudonymise
 from vidrec.splits import temporal_split
-from vidrec.world.oracle import Oracle
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +48,6 @@ LATENCY_REPEATS = 50
 MAX_TOP_K_SESSIONS = 5000
 # The logging policy's own slates as a top K (the system vidrec replaces); `logging_policy` names its scores.
 INCUMBENT = "incumbent"
-
-
-@dataclass
-class WorldTruth:
-    """The demo world's oracle and the map from pseudonymised user_key to the world's user_id."""
-
-    oracle: Oracle
-    user_ids: dict[str, str]
 
 
 @dataclass
@@ -91,80 +89,6 @@ def _impressions(holdout: pd.DataFrame, items: pd.DataFrame, fit: pd.DataFrame, 
     frame["is_product"] = frame["is_product"].astype(bool)
     frame["is_live_host"] = frame["is_live_host"].astype(bool)
     return frame
-
-
-def _top_k(scorer_scores: np.ndarray, available: np.ndarray, k: int) -> np.ndarray:
-    """(S, k) item rows of the k best available items per session (ties broken by item row)."""
-    masked = np.where(available, scorer_scores, -np.inf)
-    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    return order
-
-
-def _session_frame(
-    holdout: pd.DataFrame, history: np.ndarray, items: pd.DataFrame
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    first = holdout.reset_index(drop=True).groupby("session_id", sort=True).head(1)
-    sessions = first[["session_id", "user_key", "ts"]].reset_index(drop=True)
-    published = pd.to_datetime(items["published_at"], utc=True).to_numpy()
-    available = published[None, :] <= sessions["ts"].to_numpy()[:, None]
-    return sessions, history[first.index.to_numpy()], available
-
-
-def _top_k_frame(
-    model: str,
-    sessions: pd.DataFrame,
-    rows: np.ndarray,
-    available: np.ndarray,
-    items: pd.DataFrame,
-    truth: WorldTruth | None,
-) -> pd.DataFrame:
-    k = rows.shape[1]
-    frame = pd.DataFrame(
-        {
-            "model": model,
-            "session_id": np.repeat(sessions["session_id"].to_numpy(), k),
-            "user_key": np.repeat(sessions["user_key"].to_numpy(), k),
-            "video_id": items["video_id"].to_numpy()[np.maximum(rows, 0).ravel()],
-            "rank": np.tile(np.arange(1, k + 1), len(sessions)),
-        }
-    )
-    # A session with fewer than k published (or allowed: -1) items shows only those.
-    shown = (rows >= 0) & np.take_along_axis(available, np.maximum(rows, 0), axis=1)
-    frame = frame[shown.ravel()].reset_index(drop=True)
-    if truth is None:
-        frame[["oracle_click", "oracle_watch_s", "oracle_conversion"]] = np.nan
-        return frame
-    ui = truth.oracle.user_index(frame["user_key"].map(truth.user_ids).to_numpy())
-    ii = truth.oracle.item_index(frame["video_id"].to_numpy())
-    click = truth.oracle.click_prob_idx(ui, ii, frame["rank"].to_numpy() - 1)
-    frame["oracle_click"] = click
-    frame["oracle_watch_s"] = click * truth.oracle.watch_s_given_click_idx(ui, ii)
-    frame["oracle_conversion"] = click * truth.oracle.conversion_prob_idx(ui, ii)
-    return frame
-
-
-def _logged_rows(holdout: pd.DataFrame, sessions: pd.DataFrame, item_index: dict[str, int], k: int) -> np.ndarray:
-    """(S, k) item rows of each session's logged slate in position order (-1 past its end): the incumbent,
-    the system vidrec replaces, as an arm of the simulated A/B."""
-    logged = holdout[holdout["session_id"].isin(set(sessions["session_id"]))]
-    logged = logged.sort_values(["session_id", "position"], kind="stable").drop_duplicates(["session_id", "video_id"])
-    rank = logged.groupby("session_id").cumcount().to_numpy()
-    keep = rank < k
-    out = np.full((len(sessions), k), -1, dtype=np.int64)
-    row_of = {sid: i for i, sid in enumerate(sessions["session_id"])}
-    out[logged["session_id"].map(row_of).to_numpy()[keep], rank[keep]] = (
-        logged["video_id"].map(item_index).to_numpy(np.int64)[keep]
-    )
-    return out
-
-
-def _oracle_top_k(
-    truth: WorldTruth, sessions: pd.DataFrame, items: pd.DataFrame, available: np.ndarray, k: int
-) -> np.ndarray:
-    ui = truth.oracle.user_index(sessions["user_key"].map(truth.user_ids).to_numpy())
-    ii = truth.oracle.item_index(items["video_id"].to_numpy())
-    utility = truth.oracle.utility_idx(ui[:, None], ii[None, :])
-    return _top_k(utility, available, k)
 
 
 def scoring_latency(scorer: RankerScorer, history: np.ndarray, candidates: np.ndarray) -> dict:
@@ -262,7 +186,7 @@ def holdout_tables(
             }
         )
     )
-    sessions, session_history, available = _session_frame(holdout, history, items)
+    sessions, session_history, available = session_frame(holdout, history, items)
     if len(sessions) > MAX_TOP_K_SESSIONS:
         keep = np.sort(rng.choice(len(sessions), size=MAX_TOP_K_SESSIONS, replace=False))
         log.info(
@@ -283,28 +207,26 @@ def holdout_tables(
     available = available.copy()
     for i, line in enumerate(session_history):
         available[i, line[line >= 0]] = False
-    top_frames = [_top_k_frame(name, sessions, a.top, available, items, truth) for name, a in answers.items()]
-    top_frames.append(_top_k_frame("candidate_catalogue", sessions, upper.top, available, items, truth))
-    random_rows = _top_k(rng.random(available.shape), available, k)
-    top_frames.append(_top_k_frame("random", sessions, random_rows, available, items, truth))
+    top_frames = [top_k_frame(name, sessions, a.top, available, items, truth) for name, a in answers.items()]
+    top_frames.append(top_k_frame("candidate_catalogue", sessions, upper.top, available, items, truth))
+    random_rows = best_rows(rng.random(available.shape), available, k)
+    top_frames.append(top_k_frame("random", sessions, random_rows, available, items, truth))
     fit_clicks = fit[fit["clicked"]]
     engaged = fit_clicks.groupby("video_id")["user_key"].nunique()
     engaged_users = items["video_id"].map(engaged).fillna(0).to_numpy(np.float64)
     # Most-popular: the same top K for everyone (among items already published), the floor a
     # personalised model must beat on catalogue recall; ties broken by item row (deterministic).
-    popular_rows = _top_k(np.broadcast_to(engaged_users, available.shape), available, k)
-    top_frames.append(_top_k_frame("most_popular", sessions, popular_rows, available, items, truth))
+    popular_rows = best_rows(np.broadcast_to(engaged_users, available.shape), available, k)
+    top_frames.append(top_k_frame("most_popular", sessions, popular_rows, available, items, truth))
     if truth is not None:
         top_frames.append(
-            _top_k_frame(
-                "oracle", sessions, _oracle_top_k(truth, sessions, items, available, k), available, items, truth
-            )
+            top_k_frame("oracle", sessions, oracle_rows(truth, sessions, items, available, k), available, items, truth)
         )
         if holdout["position"].notna().all():  # the logged slates' order; a log without positions has none
             everything = np.ones_like(available)  # what it showed, seen items and all
             top_frames.append(
-                _top_k_frame(
-                    INCUMBENT, sessions, _logged_rows(holdout, sessions, inputs.item_index, k), everything, items, truth
+                top_k_frame(
+                    INCUMBENT, sessions, logged_rows(holdout, sessions, inputs.item_index, k), everything, items, truth
                 )
             )
     top_k = pd.concat(top_frames, ignore_index=True)
@@ -331,20 +253,3 @@ def holdout_tables(
         sessions=sessions,
         allowed=available,
     )
-
-
-def world_truth(directory: Path, events: pd.DataFrame, key: str) -> WorldTruth | None:
-    """The oracle of a generated demo world (None for other data), with every hold-out user mapped
-    back from its pseudonymised ``user_key`` by re-hashing the world's user ids with the same key."""
-    if not (directory / "ground_truth" / "users.parquet").is_file():
-        return None
-    oracle = Oracle.load(directory)
-    user_ids = {pseudonymise(u, key): u for u in oracle.users["user_id"].astype(str)}
-    unknown = sorted(set(events["user_key"]) - user_ids.keys())
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} user_keys in the events are not users of the world in {directory} "
-            f"under this pseudonymisation key (e.g. {unknown[:3]}); was the world regenerated or "
-            "the key changed since the events were ingested?"
-        )
-    return WorldTruth(oracle=oracle, user_ids=user_ids)

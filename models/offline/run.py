@@ -12,7 +12,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from models.offline.holdout import INCUMBENT, HoldoutTables, holdout_tables, world_truth
+from models.offline.holdout import INCUMBENT, HoldoutTables, holdout_tables
+from models.offline.top_k import world_truth
 from models.serving.weights import TrainedModel
 from vidrec.evaluation.availability import Availability, drop_unsupported, drop_unsupported_reliability
 from vidrec.evaluation.metrics import SuiteSettings, evaluate

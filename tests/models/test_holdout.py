@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from models.nn.config import RankerConfig
-from models.offline.holdout import holdout_tables, world_truth
+from models.offline.holdout import holdout_tables
+from models.offline.top_k import world_truth
 from models.serving.path import PathSettings
 from tests.model_fixtures import untrained_models
 from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline

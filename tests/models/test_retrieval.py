@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from models.fit.loop import TrainConfig, seed_everything
-from models.fit.steps import recall_at_k
+from models.fit.retrieval_step import recall_at_k
 from models.fit.trainers import RetrievalTraining, item_tables, train_retrieval
 from models.nn.config import RetrievalConfig
 from models.nn.retrieval import RetrievalScorer
