@@ -5,9 +5,8 @@
 
 It does what `dagster asset materialize -m assets.definitions --select group:media` does (same
 definitions, same instance under $DAGSTER_HOME, checks of the selected assets included, a
-blocking check failure stops the run). The CLI is not used because its `--select` parser needs
-antlr4-python3-runtime 4.13, while DVC's hydra/omegaconf pin 4.9.3 in this environment, so every
-`--select` string fails there with `TypeError: ord() expected string of length 1`.
+blocking check failure stops the run), in one process that DVC starts from its own tool environment
+(`.venv-dvc`), so a stage needs no `--select` string to be spelled for the shell.
 """
 
 import argparse
@@ -16,6 +15,8 @@ import sys
 import time
 
 import dagster as dg
+
+from assets.reporting import failed_check_lines
 
 
 def group_selection(group: str) -> dg.AssetSelection:
@@ -59,11 +60,7 @@ def step_errors(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
-    return [
-        f"{e.asset_key.to_user_string()}:{e.check_name} ({e.severity.value})"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    ]
+    return failed_check_lines(result.get_asset_check_evaluations())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 import pandas as pd
 
@@ -46,3 +48,16 @@ def contract_check(frame: pd.DataFrame, report: ValidationReport, id_column: str
             "validation": dg.MetadataValue.json(report.as_metadata()),
         },
     )
+
+
+def failed_check_lines(evaluations: Iterable[dg.AssetCheckEvaluation]) -> list[str]:
+    """``asset:check (SEVERITY): rule; rule`` for each evaluation that did not pass (the rules the gate
+    records as ``failed_rules``), for the DVC stage runner and the demo's run outcome alike."""
+    lines = []
+    for e in evaluations:
+        if e.passed:
+            continue
+        rules = e.metadata.get("failed_rules")
+        detail = f": {'; '.join(rules.value)}" if rules is not None and rules.value else ""
+        lines.append(f"{e.asset_key.to_user_string()}:{e.check_name} ({e.severity.value}){detail}")
+    return lines

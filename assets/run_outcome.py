@@ -15,6 +15,7 @@ import sys
 import dagster as dg
 from dagster_shared.error import SerializableErrorInfo
 
+from assets.reporting import failed_check_lines
 from vidrec.config import Paths, resolve_root
 from vidrec.registry import ProductionPointer
 
@@ -41,16 +42,9 @@ def step_failures(instance: dg.DagsterInstance, run_id: str) -> dict[str, bool]:
 
 
 def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """``asset check: rule; rule`` for each check of the run that did not pass."""
-    lines = []
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-        evaluation = entry.dagster_event.event_specific_data
-        if evaluation.passed:
-            continue
-        rules = evaluation.metadata.get("failed_rules")
-        detail = f": {'; '.join(rules.value)}" if rules is not None and rules.value else ""
-        lines.append(f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}{detail}")
-    return lines
+    """``asset:check (SEVERITY): rule; rule`` for each check of the run that did not pass."""
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return failed_check_lines(entry.dagster_event.event_specific_data for entry in entries)
 
 
 def outcome(instance: dg.DagsterInstance, production_tag: str | None, job: str = JOB) -> tuple[int, str]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models.fit.loop import TrainConfig
-from models.fit.steps import RankerInputs, StepSettings, fit_info, ranker_inputs
+from models.fit.steps import StepSettings, fit_info, ranker_inputs
 from models.fit.trainers import (
     RetrievalTraining,
     click_arrays,
@@ -18,7 +18,7 @@ from models.fit.trainers import (
 )
 from models.nn.config import RankerConfig, RetrievalConfig
 from models.nn.retrieval import RetrievalScorer, sampling_log_q
-from models.serving.weights import TrainedModel, load_retrieval, save_weights
+from models.serving.weights import TrainedModel, save_weights
 from vidrec.engagement import (
     id_bucket,
 )
@@ -96,10 +96,3 @@ def recall_at_k(
     scores = scorer.user_vectors(histories, user_ids) @ scorer.item_vectors().T
     top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
     return float((top == items[:, None]).any(axis=1).mean())
-
-
-def retrieval_scorer(retrieval: TrainedModel, inputs: RankerInputs) -> RetrievalScorer:
-    """Serving view of a trained retrieval model: ``item_vectors()`` and ``user_vectors(histories)``."""
-    return RetrievalScorer(
-        load_retrieval(Path(retrieval.weights_path), retrieval.config), inputs.embeddings, inputs.buckets
-    )

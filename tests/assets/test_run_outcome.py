@@ -42,7 +42,7 @@ def test_a_run_stopped_only_by_a_blocking_check_serves_the_champion() -> None:
         _run(instance, candidate, gate, promoted)
         code, message = outcome(instance, "vidrec-recommender:champion", job=JOB)
     assert code == 0
-    assert "candidate gate: click AUC not worse than the champion" in message
+    assert "candidate:gate (ERROR): click AUC not worse than the champion" in message
     assert "vidrec-recommender:champion keeps serving" in message
 
 
