@@ -44,7 +44,8 @@ def main(config_path: str) -> None:
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
-    settings = json.loads(open(config_path, encoding="utf-8").read())
+    with open(config_path, encoding="utf-8") as handle:
+        settings = json.load(handle)
     torch.set_num_threads(int(settings.pop("threads", 1)))
     name = settings.pop("model")
     config = Config(model=name, dataset=settings.pop("dataset"), config_dict=settings)
@@ -67,7 +68,7 @@ def main(config_path: str) -> None:
     fit_s = time.perf_counter() - started
     result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     print(json.dumps({"model": name, "fit_s": round(fit_s, 2), "best_valid_ndcg10": float(best_valid),
-                      "epochs_run": len(epochs), "best_epoch": len(epochs) - int(trainer.cur_step), "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
+                      "epochs_run": len(epochs), "best_epoch": len(epochs) - trainer.cur_step, "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
                       "interactions": int(len(dataset.inter_feat)),
                       "test": {k: float(v) for k, v in result.items()}}))
 

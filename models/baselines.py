@@ -17,12 +17,12 @@ import pandas as pd
 from models.bpr import BPRModel, check_indices, fit_bpr
 from models.config import EncoderConfig
 from models.data import ItemTensors
-from models.train import EncoderTraining, embed_items, train_encoder
-from models.training import TrainConfig
-from vidrec.behaviour import co_engaged_neighbours
 from models.id_fit import FitSettings, ValidationSet
 from models.imported_retrieval import retrieval_scorer
 from models.lightgcn import fit_lightgcn
+from models.train import EncoderTraining, embed_items, train_encoder
+from models.training import TrainConfig
+from vidrec.behaviour import co_engaged_neighbours
 from vidrec.config import Paths
 from vidrec.imports.content import ProfileScorer, item_text_embeddings
 from vidrec.imports.covers import item_shards, no_media_shard
@@ -116,17 +116,19 @@ def _id_model(name: str, split: Split, settings: FitSettings, seed: int) -> tupl
 
 
 def baseline_table(result: ImportResult, protocol: Protocol, models: tuple[str, ...] = BASELINES,
-                   state: Paths | None = None, settings: FitSettings = FitSettings(), encoder_epochs: int = 5,
+                   state: Paths | None = None, settings: FitSettings | None = None, encoder_epochs: int = 5,
                    retrieval_epochs: int = 10, seed: int = 0) -> tuple[pd.DataFrame, Split]:
     """Split ``result``'s positives by ``protocol``, fit each model and score the test part with the same
     metric code (items the user had in train + validation masked): one row per model, the protocol
-    recorded in each row. ``settings`` are the id-only models' (BPR, LightGCN: ``models.id_fit``).
+    recorded in each row. ``settings`` are the id-only models' (BPR, LightGCN: ``models.id_fit``;
+    default ``FitSettings()``, RecBole's).
 
     ``retrieval`` (the project's two-tower model over item text, ``models.imported_retrieval``),
     ``text_content`` (the project's frozen text features) and ``multimodal_encoder`` (the project's
     item encoder, trained here on the imported catalog) need ``state`` (where feature shards, the text
     cache and checkpoints go); a model that cannot run says why in the split's notes.
     """
+    settings = settings or FitSettings()
     unknown = set(models) - set(BASELINES)
     if unknown:
         raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {list(BASELINES)}")
