@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--models", default="most_popular,bpr,lightgcn,text_content")
     parser.add_argument("--compare-recbole", action="store_true", help="also run RecBole BPR and LightGCN")
     parser.add_argument("--recbole-models", default="BPR,LightGCN", help="the RecBole models --compare-recbole runs")
+    parser.add_argument("--note", action="append", default=[], help="a remark to keep in the result (repeatable), "
+                        "e.g. why a model is missing")
     parser.add_argument("--recbole-venv", help="RecBole's virtual environment (default $VIDREC_HOME/recbole-venv)")
     parser.add_argument("--merge", action="append", default=[], metavar="JSON",
                         help="add the model rows of an earlier result of this script on the same split (same "
@@ -204,7 +206,8 @@ def main(argv: list[str] | None = None) -> Path:
             key[value] = recbole[name]["ndcg10"]
     dataset = {**{k: key.pop(k) for k in list(key) if k != "model"}, "best_model": key["model"],
                "split": protocol.split, "seed": args.seed, "protocol": protocol.label(),
-               "split_counts": split.counts, "notes": split.notes, "import_s": round(import_s, 2),
+               "split_counts": split.counts, "notes": split.notes, "run_notes": args.note,
+               "import_s": round(import_s, 2),
                "import": result.report.to_dict(), "settings": vars(settings),
                "models": rows,
                "recbole": recbole,
