@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> Path:
                             "bpr_within_5pct_of_recbole": key["bpr_over_recbole_bpr"] is not None
                             and abs(key["bpr_over_recbole_bpr"] - 1) <= 0.05})
     for name, value in (("BPR", "recbole_bpr_ndcg10"), ("LightGCN", "recbole_lightgcn_ndcg10")):
-        if name in recbole and value not in key:
-            key[value] = recbole[name]["ndcg10"]
+        if value not in key:  # None: not measured (run_notes say why)
+            key[value] = recbole[name]["ndcg10"] if name in recbole else None
     dataset = {**{k: key.pop(k) for k in list(key) if k != "model"}, "best_model": key["model"],
                "split": protocol.split, "seed": args.seed, "protocol": protocol.label(),
                "split_counts": split.counts, "notes": split.notes, "run_notes": args.note,
