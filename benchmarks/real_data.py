@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seed", type=int, default=SEED, help="split and model seed")
     parser.add_argument("--models", default="most_popular,bpr,lightgcn,text_content")
     parser.add_argument("--compare-recbole", action="store_true", help="also run RecBole BPR and LightGCN")
+    parser.add_argument("--epochs", type=int, help="most epochs of the id-only models (default 300, RecBole's)")
     parser.add_argument("--recbole-models", default="BPR,LightGCN", help="the RecBole models --compare-recbole runs")
     parser.add_argument("--note", action="append", default=[], help="a remark to keep in the result (repeatable), "
                         "e.g. why a model is missing")
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> Path:
     if not (data / "user_artists.dat").exists():
         raise SystemExit(f"error: {data / 'user_artists.dat'} not found; pass --data with the lastfm-2k folder")
     paths = Paths(resolve_root()).ensure()
-    settings = FitSettings(epochs=15) if args.quick else FitSettings()
+    settings = FitSettings(epochs=args.epochs or (15 if args.quick else 300))
     protocol = Protocol(split="ratio_by_user", ratios=(0.8, 0.1, 0.1), seed=args.seed, ks=(10,))
     with tempfile.TemporaryDirectory(prefix="real-data-", dir=paths.root) as tmp:
         workdir = Path(tmp)
