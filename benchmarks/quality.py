@@ -101,8 +101,15 @@ def served_path_quality(tables: HoldoutTables, truth, k: int = 10) -> dict:
     ii_all = truth.oracle.item_index(top["video_id"].to_numpy())
     top = top.assign(gain=truth.oracle.click_prob_idx(ui_all, ii_all, None))
     oracle_dcg = None
-    for model in ("oracle", "candidate", "candidate_catalogue", "attribute_ceiling", "incumbent", "most_popular",
-                  "random"):
+    for model in (
+        "oracle",
+        "candidate",
+        "candidate_catalogue",
+        "attribute_ceiling",
+        "incumbent",
+        "most_popular",
+        "random",
+    ):
         part = top[top["model"] == model].sort_values(["session_id", "rank"])
         by_session = part.groupby("session_id")
         real = []

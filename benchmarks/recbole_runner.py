@@ -44,7 +44,8 @@ def main(config_path: str) -> None:
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
-    settings = json.loads(open(config_path, encoding="utf-8").read())
+    with open(config_path, encoding="utf-8") as handle:
+        settings = json.load(handle)
     torch.set_num_threads(int(settings.pop("threads", 1)))
     name = settings.pop("model")
     config = Config(model=name, dataset=settings.pop("dataset"), config_dict=settings)
@@ -73,7 +74,7 @@ def main(config_path: str) -> None:
                 "fit_s": round(fit_s, 2),
                 "best_valid_ndcg10": float(best_valid),
                 "epochs_run": len(epochs),
-                "best_epoch": len(epochs) - int(trainer.cur_step),
+                "best_epoch": len(epochs) - trainer.cur_step,
                 "users": int(dataset.user_num - 1),
                 "items": int(dataset.item_num - 1),
                 "interactions": int(len(dataset.inter_feat)),

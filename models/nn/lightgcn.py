@@ -38,12 +38,12 @@ class _SymmetricSpMM(torch.autograd.Function):
     transposes the sparse matrix on every call, which made a training step 4x slower than its forward."""
 
     @staticmethod
-    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.adjacency = adjacency
         return torch.sparse.mm(adjacency, x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # noqa: D102
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
         return None, torch.sparse.mm(ctx.adjacency, grad)
 
 
@@ -107,13 +107,15 @@ def fit_lightgcn(
     item_idx: np.ndarray,
     n_users: int,
     n_items: int,
-    settings: FitSettings = FitSettings(),
+    settings: FitSettings | None = None,
     seed: int = 0,
     valid: ValidationSet | None = None,
     threads: int = 1,
 ) -> LightGCN:
     """Fit LightGCN on positive (user, item) pairs (repeats collapsed; the graph is built from them),
-    with early stopping on ``valid``'s NDCG@10 as ``models.nn.bpr.fit_bpr``; seeded and repeatable."""
+    with early stopping on ``valid``'s NDCG@10 as ``models.nn.bpr.fit_bpr``; seeded and repeatable.
+    ``settings`` default: ``FitSettings()``, RecBole's."""
+    settings = settings or FitSettings()
     users = check_indices("user_idx", user_idx, n_users)
     items = check_indices("item_idx", item_idx, n_items)
     if users.shape != items.shape:

@@ -137,20 +137,22 @@ def baseline_table(
     protocol: Protocol,
     models: tuple[str, ...] = BASELINES,
     state: Paths | None = None,
-    settings: FitSettings = FitSettings(),
+    settings: FitSettings | None = None,
     encoder_epochs: int = 5,
     retrieval_epochs: int = 10,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, Split]:
     """Split ``result``'s positives by ``protocol``, fit each model and score the test part with the same
     metric code (items the user had in train + validation masked): one row per model, the protocol
-    recorded in each row. ``settings`` are the id-only models' (BPR, LightGCN: ``models.fit.id_models``).
+    recorded in each row. ``settings`` are the id-only models' (BPR, LightGCN: ``models.fit.id_models``;
+    default ``FitSettings()``, RecBole's).
 
     ``retrieval`` (the project's two-tower model over item text, ``models.offline.imported_retrieval``),
     ``text_content`` (the project's frozen text features) and ``multimodal_encoder`` (the project's
     item encoder, trained here on the imported catalogue) need ``state`` (where feature shards, the text
     cache and checkpoints go); a model that cannot run says why in the split's notes.
     """
+    settings = settings or FitSettings()
     unknown = set(models) - set(BASELINES)
     if unknown:
         raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {list(BASELINES)}")
