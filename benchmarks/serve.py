@@ -509,7 +509,7 @@ def main() -> None:
         generate_world(world, size="tiny", progress=False)
     # Shards and text embeddings are content-addressed: reuse the main root's cache.
     tag, users, vectors, n_real = build_model(root, world, n_items, key, Paths(main_root).features)
-    from bentos.recommender import ServingSettings
+    from models.serving.path import PathSettings
     from bentos.service import WORKERS as workers  # after the environment: BentoML reads its home on import
     from vidrec.index import HnswSettings, IvfSettings
 
@@ -553,7 +553,7 @@ def main() -> None:
                 f"real embeddings + isotropic noise of norm {NOISE_NORM}, renormalised"
             ),
             "index_queries": "catalogue vectors + isotropic noise of norm 0.2; recall vs exact brute force",
-            "candidates_per_request": ServingSettings().n_candidates,
+            "candidates_per_request": PathSettings().n_candidates,
             "phases": PHASE_NOTES,
         },
         "items": info["items"],
