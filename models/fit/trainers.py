@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,23 +19,32 @@ from models.nn.retrieval import TwoTower
 from vidrec.engagement import histories_before
 
 
+def _defaults(system: type) -> dict:
+    """A Lightning system's hyperparameter defaults (its typed ``__init__``), so the training settings below
+    repeat none of them: the systems are the one place they are written."""
+    return {n: p.default for n, p in inspect.signature(system.__init__).parameters.items() if p.default is not p.empty}
+
+
+_ENCODER, _RANKER, _RETRIEVAL = _defaults(MultimodalEncoderSystem), _defaults(RankerSystem), _defaults(RetrievalSystem)
+
+
 @dataclass(frozen=True)
 class EncoderTraining:
-    lr: float = 2e-3
+    lr: float = _ENCODER["lr"]
     batch_size: int = 64
     neighbours_per_item: int = 2
-    temperature: float = 0.1
-    behaviour_weight: float = 1.0
-    engagement_dim: int = 16
-    engagement_weight: float = 1.0
+    temperature: float = _ENCODER["temperature"]
+    behaviour_weight: float = _ENCODER["behaviour_weight"]
+    engagement_dim: int = 16  # the system's default 0 builds it without the engagement head
+    engagement_weight: float = _ENCODER["engagement_weight"]
 
 
 @dataclass(frozen=True)
 class RankerTraining:
-    lr: float = 3e-3
+    lr: float = _RANKER["lr"]
     batch_size: int = 512
-    id_dropout: float = 0.1
-    weight_decay: float = 1e-5
+    id_dropout: float = _RANKER["id_dropout"]
+    weight_decay: float = _RANKER["weight_decay"]
 
 
 def train_encoder(
@@ -168,12 +178,12 @@ def train_ranker(
 
 @dataclass(frozen=True)
 class RetrievalTraining:
-    lr: float = 2e-3
+    lr: float = _RETRIEVAL["lr"]
     batch_size: int = 256
-    temperature: float = 0.05
-    id_dropout: float = 0.3
+    temperature: float = _RETRIEVAL["temperature"]
+    id_dropout: float = _RETRIEVAL["id_dropout"]
     # SASRec's loss: every history position predicts the click after it (models.fit.systems.RetrievalSystem).
-    every_position: bool = True
+    every_position: bool = _RETRIEVAL["every_position"]
 
 
 def click_arrays(
