@@ -15,7 +15,7 @@ import pytest
 from assets.definitions import all_assets, all_checks, build_resources
 from assets.training import TrainingSettings
 from expectations.suites import VIDEO_COLUMNS
-from tests.vidrec.test_imports import write_one_frame_mp4, write_png
+from tests.vidrec.import_fixtures import write_one_frame_mp4, write_png
 from vidrec.imports.logs import LogFormat, import_logs
 from vidrec.imports.tables import ImportResult
 from vidrec.ingest import NO_FILE_REASON

@@ -192,3 +192,48 @@ def write_still(path: Path, codec: str = "png", container_format: str = "image2"
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+# --- the tiny MP4s of test_media_probe.py and test_media_sampling.py: a moving orange square (64x64,
+# 8 fps) with an optional 440 Hz AAC tone (mono, 16 kHz)
+
+FPS, SIZE, TONE_HZ, SAMPLE_RATE = 8, 64, 440.0, 16000
+
+
+def write_mp4(
+    path: Path,
+    seconds: int = 3,
+    audio: bool = True,
+    faststart: bool = False,
+    gop: int | None = None,
+) -> Path:
+    """An H.264 MP4 with a square moving left to right; ``faststart`` puts the index first."""
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width = video.height = SIZE
+        video.pix_fmt = "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        if gop:
+            video.codec_context.gop_size = gop
+        # Streams must all exist before the first packet is muxed.
+        sound = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if audio else None
+        n = seconds * FPS
+        for i in range(n):
+            image = np.zeros((SIZE, SIZE, 3), np.uint8)
+            x = int(i * (SIZE - 16) / (n - 1))
+            image[20:36, x : x + 16] = (255, 128, 0)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            t = np.arange(seconds * SAMPLE_RATE) / SAMPLE_RATE
+            tone = (0.3 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
+            for start in range(0, len(tone), 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
+                chunk.sample_rate = SAMPLE_RATE
+                chunk.pts = start
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode())
+    return path
