@@ -509,8 +509,8 @@ def main() -> None:
         generate_world(world, size="tiny", progress=False)
     # Shards and text embeddings are content-addressed: reuse the main root's cache.
     tag, users, vectors, n_real = build_model(root, world, n_items, key, Paths(main_root).features)
-    from models.serving.path import PathSettings
     from bentos.service import WORKERS as workers  # after the environment: BentoML reads its home on import
+    from models.serving.path import PathSettings
     from vidrec.index import HnswSettings, IvfSettings
 
     index = measure_index(vectors, queries=500 if args.quick else 2_000)
