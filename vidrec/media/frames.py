@@ -17,8 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -26,12 +25,14 @@ from av.video.reformatter import VideoReformatter
 
 from vidrec.media.cursor import Cursor
 from vidrec.media.pool import MediaError
+from vidrec.media.sampling_plan import SEEK_MODES as SEEK_MODES
+from vidrec.media.sampling_plan import SamplingPlan as SamplingPlan
+from vidrec.media.sampling_plan import SeekMode as SeekMode
+from vidrec.media.sampling_plan import plan_timestamps as plan_timestamps
 from vidrec.media.streams import display_rotation, main_video_stream, rotate_upright
 
 log = logging.getLogger(__name__)
 
-SeekMode = Literal["exact", "keyframe"]
-SEEK_MODES: tuple[str, ...] = ("exact", "keyframe")
 # Decoding the whole stream is the last fallback only up to this many frames (about 10 s of
 # 1080p decoding on one core), so a damaged long video keeps its recorded repeats instead.
 SEQUENTIAL_BUDGET_FRAMES = 3000
@@ -40,52 +41,6 @@ SEQUENTIAL_BUDGET_FRAMES = 3000
 # (about 5 ms against 0.2 ms for 64x64, measured), and a reformatter reuses its context
 # while the input format stays the same. Workers are single-threaded processes.
 _SCALER = VideoReformatter()
-
-
-@dataclass(frozen=True)
-class SamplingPlan:
-    """Which moments were sampled, at what size, and which samples reused an earlier frame."""
-
-    timestamps: tuple[float, ...]
-    size: int
-    repeated: tuple[int, ...] = ()
-    frames_decoded: int = 0
-    # Presentation time of the frame actually taken per sample (differs from the target on
-    # variable frame rate input and in keyframe mode); NaN where the sample repeats another.
-    frame_times: tuple[float, ...] = ()
-    seek: str = "exact"
-    # Counter-clockwise quarter turns (degrees) applied to show frames upright (display matrix).
-    rotation: int = 0
-    stream: int = 0  # index of the video stream sampled (the main one, see vidrec.media.streams)
-    fallback: str = ""  # why seeking was not trusted and what was done instead; empty if it was
-
-    def __eq__(self, other: object) -> bool:
-        # NaN != NaN would make a plan unequal to itself; compare NaN-aware.
-        if not isinstance(other, SamplingPlan):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def _key(self) -> tuple[object, ...]:
-        times = tuple(None if math.isnan(t) else t for t in self.frame_times)
-        return (
-            self.timestamps,
-            self.size,
-            self.repeated,
-            self.frames_decoded,
-            times,
-            self.seek,
-            self.rotation,
-            self.stream,
-            self.fallback,
-        )
-
-
-def plan_timestamps(duration_s: float, n_frames: int) -> tuple[float, ...]:
-    """``n_frames`` moments evenly spaced inside the video (centres of equal segments)."""
-    return tuple(round((i + 0.5) * duration_s / n_frames, 6) for i in range(n_frames))
 
 
 def _duration_s(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
