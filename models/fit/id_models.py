@@ -103,11 +103,25 @@ class ValidationSet:
         return total / max(len(self.users), 1)
 
 
+def check_indices(name: str, idx: np.ndarray, size: int) -> np.ndarray:
+    """``idx`` as int64 after checking it is 1-D, integer and inside ``[0, size)``."""
+    idx = np.asarray(idx)
+    if idx.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of integer indices, got shape {idx.shape}")
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer indices, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        raise ValueError(f"{name} holds indices outside [0, {size}): min {idx.min()}, max {idx.max()}")
+    return idx.astype(np.int64, copy=False)
+
+
 def unique_pairs(user_idx: np.ndarray, item_idx: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
-    """(n, 2) distinct (user, item) rows sorted by user then item, after range checks."""
-    for name, idx, size in (("user_idx", user_idx, n_users), ("item_idx", item_idx, n_items)):
-        if idx.size and (idx.min() < 0 or idx.max() >= size):
-            raise ValueError(f"{name} holds indices outside [0, {size}): min {idx.min()}, max {idx.max()}")
+    """(n, 2) distinct (user, item) rows sorted by user then item, after the checks every id model's fit needs:
+    1-D integer indices in range, row-aligned, at least one interaction and two items."""
+    user_idx = check_indices("user_idx", user_idx, n_users)
+    item_idx = check_indices("item_idx", item_idx, n_items)
+    if user_idx.shape != item_idx.shape:
+        raise ValueError(f"user_idx {user_idx.shape} and item_idx {item_idx.shape} must be row-aligned")
     if user_idx.size == 0:
         raise ValueError("fitting needs at least one (user, item) interaction; the training set is empty")
     if n_items < 2:

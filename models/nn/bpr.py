@@ -16,21 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.fit.id_models import FitSettings, ValidationSet, fit_pairwise, unique_pairs
+from models.fit.id_models import FitSettings, ValidationSet, check_indices, fit_pairwise, unique_pairs
 
 Variant = Literal["recbole", "biased"]
-
-
-def check_indices(name: str, idx: np.ndarray, size: int) -> np.ndarray:
-    """``idx`` as int64 after checking it is 1-D, integer and inside ``[0, size)``."""
-    idx = np.asarray(idx)
-    if idx.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of integer indices, got shape {idx.shape}")
-    if idx.size and not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer indices, got dtype {idx.dtype}")
-    if idx.size and (idx.min() < 0 or idx.max() >= size):
-        raise ValueError(f"{name} holds indices outside [0, {size}): min {idx.min()}, max {idx.max()}")
-    return idx.astype(np.int64, copy=False)
 
 
 class BPRModel(nn.Module):
@@ -105,11 +93,7 @@ def fit_bpr(
     settings = settings or FitSettings()
     if variant not in ("recbole", "biased"):
         raise ValueError(f"unknown BPR variant {variant!r}; use 'recbole' or 'biased'")
-    users = check_indices("user_idx", user_idx, n_users)
-    items = check_indices("item_idx", item_idx, n_items)
-    if users.shape != items.shape:
-        raise ValueError(f"user_idx {users.shape} and item_idx {items.shape} must be row-aligned")
-    pairs = unique_pairs(users, items, n_users, n_items)
+    pairs = unique_pairs(user_idx, item_idx, n_users, n_items)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -16,8 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.fit.id_models import FitSettings, ValidationSet, fit_pairwise, unique_pairs
-from models.nn.bpr import check_indices
+from models.fit.id_models import FitSettings, ValidationSet, check_indices, fit_pairwise, unique_pairs
 
 
 def normalised_adjacency(pairs: np.ndarray, n_users: int, n_items: int) -> torch.Tensor:
@@ -116,11 +115,7 @@ def fit_lightgcn(
     with early stopping on ``valid``'s NDCG@10 as ``models.nn.bpr.fit_bpr``; seeded and repeatable.
     ``settings`` default: ``FitSettings()``, RecBole's."""
     settings = settings or FitSettings()
-    users = check_indices("user_idx", user_idx, n_users)
-    items = check_indices("item_idx", item_idx, n_items)
-    if users.shape != items.shape:
-        raise ValueError(f"user_idx {users.shape} and item_idx {items.shape} must be row-aligned")
-    pairs = unique_pairs(users, items, n_users, n_items)
+    pairs = unique_pairs(user_idx, item_idx, n_users, n_items)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

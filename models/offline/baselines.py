@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from models.fit.data import ItemTensors
-from models.fit.id_models import FitSettings, ValidationSet
+from models.fit.id_models import FitSettings, ValidationSet, check_indices
 from models.fit.loop import TrainConfig
 from models.fit.trainers import EncoderTraining, embed_items, train_encoder
-from models.nn.bpr import BPRModel, check_indices, fit_bpr
+from models.nn.bpr import BPRModel, fit_bpr
 from models.nn.config import EncoderConfig
 from models.nn.lightgcn import fit_lightgcn
 from models.offline.imported_retrieval import retrieval_scorer
