@@ -27,6 +27,7 @@ from bentos.recommender import LoadedRecommender, ServingSettings
 from bentos.uploads import UploadRejected, process_upload
 from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_root
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads
+from vidrec.privacy import DEMO_KEY_WARNING
 from vidrec.registry import ProductionPointer
 from vidrec.text import normalise_text
 
@@ -55,6 +56,8 @@ class Recommender:
         root = resolve_root()
         self.paths = Paths(root).ensure()
         self.key = os.environ.get(PSEUDONYM_KEY_ENV_VAR) or DEMO_PSEUDONYM_KEY
+        if self.key == DEMO_PSEUDONYM_KEY:  # /events and /recommend would hash real users with a public key
+            log.warning(DEMO_KEY_WARNING)
         self.sentences = SentenceEncoder()  # loaded once per worker, shared by every model version
         self.landing = EventLanding(self.paths.landing, self.key)
         self.holder: ModelHolder[LoadedRecommender] = ModelHolder(
