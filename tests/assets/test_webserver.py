@@ -167,11 +167,20 @@ def test_a_materialisation_launched_over_graphql_succeeds_with_its_check(ui) -> 
     assert counts["scanned"] == counts["accepted"] + counts["quarantined"] == 24
 
 
+def _command_line(proc: psutil.Process) -> str:
+    """A child's command line; empty for one that has already exited (a zombie not yet reaped, or gone):
+    dagster dev starts short-lived helpers, and one may end between the listing and this read."""
+    try:
+        return " ".join(proc.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
+
+
 def test_sigterm_stops_the_webserver_and_the_daemon_within_10_s(ui) -> None:
     """Runs last in this module: it stops the UI the tests above used."""
     _, _, root, process = ui
     children = psutil.Process(process.pid).children(recursive=True)
-    commands = " ".join(" ".join(c.cmdline()) for c in children)
+    commands = " ".join(_command_line(c) for c in children)
     assert "dagster_webserver" in commands and "dagster._daemon" in commands, commands
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)  # what make passes on, and what a service manager sends
