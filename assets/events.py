@@ -63,7 +63,7 @@ def interactions(
             description=f"cannot read the event log in {raw_data.directory}: {error}", allow_retries=False
         ) from error
     logged = prepare_events(raw, pseudonymiser.key, accepted)
-    landed, bad_lines = landed_events(storage.paths.landing, accepted)
+    landed, bad_lines, joined = landed_events(storage.paths.landing, accepted)
     events = logged if landed.empty else pd.concat([logged, landed[logged.columns]], ignore_index=True)
     events = quarantine_duplicate_events(events.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True))
     suite = events_suite(absent).name
@@ -89,6 +89,8 @@ def interactions(
             else "none",
             "from_log": len(logged),
             "from_landing": len(landed),
+            # The service's impression log joined to /events feedback on request_id (vidrec/feedback.py).
+            **{f"landing_{name}": value for name, value in joined.items()},
             # Lines that are not complete JSON (e.g. a write cut short by a crash) cannot become rows.
             "landing_unreadable_lines": len(bad_lines),
             "landing_unreadable_examples": table_md(pd.DataFrame({"line": bad_lines}), 5),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +23,10 @@ from bentos import schemas as s
 from bentos.catalogue import Catalogue, NewItem
 from bentos.content import ContentEmbedder, SentenceEncoder
 from models.serving.bundle import load_bundle
+from models.serving.exploration import ExplorationSettings, explore
 from models.serving.path import PathSettings
 from models.serving.scoring import Scores
+from vidrec.impressions import issue_request_id, new_nonce
 from vidrec.index import ANN_THRESHOLD
 from vidrec.items import item_feature_matrix
 from vidrec.media.shards import read_shard
@@ -41,10 +44,28 @@ class ServingSettings:
     # is encoded once, not per request. Keyed on (user bucket, history rows), so a request that adds
     # history gets its own entry, and a new model version starts empty.
     user_states: int = 4096
+    exploration: ExplorationSettings = field(default_factory=ExplorationSettings)
+
+
+EPSILON_ENV_VAR = "VIDREC_EXPLORATION_EPSILON"
+TAIL_ENV_VAR = "VIDREC_EXPLORATION_TAIL"
+
+
+def exploration_from_env(env: Mapping[str, str]) -> ExplorationSettings:
+    """The service's exploration policy: ``VIDREC_EXPLORATION_EPSILON`` (0 = deterministic) and
+    ``VIDREC_EXPLORATION_TAIL``, defaulting to ``ExplorationSettings``'s small documented amount."""
+    default = ExplorationSettings()
+    try:
+        epsilon = float(env.get(EPSILON_ENV_VAR) or default.epsilon)
+        tail = int(env.get(TAIL_ENV_VAR) or default.tail)
+    except ValueError as error:
+        raise ValueError(f"{EPSILON_ENV_VAR} must be a number and {TAIL_ENV_VAR} an integer: {error}") from None
+    return ExplorationSettings(epsilon=epsilon, tail=tail)
 
 
 @dataclass
 class _User:
+    key: str  # pseudonymised
     known: bool
     rows: list[int]
     ignored: list[str] = field(default_factory=list)
@@ -94,6 +115,7 @@ class LoadedRecommender:
         stored = self.histories.get(user_key, [])
         rows, ignored = self.catalogue.rows(list(stored) + list(extra))
         return _User(
+            key=user_key,
             known=bool(stored),
             rows=rows[-self.history_length :] if rows else [],
             ignored=ignored,
@@ -103,14 +125,20 @@ class LoadedRecommender:
     # -- endpoints ------------------------------------------------------------------------------
 
     def recommend(self, request: s.RecommendRequest) -> s.RecommendResponse:
+        """The top k, with the exploration policy's swaps and their exact propensities, named by a signed
+        request id (the nonce of which seeds the draw)."""
         user = self._user(request.user_id, request.history)
+        exploring = self.settings.exploration
         served = self.path.recommend(
             user.rows,
             user.bucket,
-            request.k,
+            request.k + exploring.tail if exploring.epsilon > 0 else request.k,
             self.catalogue.allowed(request.filters),
             exclude_seen=request.filters.exclude_seen,
         )
+        nonce = new_nonce()
+        slate = explore(np.arange(len(served.rows)), request.k, exploring, np.random.default_rng(nonce))
+        rows = served.rows[slate.rows]
         sc = served.scores
         items = [
             s.RecommendedVideo(
@@ -119,13 +147,19 @@ class LoadedRecommender:
                 p_click=float(sc.p_click[i]),
                 expected_watch_s=float(sc.expected_watch_s[i]),
                 p_conversion=float(sc.p_conversion[i]),
+                position=position,
+                propensity=float(p),
             )
-            for i, described in enumerate(self.catalogue.describe_many(served.rows))
+            for position, (i, p, described) in enumerate(
+                zip(slate.rows.tolist(), slate.propensity, self.catalogue.describe_many(rows))
+            )
         ]
         ids, titles = self.catalogue.video_ids, self.catalogue.titles
         history = [s.HistoryVideo(video_id=ids[r], title=titles[r]) for r in user.rows]
         return s.RecommendResponse(
             user_id=request.user_id,
+            request_id=issue_request_id(self.key, user.key, [v.video_id for v in items], nonce),
+            policy=exploring.policy,
             known_user=user.known,
             model_tag=self.tag,
             retrieval=served.retrieval,
@@ -218,6 +252,7 @@ class LoadedRecommender:
             out.append(
                 s.RankResponse(
                     user_id=request.user_id,
+                    request_id=issue_request_id(self.key, user.key, [v.video_id for v in block]),
                     known_user=user.known,
                     model_tag=self.tag,
                     items=block,

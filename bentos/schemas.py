@@ -51,6 +51,11 @@ class RecommendedVideo(BaseModel):
     p_click: float
     expected_watch_s: float
     p_conversion: float
+    position: int = Field(description="0-based position shown")
+    propensity: float = Field(
+        description="probability, under the response's policy, that this video was shown at this position "
+        "(1 when the policy is deterministic); logged with the impression for off-policy evaluation"
+    )
 
 
 class HistoryVideo(BaseModel):
@@ -60,6 +65,12 @@ class HistoryVideo(BaseModel):
 
 class RecommendResponse(BaseModel):
     user_id: str
+    request_id: str = Field(
+        description="names this slate: send it with the feedback on its items to /events (signed; "
+        "feedback on a video the slate did not show, or from another user, is refused)"
+    )
+    policy: str = Field(description="how the slate was drawn: `deterministic` or the exploration policy")
+    arm: str = Field("production", description="the experiment arm that answered")
     known_user: bool = Field(description="whether the model has this user's history")
     model_tag: str
     retrieval: Literal["all", "exact", "ivf", "prior"] = Field(
@@ -141,6 +152,7 @@ class RankedVideo(BaseModel):
 
 class RankResponse(BaseModel):
     user_id: str
+    request_id: str = Field(description="names this ordering (logged as impressions, positions as ranked)")
     known_user: bool
     model_tag: str
     items: list[RankedVideo] = Field(description="the known candidates, best first")
@@ -171,6 +183,13 @@ class Event(_Strict):
     watch_s: float = Field(0.0, ge=0, le=86_400)
     converted: bool = False
     event_id: str | None = Field(None, min_length=1, max_length=64)
+    request_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=8192,
+        description="the request_id of the /recommend (or /rank) response that showed this video: joins "
+        "the feedback to its logged impression (position, propensity, model)",
+    )
 
     @model_validator(mode="after")
     def _contract(self) -> Event:

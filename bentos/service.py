@@ -23,11 +23,12 @@ from bentos.content import SentenceEncoder
 from bentos.docs_page import OpenApiPage
 from bentos.guard import RequestGuard
 from bentos.model_watch import ModelHolder
-from bentos.recommender import LoadedRecommender, ServingSettings
+from bentos.recommender import LoadedRecommender, ServingSettings, exploration_from_env
 from bentos.uploads import UploadRejected, process_upload
 from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_root
+from vidrec.impressions import ImpressionLog, RequestIdError, verify_request_id
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads
-from vidrec.privacy import DEMO_KEY_WARNING
+from vidrec.privacy import DEMO_KEY_WARNING, pseudonymise
 from vidrec.registry import ProductionPointer
 from vidrec.text import normalise_text
 
@@ -60,6 +61,8 @@ class Recommender:
             log.warning(DEMO_KEY_WARNING)
         self.sentences = SentenceEncoder()  # loaded once per worker, shared by every model version
         self.landing = EventLanding(self.paths.landing, self.key)
+        self.impressions = ImpressionLog(self.paths.landing)  # what was shown, for the next pipeline run
+        self.serving = ServingSettings(exploration=exploration_from_env(os.environ))
         self.holder: ModelHolder[LoadedRecommender] = ModelHolder(
             ProductionPointer(self.paths.registry),
             self._load,
@@ -75,7 +78,7 @@ class Recommender:
 
     def _load(self, tag: str) -> LoadedRecommender:
         stored = bentoml.models.get(tag)
-        model = LoadedRecommender(Path(stored.path), str(stored.tag), self.key, self.sentences, ServingSettings())
+        model = LoadedRecommender(Path(stored.path), str(stored.tag), self.key, self.sentences, self.serving)
         model.labels = dict(stored.info.labels)
         self._apply_uploads(model)  # uploads stay recommendable across promotions and restarts
         # Everything alive now (libraries, MiniLM, this version's catalogue and index) lives for as long as
@@ -91,6 +94,7 @@ class Recommender:
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self.holder.stop()
+        self.impressions.close()
 
     # BentoML has validated each body against the ``input_spec`` model before the call, so the endpoints
     # rebuild the request with ``model_construct`` (no second validation pass).
@@ -123,7 +127,30 @@ class Recommender:
         request = s.RecommendRequest.model_construct(**params)
         model = self.holder.current
         self._check_category(model, request.filters)
-        return model.recommend(request)
+        response = model.recommend(request)
+        self._log_shown(request.user_id, response.request_id, response.policy, response.arm, model.tag, response.items)
+        return response
+
+    def _log_shown(self, user_id: str, request_id: str, policy: str, arm: str, tag: str, items: list) -> None:
+        """One impression row per shown item (written and fsync'd by the log's thread within 50 ms)."""
+        now, user_key = datetime.now(UTC).isoformat(), pseudonymise(user_id, self.key)
+        self.impressions.log(
+            [
+                {
+                    "request_id": request_id,
+                    "ts": now,
+                    "user_key": user_key,
+                    "model_tag": tag,
+                    "arm": arm,
+                    "policy": policy,
+                    "video_id": item.video_id,
+                    "position": position,
+                    "score": item.score,
+                    "propensity": getattr(item, "propensity", 1.0),
+                }
+                for position, item in enumerate(items)
+            ]
+        )
 
     @bentoml.api(route="/ping")
     async def ping(self) -> s.Pong:
@@ -164,7 +191,11 @@ class Recommender:
     @bentoml.api
     async def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
         """The ranker's ordering of each request's candidates, grouped by user."""
-        return self.holder.current.rank(requests)
+        model = self.holder.current
+        responses = model.rank(requests)
+        for response in responses:  # the caller shows this ordering: logged as impressions, positions as ranked
+            self._log_shown(response.user_id, response.request_id, "rank", "production", model.tag, response.items)
+        return responses
 
     @bentoml.api(route="/videos")
     async def upload(
@@ -230,6 +261,7 @@ class Recommender:
         """Append feedback events durably (fsync) to the landing area; user ids are pseudonymised first."""
         request = s.EventsRequest.model_construct(**params)
         received = datetime.now(UTC)
+        self._check_slates(request.events)
         batch = [FeedbackEvent(**{**e.model_dump(), "ts": e.ts or received}) for e in request.events]
         try:
             # A thread for the write + fsync (milliseconds of waiting on the disk, not of CPU).
@@ -239,6 +271,22 @@ class Recommender:
         known = self.holder.current.catalogue.row_of
         unknown = sorted({e.video_id for e in request.events if e.video_id not in known})
         return s.EventsResponse(accepted=len(ids), event_ids=ids, unknown_video_ids=unknown)
+
+    def _check_slates(self, events: list[s.Event]) -> None:
+        """400 for feedback naming a request the service never issued to that user, or a video its slate
+        did not show: such a row could never join its impression."""
+        for index, event in enumerate(events):
+            if event.request_id is None:
+                continue
+            try:
+                issued = verify_request_id(self.key, pseudonymise(event.user_id, self.key), event.request_id)
+            except RequestIdError as error:
+                raise InvalidArgument(f"event {index}: {error}") from None
+            if issued.position_of(event.video_id) is None:
+                raise InvalidArgument(
+                    f"event {index}: video_id {event.video_id!r} was not in the slate of its request_id "
+                    "(send feedback only on the videos that response showed)"
+                )
 
     @bentoml.api(route="/model")
     async def model_info(self) -> s.ModelInfo:

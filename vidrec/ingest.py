@@ -147,17 +147,21 @@ def accepted_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "accepted"].drop(columns=["status", "reason"]).reset_index(drop=True)
 
 
-def landed_events(landing: Path, accepted_videos: set[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Events the service landed (already pseudonymised) with ``status``/``reason`` by the same video rule
-    as the log, and the landing lines that could not be read (a write cut short by a crash)."""
-    from vidrec.landing import read_landed_events  # landing imports this module's column list
+def landed_events(landing: Path, accepted_videos: set[str]) -> tuple[pd.DataFrame, list[str], dict[str, int]]:
+    """Events the service landed (already pseudonymised), its logged impressions joined to the feedback
+    that names them (``vidrec/feedback.py``), with ``status``/``reason`` by the same video rule as the log;
+    the landing lines that could not be read (a write cut short by a crash); and the join's counts."""
+    from vidrec.feedback import join_feedback  # both import this module's column list
+    from vidrec.impressions import read_landed_impressions
+    from vidrec.landing import read_landed_events
 
     landed = read_landed_events(landing)
-    events = landed.events.assign(status="accepted", reason=None)
-    unknown = ~events["video_id"].isin(accepted_videos)
+    shown = read_landed_impressions(landing)
+    events, counts = join_feedback(shown.rows, landed.rows)
+    unknown = ~events["video_id"].isin(accepted_videos) & (events["status"] == "accepted")
     events.loc[unknown, "status"] = "quarantined"
     events.loc[unknown, "reason"] = "video is not an accepted video (missing file, quarantined, or no metadata)"
-    return events, landed.bad_lines
+    return events, landed.bad_lines + shown.bad_lines, counts
 
 
 def quarantine_duplicate_events(events: pd.DataFrame) -> pd.DataFrame:

@@ -43,6 +43,7 @@ class FeedbackEvent:
     watch_s: float = 0.0
     converted: bool = False
     event_id: str | None = None
+    request_id: str | None = None  # the /recommend response this feedback is about (joined to its impression)
 
     def problems(self) -> list[str]:
         """The ``events`` contract invariants this event breaks (empty when it is valid)."""
@@ -101,6 +102,7 @@ class EventLanding:
                     "clicked": event.clicked,
                     "watch_s": float(event.watch_s),
                     "converted": event.converted,
+                    "request_id": event.request_id,
                 }
             )
         return rows
@@ -111,49 +113,60 @@ class EventLanding:
         Validation comes first, so a batch with one bad event writes nothing.
         """
         rows = self._rows(events)
-        by_day: dict[str, list[dict]] = {}
-        for row in rows:
-            by_day.setdefault(row["ts"][:10], []).append(row)
         with self._lock:
-            for day, day_rows in by_day.items():
-                folder = self.root / f"date={day}"
-                created = not folder.exists()
-                folder.mkdir(parents=True, exist_ok=True)
-                if created:
-                    _fsync_dir(folder.parent)
-                path = folder / f"{self.writer}.jsonl"
-                payload = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in day_rows).encode()
-                new_file = not path.exists()
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-                try:
-                    os.write(fd, payload)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                if new_file:
-                    _fsync_dir(folder)
+            append_day_rows(self.root, self.writer, rows)
         return [r["event_id"] for r in rows]
 
 
+def append_day_rows(root: Path, writer: str, rows: Sequence[dict]) -> None:
+    """Append JSON rows to ``root/date=<day of row['ts']>/<writer>.jsonl``: one write and one fsync per day
+    file (and an fsync of each directory an entry was created in). Callers serialise calls per writer."""
+    by_day: dict[str, list[dict]] = {}
+    for row in rows:
+        by_day.setdefault(row["ts"][:10], []).append(row)
+    for day, day_rows in by_day.items():
+        folder = root / f"date={day}"
+        created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        if created:
+            _fsync_dir(folder.parent)
+        path = folder / f"{writer}.jsonl"
+        payload = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in day_rows).encode()
+        new_file = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if new_file:
+            _fsync_dir(folder)
+
+
 @dataclass
-class LandedEvents:
-    events: pd.DataFrame
+class LandedRows:
+    rows: pd.DataFrame
     bad_lines: list[str]  # "path:line: why" for lines that are not complete JSON objects
 
 
-def read_landed_events(landing: Path) -> LandedEvents:
-    """Every landed event as a frame with the ``events`` columns (ts as UTC timestamps)."""
+def read_landed_rows(folder: Path, columns: Sequence[str]) -> LandedRows:
+    """Every JSON line under ``folder/date=*/`` as a frame with ``columns`` (keys a row lacks are NULL)."""
     rows, bad = [], []
-    for path in sorted((Path(landing) / EVENTS_DIR).glob("date=*/*.jsonl")):
+    for path in sorted(Path(folder).glob("date=*/*.jsonl")):
         with path.open() as handle:
             for number, line in enumerate(handle, 1):
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as error:
                     bad.append(f"{path}:{number}: {error.msg}")
-    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return LandedEvents(frame, bad)
+    return LandedRows(pd.DataFrame(rows, columns=list(columns)), bad)
+
+
+def read_landed_events(landing: Path) -> LandedRows:
+    """Every landed event as a frame with the ``events`` columns plus ``request_id`` (ts as UTC timestamps)."""
+    landed = read_landed_rows(Path(landing) / EVENTS_DIR, (*EVENT_COLUMNS, "request_id"))
+    landed.rows["ts"] = pd.to_datetime(landed.rows["ts"], utc=True)
+    return landed
 
 
 def uploads_dir(landing: Path) -> Path:

@@ -12,6 +12,7 @@ import pytest
 from assets.events import interactions
 from assets.resources import Pseudonymiser, RawData, VidrecStorage
 from vidrec.config import Paths
+from vidrec.impressions import ImpressionLog, issue_request_id
 from vidrec.landing import EventLanding, FeedbackEvent
 from vidrec.privacy import pseudonymise
 
@@ -146,3 +147,38 @@ def test_a_column_present_but_null_throughout_is_quarantined_with_a_hint(tmp_pat
     assert meta["suite"] == "events" and meta["accepted"] == 0  # present means filled: nothing is assumed
     assert events.set_index("event_id").loc["e1", "reason"] == "failed expectation: propensity is present"
     assert meta["hint"].startswith("propensity is NULL in every row of events.parquet")
+
+
+def test_logged_impressions_become_rows_joined_to_their_feedback(tmp_path: Path) -> None:
+    """The service's own traffic: non-clicked impressions come from the log, clicks join on request_id."""
+    raw, root = tmp_path / "raw", tmp_path / "state"
+    _log(raw)
+    landing = Paths(root).ensure().landing
+    user_key = pseudonymise("u5", KEY)
+    request_id = issue_request_id(KEY, user_key, ["v1", "v2"])
+    log = ImpressionLog(landing, flush_s=3600)
+    shown = dict(request_id=request_id, ts=T0.isoformat(), user_key=user_key, model_tag="m:1", arm="production")
+    log.log(
+        [
+            {**shown, "policy": "eps_swap", "video_id": v, "position": i, "score": 0.5, "propensity": p}
+            for i, (v, p) in enumerate([("v1", 0.95), ("v2", 0.0025)])
+        ]
+    )
+    log.close()
+    EventLanding(landing, KEY).append(
+        [FeedbackEvent(user_id="u5", video_id="v2", ts=T0, clicked=True, watch_s=7.0, request_id=request_id)]
+    )
+    result = interactions(
+        raw_data=RawData(path=str(raw)),
+        pseudonymiser=Pseudonymiser(key=KEY),
+        storage=VidrecStorage(root=str(root)),
+        **_upstream(),
+    )
+    events = result.value.set_index("event_id")
+    meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
+    assert meta["landing_impressions_landed"] == 2 and meta["landing_feedback_joined"] == 1
+    assert meta["scanned"] == 3 + 2  # the log's 3 rows and the 2 impressions (the click merged into one)
+    first, second = events.loc[f"{request_id}:0"], events.loc[f"{request_id}:1"]
+    assert (first["clicked"], first["propensity"], first["status"]) == (False, 0.95, "accepted")
+    assert (second["clicked"], second["watch_s"], second["propensity"]) == (True, 7.0, 0.0025)
+    assert first["session_id"] == request_id and first["user_key"] == user_key

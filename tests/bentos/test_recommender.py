@@ -12,9 +12,18 @@ import pytest
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
 from bentos.model_watch import ModelHolder
-from bentos.recommender import LoadedRecommender, ServingSettings
+from bentos.recommender import (
+    EPSILON_ENV_VAR,
+    TAIL_ENV_VAR,
+    LoadedRecommender,
+    ServingSettings,
+    exploration_from_env,
+)
 from bentos.service import torch_threads
+from models.serving.exploration import ExplorationSettings
 from models.serving.path import PathSettings
+from vidrec.impressions import verify_request_id
+from vidrec.privacy import pseudonymise
 from vidrec.registry import ProductionPointer
 
 
@@ -29,7 +38,41 @@ def bundle_dir(trained) -> Path:
 
 
 def _load(bundle_dir, sentences, **settings) -> LoadedRecommender:
+    settings.setdefault("exploration", ExplorationSettings(epsilon=0.0))  # deterministic unless a test explores
     return LoadedRecommender(bundle_dir, "t:1", "test-key", sentences, ServingSettings(**settings))
+
+
+def test_exploration_swaps_in_tail_items_with_their_propensities_under_a_signed_request_id(
+    bundle_dir, sentences, known_user
+) -> None:
+    exploring = ExplorationSettings(epsilon=0.5, tail=4)
+    model = _load(bundle_dir, sentences, path=PathSettings(n_candidates=100), exploration=exploring)
+    plain = _load(bundle_dir, sentences, path=PathSettings(n_candidates=100))
+    top = [i.video_id for i in plain.recommend(s.RecommendRequest(user_id=known_user, k=3)).items]
+    explored = 0
+    for _ in range(20):
+        reply = model.recommend(s.RecommendRequest(user_id=known_user, k=3))
+        assert reply.policy == exploring.policy and [i.position for i in reply.items] == [0, 1, 2]
+        issued = verify_request_id("test-key", pseudonymise(known_user, "test-key"), reply.request_id)
+        assert [issued.position_of(i.video_id) for i in reply.items] == [0, 1, 2]
+        for item, ranked in zip(reply.items, top):
+            if item.video_id == ranked:
+                assert item.propensity == pytest.approx(1 - exploring.epsilon)
+            else:  # a tail item: epsilon spread uniformly over the tail
+                assert item.propensity == pytest.approx(exploring.epsilon / exploring.tail)
+                explored += 1
+    assert explored > 0  # P(no swap in 60 slots at eps 0.5) ~ 1e-18
+    assert {plain.recommend(s.RecommendRequest(user_id=known_user, k=3)).policy} == {"deterministic"}
+
+
+def test_exploration_settings_come_from_the_environment() -> None:
+    assert exploration_from_env({}) == ExplorationSettings()
+    assert exploration_from_env({EPSILON_ENV_VAR: "0"}).policy == "deterministic"
+    assert exploration_from_env({EPSILON_ENV_VAR: "0.1", TAIL_ENV_VAR: "7"}) == ExplorationSettings(0.1, 7)
+    with pytest.raises(ValueError, match="VIDREC_EXPLORATION_EPSILON"):
+        exploration_from_env({EPSILON_ENV_VAR: "lots"})
+    with pytest.raises(ValueError, match="epsilon must be in"):
+        exploration_from_env({EPSILON_ENV_VAR: "1.5"})
 
 
 def test_large_catalogue_path_uses_the_ivf_index_and_the_prior(bundle_dir, sentences, known_user) -> None:

@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from starlette.testclient import TestClient
 
 from bentos import client_errors
 from bentos.guard import API_KEY_ENV_VAR
+from bentos.recommender import EPSILON_ENV_VAR
 from vidrec.config import Paths
+from vidrec.impressions import read_landed_impressions
 from vidrec.landing import read_landed_events
 from vidrec.privacy import pseudonymise
 
@@ -22,6 +25,7 @@ AUTH = {"X-API-Key": KEY}
 @pytest.fixture(scope="module")
 def api(trained):
     os.environ[API_KEY_ENV_VAR] = KEY
+    os.environ[EPSILON_ENV_VAR] = "0"  # deterministic slates here; the default policy is tested in test_parity
     try:
         from bentos.service import Recommender
 
@@ -29,6 +33,7 @@ def api(trained):
             yield client
     finally:
         os.environ.pop(API_KEY_ENV_VAR, None)
+        os.environ.pop(EPSILON_ENV_VAR, None)
 
 
 def _error(reply) -> str:
@@ -199,7 +204,7 @@ def test_events_land_pseudonymised(api, vidrec_root: Path) -> None:
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["accepted"] == 3 and body["unknown_video_ids"] == ["unknown-video"]
-    landed = read_landed_events(Paths(vidrec_root).landing).events.set_index("event_id").loc[body["event_ids"]]
+    landed = read_landed_events(Paths(vidrec_root).landing).rows.set_index("event_id").loc[body["event_ids"]]
     assert set(landed["user_key"]) == {
         pseudonymise("carol", os.environ["VIDREC_PSEUDONYM_KEY"]),
         pseudonymise("dave", os.environ["VIDREC_PSEUDONYM_KEY"]),
@@ -209,6 +214,34 @@ def test_events_land_pseudonymised(api, vidrec_root: Path) -> None:
     bad = api.post("/events", json={"events": [{"user_id": "x", "video_id": "v00001", "converted": True}]})
     assert bad.status_code == 400 and "converted requires clicked" in _error(bad)
     assert api.post("/events", json={"events": []}).status_code == 400
+
+
+def test_what_is_shown_is_logged_and_feedback_names_its_slate(api, known_user, vidrec_root: Path) -> None:
+    shown = api.post("/recommend", json={"user_id": known_user, "k": 4}).json()
+    request_id, slate = shown["request_id"], [i["video_id"] for i in shown["items"]]
+    assert shown["policy"] == "deterministic" and [i["propensity"] for i in shown["items"]] == [1.0] * 4
+    landing = Paths(vidrec_root).landing
+    for _ in range(100):  # the log's thread writes and fsyncs within ~50 ms
+        logged = read_landed_impressions(landing).rows
+        logged = logged[logged["request_id"] == request_id]
+        if len(logged) == 4:
+            break
+        time.sleep(0.05)
+    assert logged.sort_values("position")["video_id"].tolist() == slate
+    assert set(logged["user_key"]) == {pseudonymise(known_user, os.environ["VIDREC_PSEUDONYM_KEY"])}
+    assert set(logged["model_tag"]) == {shown["model_tag"]} and set(logged["arm"]) == {"production"}
+    click = {"user_id": known_user, "video_id": slate[2], "clicked": True, "watch_s": 3.0, "request_id": request_id}
+    assert api.post("/events", json={"events": [click]}).status_code == 200
+    refused = {
+        "not in the slate": {**click, "video_id": "v00099" if "v00099" not in slate else "v00098"},
+        "not issued by this service to this user_id": {**click, "user_id": "someone-else"},
+        "not one the service issued": {**click, "request_id": "made-up"},
+    }
+    for reason, event in refused.items():
+        reply = api.post("/events", json={"events": [click, event]})  # the good one is not landed either
+        assert reply.status_code == 400 and reason in _error(reply) and "event 1" in _error(reply), reply.text
+    landed = read_landed_events(landing).rows
+    assert (landed["request_id"] == request_id).sum() == 1
 
 
 def test_auth_and_open_health(api, trained) -> None:

@@ -22,8 +22,8 @@ def test_events_are_pseudonymised_before_they_are_written(tmp_path: Path) -> Non
     raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*.jsonl"))
     assert b"alice" not in raw and b"bob" not in raw
     landed = read_landed_events(tmp_path)
-    assert landed.bad_lines == [] and landed.events["event_id"].tolist() == ids
-    assert set(landed.events["user_key"]) == {pseudonymise("alice@example.com", "k1"), pseudonymise("bob", "k1")}
+    assert landed.bad_lines == [] and landed.rows["event_id"].tolist() == ids
+    assert set(landed.rows["user_key"]) == {pseudonymise("alice@example.com", "k1"), pseudonymise("bob", "k1")}
     assert sorted(p.parent.name for p in tmp_path.rglob("*.jsonl")) == ["date=2026-11-21", "date=2026-11-22"]
 
 
@@ -42,7 +42,7 @@ def test_appends_accumulate_and_a_torn_line_is_reported(tmp_path: Path) -> None:
     with path.open("a") as handle:
         handle.write('{"event_id": "torn", "ts"')  # what a crash mid-write leaves
     landed = read_landed_events(tmp_path)
-    assert len(landed.events) == 6 and len(landed.bad_lines) == 1 and "jsonl:7" in landed.bad_lines[0]
+    assert len(landed.rows) == 6 and len(landed.bad_lines) == 1 and "jsonl:7" in landed.bad_lines[0]
 
 
 def test_an_empty_key_is_refused(tmp_path: Path) -> None:
