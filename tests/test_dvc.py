@@ -189,3 +189,13 @@ def test_stage_runner_reports_why_a_stage_stopped() -> None:
     errors = step_errors(result)
     assert any(e.startswith("broken_input: ValueError: metadata.csv lacks columns") for e in errors)
     assert failed_checks(result) == ["probed:probed_contract (ERROR)"]
+
+
+def test_params_yaml_starts_from_the_code_defaults() -> None:
+    """params.yaml is where a DVC run overrides training settings; it ships equal to the defaults in
+    models/fit/steps.py, so `dvc repro` and a Dagster materialisation train the same model out of the box."""
+    from models.fit.steps import StepSettings
+
+    training = yaml.safe_load((REPO / "params.yaml").read_text())["training"]
+    defaults = StepSettings()
+    assert training == {name: getattr(defaults, name) for name in training}
