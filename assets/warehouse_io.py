@@ -34,16 +34,19 @@ def _replace_if_columns_changed(context: dg.OutputContext, table_slice, obj: pd.
     handler keeps the old table and inserts by position. The I/O manager has already deleted the slice
     being written; a table that still holds rows (other partitions) is left alone and the insert fails."""
     found = connection.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
         "order by ordinal_position",
         [table_slice.schema, table_slice.table],
     ).fetchall()
-    if not found or [c for (c,) in found] == [str(c) for c in obj.columns]:
+    # A column that was all NULL when the table was created has DuckDB's type "NULL", and no later value can
+    # be cast into it (interactions' `reason` before the first quarantined row): recreate it like a change.
+    untyped = any(kind == '"NULL"' for _, kind in found)
+    if not found or ([c for c, _ in found] == [str(c) for c in obj.columns] and not untyped):
         return
     name = f"{table_slice.schema}.{table_slice.table}"  # from the asset key, not from data
     (rows,) = connection.execute(f"select count(*) from {name}").fetchone()
     if rows == 0:
-        context.log.info(f"{name}: columns changed, table recreated")
+        context.log.info(f"{name}: columns or an untyped (all-NULL) column changed, table recreated")
         connection.execute(f"drop table {name}")
 
 
