@@ -18,7 +18,7 @@ PIPELINE_INPUT := $(if $(filter $(abspath $(DEFAULT_DATA)),$(abspath $(VIDREC_DA
 # Every tool's environment (state root, telemetry off, offline) comes from one place: vidrec/config.py.
 ENV = eval "$$($(BIN)/python -m vidrec.config)" &&
 
-.PHONY: lint install dvc-env world pipeline demo test ui serve rollback bento repro clean
+.PHONY: lint install dvc-env world pipeline demo loop test ui serve rollback bento repro clean
 
 # An environment made before DVC moved to .venv-dvc still has it there, broken by antlr4 4.13: removed.
 $(STAMP): pyproject.toml constraints.txt
@@ -51,6 +51,11 @@ pipeline: $(PIPELINE_INPUT)
 demo: $(PIPELINE_INPUT)
 	$(ENV) { $(RUN_MAIN) || $(BIN)/python -m assets.run_outcome; }
 	$(ENV) $(BIN)/python -m bentos.demo
+
+# The closed loop (benchmarks/loop.py): DAYS simulated days against the real service and nightly pipeline.
+DAYS ?= 7
+loop: $(PIPELINE_INPUT)
+	$(ENV) $(BIN)/python benchmarks/loop.py --world $(WORLD) --data $(VIDREC_DATA) --days $(DAYS)
 
 # VIDREC_DVC: the DVC executable tests/test_dvc.py runs.
 test: $(STAMP) $(DVC_STAMP)
