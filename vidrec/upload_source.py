@@ -229,16 +229,16 @@ def quarantine_uploads(probed: pd.DataFrame, files: pd.DataFrame) -> pd.DataFram
 
 
 def _quarantine_duplicates(videos: pd.DataFrame) -> pd.DataFrame:
-    """An accepted upload with the bytes of a location file, or of an upload with a smaller id, is a
-    duplicate: quarantined naming the video the catalogue keeps. ``duplicate_of`` then names the location's
-    file first (the probe names the smallest id, and ``up_…`` sorts before most)."""
+    """An accepted upload with the bytes of an accepted location file, or of an accepted upload with a smaller
+    id, is a duplicate: quarantined naming the video the catalogue keeps. ``duplicate_of`` then names the
+    location's file first (the probe names the smallest id, and ``up_…`` sorts before most)."""
     out = videos.copy()
-    hashed = out[out["sha256"].notna()]
+    hashed = out[out["sha256"].notna() & (out["status"] == "accepted")]
     order = hashed.assign(_upload=hashed["source"] == UPLOAD).sort_values(["_upload", "video_id"], kind="stable")
     owner = out["sha256"].map(order.groupby("sha256")["video_id"].first())
-    is_owner = owner.isna() | (owner == out["video_id"])
-    out["duplicate_of"] = owner.where(~is_owner, None)
-    hit = (out["source"] == UPLOAD) & (out["status"] == "accepted") & ~is_owner
+    other = owner.notna() & (owner != out["video_id"])
+    out["duplicate_of"] = out["duplicate_of"].where(owner.isna(), owner.where(other, None))
+    hit = (out["source"] == UPLOAD) & (out["status"] == "accepted") & other
     out.loc[hit, "status"] = "quarantined"
     out.loc[hit, "reason"] = [DUPLICATE.format(owner=o) for o in owner[hit]]
     return out
