@@ -184,6 +184,7 @@ def test_events_on_the_upload_are_accepted_and_it_is_trained_on(loop) -> None:
     events = _table(loop["root"], "interactions")
     mine = events[events["video_id"] == loop["video_id"]]
     assert len(mine) == loop["landed_events"] and (mine["status"] == "accepted").all()
+    assert _metadata(loop["result"], "items")["from_uploads"] == 1
     embeddings = _table(loop["root"], "item_embeddings")
     assert loop["video_id"] in set(embeddings["video_id"])
 
