@@ -6,6 +6,7 @@ import pandas as pd
 
 from assets.reporting import table_md
 from vidrec.items import build_items
+from vidrec.upload_source import UPLOAD
 
 GROUP = "media"
 
@@ -17,6 +18,8 @@ def items(
     """The item catalogue the models train on and serve: accepted videos joined with their metadata, feature
     shards and text embeddings; every accepted video that is not an item is listed with the reason."""
     table, excluded = build_items(video_probe, video_metadata, video_features, text_features)
+    # A video_probe table written before uploads were a source has no `source` column: no uploads then.
+    uploaded = video_probe["source"].eq(UPLOAD) if "source" in video_probe else pd.Series(False, video_probe.index)
     return dg.Output(
         table,
         metadata={
@@ -26,5 +29,7 @@ def items(
             "with_visual": int(table["has_visual"].sum()) if len(table) else 0,
             "with_audio": int(table["has_audio"].sum()) if len(table) else 0,
             "with_text": int(table["has_text"].sum()) if len(table) else 0,
+            # Uploads the service landed that are items now (vidrec/upload_source.py).
+            "from_uploads": int(table["video_id"].isin(set(video_probe.loc[uploaded, "video_id"])).sum()),
         },
     )

@@ -20,12 +20,23 @@ from vidrec.ingest import (
     repaired_text_count,
     with_text,
 )
+from vidrec.landing import uploads_dir
 from vidrec.media.accounting import media_summary, probe_summary, reason_heads
 from vidrec.media.cache import MediaCache
 from vidrec.media.features import FeatureConfig, extract_features
 from vidrec.media.probe import deleted_rows, probe_videos
 from vidrec.sources import list_videos, localise, read_metadata, source_version
 from vidrec.text_embedding import TextEmbedder
+from vidrec.upload_source import (
+    LOCATION,
+    UPLOAD,
+    probe_targets,
+    quarantine_uploads,
+    read_landed_uploads,
+    upload_counts,
+    upload_metadata,
+    with_uploads,
+)
 
 GROUP = "media"
 WAREHOUSE = "warehouse_io"
@@ -43,22 +54,34 @@ def _reason_counts(frame: pd.DataFrame) -> dict[str, int]:
 
 @dg.asset(group_name=GROUP, kinds={"python"}, owners=["team:ml-platform"])
 def raw_videos(raw_data: RawData, storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
-    """Video files under the raw-data location's videos/ folder (a local folder or any fsspec
-    URL), each marked with whether the metadata sidecar has a row for it."""
+    """Video files under the raw-data location's videos/ folder (a local folder or any fsspec URL) and the
+    uploads the service landed (`source` says which), each marked with whether it has a metadata row;
+    a landed upload that cannot enter the catalogue carries the reason in `upload_problem`."""
     location = raw_data.path  # not .directory: a URL is not a local directory
     with _catalogue(storage) as catalogue:
         files = localise(list_videos(location), storage.paths.landing / "raw", catalogue)
     metadata_ids = set(read_metadata(location)["video_id"].astype(str))
-    files["has_metadata"] = files["video_id"].isin(metadata_ids)
-    orphans = sorted(metadata_ids - set(files["video_id"]))
-    unlisted = files.loc[~files["has_metadata"], "video_id"].tolist()
+    uploads = read_landed_uploads(storage.paths.landing)
+    files = with_uploads(files, uploads)
+    from_location = files["source"] == LOCATION
+    files["has_metadata"] = files["video_id"].isin(metadata_ids) & from_location
+    files.loc[~from_location, "has_metadata"] = files.loc[~from_location, "upload_problem"].isna()
+    orphans = sorted(metadata_ids - set(files.loc[from_location, "video_id"]))
+    unlisted = files.loc[from_location & ~files["has_metadata"], "video_id"].tolist()
+    landed = files[~from_location]
+    problems = landed[landed["upload_problem"].notna()]
     return dg.Output(
         files,
         metadata={
             "files": len(files),
             "bytes": int(files["bytes"].sum()),
             "location": str(location),
-            **source_version(location, files),
+            **source_version(location, files[from_location]),
+            "location_files": int(from_location.sum()),
+            # files = location_files + uploads_landed; each landed upload enters the catalogue or is quarantined.
+            "uploads_landed": len(landed),
+            "uploads_with_problems": len(problems),
+            "upload_problems": table_md(problems[["video_id", "upload_problem"]]),
             "files_without_metadata_row": len(unlisted),
             "examples_files_without_metadata": unlisted[:5],
             "metadata_rows_without_file": len(orphans),
@@ -83,12 +106,24 @@ def video_probe(
     the `videos` suite; each row is accepted or quarantined with a readable reason. Unchanged
     files are neither re-hashed nor re-probed; deleted files stay as quarantined rows."""
     started = time.perf_counter()
+    targets = probe_targets(raw_videos)
     with _catalogue(storage) as catalogue:
         probed = probe_videos(
-            list(zip(raw_videos["video_id"], raw_videos["path"])), workers=2, progress=False, cache=catalogue
+            list(zip(targets["video_id"], targets["path"])), workers=2, progress=False, cache=catalogue
         )
         work = dict(probed.attrs)
-        deleted = deleted_rows(catalogue.record_sightings(probed, source=raw_data.path))
+        # Landed uploads apply their own rules (form fields, missing file, changed bytes, duplicate content).
+        probed = quarantine_uploads(probed, raw_videos)
+        # Each source keeps its own sightings, so a file gone from either is reported as deleted.
+        deleted = pd.concat(
+            [
+                deleted_rows(catalogue.record_sightings(probed[probed["source"] == source], source=name)).assign(
+                    source=source
+                )
+                for source, name in ((LOCATION, raw_data.path), (UPLOAD, str(uploads_dir(storage.paths.landing))))
+            ],
+            ignore_index=True,
+        )
     with_metadata = set(raw_videos.loc[raw_videos["has_metadata"], "video_id"].astype(str))
     probed = quarantine_unmatched(probed, with_metadata, NO_METADATA_REASON)
     report = validate_frame(probed[probed["status"] == "accepted"], "videos", id_column="video_id")
@@ -103,6 +138,7 @@ def video_probe(
             **quarantine_metadata(videos, "video_id"),
             "quarantine_reasons": _reason_counts(videos),
             **probe_summary(videos),
+            **upload_counts(videos),
             "files_hashed": work.get("hashed", 0),
             "files_probed": work.get("probed", 0),
             "duplicate_groups": len(duplicates),
@@ -134,10 +170,15 @@ def video_probe_contract(
     pool=WAREHOUSE_POOL,
     retry_policy=TRANSIENT_RETRY,
 )
-def video_metadata(raw_data: RawData, raw_videos: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """The metadata sidecar, typed and checked against the `video_metadata` suite, with the
-    normalised item text; rows without a video file are quarantined."""
-    metadata = with_text(read_metadata(raw_data.path))
+def video_metadata(raw_data: RawData, raw_videos: pd.DataFrame, storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
+    """The metadata sidecar plus the form metadata of the uploads raw_videos took in, typed and checked
+    against the `video_metadata` suite, with the normalised item text; rows without a video file are
+    quarantined."""
+    sidecar = read_metadata(raw_data.path)
+    uploaded = upload_metadata(read_landed_uploads(storage.paths.landing), raw_videos)
+    if "media_kind" in sidecar:  # an upload is always a video file
+        uploaded = uploaded.assign(media_kind="video")
+    metadata = with_text(pd.concat([sidecar, uploaded], ignore_index=True) if len(uploaded) else sidecar)
     report = validate_frame(metadata, "video_metadata", id_column="video_id")
     metadata = quarantine(metadata, report.row_failures, "video_id")
     metadata = quarantine_media(metadata, set(raw_videos["video_id"].astype(str)))
@@ -147,6 +188,7 @@ def video_metadata(raw_data: RawData, raw_videos: pd.DataFrame) -> dg.Output[pd.
             **quarantine_metadata(metadata, "video_id"),
             "quarantine_reasons": _reason_counts(metadata),
             "rows_with_repaired_text": repaired_text_count(metadata),
+            "rows_from_uploads": len(uploaded),
         },
     )
 

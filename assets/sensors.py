@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.resources import RawData, VidrecStorage
-from vidrec.landing import EVENTS_DIR
+from vidrec.landing import EVENTS_DIR, uploads_dir
 
 # Which assets a change in each source affects, in the order they run. Training, evaluation and
 # promotion are not here: they follow on the nightly schedule, behind the promotion gate.
@@ -22,6 +22,8 @@ AFFECTED: dict[str, tuple[str, ...]] = {
     "metadata": ("video_metadata", "text_features"),
     "events": ("interactions",),
     "landed_events": ("interactions",),
+    # Uploads the service landed: a second source of files and metadata (vidrec/upload_source.py).
+    "landed_uploads": ("raw_videos", "video_probe", "video_features", "video_metadata", "text_features"),
 }
 FEATURE_LAYER = dg.AssetSelection.assets(*sorted({key for keys in AFFECTED.values() for key in keys}))
 
@@ -44,6 +46,7 @@ def source_files(raw_dir: Path, landing: Path) -> dict[str, list[tuple[str, int,
         "events": _files([raw_dir / "events.parquet"], raw_dir),
         # One folder per day (date=YYYY-MM-DD), appended to by the service's POST /events.
         "landed_events": _files(sorted((landing / EVENTS_DIR).glob("date=*/*.jsonl")), landing),
+        "landed_uploads": _files(sorted(uploads_dir(landing).glob("*")), landing),  # <video_id>.mp4 + .json
     }
 
 
@@ -83,8 +86,9 @@ def raw_data_sensor(
     context: dg.SensorEvaluationContext, raw_data: RawData, storage: VidrecStorage
 ) -> dg.SensorResult | dg.SkipReason:
     """Watches the raw-data directory (videos/, the metadata sidecar, events.parquet) and the landing
-    area (events the service received, one folder per day) and materialises only the assets each
-    change affects: new videos -> probe + features; metadata -> text features; events -> interactions."""
+    area (events the service received, one folder per day; uploaded videos) and materialises only the assets
+    each change affects: new videos -> probe + features; metadata -> text features; events -> interactions;
+    uploads -> both media paths."""
     previous = json.loads(context.cursor) if context.cursor else {}
     current = fingerprint(source_files(raw_data.directory, storage.paths.landing))
     changed = changed_sources(previous, current)

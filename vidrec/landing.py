@@ -1,5 +1,9 @@
 """The landing area: feedback events and uploaded videos appended durably for the next pipeline run.
 
+The next run reads both: ``interactions`` the events, and ``raw_videos``/``video_metadata`` the uploads,
+as a second source beside the raw-data location (``vidrec/upload_source.py``), so an upload becomes a
+catalogue item and its events training data (docs/ingestion.md, "Uploads: the second source").
+
 Events are JSON lines in ``<landing>/events/date=YYYY-MM-DD/<writer>.jsonl`` (one file per writing
 process, so concurrent writers never interleave partial lines) with the ``events`` contract columns.
 User ids are pseudonymised here, before anything touches the disk; a batch is one ``write`` followed

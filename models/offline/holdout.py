@@ -29,6 +29,7 @@ from models.offline.top_k import (
     logged_rows,
     oracle_rows,
     session_frame,
+    simulable,
     top_k_frame,
 )
 from models.serving.bundle import load_bundle
@@ -187,6 +188,7 @@ def holdout_tables(
         )
     )
     sessions, session_history, available = session_frame(holdout, history, items)
+    available = available & simulable(truth, items)[None, :]  # a world's oracle knows only its own items
     if len(sessions) > MAX_TOP_K_SESSIONS:
         keep = np.sort(rng.choice(len(sessions), size=MAX_TOP_K_SESSIONS, replace=False))
         log.info(
@@ -223,7 +225,7 @@ def holdout_tables(
             top_k_frame("oracle", sessions, oracle_rows(truth, sessions, items, available, k), available, items, truth)
         )
         if holdout["position"].notna().all():  # the logged slates' order; a log without positions has none
-            everything = np.ones_like(available)  # what it showed, seen items and all
+            everything = np.broadcast_to(simulable(truth, items), available.shape)  # what it showed, seen and all
             top_frames.append(
                 top_k_frame(
                     INCUMBENT, sessions, logged_rows(holdout, sessions, inputs.item_index, k), everything, items, truth

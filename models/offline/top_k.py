@@ -22,6 +22,15 @@ class WorldTruth:
     user_ids: dict[str, str]
 
 
+def simulable(truth: WorldTruth | None, items: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: the items whose outcomes can be simulated. Without a world, all; with one, the items of its
+    ground truth: an upload the service landed is in the catalogue but not in the world, whose behaviour
+    model therefore cannot say how its users would respond to it, so the top K lists leave it out."""
+    if truth is None:
+        return np.ones(len(items), dtype=bool)
+    return items["video_id"].isin(set(truth.oracle.items["video_id"])).to_numpy()
+
+
 def best_rows(scorer_scores: np.ndarray, available: np.ndarray, k: int) -> np.ndarray:
     """(S, k) item rows of the k best available items per session (ties broken by item row)."""
     masked = np.where(available, scorer_scores, -np.inf)
@@ -91,9 +100,10 @@ def oracle_rows(
     truth: WorldTruth, sessions: pd.DataFrame, items: pd.DataFrame, available: np.ndarray, k: int
 ) -> np.ndarray:
     ui = truth.oracle.user_index(sessions["user_key"].map(truth.user_ids).to_numpy())
-    ii = truth.oracle.item_index(items["video_id"].to_numpy())
+    known = simulable(truth, items)  # ``available`` already excludes the rest; they need an index all the same
+    ii = truth.oracle.item_index(items["video_id"].where(known, truth.oracle.items["video_id"].iloc[0]).to_numpy())
     utility = truth.oracle.utility_idx(ui[:, None], ii[None, :])
-    return best_rows(utility, available, k)
+    return best_rows(utility, available & known[None, :], k)
 
 
 def world_truth(directory: Path, events: pd.DataFrame, key: str) -> WorldTruth | None:

@@ -15,7 +15,7 @@ from assets.schedules import nightly_retraining
 from assets.sensors import raw_data_sensor
 from assets.training import TrainingSettings
 from vidrec.config import Paths
-from vidrec.landing import EventLanding, FeedbackEvent
+from vidrec.landing import EventLanding, FeedbackEvent, land_upload
 from vidrec.registry import ProductionPointer
 from vidrec.world.generate import generate_world
 
@@ -122,6 +122,12 @@ def test_sensor_materialises_only_what_new_files_affect(raw_dir: Path, tmp_path:
     assert json.loads(landed.cursor)["landed_events"]["days"] == ["2026-03-03"]
     assert landed.run_requests[0].run_key != videos.run_requests[0].run_key
     assert isinstance(_tick(landed.cursor, raw_dir, root), dg.SkipReason)
+
+    # An upload lands (file + form metadata): both media paths re-run, the next run takes it in.
+    land_upload(Paths(root).landing, "up_1", raw_dir / "videos" / "v1.mp4", {"title": "t"})
+    uploaded = _tick(landed.cursor, raw_dir, root)
+    assert _selected(uploaded) == {"raw_videos", "video_probe", "video_features", "video_metadata", "text_features"}
+    assert json.loads(uploaded.cursor)["landed_uploads"]["files"] == 2
 
 
 def test_sensor_names_a_missing_raw_directory(tmp_path: Path) -> None:
