@@ -154,6 +154,14 @@ def _serve_day(loop: Loop, client: httpx.Client, frozen: LoadedRecommender, day:
     return tag
 
 
+def _uploads_in_catalogue(home: Path) -> int:
+    """Uploaded videos among tonight's trained item embeddings: catalogue now, not cold additions."""
+    with duckdb.connect(str(Paths(home).warehouse), read_only=True) as connection:
+        query = "select count(*) from vidrec.item_embeddings where starts_with(video_id, 'up_')"
+        (count,) = connection.execute(query).fetchone()
+    return int(count)
+
+
 def _snips(home: Path) -> tuple[float | None, float | None, float | None]:
     """The SNIPS CTR@10 estimate (and its 95% interval) tonight's evaluation made for the candidate."""
     with duckdb.connect(str(Paths(home).warehouse), read_only=True) as connection:
@@ -206,6 +214,7 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
                     time.sleep(0.5)  # the impression log's last batch is on disk
                     promoted = loop.pipeline(day + 1)
                     days[-1]["promoted_next"] = promoted != serving
+                    days[-1]["uploads_in_catalogue_after_night"] = _uploads_in_catalogue(home)
                     if promoted != serving:  # tonight's estimate, from the logs so far, of tomorrow's model
                         estimate = dict(zip(("snips", "snips_low", "snips_high"), _snips(home)))
                     _wait_for(client, promoted)

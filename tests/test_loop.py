@@ -48,6 +48,7 @@ def test_a_two_day_loop_on_the_tiny_world(tmp_path: Path) -> None:
     # Day 0 serves the same model as the frozen shadow: the same sessions, the same answers' random numbers.
     assert by[(0, "oracle")]["ctr_at_10"] >= by[(0, "vidrec")]["ctr_at_10"]
     assert by[(1, "vidrec")]["upload_impressions"] > 0  # the uploads reached the slates
+    assert result["nights"][0]["uploads_in_catalogue_after_night"] == 2  # day 0's uploads: catalogue by day 1
     for key in ("ctr_final_over_frozen", "ctr_final_over_frozen_ci_low", "uploads_exposure_over_oracle_day_after"):
         assert result[key] is not None
     assert Path(result["plot"]).is_file()
