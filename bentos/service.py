@@ -25,10 +25,12 @@ from bentos.guard import RequestGuard
 from bentos.model_watch import ModelHolder
 from bentos.recommender import LoadedRecommender, ServingSettings
 from bentos.uploads import UploadRejected, process_upload
+from bentos.user_state import UserState, answers_503, unavailable
 from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_root
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads
 from vidrec.privacy import DEMO_KEY_WARNING
 from vidrec.registry import ProductionPointer
+from vidrec.state import StateUnavailable
 from vidrec.text import normalise_text
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class Recommender:
             log.warning(DEMO_KEY_WARNING)
         self.sentences = SentenceEncoder()  # loaded once per worker, shared by every model version
         self.landing = EventLanding(self.paths.landing, self.key)
+        self.state = UserState.from_env(self.paths.root, self.key)  # VIDREC_STATE_URL, else SQLite under root
         self.holder: ModelHolder[LoadedRecommender] = ModelHolder(
             ProductionPointer(self.paths.registry),
             self._load,
@@ -70,6 +73,7 @@ class Recommender:
         self.holder.start()
 
     def _apply_uploads(self, model: LoadedRecommender) -> None:
+        self.state.ensure_seeded(model)  # once per tag; a store that was down is retried every poll
         for record in landed_uploads(self.paths.landing, skip=model.catalogue.row_of):
             model.add_upload(record)
 
@@ -77,6 +81,7 @@ class Recommender:
         stored = bentoml.models.get(tag)
         model = LoadedRecommender(Path(stored.path), str(stored.tag), self.key, self.sentences, ServingSettings())
         model.labels = dict(stored.info.labels)
+        model.state = self.state
         self._apply_uploads(model)  # uploads stay recommendable across promotions and restarts
         # Everything alive now (libraries, MiniLM, this version's catalogue and index) lives for as long as
         # the version serves; a full collection walked all of it, a ~0.4 s pause landing on the requests in
@@ -118,6 +123,7 @@ class Recommender:
             )
 
     @bentoml.api(input_spec=s.RecommendRequest)
+    @answers_503
     async def recommend(self, **params: Any) -> s.RecommendResponse:
         """Top-k videos for the user, ranked by the blended click / watch / conversion score."""
         request = s.RecommendRequest.model_construct(**params)
@@ -152,6 +158,7 @@ class Recommender:
         return model.search(request)
 
     @bentoml.api(input_spec=s.CreatorsRequest)
+    @answers_503
     async def creators(self, **params: Any) -> s.CreatorsResponse:
         """Creators and live hosts ranked for the user from the scores of their videos."""
         return self.holder.current.creators(s.CreatorsRequest.model_construct(**params))
@@ -162,6 +169,7 @@ class Recommender:
     # --quick, side by side). A worker owns one core: merging calls has nothing to parallelise. A call
     # can still carry many requests, grouped by user (one history encoding each).
     @bentoml.api
+    @answers_503
     async def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
         """The ranker's ordering of each request's candidates, grouped by user."""
         return self.holder.current.rank(requests)
@@ -236,6 +244,10 @@ class Recommender:
             ids = await anyio.to_thread.run_sync(self.landing.append, batch)
         except ValueError as error:
             raise InvalidArgument(str(error)) from None
+        try:  # after landing: an acknowledged event is durable even when the state store is down
+            await anyio.to_thread.run_sync(self.state.record, batch, ids)
+        except StateUnavailable as error:
+            return unavailable(error, landed=ids)
         known = self.holder.current.catalogue.row_of
         unknown = sorted({e.video_id for e in request.events if e.video_id not in known})
         return s.EventsResponse(accepted=len(ids), event_ids=ids, unknown_video_ids=unknown)

@@ -46,6 +46,7 @@ __all__ = [
     "StateStore",
     "StateUnavailable",
     "StoreSettings",
+    "URL_ENV_VAR",
     "check_user_key",
     "open_store",
     "store_from_env",
