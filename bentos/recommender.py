@@ -93,8 +93,9 @@ class LoadedRecommender:
 
     def _user(self, user_id: str, extra: list[str]) -> _User:
         user_key = pseudonymise(user_id, self.key)
-        state = self.state  # the online store: the freshest history (a new user is known after one click)
-        stored = state.history(user_key, self.histories) if state else self.histories.get(user_key, [])
+        stored = self.histories.get(user_key, [])
+        if self.state is not None:  # the online store's freshest history (a new user is known after one click)
+            stored = self.state.history(user_key, self.histories, self.history_length)
         rows, ignored = self.catalogue.rows(list(stored) + list(extra))
         return _User(
             known=bool(stored),

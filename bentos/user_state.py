@@ -70,15 +70,17 @@ class UserState:
             self.store.record(pairs)
         return len(pairs)
 
-    def history(self, user_key: str, trained: Mapping[str, Sequence[str]]) -> list[str]:
-        """The user's video_ids, oldest first: the store's when it holds this user's seeded history (the
-        store then already has training's history followed by every later event); otherwise ``trained``
-        (this version's bundle: the seed is pending, or the user's state expired) followed by the store's
-        live events. Raises StateUnavailable."""
+    def history(self, user_key: str, trained: Mapping[str, Sequence[str]], n: int) -> list[str]:
+        """The user's video_ids, oldest first (the last ``n`` at least, when there are that many).
+
+        The store's, when they include this user's seeded history (then the store holds training's history
+        followed by every later event) or when the user has ``n`` live events (nothing older would be used);
+        otherwise ``trained`` (this version's bundle: the seed is pending, or the user's state expired)
+        followed by the store's live events. Raises StateUnavailable."""
         if self.store is None:
             return list(trained.get(user_key, ()))
-        recent = self.store.recent(user_key)
-        if any(e.kind == SEED for e in recent):
+        recent = self.store.recent(user_key, n)
+        if len(recent) >= n or any(e.kind == SEED for e in recent):
             return [e.video_id for e in recent]
         return [*trained.get(user_key, ()), *(e.video_id for e in recent)]
 

@@ -120,7 +120,9 @@ def test_only_pseudonymised_keys_are_stored(backend: Backend) -> None:
             store.recent(raw)
     with pytest.raises(ValueError, match="only pseudonymised user keys"):
         store.seed("m:1", {ALICE: ["v"], "bob": ["v"]}, 1.0)
-    assert store.recent(ALICE) == []  # a batch with one raw key stores nothing
+    with pytest.raises(ValueError, match="unknown state event kind"):
+        store.record([(ALICE, StateEvent("v", "like", 1.0))])
+    assert store.recent(ALICE) == []  # a batch with one raw key or one unknown kind stores nothing
     assert store.seed("m:1", {ALICE: ["v"]}, 1.0) is True  # and the refused seed did not claim the tag
 
 

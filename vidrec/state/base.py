@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # ``pseudonymise`` yields 24 lowercase hex digits; anything else is a raw id that must never be stored.
 USER_KEY_PATTERN = re.compile(r"[0-9a-f]{24}")
@@ -28,20 +28,22 @@ class StateUnavailable(RuntimeError):
     """The state store cannot be reached or written now (server down, database locked, disk error)."""
 
 
-@dataclass(frozen=True)
-class StateEvent:
-    """One engagement of a user: ``ts`` in epoch seconds (the event's time, not the write's)."""
+class StateEvent(NamedTuple):
+    """One engagement of a user: ``ts`` in epoch seconds (the event's time, not the write's). A named tuple:
+    a read builds up to ``max_items`` of them per /recommend, at ~0.2 us each (a validating dataclass cost
+    ~1.5 us); ``checked`` validates on the write path."""
 
     video_id: str
     kind: str
     ts: float
     event_id: str = ""
 
-    def __post_init__(self) -> None:
+    def checked(self) -> StateEvent:
+        """This event with an id (two clicks on one video in one second are two events); ValueError for an
+        unknown kind."""
         if self.kind not in KINDS:
             raise ValueError(f"unknown state event kind {self.kind!r}; expected one of {sorted(KINDS)}")
-        if not self.event_id:  # two clicks on one video in one second are two events
-            object.__setattr__(self, "event_id", uuid.uuid4().hex[:16])
+        return self if self.event_id else self._replace(event_id=uuid.uuid4().hex[:16])
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class StoreSettings:
     def __post_init__(self) -> None:
         if self.max_items < 1 or self.ttl_s <= 0:
             raise ValueError(f"max_items must be >= 1 and ttl_s > 0, got {self.max_items} and {self.ttl_s}")
+
+
+def checked_events(events: Sequence[tuple[str, StateEvent]]) -> list[tuple[str, StateEvent]]:
+    """``(user_key, event)`` pairs validated as a whole before anything is written: a batch with one raw
+    user id or unknown kind stores nothing."""
+    return [(check_user_key(u), e.checked()) for u, e in events]
 
 
 def check_user_key(user_key: str) -> str:

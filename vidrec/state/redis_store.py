@@ -1,7 +1,7 @@
 """The production user-state store: Redis (``VIDREC_STATE_URL=redis://host:port/db``), shared by every
 replica of the service, not only the workers of one machine.
 
-Each user is one sorted set ``<prefix>u:<user_key>`` of JSON members ``[event_id, video_id, kind]``
+Each user is one sorted set ``<prefix>u:<user_key>`` of members ``event_id<US>kind<US>video_id``
 scored by the event time: ZADD, then ZREMRANGEBYRANK keeps the newest ``max_items``, then EXPIRE
 forgets the user after ``ttl_s`` without events, all in one MULTI/EXEC. A connection broken by a
 server restart is re-made on the next command (redis-py's retry), so the store object outlives the
@@ -10,7 +10,6 @@ restart; while the server is down every call raises StateUnavailable.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,11 +19,20 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from vidrec.state.base import SEED_CLAIM_S, StateEvent, StateUnavailable, StoreSettings, check_user_key, seed_items
+from vidrec.state.base import (
+    SEED_CLAIM_S,
+    StateEvent,
+    StateUnavailable,
+    StoreSettings,
+    check_user_key,
+    checked_events,
+    seed_items,
+)
 
 log = logging.getLogger(__name__)
 
 PREFIX = "vidrec:state:"
+SEP = "\x1f"  # ASCII unit separator between a member's event_id, kind and video_id
 SEED_CHUNK = 500  # users per MULTI/EXEC while seeding
 # A request waits at most ~1 s on a dead server (connect timeout + 2 quick retries), then answers 503.
 TIMEOUT_S = 0.5
@@ -43,6 +51,7 @@ class RedisStore:
             retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), RETRIES),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             health_check_interval=30,
+            decode_responses=True,
         )
 
     def _key(self, user_key: str) -> str:
@@ -62,7 +71,11 @@ class RedisStore:
 
     @staticmethod
     def _member(event: StateEvent) -> str:
-        return json.dumps([event.event_id, event.video_id, event.kind], separators=(",", ":"))
+        # Split on a control character no id contains, ~10x cheaper to read back than JSON.
+        for part in (event.event_id, event.kind):
+            if SEP in part:
+                raise ValueError(f"a state event id or kind contains the separator: {part!r}")
+        return f"{event.event_id}{SEP}{event.kind}{SEP}{event.video_id}"
 
     def _append(self, pipe: redis.client.Pipeline, key: str, events: Sequence[StateEvent]) -> None:
         pipe.zadd(key, {self._member(e): e.ts for e in events})
@@ -70,6 +83,7 @@ class RedisStore:
         pipe.expire(key, int(max(1, self.settings.ttl_s)))
 
     def record(self, events: Sequence[tuple[str, StateEvent]]) -> None:
+        events = checked_events(events)
         if not events:
             return
         by_user: dict[str, list[StateEvent]] = {}
@@ -88,7 +102,7 @@ class RedisStore:
             rows = self.client.zrange(key, -limit, -1, withscores=True)
         out = []
         for member, ts in rows:
-            event_id, video_id, kind = json.loads(member)
+            event_id, kind, video_id = member.split(SEP, 2)
             out.append(StateEvent(video_id, kind, ts, event_id))
         return out
 

@@ -18,7 +18,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from vidrec.state.base import SEED_CLAIM_S, StateEvent, StateUnavailable, StoreSettings, check_user_key, seed_items
+from vidrec.state.base import (
+    SEED_CLAIM_S,
+    StateEvent,
+    StateUnavailable,
+    StoreSettings,
+    check_user_key,
+    checked_events,
+    seed_items,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +104,9 @@ class SqliteStore:
             db.execute("COMMIT")
 
     def record(self, events: Sequence[tuple[str, StateEvent]]) -> None:
+        events = checked_events(events)
         if not events:
             return
-        for user_key, _ in events:
-            check_user_key(user_key)
         now = time.time()
         users = list(dict.fromkeys(u for u, _ in events))
         with self._write("recording events") as db:
@@ -129,7 +136,8 @@ class SqliteStore:
         limit = self.settings.max_items if n is None else min(n, self.settings.max_items)
         with self._failures("reading a user's events"):
             rows = self._connection().execute(_RECENT, (user_key, time.time() - self.settings.ttl_s, limit)).fetchall()
-        return [StateEvent(video, kind, ts, event_id) for video, kind, ts, event_id in reversed(rows)]
+        rows.reverse()
+        return [StateEvent._make(row) for row in rows]
 
     def _claim_seed(self, tag: str, now: float) -> bool:
         with self._write("claiming a seed") as db:
