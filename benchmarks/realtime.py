@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -41,6 +42,7 @@ from serve import API_KEY, _load, _percentile, _tree_cpu_s, build_model  # noqa:
 
 log = logging.getLogger("benchmarks.realtime")
 BACKENDS = ("embedded", "redis")
+WORKER_LOG = re.compile(r"\[entry_service:Recommender:(\d+)\]")
 GIVE_UP_S = 5.0  # a click not visible after this long counts as not visible (and as 5,000 ms)
 
 
@@ -129,6 +131,17 @@ async def fresh_cycles(base: str, cycles: int, concurrency: int, users: list[str
     }
 
 
+def events_by_worker(log_path: Path) -> dict[str, int]:
+    """/events calls per worker from the server's access log: the clicks really went through both workers
+    (and every first read after them was fresh, whichever worker answered it)."""
+    counts: dict[str, int] = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        match = WORKER_LOG.search(line)
+        if match and "path=/events" in line:
+            counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def cpu_rounds(bases: dict[str, str], pids: dict[str, int], users: list[str], per_round: int, rounds: int, c: int):
     """Server CPU ms per /recommend of known users, per server, one list entry per round (order rotated)."""
     rng = random.Random(3)
@@ -214,6 +227,7 @@ def main() -> None:
     per_backend = {
         label: {
             **fresh[label],
+            "events_by_worker": events_by_worker(workdir / f"server-{label}.log"),
             "recommend_cpu_ms": cpu_ms[label],
             "recommend_cpu_ms_delta": cpu_ms[label] - cpu_ms["off"],
             "store_bytes_per_user": micro[label]["store_bytes_per_user"],
