@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--root", default=None, help="default: <VIDREC_HOME>/benchmarks/realtime[-quick]")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cycles, rounds, per_round = (100, 3, 200) if args.quick else (600, 8, 400)
+    cycles, rounds, per_round = (100, 3, 200) if args.quick else (600, 10, 500)
 
     from bentos import server
     from vidrec.config import Paths, resolve_root, tool_env
