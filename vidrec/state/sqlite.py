@@ -124,9 +124,8 @@ class SqliteStore:
         """Delete up to PURGE_BATCH users idle beyond the TTL with their events; the number deleted."""
         limit = (now or time.time()) - self.settings.ttl_s
         with self._write("purging idle users") as db:
-            idle = [r[0] for r in db.execute(
-                "SELECT user_key FROM users WHERE last_seen < ? LIMIT ?", (limit, PURGE_BATCH)
-            )]  # fmt: skip
+            rows = db.execute("SELECT user_key FROM users WHERE last_seen < ? LIMIT ?", (limit, PURGE_BATCH))
+            idle = [row[0] for row in rows]
             db.executemany("DELETE FROM events WHERE user_key = ?", [(u,) for u in idle])
             db.executemany("DELETE FROM users WHERE user_key = ?", [(u,) for u in idle])
         return len(idle)
