@@ -98,6 +98,8 @@ class UserState:
         except StateUnavailable as error:
             log.warning("seeding the user-state store from %s failed (retried at the next poll): %s", model.tag, error)
             return
+        except ValueError as error:  # a raw user id in the bundle: never stored, and no reason to stop serving
+            log.error("not seeding the user-state store from %s: %s", model.tag, error)
         self._seeded.add(model.tag)
 
 
