@@ -77,6 +77,9 @@ def _shedding_aware(send: Send) -> Send:
     async def wrapped(message: Message) -> None:
         nonlocal replaced
         if message["type"] == "http.response.start" and message.get("status") == 503:
+            if any(k.lower() == b"retry-after" for k, _ in message.get("headers", [])):
+                await send(message)  # the app's own 503 with Retry-After (the user-state store is down): kept
+                return
             replaced = True
             await _overloaded(send, "BentoML reported this worker overloaded")
             return

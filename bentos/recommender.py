@@ -22,6 +22,7 @@ import pandas as pd
 from bentos import schemas as s
 from bentos.catalogue import Catalogue, NewItem
 from bentos.content import ContentEmbedder, SentenceEncoder
+from bentos.user_state import UserState
 from models.serving.bundle import load_bundle
 from models.serving.exploration import ExplorationSettings, explore
 from models.serving.path import PathSettings
@@ -99,6 +100,7 @@ class LoadedRecommender:
         self._upload_lock = threading.Lock()
         self.uploads = 0
         self.labels: dict[str, str] = {}  # lineage labels of the store entry, set by whoever loaded it
+        self.state: UserState | None = None  # the online user-state store, set by the service (None: bundle only)
         self.loaded_at = datetime.now(UTC).isoformat()
         log.info(
             "model %s loaded: %d items, %s index, %.1f s",
@@ -113,6 +115,8 @@ class LoadedRecommender:
     def _user(self, user_id: str, extra: list[str]) -> _User:
         user_key = pseudonymise(user_id, self.key)
         stored = self.histories.get(user_key, [])
+        if self.state is not None:  # the online store's freshest history (a new user is known after one click)
+            stored = self.state.history(user_key, self.histories, self.history_length)
         rows, ignored = self.catalogue.rows(list(stored) + list(extra))
         return _User(
             key=user_key,

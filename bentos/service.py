@@ -25,11 +25,13 @@ from bentos.guard import RequestGuard
 from bentos.model_watch import ModelHolder
 from bentos.recommender import LoadedRecommender, ServingSettings, exploration_from_env
 from bentos.uploads import UploadRejected, process_upload
+from bentos.user_state import UserState, answers_503, unavailable
 from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_root
 from vidrec.impressions import ImpressionLog, RequestIdError, verify_request_id
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads
 from vidrec.privacy import DEMO_KEY_WARNING, pseudonymise
 from vidrec.registry import ProductionPointer
+from vidrec.state import StateUnavailable
 from vidrec.text import normalise_text
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class Recommender:
         self.landing = EventLanding(self.paths.landing, self.key)
         self.impressions = ImpressionLog(self.paths.landing)  # what was shown, for the next pipeline run
         self.serving = ServingSettings(exploration=exploration_from_env(os.environ))
+        self.state = UserState.from_env(self.paths.root, self.key)  # VIDREC_STATE_URL, else SQLite under root
         self.holder: ModelHolder[LoadedRecommender] = ModelHolder(
             ProductionPointer(self.paths.registry),
             self._load,
@@ -73,6 +76,7 @@ class Recommender:
         self.holder.start()
 
     def _apply_uploads(self, model: LoadedRecommender) -> None:
+        self.state.ensure_seeded(model)  # once per tag; a store that was down is retried every poll
         for record in landed_uploads(self.paths.landing, skip=model.catalogue.row_of):
             model.add_upload(record)
 
@@ -80,6 +84,7 @@ class Recommender:
         stored = bentoml.models.get(tag)
         model = LoadedRecommender(Path(stored.path), str(stored.tag), self.key, self.sentences, self.serving)
         model.labels = dict(stored.info.labels)
+        model.state = self.state
         self._apply_uploads(model)  # uploads stay recommendable across promotions and restarts
         # Everything alive now (libraries, MiniLM, this version's catalogue and index) lives for as long as
         # the version serves; a full collection walked all of it, a ~0.4 s pause landing on the requests in
@@ -122,6 +127,7 @@ class Recommender:
             )
 
     @bentoml.api(input_spec=s.RecommendRequest)
+    @answers_503
     async def recommend(self, **params: Any) -> s.RecommendResponse:
         """Top-k videos for the user, ranked by the blended click / watch / conversion score."""
         request = s.RecommendRequest.model_construct(**params)
@@ -179,6 +185,7 @@ class Recommender:
         return model.search(request)
 
     @bentoml.api(input_spec=s.CreatorsRequest)
+    @answers_503
     async def creators(self, **params: Any) -> s.CreatorsResponse:
         """Creators and live hosts ranked for the user from the scores of their videos."""
         return self.holder.current.creators(s.CreatorsRequest.model_construct(**params))
@@ -189,6 +196,7 @@ class Recommender:
     # --quick, side by side). A worker owns one core: merging calls has nothing to parallelise. A call
     # can still carry many requests, grouped by user (one history encoding each).
     @bentoml.api
+    @answers_503
     async def rank(self, requests: list[s.RankRequest]) -> list[s.RankResponse]:
         """The ranker's ordering of each request's candidates, grouped by user."""
         model = self.holder.current
@@ -268,6 +276,10 @@ class Recommender:
             ids = await anyio.to_thread.run_sync(self.landing.append, batch)
         except ValueError as error:
             raise InvalidArgument(str(error)) from None
+        try:  # after landing: an acknowledged event is durable even when the state store is down
+            await anyio.to_thread.run_sync(self.state.record, batch, ids)
+        except StateUnavailable as error:
+            return unavailable(error, landed=ids)
         known = self.holder.current.catalogue.row_of
         unknown = sorted({e.video_id for e in request.events if e.video_id not in known})
         return s.EventsResponse(accepted=len(ids), event_ids=ids, unknown_video_ids=unknown)

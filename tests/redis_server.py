@@ -45,13 +45,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def running_redis(directory: Path, start_timeout_s: float = 20.0) -> Iterator[RedisServer]:
-    """Start redis-server with its files and log in ``directory``; stop it (SIGTERM, then SIGKILL) on exit."""
+def running_redis(
+    directory: Path, start_timeout_s: float = 20.0, port: int | None = None
+) -> Iterator[RedisServer]:
+    """Start redis-server with its files and log in ``directory`` (on ``port``, else a free one: a restart
+    test reuses the port); stop it (SIGTERM, then SIGKILL) on exit."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise RuntimeError(INSTALL_HINT)
     directory.mkdir(parents=True, exist_ok=True)
-    host, port, log = "127.0.0.1", free_port(), directory / "redis.log"
+    host, log = "127.0.0.1", directory / "redis.log"
+    port = port or free_port()
     process = subprocess.Popen(
         [
             executable,

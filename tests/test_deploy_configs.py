@@ -154,6 +154,26 @@ def test_kubernetes_manifests_agree_with_the_bentoml_config() -> None:
     assert 1 <= hpa["minReplicas"] <= deployment["replicas"] <= hpa["maxReplicas"]
 
 
+def test_the_recommender_reaches_the_redis_user_state_store_of_its_manifest() -> None:
+    redis = {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "k8s" / "redis.yaml").read_text())}
+    assert set(redis) == {"StatefulSet", "Service"}
+    recommender = {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "k8s" / "recommender.yaml").read_text())}
+    (container,) = recommender["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    service = redis["Service"]
+    port = service["spec"]["ports"][0]["port"]
+    assert env["VIDREC_STATE_URL"]["value"].endswith(f"@{service['metadata']['name']}:{port}/0")
+    # The password comes from a secret on both sides, and is defined before the URL that expands it.
+    names = [e["name"] for e in container["env"]]
+    assert names.index("VIDREC_REDIS_PASSWORD") < names.index("VIDREC_STATE_URL")
+    assert "$(VIDREC_REDIS_PASSWORD)" in env["VIDREC_STATE_URL"]["value"]
+    (redis_container,) = redis["StatefulSet"]["spec"]["template"]["spec"]["containers"]
+    secret = env["VIDREC_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert redis_container["env"][0]["valueFrom"]["secretKeyRef"] == secret
+    assert redis_container["ports"][0]["containerPort"] == port
+    assert redis["StatefulSet"]["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+
+
 @pytest.fixture()
 def lake() -> str:
     """Two day-partitions of events in an fsspec in-memory bucket (stands in for s3://)."""

@@ -113,6 +113,22 @@ async def test_a_503_from_inside_the_app_becomes_the_overloaded_reply() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_apps_own_503_with_retry_after_passes_unchanged() -> None:
+    from bentos.user_state import unavailable
+    from vidrec.state import StateUnavailable
+
+    async def store_down(scope, receive, send) -> None:  # what an endpoint answers when the state store is down
+        reply = unavailable(StateUnavailable("the state store redis://127.0.0.1:1/0 failed reading"))
+        await reply(scope, receive, send)
+
+    guard = RequestGuard(store_down, api_key="s3cret")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://test") as c:
+        reply = await c.post("/recommend", json={}, headers={"X-API-Key": "s3cret"})
+    assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
+    assert "user state store is unavailable" in reply.json()["error"] and "overloaded" not in reply.text
+
+
+@pytest.mark.anyio
 async def test_docs_page_has_no_third_party_script() -> None:
     app = OpenApiPage(RequestGuard(echo, api_key="s3cret"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
