@@ -23,6 +23,7 @@ ROW_COLUMNS = ("user_key", "arm", "position", "clicked", "watch_s", "converted")
 EXPERIMENT = "experiment"  # the model name of the experiment-wide rows (share, SRM)
 RELATIVE = f"{CHALLENGER}_vs_{PRODUCTION}"  # (challenger - production) / |production|
 DIFFERENCE = f"{CHALLENGER}_minus_{PRODUCTION}"  # challenger - production
+WAREHOUSE_SCHEMA = "vidrec"  # where the pipeline's warehouse IO manager writes (assets/definitions.py)
 
 
 def rate_metrics(k: int) -> tuple[str, ...]:
@@ -41,14 +42,20 @@ class OnlineSettings:
 
 
 def experiment_rows(con: duckdb.DuckDBPyConnection, challenger: Challenger) -> pd.DataFrame:
-    """The running experiment's impressions from the connection's ``logged_impressions`` (ROW_COLUMNS)."""
-    names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if "logged_impressions" not in names:
+    """The running experiment's impressions from the connection's ``logged_impressions`` (ROW_COLUMNS), a table
+    or view in schema main or WAREHOUSE_SCHEMA."""
+    found = con.execute(
+        "SELECT table_schema FROM information_schema.tables WHERE table_name = 'logged_impressions'"
+    ).fetchall()
+    schemas = {r[0] for r in found}
+    if not schemas & {"main", WAREHOUSE_SCHEMA}:
         raise RuntimeError(
             "the warehouse has no logged_impressions table or view (the impression log joined to its events); "
             "materialise the impression log first, or end the experiment with "
             "`python -m vidrec.registry rollback-challenger`"
         )
+    if "main" not in schemas:  # only in the schema the pipeline's IO manager writes
+        con.execute(f"SET search_path = '{WAREHOUSE_SCHEMA}'")  # a constant, not data
     params = {
         "started_at": challenger.started_at,
         "production_tag": challenger.production_tag,
