@@ -26,6 +26,9 @@ from vidrec.plots import markdown_image, metrics_with_intervals
 from vidrec.registry import Challenger, ProductionPointer
 
 GROUP = "experiment"
+# Text columns, typed even when empty: an empty object column would become a NULL-typed warehouse column
+# that the next run's rows cannot be inserted into.
+TEXT = ("experiment_id", "model", "metric")
 
 
 def _stage(gate_policy: GatePolicy):
@@ -56,7 +59,8 @@ def online_experiment(
     sample-ratio-mismatch chi-square. Empty when no experiment runs."""
     challenger = ProductionPointer(storage.paths.registry).challenger
     if challenger is None:
-        return dg.Output(pd.DataFrame(columns=list(COLUMNS)), metadata={"experiment": "none running"})
+        empty = pd.DataFrame({c: pd.Series(dtype="string" if c in TEXT else "float64") for c in COLUMNS})
+        return dg.Output(empty, metadata={"experiment": "none running"})
     stage = _stage(gate_policy)
     settings = OnlineSettings(resamples=stage.resamples, srm_alpha=stage.srm_alpha)
     table = online_metrics(_read_rows(storage, challenger), challenger, settings)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from assets import model_store
+from assets.definitions import build_resources
 from assets.experiment import experiment_decision, online_experiment, sample_ratio
 from assets.model_store import promote
 from assets.resources import GatePolicy, VidrecStorage
@@ -119,3 +120,22 @@ def test_promotion_starts_a_challenger_only_when_asked_and_production_exists(
     assert first.arm == "production" and pointer.tag == "m:1"  # nothing to compare with yet
     second = promote(lambda: "m:2", pointer, challenger_share=0.1)
     assert second.arm == "challenger" and pointer.tag == "m:1" and pointer.challenger.tag == "m:2"
+
+
+def test_the_assets_materialise_through_the_pipelines_io_managers(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    pointer = ProductionPointer(Paths(root).ensure().registry)
+    pointer.promote("m:1")
+    policy = _policy(tmp_path, enabled=True)
+    resources = build_resources(root, tmp_path, "test-key", gate_policy=policy.path)
+    selection = [online_experiment, sample_ratio, experiment_decision]
+    idle = dg.materialize(selection, resources=resources)  # no experiment: an empty table round-trips
+    assert idle.success and idle.output_for_node("experiment_decision")["action"] == "none"
+    challenger = pointer.start_challenger("m:2", 0.5, salt="fixed-salt").challenger
+    _log(VidrecStorage(root=str(root)), challenger.salt, challenger.started_at, ctr=0.24)
+    result = dg.materialize(selection, resources=resources)
+    assert result.success and result.output_for_node("experiment_decision")["action"] == "promote"
+    assert pointer.tag == "m:2"
+    with duckdb.connect(str(Paths(root).warehouse), read_only=True) as con:
+        stored = con.execute("SELECT count(*) FROM vidrec.online_experiment WHERE model = 'challenger'").fetchone()
+    assert stored[0] >= 5  # impressions, users and the three rates
