@@ -94,3 +94,13 @@ def test_pick_uses_the_same_assignment_as_the_analysis(tmp_path: Path) -> None:
     pointer.start_challenger("m:2", 0.1, salt="x")
     arms = ArmHolder(pointer, FakeStore(), poll_s=60)  # a challenger running at start is loaded at once
     assert all(arms.pick(u).arm == arm_for(u, "x", 0.1) for u in USERS)
+
+
+def test_every_poll_catches_both_models_up(tmp_path: Path) -> None:
+    """Uploads landed by another worker reach the challenger too, not only production."""
+    pointer = _pointer(tmp_path, "m:1")
+    pointer.start_challenger("m:2", 0.5)
+    caught: list[str] = []
+    arms = ArmHolder(pointer, FakeStore(), poll_s=60, catch_up=lambda model: caught.append(model.tag))
+    arms.refresh()
+    assert caught == ["m:1", "m:2"]
