@@ -16,6 +16,7 @@ from vidrec.evaluation.metrics import headline
 from vidrec.gate import check_gate, load_policy, results_table
 from vidrec.ingest import accepted_rows
 from vidrec.lineage import data_version, dvc_version, git_commit
+from vidrec.online_stage import online_stage
 from vidrec.registry import ProductionPointer
 
 GROUP = "evaluation"
@@ -137,9 +138,11 @@ def promoted_model(
     items: pd.DataFrame,
     storage: VidrecStorage,
     raw_data: RawData,
+    gate_policy: GatePolicy,
 ) -> dg.Output[dict]:
     """The gated candidate saved to the BentoML model store (state_dicts + config, lineage labels) and
-    made production by an atomic pointer move; the previous champion stays in the store for rollback."""
+    made production by an atomic pointer move; the previous champion stays in the store for rollback.
+    With the policy's online stage on, it starts as the live A/B challenger instead (experiment_decision)."""
     wide = headline(offline_evaluation, K)
     candidate = wide[wide["model"] == "candidate"].iloc[0]
     metrics = {m: round(float(candidate[m]), 4) for m in HEADLINE_LABELS if m in candidate and pd.notna(candidate[m])}
@@ -158,11 +161,14 @@ def promoted_model(
     contents = bundle_contents(
         multimodal_encoder, ranker, retrieval_model, items, item_embeddings, accepted_rows(interactions), evaluation
     )
-    promotion = promote(lambda: save_to_store(contents, labels, {"metrics": metrics}), pointer)
+    stage = online_stage(_policy(gate_policy))
+    share = stage.share if stage.enabled else None
+    promotion = promote(lambda: save_to_store(contents, labels, {"metrics": metrics}), pointer, share)
     return dg.Output(
-        {"tag": promotion.tag, "previous": promotion.previous, **metrics},
+        {"tag": promotion.tag, "previous": promotion.previous, "arm": promotion.arm, **metrics},
         metadata={
             "tag": promotion.tag,
+            "arm": promotion.arm,
             "labels": dg.MetadataValue.json(labels),
             "previous_production": str(promotion.previous),
             "rollback": "python -m vidrec.registry rollback",

@@ -8,7 +8,10 @@ Promotion runs in three steps, each of which can fail without leaving a mixed st
      (an entry that fails is deleted, so the store's latest entry is always the last promoted one);
   3. ``ProductionPointer.promote`` replaces the pointer file atomically (``os.replace``).
 Production is therefore the old model until step 3 completes and the new one after; previous
-entries are never deleted, so ``python -m vidrec.registry rollback`` can always go back.
+entries are never deleted, so ``python -m vidrec.registry rollback`` can always go back. With the gate
+policy's online stage on, step 3 instead starts the entry as the challenger of a live A/B experiment
+(``ProductionPointer.start_challenger``); the first model, with no production to compare with, is
+promoted directly.
 """
 
 from __future__ import annotations
@@ -49,10 +52,12 @@ class Promotion:
     tag: str
     previous: str | None
     pointer: Pointer
+    arm: str = "production"  # or "challenger": serving a share of users in a live experiment
 
 
-def promote(save: Callable[[], str], pointer: ProductionPointer) -> Promotion:
-    """Run the three promotion steps (``save`` performs step 1 and returns the new tag)."""
+def promote(save: Callable[[], str], pointer: ProductionPointer, challenger_share: float | None = None) -> Promotion:
+    """Run the three promotion steps (``save`` performs step 1 and returns the new tag); with
+    ``challenger_share`` and a production model, step 3 starts the tag as the challenger instead."""
     previous = pointer.tag
     tag = save()
     try:
@@ -61,6 +66,8 @@ def promote(save: Callable[[], str], pointer: ProductionPointer) -> Promotion:
         # An entry that cannot serve must not become the store's latest (bentos/bentofile.yaml builds it).
         bentoml.models.delete(tag)
         raise
+    if challenger_share is not None and previous is not None:
+        return Promotion(tag, previous, pointer.start_challenger(tag, challenger_share), arm="challenger")
     return Promotion(tag=tag, previous=previous, pointer=pointer.promote(tag))
 
 

@@ -217,6 +217,22 @@ class Pong(BaseModel):
     model_tag: str = Field(description="the production model version answering requests")
 
 
+class ArmInfo(BaseModel):
+    arm: Literal["production", "challenger"]
+    tag: str = Field(description="the stored model version serving this arm")
+    share: float = Field(description="the share of users assigned to this arm")
+
+
+class ExperimentInfo(BaseModel):
+    experiment_id: str
+    started_at: str
+    arms: list[ArmInfo]
+    challenger_serving: bool = Field(
+        description="whether this worker serves the challenger now (false while it loads or after it failed to)"
+    )
+    challenger_error: str | None = Field(None, description="why the challenger failed to load, if it did")
+
+
 class ModelInfo(BaseModel):
     tag: str
     labels: dict[str, str]
@@ -226,3 +242,6 @@ class ModelInfo(BaseModel):
     index: str = Field(description="retrieval index kind: exact or ivf")
     loaded_at: str
     last_load_error: str | None = Field(None, description="why the latest production tag failed to load, if it did")
+    experiment: ExperimentInfo | None = Field(
+        None, description="the live A/B experiment (arms, tags, shares), absent when none runs"
+    )

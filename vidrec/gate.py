@@ -14,6 +14,7 @@ times, conversion labels, positions, non-clicked impressions) is skipped with th
 "skipped: source has no propensities"; the evaluation table records which signals it had. Any other
 metric that was not computed fails its rule unless the rule says ``when_missing: skip``. For metrics
 where smaller is better (logloss, ECE, latency) set ``lower_is_better: true`` on champion rules.
+The policy's optional ``online`` block (the live A/B stage after this gate) is read by vidrec.online_stage.
 """
 
 from __future__ import annotations

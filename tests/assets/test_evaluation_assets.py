@@ -111,6 +111,7 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(
         offline_evaluation=table,
         storage=VidrecStorage(root=str(tmp_path)),
         raw_data=RawData(path=str(upstream["world"])),
+        gate_policy=GatePolicy(),
         **{
             n: upstream[n]
             for n in ("multimodal_encoder", "ranker", "retrieval_model", "item_embeddings", "interactions", "items")
