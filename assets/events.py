@@ -9,8 +9,11 @@ from assets.reporting import contract_check, quarantine_metadata, table_md
 from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, Pseudonymiser, RawData, VidrecStorage
 from expectations.suites import events_suite
 from expectations.validate import validate_frame
+from vidrec.feedback import logged_impressions as logged_feedback
+from vidrec.impressions import read_landed_impressions
 from vidrec.ingest import landed_events, prepare_events, quarantine, quarantine_duplicate_events
 from vidrec.items import accepted_item_ids
+from vidrec.landing import read_landed_events
 from vidrec.sources import OPTIONAL_EVENT_COLUMNS, absent_event_columns, read_events
 
 GROUP = "events"
@@ -114,3 +117,31 @@ def interactions_contract(
     suite = events_suite(absent_event_columns(raw_data.directory)).name
     report = validate_frame(judged.drop(columns=["status", "reason"]), suite, id_column="event_id")
     return record_validation(context, storage, "interactions", report, contract_check(interactions, report, "event_id"))
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb"},
+    io_manager_key="warehouse_io",
+    owners=OWNERS,
+    pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
+)
+def logged_impressions(storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
+    """What the service showed (its impression log: request, model tag, arm, policy, position, score,
+    propensity), each row with the feedback that names it merged in (clicked, watch_s, converted). The live
+    A/B analysis (`online_experiment`) reads it; `interactions` holds the same impressions as events rows."""
+    shown = read_landed_impressions(storage.paths.landing)
+    frame = logged_feedback(shown.rows, read_landed_events(storage.paths.landing).rows)
+    return dg.Output(
+        frame,
+        metadata={
+            "impressions": len(frame),
+            "landed_rows": len(shown.rows),
+            "repeated_rows_dropped": len(shown.rows) - len(frame),
+            "unreadable_lines": len(shown.bad_lines),
+            "requests": int(frame["request_id"].nunique()),
+            "clicked": int(frame["clicked"].sum()),
+            "by_arm": dg.MetadataValue.json(frame.groupby("arm").size().to_dict() if len(frame) else {}),
+        },
+    )

@@ -44,6 +44,7 @@ def _read_rows(storage: VidrecStorage, challenger: Challenger) -> pd.DataFrame:
 
 @dg.asset(
     group_name=GROUP,
+    deps=["logged_impressions"],  # read in the warehouse by experiment_rows
     kinds={"duckdb"},
     io_manager_key="warehouse_io",
     owners=["team:ml-platform"],

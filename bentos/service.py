@@ -19,6 +19,7 @@ from pydantic import Field
 
 from bentos import client_errors
 from bentos import schemas as s
+from bentos.arms import ArmHolder
 from bentos.content import SentenceEncoder
 from bentos.docs_page import OpenApiPage
 from bentos.guard import RequestGuard
@@ -66,14 +67,16 @@ class Recommender:
         self.impressions = ImpressionLog(self.paths.landing)  # what was shown, for the next pipeline run
         self.serving = ServingSettings(exploration=exploration_from_env(os.environ))
         self.state = UserState.from_env(self.paths.root, self.key)  # VIDREC_STATE_URL, else SQLite under root
-        self.holder: ModelHolder[LoadedRecommender] = ModelHolder(
+        # Production and, during a live A/B, the registry's challenger: both hot-swapped by one watcher.
+        self.arms: ArmHolder[LoadedRecommender] = ArmHolder(
             ProductionPointer(self.paths.registry),
             self._load,
             poll_s=float(os.environ.get(POLL_ENV_VAR) or 2.0),
             catch_up=self._apply_uploads,
         )
+        self.holder: ModelHolder[LoadedRecommender] = self.arms.production  # endpoints without arms
         self._categories: tuple[object, int, frozenset[str]] | None = None  # (catalogue column, rows, distinct values)
-        self.holder.start()
+        self.arms.start()
 
     def _apply_uploads(self, model: LoadedRecommender) -> None:
         self.state.ensure_seeded(model)  # once per tag; a store that was down is retried every poll
@@ -98,7 +101,7 @@ class Recommender:
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
-        self.holder.stop()
+        self.arms.stop()
         self.impressions.close()
 
     # BentoML has validated each body against the ``input_spec`` model before the call, so the endpoints
@@ -131,9 +134,10 @@ class Recommender:
     async def recommend(self, **params: Any) -> s.RecommendResponse:
         """Top-k videos for the user, ranked by the blended click / watch / conversion score."""
         request = s.RecommendRequest.model_construct(**params)
-        model = self.holder.current
+        arm, model = self.arms.pick(pseudonymise(request.user_id, self.key))  # sticky per user and experiment
         self._check_category(model, request.filters)
         response = model.recommend(request)
+        response.arm = arm
         self._log_shown(request.user_id, response.request_id, response.policy, response.arm, model.tag, response.items)
         return response
 
@@ -251,8 +255,9 @@ class Recommender:
         if created:
             land_upload(self.paths.landing, processed.video_id, file, record)
         model.add_upload({"video_id": processed.video_id, **record})
-        if self.holder.current is not model:  # a promotion swapped models meanwhile: the new one needs it too
-            self.holder.current.add_upload({"video_id": processed.video_id, **record})
+        for other in self.arms.models():  # the challenger, or a model a promotion swapped in meanwhile
+            if other is not model:
+                other.add_upload({"video_id": processed.video_id, **record})
         text = f"{metadata['title']} {metadata['description']} {' '.join(metadata['tags'])}"
         return s.UploadResponse(
             video_id=processed.video_id,
@@ -304,7 +309,8 @@ class Recommender:
     async def model_info(self) -> s.ModelInfo:
         """The serving model's tag, lineage labels, evaluation table and catalogue size (also GET /model)."""
         model = self.holder.current
-        return model.model_info(self.holder.last_error)
+        info = model.model_info(self.holder.last_error)
+        return info.model_copy(update={"experiment": self.arms.experiment_info()})
 
 
 Recommender.add_asgi_middleware(OpenApiPage)  # outermost of ours: the docs page needs no key

@@ -43,20 +43,9 @@ def join_feedback(impressions: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.D
     live = shown[~repeat]
 
     known_requests = set(live["request_id"])
-    slate = feedback.merge(live[["request_id", "video_id"]], on=["request_id", "video_id"], how="left", indicator=True)
-    matched = slate["_merge"] == "both"
-    orphan = feedback[~matched.to_numpy()].assign(status="quarantined")
+    joined, matched = _with_outcomes(live, feedback)
+    orphan = feedback[~matched].assign(status="quarantined")
     orphan["reason"] = [NOT_IN_SLATE if r in known_requests else NO_IMPRESSION for r in orphan["request_id"]]
-    outcome = (
-        feedback[matched.to_numpy()]
-        .groupby(["request_id", "video_id"], sort=False)
-        .agg(clicked=("clicked", "max"), watch_s=("watch_s", "max"), converted=("converted", "max"))
-        .reset_index()
-    )
-    joined = live.merge(outcome, on=["request_id", "video_id"], how="left")
-    for column, empty in (("clicked", False), ("watch_s", 0.0), ("converted", False)):
-        values = joined[column].to_numpy(dtype=object)
-        joined[column] = np.where(pd.isna(values), empty, values).astype(type(empty))
     rows = pd.concat(
         [
             _as_events(joined),
@@ -79,6 +68,33 @@ def join_feedback(impressions: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.D
         "feedback_without_request_id": len(standalone),
     }
     return out, counts
+
+
+def logged_impressions(impressions: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """The impression log (``IMPRESSION_COLUMNS``, repeated rows dropped) with each shown item's merged
+    feedback (clicked, watch_s, converted): what the live A/B analysis reads (model tag and arm per row)."""
+    has_request = events["request_id"].notna() & (events["request_id"].astype(str) != "")
+    live = impressions.drop_duplicates(["request_id", "position"], keep="first").reset_index(drop=True)
+    joined, _ = _with_outcomes(live, events[has_request])
+    return joined
+
+
+def _with_outcomes(live: pd.DataFrame, feedback: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``live`` impressions with the merged outcome of the feedback naming them (no feedback: not clicked),
+    and which feedback rows matched an impression."""
+    slate = feedback.merge(live[["request_id", "video_id"]], on=["request_id", "video_id"], how="left", indicator=True)
+    matched = (slate["_merge"] == "both").to_numpy()
+    outcome = (
+        feedback[matched]
+        .groupby(["request_id", "video_id"], sort=False)
+        .agg(clicked=("clicked", "max"), watch_s=("watch_s", "max"), converted=("converted", "max"))
+        .reset_index()
+    )
+    joined = live.merge(outcome, on=["request_id", "video_id"], how="left")
+    for column, empty in (("clicked", False), ("watch_s", 0.0), ("converted", False)):
+        values = joined[column].to_numpy(dtype=object)
+        joined[column] = np.where(pd.isna(values), empty, values).astype(type(empty))
+    return joined, matched
 
 
 def _as_events(shown: pd.DataFrame) -> pd.DataFrame:

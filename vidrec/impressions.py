@@ -176,4 +176,5 @@ def read_landed_impressions(landing: Path) -> LandedRows:
     """Every landed impression row (ts as UTC timestamps) and the lines that could not be read."""
     landed = read_landed_rows(Path(landing) / IMPRESSIONS_DIR, IMPRESSION_COLUMNS)
     landed.rows["ts"] = pd.to_datetime(landed.rows["ts"], utc=True)
+    landed.rows = landed.rows.astype({"position": "int64", "score": "float64", "propensity": "float64"})
     return landed

@@ -14,9 +14,11 @@ from bentos import client_errors
 from bentos.guard import API_KEY_ENV_VAR
 from bentos.recommender import EPSILON_ENV_VAR
 from vidrec.config import Paths
+from vidrec.experiment import arm_for
 from vidrec.impressions import read_landed_impressions
 from vidrec.landing import read_landed_events
 from vidrec.privacy import pseudonymise
+from vidrec.registry import ProductionPointer
 
 KEY = "test-api-key"
 AUTH = {"X-API-Key": KEY}
@@ -242,6 +244,44 @@ def test_what_is_shown_is_logged_and_feedback_names_its_slate(api, known_user, v
         assert reply.status_code == 400 and reason in _error(reply) and "event 1" in _error(reply), reply.text
     landed = read_landed_events(landing).rows
     assert (landed["request_id"] == request_id).sum() == 1
+
+
+def test_a_live_challenger_answers_its_sticky_share_and_its_arm_is_logged(api, trained, vidrec_root: Path) -> None:
+    pointer = ProductionPointer(Paths(vidrec_root).registry)
+    challenger = trained.save_again("live-ab")
+    key = os.environ["VIDREC_PSEUDONYM_KEY"]
+    pointer.start_challenger(challenger, 0.5, salt="service-test")
+    try:
+        for _ in range(200):  # the worker's watcher loads the challenger within its poll interval
+            experiment = api.get("/model").json()["experiment"]
+            if experiment and experiment["challenger_serving"]:
+                break
+            time.sleep(0.1)
+        assert {a["arm"]: a["tag"] for a in experiment["arms"]}["challenger"] == challenger
+        arms = {}
+        for i in range(40):
+            body = api.post("/recommend", json={"user_id": f"ab-user-{i}", "k": 3}).json()
+            expected = arm_for(pseudonymise(f"ab-user-{i}", key), "service-test", 0.5)
+            assert body["arm"] == expected and (body["model_tag"] == challenger) == (expected == "challenger")
+            arms[body["request_id"]] = expected
+        assert set(arms.values()) == {"production", "challenger"}
+        for _ in range(100):
+            logged = read_landed_impressions(Paths(vidrec_root).landing).rows
+            logged = logged[logged["request_id"].isin(arms)]
+            if len(logged) == 3 * len(arms):
+                break
+            time.sleep(0.05)
+        assert (logged["arm"] == logged["request_id"].map(arms)).all()
+    finally:
+        pointer.end_challenger(promote=False, reason="test over")
+    assert api.get("/model").json()["experiment"] is None  # /model reads the pointer
+    for _ in range(100):  # the watcher stops serving the rolled-back challenger at its next poll
+        if api.post("/recommend", json={"user_id": "ab-user-0", "k": 3}).json()["arm"] == "production":
+            break
+        time.sleep(0.1)
+    assert {api.post("/recommend", json={"user_id": f"ab-user-{i}", "k": 3}).json()["arm"] for i in range(10)} == {
+        "production"
+    }
 
 
 def test_auth_and_open_health(api, trained) -> None:
