@@ -16,6 +16,7 @@ import httpx
 import pandas as pd
 
 from assets.definitions import all_assets, all_checks, build_resources
+from assets.reporting import failed_check_lines
 from assets.training import TrainingSettings
 from bentos import schemas as s
 from bentos import server
@@ -55,6 +56,7 @@ class Loop:
     upload_day: dict[str, int] = field(default_factory=dict)  # world video id -> day it arrived
     rows: list[dict] = field(default_factory=list)
     shown_live: int = 0
+    blocked: list[dict] = field(default_factory=list)  # per night, the checks that did not pass and why
 
     def pipeline(self, night: int) -> str | None:
         """One nightly run of every asset and check; the production tag afterwards."""
@@ -79,6 +81,7 @@ class Loop:
             raise RuntimeError(f"night {night}: the pipeline failed in {failed}")
         passed = bool(gate and gate[0].passed)
         tag = ProductionPointer(Paths(self.home).registry).tag
+        self.blocked.append({"night": night, "failed": failed_check_lines(result.get_asset_check_evaluations())})
         log.info(
             "night %d: gate %s, production %s (%.0f s)",
             night,
@@ -252,5 +255,6 @@ def _report(loop: Loop, days: list[dict]) -> dict:
         "unaccounted_impressions": loop.shown_live - accounted,
         "per_day": table.round(5).to_dict(orient="records"),
         "nights": days,
+        "checks_not_passed": loop.blocked,
         "plot": str(plot),
     }
