@@ -17,7 +17,7 @@ from bentoml.exceptions import InvalidArgument, NotFound, UnprocessableEntity
 from bentoml.validators import ContentType
 from pydantic import Field
 
-from bentos import client_errors
+from bentos import client_errors, marketing
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
 from bentos.docs_page import OpenApiPage
@@ -245,6 +245,11 @@ class Recommender:
         """The serving model's tag, lineage labels, evaluation table and catalogue size (also GET /model)."""
         model = self.holder.current
         return model.model_info(self.holder.last_error)
+
+    @bentoml.api(input_spec=marketing.AudienceRequest)
+    async def audience(self, **params: Any) -> marketing.AudienceResponse:
+        """Top-N pseudonymised users for a campaign's videos, or lookalikes of seed users (400 below the minimum)."""
+        return marketing.answer_audience(self.holder.current, marketing.AudienceRequest.model_construct(**params))
 
 
 Recommender.add_asgi_middleware(OpenApiPage)  # outermost of ours: the docs page needs no key
