@@ -110,6 +110,7 @@ class LoadedRecommender:
             request.k,
             self.catalogue.allowed(request.filters),
             exclude_seen=request.filters.exclude_seen,
+            mmr_lambda=request.mmr_lambda,
         )
         sc = served.scores
         items = [

@@ -40,6 +40,9 @@ class RecommendRequest(_Strict):
         description="recent video_ids, oldest first, for users the model does not know "
         "(appended to the model's history for users it knows)",
     )
+    mmr_lambda: float | None = Field(
+        None, ge=0.0, le=1.0, description="MMR λ: 1 = plain ranking, lower = more diverse (default: the bundle's)"
+    )
 
 
 class RecommendedVideo(BaseModel):
