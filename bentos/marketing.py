@@ -1,5 +1,6 @@
-"""``POST /audience``: who should see a campaign. Its request/response schemas and the answer over one
-loaded model version; the selection itself is ``models.marketing.audience``.
+"""``POST /audience``: who should see a campaign; ``POST /creative``: which of a product's videos to show
+a user. Their request/response schemas and answers over one loaded model version; the selection itself
+is ``models.marketing.audience`` / ``models.marketing.creative``.
 
 Only pseudonymised user keys leave the service, and never fewer than the minimum audience size
 (``VIDREC_AUDIENCE_MIN_SIZE``, default 100): a smaller audience is a 400 naming the reason.
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bentos.recommender import LoadedRecommender
 from bentos.schemas import UserId, VideoId
 from models.marketing.audience import MIN_AUDIENCE, AudienceTooSmall, AudienceUsers, lookalikes, top_audience
+from models.marketing.creative import choose_creative
 from vidrec.privacy import pseudonymise
 
 MIN_SIZE_ENV_VAR = "VIDREC_AUDIENCE_MIN_SIZE"
@@ -115,4 +117,60 @@ def answer_audience(model: LoadedRecommender, request: AudienceRequest) -> Audie
         scores=[float(v) for v in audience.scores],
         unknown_video_ids=unknown,
         ignored_seed_users=ignored,
+    )
+
+
+class CreativeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    video_ids: list[VideoId] = Field(min_length=2, max_length=20, description="the product's videos (creatives)")
+    epsilon: float = Field(0.1, ge=0.0, le=1.0, description="exploration: a uniform pick with this probability")
+    history: list[VideoId] = Field(default_factory=list, max_length=100, description="recent video_ids, oldest first")
+
+
+class CreativeOption(BaseModel):
+    video_id: str
+    p_click: float
+    p_conversion: float
+    probability: float = Field(description="the chance this policy shows this video to this user")
+
+
+class CreativeResponse(BaseModel):
+    model_tag: str
+    video_id: str = Field(description="the video to show")
+    propensity: float = Field(description="probability the policy chose it: log it with the impression for IPS")
+    explored: bool = Field(description="the pick differs from the model's best")
+    epsilon: float
+    policy: str
+    options: list[CreativeOption]
+    unknown_video_ids: list[str] = Field(default_factory=list)
+
+
+def answer_creative(
+    model: LoadedRecommender, request: CreativeRequest, rng: np.random.Generator | None = None
+) -> CreativeResponse:
+    """ε-greedy over p(click) x p(conversion | click) of the known videos; 400 with fewer than one known."""
+    rows, unknown = model.catalogue.rows(list(dict.fromkeys(request.video_ids)))
+    if not rows:
+        raise InvalidArgument(f"none of the video_ids is in the serving catalogue: {unknown[:10]}")
+    key = pseudonymise(request.user_id, model.key)
+    history, _ = model.catalogue.rows([*model.histories.get(key, []), *request.history])
+    bucket = int(model.user_buckets.get(key, 0))
+    scores = model.path.score(history[-model.history_length :], bucket, np.asarray(rows, dtype=np.int64))
+    value = scores.p_click * scores.p_conversion
+    chosen, propensity, probs = choose_creative(value, request.epsilon, rng or np.random.default_rng())
+    ids = model.catalogue.video_ids
+    return CreativeResponse(
+        model_tag=model.tag,
+        video_id=ids[rows[chosen]],
+        propensity=propensity,
+        explored=chosen != int(np.argmax(value)),
+        epsilon=request.epsilon,
+        policy=f"eps_greedy(eps={request.epsilon})",
+        options=[
+            CreativeOption(video_id=ids[r], p_click=float(c), p_conversion=float(v), probability=float(p))
+            for r, c, v, p in zip(rows, scores.p_click, scores.p_conversion, probs)
+        ],
+        unknown_video_ids=unknown,
     )

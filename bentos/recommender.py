@@ -22,6 +22,7 @@ from bentos import schemas as s
 from bentos.catalogue import Catalogue, NewItem
 from bentos.content import ContentEmbedder, SentenceEncoder
 from models.serving.bundle import load_bundle
+from models.serving.explain import explain
 from models.serving.path import PathSettings
 from models.serving.scoring import Scores
 from vidrec.index import ANN_THRESHOLD
@@ -113,6 +114,11 @@ class LoadedRecommender:
             mmr_lambda=request.mmr_lambda,
         )
         sc = served.scores
+        reasons = [None] * len(served.rows)
+        if request.explain:
+            cat = self.catalogue
+            found = explain(self.path.scorer, user.rows, self.history_length, served.rows, cat.titles, cat.category)
+            reasons = [e.text for e in found]
         items = [
             s.RecommendedVideo(
                 **described,
@@ -120,6 +126,7 @@ class LoadedRecommender:
                 p_click=float(sc.p_click[i]),
                 expected_watch_s=float(sc.expected_watch_s[i]),
                 p_conversion=float(sc.p_conversion[i]),
+                reason=reasons[i],
             )
             for i, described in enumerate(self.catalogue.describe_many(served.rows))
         ]

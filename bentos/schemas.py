@@ -43,6 +43,7 @@ class RecommendRequest(_Strict):
     mmr_lambda: float | None = Field(
         None, ge=0.0, le=1.0, description="MMR λ: 1 = plain ranking, lower = more diverse (default: the bundle's)"
     )
+    explain: bool = Field(False, description="add a short reason to each item (the ranker's attention)")
 
 
 class RecommendedVideo(BaseModel):
@@ -54,6 +55,7 @@ class RecommendedVideo(BaseModel):
     p_click: float
     expected_watch_s: float
     p_conversion: float
+    reason: str | None = Field(None, description="why (with explain=true): the most-attended history video")
 
 
 class HistoryVideo(BaseModel):

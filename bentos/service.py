@@ -251,6 +251,11 @@ class Recommender:
         """Top-N pseudonymised users for a campaign's videos, or lookalikes of seed users (400 below the minimum)."""
         return marketing.answer_audience(self.holder.current, marketing.AudienceRequest.model_construct(**params))
 
+    @bentoml.api(input_spec=marketing.CreativeRequest)
+    async def creative(self, **params: Any) -> marketing.CreativeResponse:
+        """Which of a product's videos to show the user (ε-greedy; the propensity is returned for logging)."""
+        return marketing.answer_creative(self.holder.current, marketing.CreativeRequest.model_construct(**params))
+
 
 Recommender.add_asgi_middleware(OpenApiPage)  # outermost of ours: the docs page needs no key
 Recommender.add_asgi_middleware(RequestGuard)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import bentoml
 import httpx
+import numpy as np
 import pytest
 
 from bentos import marketing
@@ -38,6 +39,36 @@ def test_campaign_audience_names_only_pseudonymised_users(
     assert pseudonymise(seed, "test-key") not in look.user_keys
 
 
+def test_creative_choice_logs_exact_propensities(model: LoadedRecommender, trained) -> None:
+    videos = trained.items["video_id"].tolist()[:4]
+    user = trained.events["user_id"].iloc[0]
+    request = marketing.CreativeRequest(user_id=user, video_ids=[*videos, "nope"], epsilon=0.2)
+    reply = marketing.answer_creative(model, request, np.random.default_rng(0))
+    probs = {o.video_id: o.probability for o in reply.options}
+    assert sum(probs.values()) == pytest.approx(1.0) and reply.unknown_video_ids == ["nope"]
+    best = max(reply.options, key=lambda o: o.p_click * o.p_conversion).video_id
+    assert probs[best] == pytest.approx(1 - 0.2 + 0.2 / 4)
+    assert reply.propensity == pytest.approx(probs[reply.video_id]) and reply.explored == (reply.video_id != best)
+    rng = np.random.default_rng(1)
+    shown = [marketing.answer_creative(model, request, rng).video_id for _ in range(400)]
+    assert shown.count(best) / 400 == pytest.approx(probs[best], abs=0.06)
+
+
+def test_recommendations_carry_reasons_when_asked(model: LoadedRecommender, known_user: str) -> None:
+    from bentos import schemas as s
+    from models.serving.explain import PRIOR_REASON
+
+    plain = model.recommend(s.RecommendRequest(user_id=known_user, k=4))
+    explained = model.recommend(s.RecommendRequest(user_id=known_user, k=4, explain=True))
+    assert [i.video_id for i in plain.items] == [i.video_id for i in explained.items]
+    assert all(i.reason is None for i in plain.items)
+    titles = {h.title for h in explained.history}
+    assert all(i.reason.startswith("because you watched") for i in explained.items)
+    assert all(any(t in i.reason for t in titles) for i in explained.items)
+    cold = model.recommend(s.RecommendRequest(user_id="never-seen", k=3, explain=True))
+    assert [i.reason for i in cold.items] == [PRIOR_REASON] * 3
+
+
 def test_the_minimum_size_is_configured_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(marketing.MIN_SIZE_ENV_VAR, raising=False)
     assert marketing.min_audience_size() == 100
@@ -57,5 +88,7 @@ def test_too_small_audiences_are_a_400_with_the_reason_over_http(trained, vidrec
             # The tiny world has 30 users: even a request of 100 cannot be k-anonymous.
             few = client.post("/audience", json={"video_ids": [video], "n": 100})
             assert few.status_code == 400 and "users are eligible" in few.text
+            creative = client.post("/creative", json={"user_id": "u1", "video_ids": [video, "v00001"]})
+            assert creative.status_code == 200 and 0 < creative.json()["propensity"] <= 1
             both = client.post("/audience", json={"video_ids": [video], "seed_user_ids": ["u"], "n": 100})
             assert both.status_code == 400 and "either video_ids" in both.text
