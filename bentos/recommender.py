@@ -24,6 +24,7 @@ from bentos.catalogue import Catalogue, NewItem
 from bentos.content import ContentEmbedder, SentenceEncoder
 from bentos.user_state import UserState
 from models.serving.bundle import load_bundle
+from models.serving.explain import explain
 from models.serving.exploration import ExplorationSettings, explore
 from models.serving.path import PathSettings
 from models.serving.scoring import Scores
@@ -139,11 +140,17 @@ class LoadedRecommender:
             request.k + exploring.tail if exploring.epsilon > 0 else request.k,
             self.catalogue.allowed(request.filters),
             exclude_seen=request.filters.exclude_seen,
+            mmr_lambda=request.mmr_lambda,
         )
         nonce = new_nonce()
         slate = explore(np.arange(len(served.rows)), request.k, exploring, np.random.default_rng(nonce))
         rows = served.rows[slate.rows]
         sc = served.scores
+        reasons = [None] * len(rows)  # per shown position
+        if request.explain:
+            cat = self.catalogue
+            found = explain(self.path.scorer, user.rows, self.history_length, rows, cat.titles, cat.category)
+            reasons = [e.text for e in found]
         items = [
             s.RecommendedVideo(
                 **described,
@@ -153,6 +160,7 @@ class LoadedRecommender:
                 p_conversion=float(sc.p_conversion[i]),
                 position=position,
                 propensity=float(p),
+                reason=reasons[position],
             )
             for position, (i, p, described) in enumerate(
                 zip(slate.rows.tolist(), slate.propensity, self.catalogue.describe_many(rows))

@@ -40,6 +40,10 @@ class RecommendRequest(_Strict):
         description="recent video_ids, oldest first, for users the model does not know "
         "(appended to the model's history for users it knows)",
     )
+    mmr_lambda: float | None = Field(
+        None, ge=0.0, le=1.0, description="MMR λ: 1 = plain ranking, lower = more diverse (default: the bundle's)"
+    )
+    explain: bool = Field(False, description="add a short reason to each item (the ranker's attention)")
 
 
 class RecommendedVideo(BaseModel):
@@ -56,6 +60,7 @@ class RecommendedVideo(BaseModel):
         description="probability, under the response's policy, that this video was shown at this position "
         "(1 when the policy is deterministic); logged with the impression for off-policy evaluation"
     )
+    reason: str | None = Field(None, description="why (with explain=true): the most-attended history video")
 
 
 class HistoryVideo(BaseModel):

@@ -17,7 +17,7 @@ from bentoml.exceptions import InvalidArgument, NotFound, UnprocessableEntity
 from bentoml.validators import ContentType
 from pydantic import Field
 
-from bentos import client_errors
+from bentos import client_errors, marketing
 from bentos import schemas as s
 from bentos.arms import ArmHolder
 from bentos.content import SentenceEncoder
@@ -311,6 +311,16 @@ class Recommender:
         model = self.holder.current
         info = model.model_info(self.holder.last_error)
         return info.model_copy(update={"experiment": self.arms.experiment_info()})
+
+    @bentoml.api(input_spec=marketing.AudienceRequest)
+    async def audience(self, **params: Any) -> marketing.AudienceResponse:
+        """Top-N pseudonymised users for a campaign's videos, or lookalikes of seed users (400 below the minimum)."""
+        return marketing.answer_audience(self.holder.current, marketing.AudienceRequest.model_construct(**params))
+
+    @bentoml.api(input_spec=marketing.CreativeRequest)
+    async def creative(self, **params: Any) -> marketing.CreativeResponse:
+        """Which of a product's videos to show the user (ε-greedy; the propensity is returned for logging)."""
+        return marketing.answer_creative(self.holder.current, marketing.CreativeRequest.model_construct(**params))
 
 
 Recommender.add_asgi_middleware(OpenApiPage)  # outermost of ours: the docs page needs no key

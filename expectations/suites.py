@@ -233,7 +233,39 @@ def events_suite(absent: Iterable[str] = ()) -> Suite:
 
 EVENTS = events_suite()
 
-SUITES: dict[str, Suite] = {s.name: s for s in (VIDEOS, VIDEO_METADATA, EVENTS)}
+# Commerce tables (vidrec.imports.commerce writes them; docs/import.md#products-and-orders).
+_CURRENCY = Rule(
+    "ExpectColumnValuesToMatchRegex", {"column": "currency", "regex": "^[A-Z]{3}$"}, "currency is an ISO 4217 code"
+)
+PRODUCT_COLUMNS = ("sku", "brand", "category", "price", "currency", "video_ids")
+PRODUCTS = Suite(
+    name="products",
+    columns=PRODUCT_COLUMNS,
+    rules=(
+        _columns_present(PRODUCT_COLUMNS),
+        *(_not_null(c) for c in ("sku", "price", "currency")),
+        _unique("sku"),
+        _between("price", 0, None, "price is not negative"),
+        _CURRENCY,
+    ),
+)
+ORDER_COLUMNS = (
+    "order_id", "ts", "user_key", "sku", "video_id", "session_id", "quantity", "unit_price", "currency",
+)  # fmt: skip
+ORDERS = Suite(
+    name="orders",
+    columns=ORDER_COLUMNS,
+    rules=(
+        _columns_present(ORDER_COLUMNS),
+        *(_not_null(c) for c in ("order_id", "ts", "user_key", "sku", "quantity", "unit_price", "currency")),
+        _unique("order_id"),
+        _between("quantity", 1, None, "quantity is at least 1"),
+        _between("unit_price", 0, None, "unit_price is not negative"),
+        _CURRENCY,
+    ),
+)
+
+SUITES: dict[str, Suite] = {s.name: s for s in (VIDEOS, VIDEO_METADATA, EVENTS, PRODUCTS, ORDERS)}
 
 
 def get_suite(name: str) -> Suite:

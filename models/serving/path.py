@@ -21,6 +21,7 @@ import numpy as np
 
 from models.nn.ranker import BlendWeights, Ranker, UserState
 from models.nn.retrieval import RetrievalScorer, TwoTower
+from models.serving.mmr import mmr_order
 from models.serving.scoring import RankerScorer, Scores
 from vidrec.index import ANN_THRESHOLD, ExactIndex, IvfIndex, build_index
 
@@ -34,6 +35,8 @@ class PathSettings:
     # 125 candidates costs ~1 ms (history encoded once per request): depth is a quality choice.
     n_candidates: int = 100
     prior_share: float = 0.25
+    # MMR re-ranking of the top k (models.serving.mmr): 1.0 is the plain ranking; a request may override.
+    mmr_lambda: float = 1.0
 
 
 @dataclass
@@ -152,6 +155,7 @@ class ServedPath:
         allowed: np.ndarray | None = None,
         exclude_seen: bool = True,
         exhaustive: bool = False,
+        mmr_lambda: float | None = None,
     ) -> Served:
         """Top ``k`` for one user: ``history_rows`` oldest first (only the last ranker_history count),
         ``allowed`` a boolean mask of rows the filters pass (None: all). ``exhaustive`` ranks every
@@ -168,7 +172,11 @@ class ServedPath:
         else:
             candidates, how = self.candidates(history_rows, allowed)
         scores = self.score(history_rows, user_bucket, candidates)
-        order = np.argsort(-scores.score, kind="stable")[:k]
+        lam = self.settings.mmr_lambda if mmr_lambda is None else mmr_lambda
+        if lam < 1.0:
+            order = mmr_order(scores.score, self.embeddings[candidates], k, lam)
+        else:  # the plain ranking, without gathering embeddings (every row when exhaustive)
+            order = np.argsort(-scores.score, kind="stable")[:k]
         return Served(rows=candidates[order], scores=_take(scores, order), candidates=candidates, retrieval=how)
 
     # -- uploads -----------------------------------------------------------------------------------

@@ -32,6 +32,12 @@ class BehaviourParams:
     conversion_a: float = -2.0
     conversion_b: float = 0.5
     conversion_price: float = 0.6
+    # Commerce (vidrec.world.commerce): the user's favourite brand, their price sensitivity around the
+    # median price, and their affinity to a creator who is live at that moment.
+    brand_match: float = 1.0
+    brand_mismatch: float = -0.3
+    price_scale: float = 1.0
+    live_boost: float = 0.5
     # Logging policy: pi = uniform_mix * uniform + (1 - uniform_mix) * softmax(beta * noisy score).
     policy_uniform_mix: float = 0.3
     policy_beta: float = 1.0
@@ -114,3 +120,21 @@ def conversion_prob(u: np.ndarray, is_product: np.ndarray, price: np.ndarray, p:
     log_price = np.log(np.where(is_product, np.nan_to_num(price, nan=1.0), 1.0) / 20.0)
     prob = sigmoid(p.conversion_a + p.conversion_b * u - p.conversion_price * log_price)
     return np.where(is_product, prob, 0.0)
+
+
+def commerce_affinity(
+    is_product: np.ndarray,
+    brand_match: np.ndarray,
+    brand_weight: np.ndarray,
+    price_sensitivity: np.ndarray,
+    price: np.ndarray,
+    live_now: np.ndarray,
+    host_affinity: np.ndarray,
+    p: BehaviourParams,
+) -> np.ndarray:
+    """Utility a product video gains from its brand and price, and a live host's video while the host is
+    live; zero for everything else, so non-commerce items keep exactly their old utility."""
+    log_price = np.log(np.where(is_product, np.nan_to_num(price, nan=20.0), 20.0) / 20.0)
+    brand = brand_weight * np.where(brand_match, p.brand_match, p.brand_mismatch)
+    product = np.where(is_product, brand - p.price_scale * price_sensitivity * log_price, 0.0)
+    return product + np.where(live_now, p.live_boost + host_affinity, 0.0)

@@ -29,7 +29,8 @@ def simulate_events(spec: WorldSpec, oracle: Oracle, policy: LoggingPolicy, rng:
     ui = np.repeat(session_user, s)
     ii = slates.items.ravel()
     position = np.tile(np.arange(s), n)
-    u = oracle.utility_idx(ui, ii)
+    # A live host's video gets its boost only while the host is live (the session's start time decides).
+    u = oracle.utility_idx(ui, ii, np.repeat(session_ts, s))
     clicked = rng.random(len(ii)) < bh.click_prob(u, position, p)
     quality = oracle.items["quality"].to_numpy()[ii]
     duration = oracle.items["duration_s"].to_numpy()[ii]

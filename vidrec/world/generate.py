@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from vidrec.world import commerce
 from vidrec.world.behaviour import BehaviourParams
 from vidrec.world.catalogue import CATEGORIES, build_metadata, sample_items, write_metadata_csv
 from vidrec.world.events import simulate_events
@@ -32,10 +33,11 @@ from vidrec.world.users import build_users
 log = logging.getLogger(__name__)
 
 # Bump when generation logic changes, so an old world on disk is not mistaken for a current one.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: products, brands, live sessions, orders
 
 # Independent random streams, so changing one stage does not reshuffle the others.
 _STREAM_ITEMS, _STREAM_RENDER, _STREAM_METADATA, _STREAM_USERS, _STREAM_POLICY, _STREAM_EVENTS = range(6)
+_STREAM_PRODUCTS, _STREAM_TASTES, _STREAM_LIVE, _STREAM_ORDERS = range(6, 10)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,18 @@ class WorldManifest:
     @property
     def users_parquet(self) -> Path:
         return self.out_dir / "ground_truth" / "users.parquet"
+
+    @property
+    def products_csv(self) -> Path:
+        return self.out_dir / "products.csv"
+
+    @property
+    def orders_parquet(self) -> Path:
+        return self.out_dir / "orders.parquet"
+
+    @property
+    def live_sessions_csv(self) -> Path:
+        return self.out_dir / "live_sessions.csv"
 
     @property
     def world_json(self) -> Path:
@@ -138,7 +152,9 @@ def _render_jobs(spec: WorldSpec, items: pd.DataFrame, videos_dir: Path) -> list
     ]
 
 
-def _counts(items: pd.DataFrame, users: pd.DataFrame, events: pd.DataFrame, spec: WorldSpec) -> dict[str, Any]:
+def _counts(
+    items: pd.DataFrame, users: pd.DataFrame, events: pd.DataFrame, orders: pd.DataFrame, spec: WorldSpec
+) -> dict[str, Any]:
     product_clicks = events["clicked"] & events["video_id"].isin(items.loc[items["is_product"], "video_id"])
     window_start = pd.Timestamp(spec.start)
     return {
@@ -152,6 +168,9 @@ def _counts(items: pd.DataFrame, users: pd.DataFrame, events: pd.DataFrame, spec
         "conversions": int(events["converted"].sum()),
         "ctr": float(events["clicked"].mean()),
         "product_click_conversion_rate": float(events["converted"].sum() / max(1, product_clicks.sum())),
+        "products": int(items["sku"].nunique()),
+        "orders": len(orders),
+        "gmv": round(float((orders["quantity"] * orders["unit_price"]).sum()), 2),
     }
 
 
@@ -171,22 +190,29 @@ def generate_world(
     (out_dir / "ground_truth").mkdir(parents=True, exist_ok=True)
     videos_dir.mkdir(parents=True, exist_ok=True)
     items = sample_items(spec, _rng(spec.seed, _STREAM_ITEMS))
+    products, items = commerce.assign_products(items, _rng(spec.seed, _STREAM_PRODUCTS))
     metadata = build_metadata(items, _rng(spec.seed, _STREAM_METADATA))
-    users = build_users(spec, _rng(spec.seed, _STREAM_USERS))
+    users = commerce.add_user_tastes(build_users(spec, _rng(spec.seed, _STREAM_USERS)), _rng(spec.seed, _STREAM_TASTES))
+    live = commerce.live_sessions(spec, items, _rng(spec.seed, _STREAM_LIVE))
     # metadata.csv's category is what the uploader declared; keep it beside the truth for evaluation.
     items["declared_category"] = metadata["category"]
     items.to_parquet(out_dir / "ground_truth" / "items.parquet", index=False)
     users.to_parquet(out_dir / "ground_truth" / "users.parquet", index=False)
+    live.to_parquet(out_dir / "ground_truth" / "live_sessions.parquet", index=False)
     write_metadata_csv(metadata, out_dir / "metadata.csv")
+    commerce.write_products_csv(products, out_dir / "products.csv")
+    commerce.write_live_csv(live, out_dir / "live_sessions.csv")
 
     _render_all(_render_jobs(spec, items, videos_dir), workers or os.cpu_count() or 1, progress)
 
-    oracle = Oracle(items, users, behaviour)
+    oracle = Oracle(items, users, behaviour, live)
     policy = LoggingPolicy(items, users, behaviour, _rng(spec.seed, _STREAM_POLICY))
     events = simulate_events(spec, oracle, policy, _rng(spec.seed, _STREAM_EVENTS))
     events.to_parquet(out_dir / "events.parquet", index=False)
+    orders = commerce.orders_from_events(events, items, _rng(spec.seed, _STREAM_ORDERS))
+    orders.to_parquet(out_dir / "orders.parquet", index=False)
 
-    counts = _counts(items, users, events, spec)
+    counts = _counts(items, users, events, orders, spec)
     manifest = {
         "generator_version": GENERATOR_VERSION,
         "spec": spec.to_dict(),

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from vidrec.world import behaviour as bh
+from vidrec.world.commerce import LiveSchedule
 from vidrec.world.users import PREF_COLUMNS
 
 ArrayLike = np.ndarray | list | tuple | str
@@ -20,7 +21,13 @@ class Oracle:
     `Oracle.load(world_dir)` is the usual constructor; the simulator builds one from the same tables it writes.
     """
 
-    def __init__(self, items: pd.DataFrame, users: pd.DataFrame, params: bh.BehaviourParams) -> None:
+    def __init__(
+        self,
+        items: pd.DataFrame,
+        users: pd.DataFrame,
+        params: bh.BehaviourParams,
+        live: pd.DataFrame | None = None,
+    ) -> None:
         self.params = params
         self.items = items.reset_index(drop=True)
         self.users = users.reset_index(drop=True)
@@ -36,6 +43,14 @@ class Oracle:
             for c in ("category_idx", "style", "energy", "quality", "duration_s", "is_product")
         }
         self._i["price"] = self.items["price"].to_numpy(np.float64)
+        # A world without commerce columns (hand-made test tables) has no commerce term.
+        self.commerce = "brand_idx" in self.items and "pref_brand" in self.users
+        if self.commerce:
+            self._i["brand_idx"] = self.items["brand_idx"].to_numpy(np.int64)
+            self._i["creator_id"] = self.items["creator_id"].to_numpy(object)
+            for c in ("pref_brand", "brand_weight", "price_sensitivity", "host_affinity"):
+                self._u[c] = self.users[c].to_numpy()
+        self.live = LiveSchedule(live if live is not None else pd.DataFrame(columns=["creator_id"]))
 
     @classmethod
     def load(cls, world_dir: Path | str) -> Oracle:
@@ -49,7 +64,9 @@ class Oracle:
         params = bh.BehaviourParams(**json.loads(manifest.read_text())["behaviour"])
         items = pd.read_parquet(world_dir / "ground_truth" / "items.parquet")
         users = pd.read_parquet(world_dir / "ground_truth" / "users.parquet")
-        return cls(items, users, params)
+        live_path = world_dir / "ground_truth" / "live_sessions.parquet"
+        live = pd.read_parquet(live_path) if live_path.exists() else None
+        return cls(items, users, params, live)
 
     # Index lookups -------------------------------------------------------------------------------------------
     @staticmethod
@@ -68,9 +85,10 @@ class Oracle:
         return self._lookup(self._item_ids, video_ids, "video_id")
 
     # Index-based model (used by the simulator) ---------------------------------------------------------------
-    def utility_idx(self, ui: np.ndarray, ii: np.ndarray) -> np.ndarray:
+    def utility_idx(self, ui: np.ndarray, ii: np.ndarray, ts_ns: np.ndarray | int | None = None) -> np.ndarray:
+        """True utility; ``ts_ns`` (int64 ns, broadcast) decides which live hosts are live, None: nobody is."""
         u, i = self._u, self._i
-        return bh.utility(
+        base = bh.utility(
             self._theta[ui, i["category_idx"][ii]],
             u["pref_style"][ui],
             u["style_weight"][ui],
@@ -80,6 +98,24 @@ class Oracle:
             i["style"][ii],
             i["energy"][ii],
             i["quality"][ii],
+            self.params,
+        )
+        if not self.commerce:
+            return base
+        return base + self.commerce_idx(ui, ii, ts_ns)
+
+    def commerce_idx(self, ui: np.ndarray, ii: np.ndarray, ts_ns: np.ndarray | int | None = None) -> np.ndarray:
+        """The brand, price and live-host part of the utility (vidrec.world.behaviour.commerce_affinity)."""
+        u, i = self._u, self._i
+        ui, ii = np.broadcast_arrays(np.asarray(ui), np.asarray(ii))
+        return bh.commerce_affinity(
+            i["is_product"][ii],
+            u["pref_brand"][ui] == i["brand_idx"][ii],
+            u["brand_weight"][ui],
+            u["price_sensitivity"][ui],
+            i["price"][ii],
+            self.live.live_now(i["creator_id"][ii], ts_ns),
+            u["host_affinity"][ui],
             self.params,
         )
 
