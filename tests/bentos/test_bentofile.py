@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import bentoml
+import pytest
 import yaml
 
 import assets.model_store as store
@@ -28,8 +29,21 @@ def test_bentofile_declares_the_service_and_the_model() -> None:
     assert config["models"][0]["tag"].startswith(store.MODEL_NAME + ":")
 
 
-def test_bentoml_build_packages_the_promoted_model(tmp_path: Path, vidrec_root: Path, vidrec_env: dict) -> None:
+@pytest.fixture()
+def promoted(tmp_path: Path, vidrec_root: Path):
+    """A tiny model promoted in the session's registry for this test only: the registry is shared, and the
+    tests after this one serve the session's trained model (rolled back to it, or to nothing)."""
+    pointer = ProductionPointer(Paths(vidrec_root).registry)
+    before = pointer.tag
     tag = _promote(tmp_path, vidrec_root, "bento-build")
+    yield tag
+    if before is not None:
+        pointer.rollback()
+    assert pointer.tag == before
+
+
+def test_bentoml_build_packages_the_promoted_model(promoted: str, vidrec_root: Path, vidrec_env: dict) -> None:
+    tag = promoted
     assert ProductionPointer(Paths(vidrec_root).registry).tag == tag
     out = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", "-f", "bentos/bentofile.yaml", "-o", "tag"],

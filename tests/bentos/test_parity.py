@@ -23,8 +23,11 @@ EXPLORATION = ExplorationSettings()  # the service's default (no VIDREC_EXPLORAT
 
 
 @pytest.fixture(scope="module")
-def base(trained, vidrec_env: dict, vidrec_root: Path):
-    with served(vidrec_env, vidrec_root / "parity_test.log") as url:
+def base(trained, vidrec_env: dict, vidrec_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    # Its own user-state store, seeded from the bundle at load: events other tests post to the session's
+    # store must not change the histories this test compares with the bundle's.
+    state = tmp_path_factory.mktemp("parity-state") / "state.sqlite"
+    with served({**vidrec_env, "VIDREC_STATE_URL": f"sqlite://{state}"}, vidrec_root / "parity_test.log") as url:
         yield url
 
 
