@@ -60,6 +60,7 @@ def train_encoder(
     encoder = config.build()
     if encoder.descriptors is not None:
         encoder.descriptors.fit(list(items.batches()))
+    encoder.text.fit_scale(items.text[items.mask[:, 2]])
     dim = engagement.shape[1] if engagement is not None else 0
     system = MultimodalEncoderSystem(
         encoder,
