@@ -194,7 +194,9 @@ class RetrievalSystem(_System):
         lr: float = 2e-3,
         weight_decay: float = 1e-5,
         temperature: float = 0.05,
-        id_dropout: float = 0.3,
+        # 0.3 cost warm items on lastfm-2k (served NDCG@10 0.149 vs 0.157 at 0.1); the content path
+        # still trains on every row, since the item vector is content + id.
+        id_dropout: float = 0.1,
         id_buckets: torch.Tensor | None = None,
         log_q: torch.Tensor | None = None,
         every_position: bool = True,
