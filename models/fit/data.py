@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,6 +32,19 @@ class ItemTensors:
 
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"frames": self.frames[idx], "mel": self.mel[idx], "text": self.text[idx], "mask": self.mask[idx]}
+
+    def content_groups(self) -> torch.Tensor:
+        """(N,) int64: items whose content (frames, mel, text and presence mask) is byte-identical share a
+        number. Two such items embed identically whatever the encoder learns, so neither may serve as
+        the other's in-batch negative (``models.nn.losses.info_nce``)."""
+        seen: dict[bytes, int] = {}
+        groups = np.empty(len(self), dtype=np.int64)
+        for i in range(len(self)):
+            digest = hashlib.blake2b(digest_size=16)
+            for part in (self.frames[i], self.mel[i], self.text[i], self.mask[i]):
+                digest.update(part.numpy().tobytes())
+            groups[i] = seen.setdefault(digest.digest(), len(seen))
+        return torch.from_numpy(groups)
 
     def batches(self, size: int = 256) -> Iterator[dict[str, torch.Tensor]]:
         """Consecutive batches of at most ``size`` items, in row order."""
@@ -80,7 +94,9 @@ class EncoderDataModule(L.LightningDataModule):
     """(item, co-engaged neighbour) pairs; items are split into train/validation by a seeded draw.
 
     Each batch also carries the anchors' engagement vectors (zeros and ``has_engagement`` False
-    where an item has none, or when none are given)."""
+    where an item has none, or when none are given), and ``anchor_group`` / ``neighbour_group``: the
+    content group of each side (``ItemTensors.content_groups``), so the loss can keep an item, or an
+    item with identical content, out of its own negatives."""
 
     def __init__(
         self,
@@ -103,6 +119,7 @@ class EncoderDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         n, k = self.neighbours.shape
+        self._groups = self.items.content_groups()
         order = np.random.default_rng(self.seed).permutation(n)
         n_val = int(round(n * self.val_fraction)) if n >= 20 else 0
         self._val_items, self._train_items = order[:n_val], order[n_val:]
@@ -118,9 +135,12 @@ class EncoderDataModule(L.LightningDataModule):
         def collate(idx: torch.Tensor) -> dict:
             anchor, other = pairs[idx, 0], pairs[idx, 1]
             has = other >= 0
+            other = torch.where(has, other, anchor)
             return {
                 "anchor": self.items.batch(anchor),
-                "neighbour": self.items.batch(torch.where(has, other, anchor)),
+                "neighbour": self.items.batch(other),
+                "anchor_group": self._groups[anchor],
+                "neighbour_group": self._groups[other],
                 "has_neighbour": has,
                 "engagement": self.engagement[anchor],
                 "has_engagement": self.has_engagement[anchor],

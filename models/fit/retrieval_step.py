@@ -3,7 +3,7 @@ with recall@10 over the whole catalogue recorded beside the losses."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,12 @@ def fit_retrieval(
 ) -> TrainedModel:
     """Two-tower retrieval on the train window's clicks, validated on the validation day's, with
     recall@10 over the whole catalogue on validation clicks recorded beside the losses."""
-    config, params = config or RetrievalConfig(), params or RetrievalTraining()
-    inputs = ranker_inputs(items, embeddings, events, RankerConfig())
+    ranker_config = RankerConfig()
+    # The bundle holds one id-bucket column, hashed with the ranker's bucket count; a larger retrieval
+    # table would only hold rows no item maps to.
+    config = config or replace(RetrievalConfig(), id_buckets=ranker_config.id_buckets)
+    params = params or RetrievalTraining()
+    inputs = ranker_inputs(items, embeddings, events, ranker_config)
     split = temporal_split(events)
     clicks = events[events["clicked"]]
     train_clicks = split.part(clicks, "train")

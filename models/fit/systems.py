@@ -67,19 +67,24 @@ class MultimodalEncoderSystem(_System):
         parts = self.encoder.modality_vectors(anchor)
         mask = anchor["mask"].bool()
         t = self.hparams.temperature
+        # Content groups (models.fit.data.EncoderDataModule): copies of an item, or items with identical
+        # content, are never each other's negatives. Batches built without them mask nothing.
+        mine, theirs = batch.get("anchor_group"), batch.get("neighbour_group")
         cross = torch.stack(
             [
-                info_nce(parts[:, i], parts[:, j], t, valid=mask[:, i] & mask[:, j])
+                info_nce(parts[:, i], parts[:, j], t, valid=mask[:, i] & mask[:, j], ids_a=mine, ids_b=mine)
                 for i, j in combinations(range(parts.shape[1]), 2)
             ]
         ).mean()
         fused = self.encoder.fusion(parts, mask)
-        behaviour = info_nce(fused, self.encoder.fused(neighbour), t, valid=batch["has_neighbour"].bool())
+        behaviour = info_nce(
+            fused, self.encoder.fused(neighbour), t, valid=batch["has_neighbour"].bool(), ids_a=mine, ids_b=theirs
+        )
         loss = cross + self.hparams.behaviour_weight * behaviour
         size = mask.shape[0]
         if self.engagement_proj is not None:
             target = self.engagement_proj(batch["engagement"])
-            engagement = info_nce(fused, target, t, valid=batch["has_engagement"].bool())
+            engagement = info_nce(fused, target, t, valid=batch["has_engagement"].bool(), ids_a=mine, ids_b=mine)
             loss = loss + self.hparams.engagement_weight * engagement
             self._log(f"{stage}_engagement_loss", engagement, size)
         self._log(f"{stage}_loss", loss, size, prog_bar=True)
@@ -189,7 +194,9 @@ class RetrievalSystem(_System):
         lr: float = 2e-3,
         weight_decay: float = 1e-5,
         temperature: float = 0.05,
-        id_dropout: float = 0.3,
+        # 0.3 cost warm items on lastfm-2k (served NDCG@10 0.149 vs 0.157 at 0.1); the content path
+        # still trains on every row, since the item vector is content + id.
+        id_dropout: float = 0.1,
         id_buckets: torch.Tensor | None = None,
         log_q: torch.Tensor | None = None,
         every_position: bool = True,

@@ -67,14 +67,38 @@ class AudioEncoder(nn.Module):
 
 
 class TextProjection(nn.Module):
-    """Trainable projection of frozen sentence embeddings (the encoder itself stays frozen)."""
+    """Trainable projection of frozen sentence embeddings (the encoder itself stays frozen).
+
+    The embeddings are standardised per dimension first (``fit_scale``). MiniLM's unit vectors share a
+    large common direction (on Last.fm artist names the mean vector has norm 0.42 while each dimension
+    varies by 0.046), so unscaled the projection saw nearly the same input for every item: all
+    text-only items embedded close together and the encoder's validation loss stayed at chance. The
+    statistics are buffers, so a saved ``state_dict`` carries them; weights saved before they existed
+    load with identity scaling (their old behaviour)."""
 
     def __init__(self, text_dim: int = 384, dim: int = 64) -> None:
         super().__init__()
+        self.register_buffer("text_mean", torch.zeros(text_dim))
+        self.register_buffer("text_std", torch.ones(text_dim))
         self.proj = nn.Sequential(nn.Linear(text_dim, dim * 2), nn.GELU(), nn.Linear(dim * 2, dim))
 
+    @torch.no_grad()
+    def fit_scale(self, text: torch.Tensor) -> None:
+        """Per-dimension mean and std of the catalogue's present (non-empty) text embeddings; fewer than
+        two rows leave the identity."""
+        text = torch.as_tensor(text, dtype=torch.float32)
+        if len(text) < 2:
+            return
+        self.text_mean.copy_(text.mean(dim=0))
+        self.text_std.copy_(text.std(dim=0).nan_to_num(1.0).clamp(min=1e-4))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        for name in ("text_mean", "text_std"):
+            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone().fill_(name == "text_std"))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, text: torch.Tensor) -> torch.Tensor:
-        return self.proj(text.float())
+        return self.proj((text.float() - self.text_mean) / self.text_std)
 
 
 MODALITIES = ("visual", "audio", "text")
