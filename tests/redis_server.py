@@ -45,9 +45,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def running_redis(
-    directory: Path, start_timeout_s: float = 20.0, port: int | None = None
-) -> Iterator[RedisServer]:
+def running_redis(directory: Path, start_timeout_s: float = 20.0, port: int | None = None) -> Iterator[RedisServer]:
     """Start redis-server with its files and log in ``directory`` (on ``port``, else a free one: a restart
     test reuses the port); stop it (SIGTERM, then SIGKILL) on exit."""
     executable = shutil.which("redis-server")
