@@ -64,10 +64,15 @@ class ContentEmbedder:
 
     def query(self, text: str) -> np.ndarray:
         """A text-only item: frames and audio are masked out, so only the text projection counts."""
+        return self.query_vectors(text)[0]
+
+    def query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The query's fused embedding and its MiniLM sentence vector (search compares the latter with
+        recognised labels), from one sentence encoding."""
         vector = self.sentences.encode([text])[0]
         frames = np.zeros(self.features.frames_shape(), dtype=np.uint8)
         mel = np.zeros(self.features.mel_shape(), dtype=np.float16)
-        return self._fuse(frames, mel, vector, [False, False, True])
+        return self._fuse(frames, mel, vector, [False, False, True]), vector
 
     def video(self, shard: Shard, text: str) -> np.ndarray:
         """An uploaded video from its feature shard and normalised item text (either may lack a modality)."""

@@ -68,7 +68,10 @@ def build_items(
     if media_less is not None and len(media_less):
         accepted = pd.concat([accepted, media_less], ignore_index=True)
     meta = metadata[metadata["status"] == "accepted"].drop(columns=["status", "reason"])
-    columns = ["video_id", "shard_path", *(["has_visual"] if "has_visual" in features else [])]
+    # Recognition (vidrec.media.recognition) travels with the item when extraction ran it: the tags
+    # for search and payloads, the cached backbone features for the encoder.
+    optional = [c for c in ("has_visual", "recognised", "frame_features_path") if c in features]
+    columns = ["video_id", "shard_path", *optional]
     feats = features[features["status"] == "accepted"]
     # The shard says whether its log-mel holds sound: a track the probe saw may prove unreadable at
     # extraction (its mel is then zeros), and the model must see that audio as missing.

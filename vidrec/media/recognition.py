@@ -8,6 +8,7 @@ the network twice, so a retrain, a re-run or a renamed file costs a file read pe
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -180,3 +181,76 @@ def video_tags(video_ids: list[str], features: list[np.ndarray], backbone: Backb
             rows.append({"video_id": video_id, "rank": rank, "tag": short_label(int(index)), "label": labels[index],
                          "label_index": int(index), "confidence": float(mean[index])})  # fmt: skip
     return pd.DataFrame(rows, columns=TAG_COLUMNS)
+
+
+def tags_json(tags: pd.DataFrame) -> str:
+    """One video's tags as compact JSON for a table cell: ``[{"tag", "confidence", "label_index"}, ...]``."""
+    return json.dumps(
+        [
+            {"tag": t, "confidence": round(float(c), 4), "label_index": int(i)}
+            for t, c, i in zip(tags["tag"], tags["confidence"], tags["label_index"])
+        ]
+    )
+
+
+def recognise(
+    videos: pd.DataFrame, cache_dir: Path, config: RecognitionConfig = RecognitionConfig()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Recognition for accepted videos (video_id, path, sha256).
+
+    Returns ``(per_video, tags)``: one row per input video with ``frame_features_path`` (the cached
+    ``(T, 1280)`` array, which training reads), ``recognised`` (its tags as JSON) and, where its frames
+    would not decode, ``recognition_reason``; and the long tag table (``TAG_COLUMNS``)."""
+    features, status = frame_features(videos, cache_dir, config)
+    ok = status[status["status"] == "accepted"]
+    backbone = shared_backbone() if len(ok) else None
+    tags = (
+        video_tags(ok["video_id"].tolist(), [features[s] for s in ok["sha256"]], backbone, config.top_k)
+        if backbone is not None
+        else pd.DataFrame(columns=TAG_COLUMNS)
+    )
+    by_video = {v: tags_json(g) for v, g in tags.groupby("video_id", sort=False)}
+    key = backbone.key if backbone is not None else None
+    per_video = pd.DataFrame(
+        {
+            "video_id": status["video_id"],
+            "frame_features_path": [
+                str(cache_path(cache_dir, key, config.n_frames, s)) if ok_ and key else None
+                for s, ok_ in zip(status["sha256"], status["status"] == "accepted")
+            ],
+            "recognised": [by_video.get(v) for v in status["video_id"]],
+            "recognition_cached": status["cached"],
+            "recognition_reason": status["reason"],
+        }
+    )
+    return per_video, tags
+
+
+def top_tags_md(tags: pd.DataFrame, rows: int = 15) -> str:
+    """The most frequent first-ranked tags across videos, as a Markdown table for the UI."""
+    if tags.empty:
+        return "no video recognised"
+    first = tags[tags["rank"] == 1]
+    summary = (
+        first.groupby("tag")
+        .agg(videos=("video_id", "size"), mean_confidence=("confidence", "mean"), example=("video_id", "first"))
+        .sort_values("videos", ascending=False)
+        .head(rows)
+        .reset_index()
+    )
+    summary["mean_confidence"] = summary["mean_confidence"].round(3)
+    return summary.to_markdown(index=False)
+
+
+def tags_table(features: pd.DataFrame) -> pd.DataFrame:
+    """The long tag table (``tag_id`` + ``TAG_COLUMNS``) from ``video_features``' ``recognised`` JSON cells."""
+    rows = []
+    if "recognised" in features:
+        for video_id, cell in zip(features["video_id"], features["recognised"]):
+            if isinstance(cell, str) and cell:
+                labels = imagenet_labels()
+                for rank, tag in enumerate(json.loads(cell), start=1):
+                    rows.append({"tag_id": f"{video_id}#{rank}", "video_id": video_id, "rank": rank, "tag": tag["tag"],
+                                 "label": labels[tag["label_index"]], "label_index": tag["label_index"],
+                                 "confidence": tag["confidence"]})  # fmt: skip
+    return pd.DataFrame(rows, columns=["tag_id", *TAG_COLUMNS])
