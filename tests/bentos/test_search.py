@@ -45,7 +45,8 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Catalogue:
 def _search(catalogue: Catalogue, sentences: SentenceEncoder, query: str, filters: Filters = Filters()) -> list:
     text = sentences.encode([query])[0]
     content = np.zeros(16, np.float32)
-    rows, scores, cosines = catalogue.search(content, text, query_words(query), 5, catalogue.allowed(filters), sentences)
+    allowed = catalogue.allowed(filters)
+    rows, scores, cosines = catalogue.search(content, text, query_words(query), 5, allowed, sentences)
     assert np.all(scores <= 1) and np.all(scores >= -1) and np.all(np.abs(cosines) <= 1 + 1e-6)
     assert list(scores) == sorted(scores, reverse=True)
     return [catalogue.video_ids[r] for r in rows]
