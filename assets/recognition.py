@@ -1,7 +1,5 @@
 """What the pretrained backbone recognises in each video, as a validated table (``video_tags``)."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pandas as pd
 
