@@ -9,6 +9,7 @@ from assets.data_quality import record_validation
 from assets.reporting import contract_check, quarantine_metadata, table_md
 from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, RawData, VidrecStorage
 from expectations.validate import validate_frame
+from vidrec.config import resolve_backbone_cache
 from vidrec.imports.covers import item_shards
 from vidrec.ingest import (
     NO_METADATA_REASON,
@@ -189,7 +190,8 @@ def video_features(
     # What the pretrained backbone sees in each extracted video (per-frame features cached by content hash).
     recognition_started = time.perf_counter()
     extracted = features.loc[features["status"] == "accepted", "video_id"]
-    recognised, tags = recognise(accepted[accepted["video_id"].isin(extracted)], storage.paths.features / "backbone")
+    backbone_cache = resolve_backbone_cache(storage.paths.features)
+    recognised, tags = recognise(accepted[accepted["video_id"].isin(extracted)], backbone_cache)
     features = features.merge(recognised, on="video_id", how="left")
     recognition_s = round(time.perf_counter() - recognition_started, 2)
     # Imported items without a video file (sidecar media_kind image/none): a cover is a one-frame video,

@@ -42,6 +42,9 @@ class StepSettings:
     patience: int = 3
     seed: int = 0
     retrieval_epochs: int = 10
+    # The encoder's visual branch (models.nn.encoders.VISUAL_ENCODERS): "backbone" pools frozen pretrained
+    # frame features, "scratch" trains the small CNN on 32x32 frames (the ablation).
+    visual_encoder: str = "scratch"
 
 
 def fit_info(result: FitResult) -> dict:
@@ -68,7 +71,12 @@ def fit_encoder(
     engagement, has_engagement = (
         engagement_vectors(fit_events, video_ids, params.engagement_dim) if params.engagement_dim else (None, None)
     )
-    config = EncoderConfig()
+    if settings.visual_encoder == "backbone" and "frame_features_path" not in items:
+        raise ValueError(
+            "visual_encoder='backbone' needs the items' cached backbone features (frame_features_path, written "
+            "by the video_features asset); materialise video_features again or train with visual_encoder='scratch'"
+        )
+    config = EncoderConfig(visual=settings.visual_encoder)
     encoder, result = train_encoder(
         item_tensors(items),
         neighbours,
