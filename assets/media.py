@@ -204,6 +204,8 @@ def video_features(
             [features.assign(has_visual=True), item_shards(media_less, storage.paths.features, config)],
             ignore_index=True,
         )
+    # Rows without recognition (quarantined or media-less) hold nulls: one nullable type for the warehouse.
+    features["recognition_cached"] = features["recognition_cached"].astype("boolean")
     summary = media_summary(video_probe, features)  # files seen = probe + feature quarantine + accepted
     cached = int(features["cached"].sum())
     context.log.info("features for %d videos (%d cached); %s", len(features), cached, summary)
