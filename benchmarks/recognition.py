@@ -49,7 +49,7 @@ def _videos(paths: dict[str, Path]) -> pd.DataFrame:
 
 def backbone_speed(reps: int) -> dict:
     frames = np.random.default_rng(0).integers(0, 256, size=(16, 224, 224, 3), dtype=np.uint8)
-    backbone = shared_backbone("cpu")
+    backbone = Backbone("cpu", cpu_threads=None)  # the thread count is set per run below
     backbone.features(frames[:2])  # warm-up
     times: dict[int, list[float]] = {1: [], 2: []}
     before = torch.get_num_threads()
