@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import catalogue, drift, evaluation, events, experiment, marketing, media, training
+from assets import catalogue, drift, evaluation, events, experiment, marketing, media, recognition, training
 from assets import data_quality as quality
 from assets.jobs import JOBS, main_job
 from assets.resources import GatePolicy, Pseudonymiser, RawData, VidrecStorage
@@ -14,7 +14,7 @@ from assets.training import TrainingSettings
 from assets.warehouse_io import WarehouseIOManager
 from vidrec.config import Paths
 
-ASSET_MODULES = (media, catalogue, events, training, evaluation, quality, drift, experiment, marketing)
+ASSET_MODULES = (media, recognition, catalogue, events, training, evaluation, quality, drift, experiment, marketing)
 
 __all__ = ["ASSET_MODULES", "all_assets", "all_checks", "build_resources", "defs", "main_job"]
 

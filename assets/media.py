@@ -9,6 +9,7 @@ from assets.data_quality import record_validation
 from assets.reporting import contract_check, quarantine_metadata, table_md
 from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, RawData, VidrecStorage
 from expectations.validate import validate_frame
+from vidrec.config import resolve_backbone_cache
 from vidrec.imports.covers import item_shards
 from vidrec.ingest import (
     NO_METADATA_REASON,
@@ -25,6 +26,7 @@ from vidrec.media.accounting import media_summary, probe_summary, reason_heads
 from vidrec.media.cache import MediaCache
 from vidrec.media.features import FeatureConfig, extract_features
 from vidrec.media.probe import deleted_rows, probe_videos
+from vidrec.media.recognition import recognise, top_tags_md
 from vidrec.sources import list_videos, localise, read_metadata, source_version
 from vidrec.text_embedding import TextEmbedder
 from vidrec.upload_source import (
@@ -217,8 +219,9 @@ def video_features(
     context: dg.AssetExecutionContext, video_probe: pd.DataFrame, raw_data: RawData, storage: VidrecStorage
 ) -> dg.Output[pd.DataFrame]:
     """Sampled frames and audio log-mel per accepted video, in shards addressed by content hash;
-    this table is the catalogue pointing at them (shard path, sampling plan, shapes). Unchanged
-    files are not re-extracted."""
+    this table is the catalogue pointing at them (shard path, sampling plan, shapes), with what the
+    pretrained backbone recognises in the picture (``recognised`` tags, cached per-frame features).
+    Unchanged files are not re-extracted nor re-recognised."""
     started = time.perf_counter()
     accepted = video_probe[video_probe["status"] == "accepted"]
     config = FeatureConfig()
@@ -226,6 +229,13 @@ def video_features(
         features = extract_features(
             accepted, storage.paths.features, config, workers=2, progress=False, cache=catalogue
         )
+    # What the pretrained backbone sees in each extracted video (per-frame features cached by content hash).
+    recognition_started = time.perf_counter()
+    extracted = features.loc[features["status"] == "accepted", "video_id"]
+    backbone_cache = resolve_backbone_cache(storage.paths.features)
+    recognised, tags = recognise(accepted[accepted["video_id"].isin(extracted)], backbone_cache)
+    features = features.merge(recognised, on="video_id", how="left")
+    recognition_s = round(time.perf_counter() - recognition_started, 2)
     # Imported items without a video file (sidecar media_kind image/none): a cover is a one-frame video,
     # a text-only item an all-zero shard; has_visual says which (docs/import.md). The sidecar is read here,
     # not taken as an input, so new video files still trigger only probe -> features (automation).
@@ -236,6 +246,8 @@ def video_features(
             [features.assign(has_visual=True), item_shards(media_less, storage.paths.features, config)],
             ignore_index=True,
         )
+    # Rows without recognition (quarantined or media-less) hold nulls: one nullable type for the warehouse.
+    features["recognition_cached"] = features["recognition_cached"].astype("boolean")
     summary = media_summary(video_probe, features)  # files seen = probe + feature quarantine + accepted
     cached = int(features["cached"].sum())
     context.log.info("features for %d videos (%d cached); %s", len(features), cached, summary)
@@ -253,6 +265,10 @@ def video_features(
             "seek": config.seek,
             "catalogue": str(storage.paths.features / CATALOGUE_FILE),
             "extract_s": round(time.perf_counter() - started, 2),
+            "recognition_s": recognition_s,
+            "recognition_cached": int(recognised["recognition_cached"].sum()),
+            "recognition_failed": int(recognised["recognition_reason"].notna().sum()),
+            "recognised_tags": dg.MetadataValue.md(top_tags_md(tags)),
         },
     )
 

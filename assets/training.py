@@ -26,6 +26,7 @@ class TrainingSettings(dg.ConfigurableResource):
     patience: int = _DEFAULTS.patience
     seed: int = _DEFAULTS.seed
     retrieval_epochs: int = _DEFAULTS.retrieval_epochs
+    visual_encoder: str = _DEFAULTS.visual_encoder
 
     def step_settings(self) -> StepSettings:
         return StepSettings(**{f.name: getattr(self, f.name) for f in fields(StepSettings)})

@@ -260,13 +260,19 @@ def main() -> None:
     parser.add_argument("--world", type=Path, default=None, help="generated world (default data/demo, tiny if --quick)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--visual-encoder",
+        choices=("scratch", "backbone"),
+        default=StepSettings().visual_encoder,
+        help="the encoder's visual branch: pretrained backbone features or the from-scratch CNN (the ablation)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     world = args.world or Path("data/tiny" if args.quick else "data/demo")
     settings = (
-        StepSettings(encoder_epochs=1, ranker_epochs=2, patience=1, seed=args.seed)
+        StepSettings(encoder_epochs=1, ranker_epochs=2, patience=1, seed=args.seed, visual_encoder=args.visual_encoder)
         if args.quick
-        else StepSettings(seed=args.seed)
+        else StepSettings(seed=args.seed, visual_encoder=args.visual_encoder)
     )
     result = run(world, settings, bpr_epochs=5 if args.quick else 20)
     path = write_result("quality", result, args.out, args.quick)

@@ -198,8 +198,20 @@ class LoadedRecommender:
         return s.SimilarResponse(video_id=request.video_id, model_tag=self.tag, items=items)
 
     def search(self, request: s.SearchRequest) -> s.SearchResponse:
+        """Videos ranked by relevance to the query's words (``bentos.search``); none, with the reason, for a
+        query without words."""
+        from bentos.search import NO_WORDS, query_words
+
+        words = query_words(request.query)
+        if not words:
+            return s.SearchResponse(query=request.query, model_tag=self.tag, items=[], reason=NO_WORDS)
         allowed = self.catalogue.allowed(request.filters)
-        items = self._neighbours(self.content.query(request.query), request.k, allowed)
+        content, text = self.content.query_vectors(request.query)
+        rows, scores, cosines = self.catalogue.search(content, text, words, request.k, allowed, self.content.sentences)
+        items = [
+            s.SearchHit(**described, relevance=float(score), similarity=float(cosine))
+            for described, score, cosine in zip(self.catalogue.describe_many(rows), scores, cosines)
+        ]
         return s.SearchResponse(query=request.query, model_tag=self.tag, items=items)
 
     def creators(self, request: s.CreatorsRequest) -> s.CreatorsResponse:

@@ -28,6 +28,12 @@ class Filters(_Strict):
     category: str | None = Field(None, max_length=64, description="only videos of this category")
     product_only: bool = Field(False, description="only shoppable (product) videos")
     exclude_seen: bool = Field(True, description="leave out videos in the user's history")
+    tags: list[str] | None = Field(
+        None,
+        max_length=16,
+        description="only videos carrying any of these tags: recognised in the picture (ImageNet class names, "
+        "e.g. 'tabby') or given by the uploader; case-insensitive",
+    )
 
 
 class RecommendRequest(_Strict):
@@ -46,11 +52,22 @@ class RecommendRequest(_Strict):
     explain: bool = Field(False, description="add a short reason to each item (the ranker's attention)")
 
 
+class VideoTag(BaseModel):
+    tag: str = Field(description="ImageNet class the pretrained backbone recognised in the video's frames")
+    confidence: float = Field(description="its class probability averaged over the sampled frames, in [0, 1]")
+
+
+TagList = Annotated[
+    list[VideoTag], Field(default_factory=list, description="what is in the picture, most confident first")
+]
+
+
 class RecommendedVideo(BaseModel):
     video_id: str
     title: str
     category: str
     creator_id: str
+    tags: TagList
     score: float = Field(description="blended serving score")
     p_click: float
     expected_watch_s: float
@@ -99,7 +116,8 @@ class SimilarVideo(BaseModel):
     title: str
     category: str
     creator_id: str
-    similarity: float = Field(description="cosine similarity of the fused content embeddings")
+    tags: TagList
+    similarity: float = Field(description="cosine similarity of the content embeddings, in [-1, 1]")
 
 
 class SimilarResponse(BaseModel):
@@ -114,10 +132,18 @@ class SearchRequest(_Strict):
     filters: Filters = Field(default_factory=Filters)
 
 
+class SearchHit(SimilarVideo):
+    relevance: float = Field(
+        description="what results are ranked by, in [-1, 1]: 0.5 x share of the query's words in the title or "
+        "tags + 0.35 x closeness of the query to the labels recognised in the picture + 0.15 x similarity"
+    )
+
+
 class SearchResponse(BaseModel):
     query: str
     model_tag: str
-    items: list[SimilarVideo]
+    items: list[SearchHit]
+    reason: str | None = Field(None, description="why there are no items, when the query has nothing to search for")
 
 
 class CreatorsRequest(_Strict):

@@ -265,7 +265,32 @@ ORDERS = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (VIDEOS, VIDEO_METADATA, EVENTS, PRODUCTS, ORDERS)}
+VIDEO_TAG_COLUMNS = ("tag_id", "video_id", "rank", "tag", "label", "label_index", "confidence")
+VIDEO_TAGS = Suite(
+    name="video_tags",
+    columns=VIDEO_TAG_COLUMNS,
+    rules=(
+        _columns_present(VIDEO_TAG_COLUMNS),
+        _not_null("video_id"),
+        _unique("tag_id"),
+        Rule(
+            "ExpectCompoundColumnsToBeUnique",
+            {"column_list": ["video_id", "tag"]},
+            "a video carries each tag once",
+        ),
+        _between("rank", 1, 100, "rank counts from 1"),
+        Rule(
+            "ExpectColumnValueLengthsToBeBetween",
+            {"column": "tag", "min_value": 1, "max_value": 100},
+            "tag is a non-empty ImageNet class name",
+        ),
+        _between("label_index", 0, 999, "label_index is an ImageNet-1k class"),
+        # A mean of softmax probabilities: inside [0, 1] by construction, so a value outside is a bug.
+        _between("confidence", 0.0, 1.0, "confidence is a probability"),
+    ),
+)
+
+SUITES: dict[str, Suite] = {s.name: s for s in (VIDEOS, VIDEO_METADATA, EVENTS, VIDEO_TAGS, PRODUCTS, ORDERS)}
 
 
 def get_suite(name: str) -> Suite:

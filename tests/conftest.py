@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vidrec.config import ROOT_ENV_VAR, Paths, tool_env
+from vidrec.config import BACKBONE_CACHE_ENV_VAR, ROOT_ENV_VAR, Paths, tool_env
 
 _ROOT: Path | None = None
 
@@ -20,6 +20,9 @@ def pytest_configure(config: pytest.Config) -> None:
     global _ROOT
     _ROOT = Path(tempfile.mkdtemp(prefix="vidrec-test-"))
     os.environ.update(tool_env(_ROOT, {"VIDREC_PSEUDONYM_KEY": "test-key"}))
+    # Pretrained frame features are content-addressed: every test world (the same bytes) shares one cache,
+    # kept across runs on this machine, so the backbone runs once per distinct video, not once per test.
+    os.environ.setdefault(BACKBONE_CACHE_ENV_VAR, str(Path(tempfile.gettempdir()) / "vidrec-test-backbone-cache"))
     Paths(_ROOT).ensure()
 
 

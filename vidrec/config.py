@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT_ENV_VAR = "VIDREC_HOME"
 DATA_ENV_VAR = "VIDREC_DATA"
+BACKBONE_CACHE_ENV_VAR = "VIDREC_BACKBONE_CACHE"
 PSEUDONYM_KEY_ENV_VAR = "VIDREC_PSEUDONYM_KEY"
 # Set to 1 to let the public demo key pseudonymise data that is not a demo world (vidrec.privacy).
 ALLOW_DEMO_KEY_ENV_VAR = "VIDREC_ALLOW_DEMO_KEY"
@@ -128,6 +129,14 @@ def resolve_data(environ: dict[str, str] | None = None) -> Path:
     """The raw-data directory: ``$VIDREC_DATA`` when set, else ``./data/demo``."""
     env = os.environ if environ is None else environ
     return Path(env.get(DATA_ENV_VAR) or DEFAULT_DATA).resolve()
+
+
+def resolve_backbone_cache(features_dir: Path, environ: dict[str, str] | None = None) -> Path:
+    """Where pretrained frame features are cached: ``$VIDREC_BACKBONE_CACHE`` when set, else
+    ``<features>/backbone``. Entries are addressed by content hash, weights and frame count, so runs
+    with different roots may share one (the test suite does: each tiny world is the same bytes)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(BACKBONE_CACHE_ENV_VAR) or Path(features_dir) / "backbone").resolve()
 
 
 def allows_demo_key(environ: dict[str, str] | None = None) -> bool:

@@ -68,7 +68,10 @@ def build_items(
     if media_less is not None and len(media_less):
         accepted = pd.concat([accepted, media_less], ignore_index=True)
     meta = metadata[metadata["status"] == "accepted"].drop(columns=["status", "reason"])
-    columns = ["video_id", "shard_path", *(["has_visual"] if "has_visual" in features else [])]
+    # Recognition (vidrec.media.recognition) travels with the item when extraction ran it: the tags
+    # for search and payloads, the cached backbone features for the encoder.
+    optional = [c for c in ("has_visual", "recognised", "frame_features_path") if c in features]
+    columns = ["video_id", "shard_path", *optional]
     feats = features[features["status"] == "accepted"]
     # The shard says whether its log-mel holds sound: a track the probe saw may prove unreadable at
     # extraction (its mel is then zeros), and the model must see that audio as missing.
@@ -104,10 +107,11 @@ def build_items(
 
 
 def tables_from_directory(
-    directory: Path, features_dir: Path, key: str, workers: int = 2
+    directory: Path, features_dir: Path, key: str, workers: int = 2, recognition: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(items, events)`` straight from a raw-data directory, without the orchestrator: probe,
-    extract features (content-hash cached under ``features_dir``), embed text, pseudonymise.
+    extract features (content-hash cached under ``features_dir``), recognise what the frames show
+    (``recognition``: tags and cached backbone features), embed text, pseudonymise.
 
     For benchmarks and notebooks. It keeps the probe's accept/quarantine decision but does not
     run the Great Expectations suites (``vidrec`` stays free of them); the pipeline does.
@@ -124,6 +128,13 @@ def tables_from_directory(
     videos = probe_videos(list(zip(files["video_id"], files["path"])), workers=workers, progress=False)
     good = videos[videos["status"] == "accepted"]
     features = extract_features(good, features_dir, FeatureConfig(), workers=workers, progress=False)
+    if recognition:
+        from vidrec.config import resolve_backbone_cache
+        from vidrec.media.recognition import recognise
+
+        extracted = good[good["video_id"].isin(features.loc[features["status"] == "accepted", "video_id"])]
+        recognised, _ = recognise(extracted, resolve_backbone_cache(features_dir))
+        features = features.merge(recognised, on="video_id", how="left")
     metadata = with_text(read_metadata(directory))
     metadata["status"], metadata["reason"] = "accepted", None
     texts = metadata["text"].fillna("").tolist()

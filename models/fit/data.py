@@ -26,12 +26,17 @@ class ItemTensors:
     mel: torch.Tensor  # (N, F, M) float16
     text: torch.Tensor  # (N, D) float32, frozen sentence embeddings
     mask: torch.Tensor  # (N, 3) bool: visual, audio, text present
+    # (N, T, 1280) float16 frozen backbone features (vidrec.media.recognition), when the catalogue has them
+    frame_features: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.video_ids)
 
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"frames": self.frames[idx], "mel": self.mel[idx], "text": self.text[idx], "mask": self.mask[idx]}
+        out = {"frames": self.frames[idx], "mel": self.mel[idx], "text": self.text[idx], "mask": self.mask[idx]}
+        if self.frame_features is not None:
+            out["frame_features"] = self.frame_features[idx]
+        return out
 
     def content_groups(self) -> torch.Tensor:
         """(N,) int64: items whose content (frames, mel, text and presence mask) is byte-identical share a
@@ -62,7 +67,23 @@ class ItemTensors:
             mel=torch.from_numpy(np.stack([s.mel for s in shards])),
             text=torch.from_numpy(np.asarray(text_embeddings, dtype=np.float32)),
             mask=torch.from_numpy(catalogue[list(MODALITY_COLUMNS)].to_numpy(dtype=bool)),
+            frame_features=backbone_features(catalogue),
         )
+
+
+def backbone_features(catalogue: pd.DataFrame) -> torch.Tensor | None:
+    """(N, T, 1280) cached backbone features from ``frame_features_path``; None when no item has them.
+
+    Items without (no video file, or frames that would not decode for recognition) get zeros; for
+    text-only items the visual modality is masked anyway."""
+    if "frame_features_path" not in catalogue or catalogue["frame_features_path"].isna().all():
+        return None
+    arrays = {p: np.load(p) for p in catalogue["frame_features_path"].dropna().unique()}
+    shape = next(iter(arrays.values())).shape
+    zeros = np.zeros(shape, np.float16)
+    paths = catalogue["frame_features_path"]
+    stacked = np.stack([arrays.get(p, zeros) if isinstance(p, str) else zeros for p in paths])
+    return torch.from_numpy(stacked.astype(np.float16))
 
 
 class EpochShuffle(Sampler[int]):

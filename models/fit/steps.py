@@ -44,6 +44,9 @@ class StepSettings:
     # An epoch trains each click once (models.fit.trainers.train_retrieval keeps one history window per
     # history_length clicks), about history_length times fewer steps than when every click had its own.
     retrieval_epochs: int = 30
+    # The encoder's visual branch (models.nn.encoders.VISUAL_ENCODERS): "backbone" pools frozen pretrained
+    # frame features, "scratch" trains the small CNN on 32x32 frames (the ablation).
+    visual_encoder: str = "scratch"
 
 
 def fit_info(result: FitResult) -> dict:
@@ -70,7 +73,12 @@ def fit_encoder(
     engagement, has_engagement = (
         engagement_vectors(fit_events, video_ids, params.engagement_dim) if params.engagement_dim else (None, None)
     )
-    config = EncoderConfig()
+    if settings.visual_encoder == "backbone" and "frame_features_path" not in items:
+        raise ValueError(
+            "visual_encoder='backbone' needs the items' cached backbone features (frame_features_path, written "
+            "by the video_features asset); materialise video_features again or train with visual_encoder='scratch'"
+        )
+    config = EncoderConfig(visual=settings.visual_encoder)
     encoder, result = train_encoder(
         item_tensors(items),
         neighbours,

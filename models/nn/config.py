@@ -22,6 +22,9 @@ class EncoderConfig:
     # False rebuilds models saved before they existed.
     descriptors: bool = True
     mel_hop_ms: float = 10.0  # vidrec.media.features.FeatureConfig.hop_ms (a test keeps them equal)
+    # "backbone": temporal pooling + projection over frozen EfficientNet-Lite0 frame features;
+    # "scratch": the small CNN on 32x32 frames (the ablation, and models saved before the backbone).
+    visual: str = "scratch"
 
     def build(self) -> MultimodalItemEncoder:
         return MultimodalItemEncoder(**asdict(self))

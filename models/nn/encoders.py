@@ -50,6 +50,34 @@ class FrameEncoder(nn.Module):
         return (weights.unsqueeze(-1) * x).sum(dim=1)
 
 
+class BackboneFrameEncoder(nn.Module):
+    """Temporal pooling + projection over frozen pretrained per-frame features (``vidrec.media.backbone``).
+
+    The backbone already recognises objects and scenes, so only the projection into the joint space and
+    the attention across frames are trained; the features are cached, so a training step costs no CNN."""
+
+    def __init__(self, dim: int = 64, feature_dim: int = 1280, max_frames: int = 32) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(feature_dim)
+        self.proj = nn.Sequential(nn.Linear(feature_dim, dim * 2), nn.GELU(), nn.Linear(dim * 2, dim))
+        self.position = nn.Parameter(torch.zeros(max_frames, dim))
+        self.temporal = nn.TransformerEncoderLayer(
+            d_model=dim, nhead=4, dim_feedforward=dim * 2, dropout=0.0, batch_first=True
+        )
+        self.pool_query = nn.Parameter(torch.randn(dim) / dim**0.5)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features: (B, T, feature_dim) → (B, dim)."""
+        t = features.shape[1]
+        x = self.proj(self.norm(features.float())) + self.position[:t]
+        x = self.temporal(x)
+        weights = torch.softmax(x @ self.pool_query, dim=1)
+        return (weights.unsqueeze(-1) * x).sum(dim=1)
+
+
+VISUAL_ENCODERS = ("scratch", "backbone")
+
+
 class AudioEncoder(nn.Module):
     """A CNN over the log-mel spectrogram (frames × mel bins)."""
 
@@ -153,19 +181,28 @@ class MultimodalItemEncoder(nn.Module):
         modality_dropout: float = 0.2,
         descriptors: bool = False,
         mel_hop_ms: float = 10.0,
+        visual: str = "scratch",
     ) -> None:
         super().__init__()
+        if visual not in VISUAL_ENCODERS:
+            raise ValueError(f"visual must be one of {VISUAL_ENCODERS}, got {visual!r}")
         self.descriptors = SignalDescriptors(mel_hop_ms) if descriptors else None
         self.output_dim = dim
         joint = dim - len(DESCRIPTORS) if descriptors else dim
-        self.visual = FrameEncoder(joint, frame_width, frame_depth)
+        # "backbone": pretrained frame features (batch["frame_features"]); "scratch": the small CNN on
+        # 32x32 frames, kept as the ablation and for models saved before the backbone existed.
+        self.visual_input = "frame_features" if visual == "backbone" else "frames"
+        self.visual = (
+            BackboneFrameEncoder(joint) if visual == "backbone" else FrameEncoder(joint, frame_width, frame_depth)
+        )
         self.audio = AudioEncoder(joint, audio_width, audio_depth)
         self.text = TextProjection(text_dim, joint)
         self.fusion = ModalityFusion(joint, modality_dropout)
 
     def modality_vectors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, 3, joint): visual, audio, text vectors before fusion."""
-        return torch.stack([self.visual(batch["frames"]), self.audio(batch["mel"]), self.text(batch["text"])], dim=1)
+        visual = self.visual(batch[self.visual_input])
+        return torch.stack([visual, self.audio(batch["mel"]), self.text(batch["text"])], dim=1)
 
     def fused(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, joint): the learned, L2-normalised joint embedding."""

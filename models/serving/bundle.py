@@ -45,6 +45,8 @@ ITEM_COLUMNS = (
     "id_bucket",
     "embedding",
 )
+# Kept when the item table has them: metadata tags and recognised tags (JSON) feed /search and payloads.
+OPTIONAL_ITEM_COLUMNS = ("tags", "recognised")
 
 
 class BundleError(ValueError):
@@ -95,9 +97,8 @@ def write_bundle(directory: Path, contents: BundleContents) -> None:
         "path": asdict(contents.path),
     }
     (directory / MODELS_CONFIG).write_text(json.dumps(config, indent=2))
-    table = contents.items.assign(
-        embedding=list(contents.embeddings.astype(np.float32)), id_bucket=contents.id_buckets
-    )[list(ITEM_COLUMNS)]
+    table = contents.items.assign(embedding=list(contents.embeddings.astype(np.float32)), id_bucket=contents.id_buckets)
+    table = table[[*ITEM_COLUMNS, *(c for c in OPTIONAL_ITEM_COLUMNS if c in table)]]
     table.to_parquet(directory / ITEMS, index=False)
     (directory / HISTORIES).write_text(json.dumps(contents.histories))
     (directory / EVALUATION).write_text(json.dumps(contents.evaluation, default=float, indent=2))

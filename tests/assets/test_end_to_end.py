@@ -91,8 +91,20 @@ def test_pipeline_succeeds_with_every_check_passing(run: dg.ExecuteInProcessResu
         "video_metadata_contract",
         "interactions_contract",
         "promotion_gate",
+        "video_tags_contract",
     }
     assert all(e.passed for e in evaluations)
+
+
+def test_recognised_tags_reach_the_table_the_ui_and_the_api(run) -> None:
+    tags = run.output_for_node("video_tags")
+    features = run.output_for_node("video_features")
+    accepted = features[features["status"] == "accepted"]
+    assert set(tags["video_id"]) == set(accepted.loc[accepted["recognised"].notna(), "video_id"])
+    assert (tags.groupby("video_id").size() == 5).all() and tags["confidence"].between(0, 1).all()
+    events = [e for e in run.get_asset_materialization_events() if e.asset_key.to_user_string() == "video_features"]
+    metadata = events[-1].materialization.metadata
+    assert "recognised_tags" in metadata and metadata["recognition_failed"].value == 0
 
 
 def test_corrupt_file_is_quarantined_with_a_reason(run, vidrec_root: Path) -> None:
@@ -131,6 +143,9 @@ def test_promoted_model_serves_over_http(run, vidrec_root: Path, vidrec_env: dic
         body = reply.json()
         assert body["known_user"] and body["model_tag"] == tag and len(body["items"]) == 5
         assert all(item["title"] for item in body["items"])
+        assert all(item["tags"] and 0 <= item["tags"][0]["confidence"] <= 1 for item in body["items"])
+        wordless = httpx.post(f"{base}/search", json={"query": "🙂 <script>", "k": 3}, timeout=30).json()
+        assert wordless["items"] == [] and wordless["reason"]
         assert {i["video_id"] for i in body["items"]}.isdisjoint({h["video_id"] for h in body["history"]})
         cold = httpx.post(f"{base}/recommend", json={"user_id": "never-seen", "k": 3}, timeout=30).json()
         assert not cold["known_user"] and len(cold["items"]) == 3

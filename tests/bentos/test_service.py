@@ -118,6 +118,18 @@ def test_search_by_text_with_filters(api) -> None:
     assert api.post("/search", json={"query": "\u200b\u200b", "k": 4}).status_code == 400
 
 
+def test_search_without_words_returns_nothing_with_a_reason(api) -> None:
+    for query in ["🐱🚀", "<script>", "?!...", "the and of"]:
+        body = api.post("/search", json={"query": query, "k": 4}).json()
+        assert body["items"] == [] and "no words to search for" in body["reason"], query
+    body = api.post("/search", json={"query": "guitar concert", "k": 10}).json()
+    assert body["reason"] is None and len(body["items"]) == 10
+    for item in body["items"]:
+        assert -1.0 <= item["relevance"] <= 1.0 and -1.0 <= item["similarity"] <= 1.0 + 1e-6
+    relevance = [i["relevance"] for i in body["items"]]
+    assert relevance == sorted(relevance, reverse=True)
+
+
 def test_creators_for_a_user(api, known_user, trained) -> None:
     body = api.post("/creators", json={"user_id": known_user, "k": 2}).json()
     assert len(body["creators"]) == 2 and body["creators"][0]["score"] >= body["creators"][1]["score"]

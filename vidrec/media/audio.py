@@ -1,4 +1,5 @@
-"""A fixed-size log-mel spectrogram of a short window from the middle of a video's soundtrack.
+"""A fixed-size log-mel spectrogram of short windows of a video's soundtrack (the middle, or spread
+across the whole clip and averaged).
 
 Only the window is decoded (after a seek), so the cost does not grow with the video length.
 Any rate is resampled to the feature rate (12 kHz phone audio as well as 96 kHz studio audio).
@@ -53,21 +54,25 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 
 def _decode_window(
-    container: av.container.InputContainer, sample_rate: int, seconds: float, name: str
+    container: av.container.InputContainer, sample_rate: int, seconds: float, name: str, centre: float = 0.5
 ) -> np.ndarray | None:
-    """Mono float32 samples of the middle ``seconds`` (zero padded), or None without audio."""
+    """Mono float32 samples of ``seconds`` around ``centre`` (a share of the duration; 0.5: the middle),
+    kept inside the clip and zero padded, or None without audio."""
     wanted = int(round(seconds * sample_rate))
     stream = main_audio_stream(container)
     if stream is None:
         return None
     if stream.codec_context is None:
         raise AudioUnavailable(f"no decoder for the audio codec of {name}")
-    stream.codec_context.thread_count = 1  # one worker per core; threads only add overhead
+    try:
+        stream.codec_context.thread_count = 1  # one worker per core; threads only add overhead
+    except RuntimeError:
+        pass  # a later window of the same clip: the decoder is already open with that setting
     if stream.duration and stream.time_base:
         duration = float(stream.duration * stream.time_base)
     else:
         duration = (container.duration or 0) / av.time_base
-    start = max(0.0, (duration - seconds) / 2)
+    start = max(0.0, min(duration * centre - seconds / 2, duration - seconds))
     resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
     chunks: list[np.ndarray] = []
     have, skip, passthrough = 0, None, False
@@ -110,14 +115,16 @@ def log_mel(
     seconds: float = 2.0,
     hop_ms: float = 10.0,
     win_ms: float = 25.0,
+    windows: int = 1,
 ) -> tuple[np.ndarray, bool]:
-    """``(F, n_mels)`` float16 log-mel of the middle window, and whether there was audio.
+    """``(F, n_mels)`` float16 log-mel of the middle window (or of ``windows`` across the clip, averaged),
+    and whether there was audio.
 
     Without an audio stream the result is all zeros with ``has_audio=False``; F depends only
     on the arguments (see ``n_mel_frames``).
     """
     with av.open(path) as container:
-        return log_mel_from(container, sample_rate, n_mels, seconds, hop_ms, win_ms, name=path)
+        return log_mel_from(container, sample_rate, n_mels, seconds, hop_ms, win_ms, name=path, windows=windows)
 
 
 def log_mel_from(
@@ -128,13 +135,25 @@ def log_mel_from(
     hop_ms: float = 10.0,
     win_ms: float = 25.0,
     name: str = "input",
+    windows: int = 1,
 ) -> tuple[np.ndarray, bool]:
-    """``log_mel`` on an already open container (frames and audio share one open file)."""
-    n_frames = n_mel_frames(sample_rate, seconds, hop_ms, win_ms)
-    samples = _decode_window(container, sample_rate, seconds, name)
-    if samples is None:
-        return np.zeros((n_frames, n_mels), np.float16), False
+    """``log_mel`` on an already open container (frames and audio share one open file).
 
+    ``windows`` > 1: that many windows at the centres of equal slices of the clip, their log-mels
+    averaged, so the whole soundtrack counts (an intro, a drop, an outro), not only the middle."""
+    n_frames = n_mel_frames(sample_rate, seconds, hop_ms, win_ms)
+    mels = []
+    for i in range(windows):
+        samples = _decode_window(container, sample_rate, seconds, name, centre=(i + 0.5) / windows)
+        if samples is None:
+            return np.zeros((n_frames, n_mels), np.float16), False
+        mels.append(_log_mel_of(samples, sample_rate, n_mels, n_frames, hop_ms, win_ms))
+    return np.mean(mels, axis=0).astype(np.float16), True
+
+
+def _log_mel_of(
+    samples: np.ndarray, sample_rate: int, n_mels: int, n_frames: int, hop_ms: float, win_ms: float
+) -> np.ndarray:
     win = int(round(win_ms * sample_rate / 1000))
     hop = int(round(hop_ms * sample_rate / 1000))
     n_fft = 1 << (win - 1).bit_length()
@@ -145,7 +164,7 @@ def log_mel_from(
     spectrum = np.fft.rfft(windows.astype(np.float32) * _hann(win), n=n_fft, axis=1)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     mel = power @ mel_filterbank(sample_rate, n_fft, n_mels)
-    return np.log(mel + _LOG_FLOOR).astype(np.float16), True
+    return np.log(mel + _LOG_FLOOR).astype(np.float32)
 
 
 @lru_cache(maxsize=8)

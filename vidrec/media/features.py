@@ -54,15 +54,18 @@ class FeatureConfig:
     hop_ms: float = 10.0
     win_ms: float = 25.0
     seek: str = "keyframe"
+    # Log-mel windows spread across the clip and averaged (1: the middle window only, as before).
+    audio_windows: int = 3
     # Bumped when extraction gives other arrays for the same bytes, so old shards are not reused
-    # (2: frames turned upright, the main video stream, seek fallbacks, unusable audio masked).
-    extractor: int = 2
+    # (2: frames turned upright, the main video stream, seek fallbacks, unusable audio masked;
+    # 3: whole-clip audio, ``audio_windows``).
+    extractor: int = 3
 
     def __post_init__(self) -> None:
         if self.seek not in SEEK_MODES:
             raise ValueError(f"FeatureConfig.seek must be one of {SEEK_MODES}, got {self.seek!r}")
-        if self.n_frames < 1 or self.frame_size < 1:
-            raise ValueError(f"FeatureConfig needs n_frames >= 1 and frame_size >= 1, got {self}")
+        if self.n_frames < 1 or self.frame_size < 1 or self.audio_windows < 1:
+            raise ValueError(f"FeatureConfig needs n_frames, frame_size and audio_windows >= 1, got {self}")
 
     def key(self) -> str:
         """Short fingerprint of every setting: shards made under another config are not reused."""
@@ -106,6 +109,7 @@ def extract_one(path: str, target: str, config: FeatureConfig) -> dict[str, Any]
                 hop_ms=config.hop_ms,
                 win_ms=config.win_ms,
                 name=path,
+                windows=config.audio_windows,
             )
             audio_note = None
         except AudioUnavailable as error:
