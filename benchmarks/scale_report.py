@@ -49,6 +49,7 @@ def summarise(worlds: list[dict]) -> dict:
     for name in names:
         rows = [(w, w["steps"][name]) for w in worlds if name in w["steps"]]
         driver = "videos" if name in VIDEO_DRIVEN else rows[0][1]["driver"]
+        rows.sort(key=lambda row: row[0][driver])  # stable: worlds with the same driver keep their order
         x = [w[driver] for w, _ in rows]
         wall = [s["wall_s"] for _, s in rows]
         entry = {
@@ -63,7 +64,9 @@ def summarise(worlds: list[dict]) -> dict:
         }
         if len(rows) >= 2 and len(set(x)) >= 2:
             slope, intercept = _fit(x, wall)
-            last = math.log(wall[-1] / max(wall[-2], 1e-3)) / math.log(x[-1] / x[-2])
+            # The two largest distinct drivers (the events-heavy world has the demo's catalogue).
+            below = max(i for i, v in enumerate(x) if v < x[-1])
+            last = math.log(wall[-1] / max(wall[below], 1e-3)) / math.log(x[-1] / x[below])
             entry |= {"exponent": slope, "exponent_last_pair": last}
             entry["large_wall_s"] = math.exp(intercept) * large[driver] ** slope
             # Memory = a baseline (the process, the imports) + what grows: a straight line, not a power.
