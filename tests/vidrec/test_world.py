@@ -73,7 +73,7 @@ def decoded_frames(path: Path) -> np.ndarray:
 
 
 def test_world_sizes_match_their_purpose() -> None:
-    assert set(WORLD_SIZES) == {"tiny", "demo", "large"}
+    assert set(WORLD_SIZES) == {"tiny", "small", "demo", "events", "large"}
     large = WORLD_SIZES["large"]
     assert large.n_sessions * large.slate_size >= 1_000_000
     # uniform durations: share of videos >= 10 s

@@ -156,7 +156,13 @@ def _evaluate(
         raise ValueError("the scores table is empty; no model has scored the hold-out impressions")
     if None in models:
         raise ValueError("the scores table has rows without a model name")
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    # Views count too: out-of-core evaluation reads top_k as a view over Parquet (evaluation/parquet.py).
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()
+    }
     with_top_k = "top_k" in tables and con.execute("SELECT count(*) FROM top_k").fetchall()[0][0] > 0
     parts: list[pd.DataFrame] = []
     if settings.slices:

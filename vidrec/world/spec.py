@@ -56,6 +56,29 @@ WORLD_SIZES: dict[str, WorldSpec] = {
         min_duration_s=2.0,
         max_duration_s=6.0,
     ),
+    # Between tiny and demo: a third point for the scale curves (benchmarks/scale.py), with demo's slates.
+    "small": WorldSpec(
+        size="small",
+        n_videos=100,
+        n_users=200,
+        n_days=7,
+        n_sessions=2_500,
+        slate_size=20,
+        min_duration_s=2.0,
+        max_duration_s=4.0,
+    ),
+    # Events-heavy: demo's catalogue with 3x the users and sessions, so the scale curves tell the growth of
+    # the log apart from the growth of the catalogue (benchmarks/scale.py).
+    "events": WorldSpec(
+        size="events",
+        n_videos=300,
+        n_users=2_000,
+        n_days=14,
+        n_sessions=25_000,
+        slate_size=20,
+        min_duration_s=2.0,
+        max_duration_s=6.0,
+    ),
     # Uniform 2-20 s puts ~55% of videos at >= 10 s, so long-video handling gets exercised.
     "large": WorldSpec(
         size="large",
