@@ -11,7 +11,8 @@ import pytest
 
 from bentos import marketing
 from bentos.content import SentenceEncoder
-from bentos.recommender import LoadedRecommender
+from bentos.recommender import LoadedRecommender, ServingSettings
+from models.serving.exploration import ExplorationSettings
 from tests.bentos.live_server import served
 from vidrec.privacy import pseudonymise
 
@@ -20,7 +21,10 @@ KEY = "marketing-test-key"
 
 @pytest.fixture(scope="module")
 def model(trained) -> LoadedRecommender:
-    return LoadedRecommender(Path(bentoml.models.get(trained.tag).path), "t:1", "test-key", SentenceEncoder())
+    deterministic = ServingSettings(exploration=ExplorationSettings(epsilon=0.0))  # explained == plain, slot by slot
+    return LoadedRecommender(
+        Path(bentoml.models.get(trained.tag).path), "t:1", "test-key", SentenceEncoder(), deterministic
+    )
 
 
 def test_campaign_audience_names_only_pseudonymised_users(
