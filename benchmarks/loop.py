@@ -50,6 +50,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--policy", default="", help="promotion policy file (default: the versioned gate)")
     parser.add_argument("--quick", action="store_true", help="few training epochs (tests)")
+    parser.add_argument(
+        "--ab-last-day",
+        action="store_true",
+        help="on the last night, serve the candidate to a sticky 50%% beside production (live A/B) instead of "
+        "promoting it, and compare the day's per-arm CTR with the simulated A/B's ordering",
+    )
     parser.add_argument("--root", type=Path, default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None)
     return parser.parse_args(argv)

@@ -57,6 +57,7 @@ class Loop:
     rows: list[dict] = field(default_factory=list)
     shown_live: int = 0
     blocked: list[dict] = field(default_factory=list)  # per night, the checks that did not pass and why
+    ab: dict = field(default_factory=dict)  # the last day's live 50/50 A/B (--ab-last-day)
 
     def pipeline(self, night: int) -> str | None:
         """One nightly run of every asset and check; the production tag afterwards."""
@@ -91,13 +92,16 @@ class Loop:
         )
         return tag
 
-    def record(self, day: int, policy: str, session: Session, world_ids: list[str]) -> list[bool]:
+    def record(
+        self, day: int, policy: str, session: Session, world_ids: list[str], arm: str | None = None
+    ) -> list[bool]:
         got = answer(self.oracle, session, world_ids)
         for position, video in enumerate(world_ids):
             self.rows.append(
                 {
                     "day": day,
                     "policy": policy,
+                    "arm": arm,
                     "session": session.index,
                     "position": position,
                     "video_id": video,
@@ -132,10 +136,11 @@ def _serve_day(loop: Loop, client: httpx.Client, frozen: LoadedRecommender, day:
         reply = client.post("/recommend", json={"user_id": session.user_id, "k": K})
         reply.raise_for_status()
         body = reply.json()
-        tag = body["model_tag"]
+        if body["arm"] == "production":  # the day's production model (a challenger may answer some users)
+            tag = body["model_tag"]
         shown = [loop.world_of.get(i["video_id"], i["video_id"]) for i in body["items"]]
         loop.shown_live += len(shown)
-        outcomes = loop.record(day, "vidrec", session, shown)
+        outcomes = loop.record(day, "vidrec", session, shown, arm=body["arm"])
         feedback = [
             {
                 "user_id": session.user_id,
@@ -220,10 +225,51 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
                     days[-1]["uploads_in_catalogue_after_night"] = _uploads_in_catalogue(home)
                     if promoted != serving:  # tonight's estimate, from the logs so far, of tomorrow's model
                         estimate = dict(zip(("snips", "snips_low", "snips_high"), _snips(home)))
+                    if args.ab_last_day and day + 1 == args.days - 1 and promoted != serving:
+                        _start_ab(loop, client, serving, promoted)
+                        promoted = serving  # production stays; the candidate serves half the users
                     _wait_for(client, promoted)
     finally:
         server.stop(process)
     return _report(loop, days)
+
+
+def _start_ab(loop: Loop, client: httpx.Client, production: str, candidate: str) -> None:
+    """Instead of promoting tonight's candidate, serve it to a sticky 50% beside production (live A/B)."""
+    pointer = ProductionPointer(Paths(loop.home).registry)
+    pointer.rollback()  # production back to the champion...
+    pointer.start_challenger(candidate, 0.5, salt=f"loop-{loop.args.seed}")  # ...and the candidate at 50%
+    with duckdb.connect(str(Paths(loop.home).warehouse), read_only=True) as connection:
+        found = connection.execute(
+            "select value, ci_low, ci_high from vidrec.offline_evaluation "
+            "where model = 'candidate_vs_champion' and metric = ? and slice = 'all'",
+            [f"ab_ctr_at_{K}"],
+        ).fetchone()
+    loop.ab = {"production": production, "challenger": candidate, "simulated_ab_relative_ctr": found}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        experiment = client.get("/model").json().get("experiment")
+        if experiment and experiment["challenger_serving"]:
+            return
+        time.sleep(0.25)
+    raise RuntimeError("the service did not start serving the challenger within 120 s")
+
+
+def _ab_report(loop: Loop, shown: pd.DataFrame) -> dict | None:
+    """Per-arm CTR@10 of the A/B day and whether its ordering matches the simulated A/B's."""
+    if not loop.ab:
+        return None
+    day = shown[(shown["policy"] == "vidrec") & (shown["day"] == loop.args.days - 1)]
+    arms = day.groupby("arm").agg(impressions=("clicked", "size"), ctr_at_10=("clicked", "mean"))
+    online = float(arms.loc["challenger", "ctr_at_10"] / arms.loc["production", "ctr_at_10"] - 1)
+    simulated = loop.ab["simulated_ab_relative_ctr"]
+    return {
+        **{k: v for k, v in loop.ab.items() if k != "simulated_ab_relative_ctr"},
+        "arms": arms.reset_index().to_dict(orient="records"),
+        "online_relative_ctr": online,
+        "simulated_relative_ctr": None if simulated is None else list(simulated),
+        "same_ordering": None if simulated is None else (online > 0) == (simulated[0] > 0),
+    }
 
 
 def _report(loop: Loop, days: list[dict]) -> dict:
@@ -256,5 +302,6 @@ def _report(loop: Loop, days: list[dict]) -> dict:
         "per_day": table.round(5).to_dict(orient="records"),
         "nights": days,
         "checks_not_passed": loop.blocked,
+        "ab_last_day": _ab_report(loop, shown),
         "plot": str(plot),
     }

@@ -2,7 +2,8 @@
 
 Day 0 trains and promotes; the day's held-back videos arrive through /videos; the world's users ask
 /recommend over HTTP and answer from the world's behaviour model, feedback goes back through /events with
-the request_id; the night retrains on what landed, promotes, and the service hot-swaps for day 1. Every
+the request_id; the night retrains on what landed and (--ab-last-day) serves the candidate to a sticky half
+of the users beside production on day 1, a live A/B whose per-arm CTR is compared with the simulated A/B. Every
 impression the service showed landed and is accounted for by the join."""
 
 import json
@@ -35,11 +36,11 @@ def test_a_two_day_loop_on_the_tiny_world(tmp_path: Path) -> None:
     command = [sys.executable, str(REPO / "benchmarks" / "loop.py"), "--world", "tiny", "--data", str(world)]
     command += ["--days", "2", "--sessions", "40", "--uploads-per-day", "2", "--quick", "--policy", str(policy)]
     command += ["--root", str(tmp_path / "loop"), "--out", str(out)]
+    command += ["--ab-last-day"]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["days"] == 2 and len(result["nights"]) == 2 and result["nights"][0]["promoted_next"]
-    assert result["nights"][0]["model_tag"] != result["nights"][1]["model_tag"]  # the service hot-swapped
     # Every impression the service showed landed, and the join accounted for every landed row.
     assert result["impressions_shown"] == result["impressions_landed"] == 2 * 40 * 10
     assert result["unaccounted_impressions"] == 0
@@ -52,3 +53,9 @@ def test_a_two_day_loop_on_the_tiny_world(tmp_path: Path) -> None:
     for key in ("ctr_final_over_frozen", "ctr_final_over_frozen_ci_low", "uploads_exposure_over_oracle_day_after"):
         assert result[key] is not None
     assert Path(result["plot"]).is_file()
+    # The last day ran as a live 50/50 A/B: production stayed, the night's candidate served half the users.
+    ab = result["ab_last_day"]
+    assert ab["production"] == result["nights"][0]["model_tag"] == result["nights"][1]["model_tag"]
+    assert ab["challenger"] != ab["production"]
+    assert {a["arm"] for a in ab["arms"]} == {"production", "challenger"}
+    assert all(a["impressions"] >= 100 for a in ab["arms"]) and ab["same_ordering"] in (True, False)
