@@ -170,13 +170,13 @@ def _uploads_in_catalogue(home: Path) -> int:
     return int(count)
 
 
-def _snips(home: Path) -> tuple[float | None, float | None, float | None]:
-    """The SNIPS CTR@10 estimate (and its 95% interval) tonight's evaluation made for the candidate."""
+def _evaluated(home: Path, model: str, metric: str) -> tuple[float | None, float | None, float | None]:
+    """Tonight's evaluation row (value and 95% interval) of ``model`` on ``metric``, over all sessions."""
     with duckdb.connect(str(Paths(home).warehouse), read_only=True) as connection:
         found = connection.execute(
             "select value, ci_low, ci_high from vidrec.offline_evaluation "
-            "where model = 'candidate' and metric = ? and slice = 'all'",
-            [f"ctr_at_{K}_snips"],
+            "where model = ? and metric = ? and slice = 'all'",
+            [model, metric],
         ).fetchone()
     return tuple(found) if found else (None, None, None)
 
@@ -224,7 +224,8 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
                     days[-1]["promoted_next"] = promoted != serving
                     days[-1]["uploads_in_catalogue_after_night"] = _uploads_in_catalogue(home)
                     if promoted != serving:  # tonight's estimate, from the logs so far, of tomorrow's model
-                        estimate = dict(zip(("snips", "snips_low", "snips_high"), _snips(home)))
+                        snips = _evaluated(home, "candidate", f"ctr_at_{K}_snips")
+                        estimate = dict(zip(("snips", "snips_low", "snips_high"), snips))
                     if args.ab_last_day and day + 1 == args.days - 1 and promoted != serving:
                         _start_ab(loop, client, serving, promoted)
                         promoted = serving  # production stays; the candidate serves half the users
@@ -239,12 +240,7 @@ def _start_ab(loop: Loop, client: httpx.Client, production: str, candidate: str)
     pointer = ProductionPointer(Paths(loop.home).registry)
     pointer.rollback()  # production back to the champion...
     pointer.start_challenger(candidate, 0.5, salt=f"loop-{loop.args.seed}")  # ...and the candidate at 50%
-    with duckdb.connect(str(Paths(loop.home).warehouse), read_only=True) as connection:
-        found = connection.execute(
-            "select value, ci_low, ci_high from vidrec.offline_evaluation "
-            "where model = 'candidate_vs_champion' and metric = ? and slice = 'all'",
-            [f"ab_ctr_at_{K}"],
-        ).fetchone()
+    found = _evaluated(loop.home, "candidate_vs_champion", f"ab_ctr_at_{K}")
     loop.ab = {"production": production, "challenger": candidate, "simulated_ab_relative_ctr": found}
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -267,8 +263,8 @@ def _ab_report(loop: Loop, shown: pd.DataFrame) -> dict | None:
         **{k: v for k, v in loop.ab.items() if k != "simulated_ab_relative_ctr"},
         "arms": arms.reset_index().to_dict(orient="records"),
         "online_relative_ctr": online,
-        "simulated_relative_ctr": None if simulated is None else list(simulated),
-        "same_ordering": None if simulated is None else (online > 0) == (simulated[0] > 0),
+        "simulated_relative_ctr": list(simulated),
+        "same_ordering": None if simulated[0] is None else (online > 0) == (simulated[0] > 0),
     }
 
 
