@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.reporting import table_md
-from assets.resources import WAREHOUSE_POOL, VidrecStorage
+from assets.resources import VidrecStorage, warehouse_asset
 from expectations.data_docs import build_data_docs
 from expectations.validate import ValidationReport
 from vidrec.plots import markdown_image
@@ -75,14 +75,7 @@ def record_validation(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=list(CHECKED_ASSETS),
-    kinds={"python", "duckdb"},
-    owners=["team:ml-platform"],
-    io_manager_key="warehouse_io",
-    pool=WAREHOUSE_POOL,
-)
+@warehouse_asset(GROUP, retry=False, deps=list(CHECKED_ASSETS))
 def data_quality_summary(context: dg.AssetExecutionContext, storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
     """Pass rates per Great Expectations suite over time and quarantine counts, from the history
     every contract check appends to, with links to each run's Data Docs."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from assets.reporting import table_md
-from assets.resources import WAREHOUSE_POOL, VidrecStorage
+from assets.resources import VidrecStorage, warehouse_asset
 from vidrec.drift import (
     EVENT_RATES,
     MODALITIES,
@@ -33,13 +33,7 @@ class DriftConfig(dg.Config):
     policy_path: str = ""
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    owners=["team:ml-platform"],
-    io_manager_key="warehouse_io",
-    pool=WAREHOUSE_POOL,
-)
+@warehouse_asset(GROUP, retry=False)
 def drift_report(
     context: dg.AssetExecutionContext,
     config: DriftConfig,

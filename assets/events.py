@@ -6,7 +6,13 @@ import pandas as pd
 
 from assets.data_quality import record_validation
 from assets.reporting import contract_check, quarantine_metadata, table_md
-from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, Pseudonymiser, RawData, VidrecStorage
+from assets.resources import (
+    FOLLOW_UPSTREAM,
+    Pseudonymiser,
+    RawData,
+    VidrecStorage,
+    warehouse_asset,
+)
 from expectations.suites import events_suite
 from expectations.validate import validate_frame
 from vidrec.feedback import logged_impressions as logged_feedback
@@ -35,16 +41,7 @@ raw_events = dg.AssetSpec(
 )
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=[raw_events],
-    kinds={"python", "duckdb"},
-    io_manager_key="warehouse_io",
-    owners=OWNERS,
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-    automation_condition=FOLLOW_UPSTREAM,
-)
+@warehouse_asset(GROUP, deps=[raw_events], automation_condition=FOLLOW_UPSTREAM)
 def interactions(
     raw_data: RawData,
     pseudonymiser: Pseudonymiser,
@@ -119,14 +116,7 @@ def interactions_contract(
     return record_validation(context, storage, "interactions", report, contract_check(interactions, report, "event_id"))
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"duckdb"},
-    io_manager_key="warehouse_io",
-    owners=OWNERS,
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-)
+@warehouse_asset(GROUP, kinds={"duckdb"})
 def logged_impressions(storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
     """What the service showed (its impression log: request, model tag, arm, policy, position, score,
     propensity), each row with the feedback that names it merged in (clicked, watch_s, converted). The live

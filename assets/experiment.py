@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.reporting import table_md
-from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, VidrecStorage
+from assets.resources import GatePolicy, VidrecStorage, warehouse_asset
 from vidrec.evaluation.online import (
     COLUMNS,
     EXPERIMENT,
@@ -42,15 +42,8 @@ def _read_rows(storage: VidrecStorage, challenger: Challenger) -> pd.DataFrame:
         return experiment_rows(con, challenger)
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=["logged_impressions"],  # read in the warehouse by experiment_rows
-    kinds={"duckdb"},
-    io_manager_key="warehouse_io",
-    owners=["team:ml-platform"],
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-)
+# logged_impressions is read in the warehouse by experiment_rows.
+@warehouse_asset(GROUP, kinds={"duckdb"}, deps=["logged_impressions"])
 def online_experiment(
     context: dg.AssetExecutionContext, storage: VidrecStorage, gate_policy: GatePolicy
 ) -> dg.Output[pd.DataFrame]:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from assets.data_quality import record_validation
 from assets.reporting import contract_check, quarantine_metadata, table_md
-from assets.resources import FOLLOW_UPSTREAM, TRANSIENT_RETRY, WAREHOUSE_POOL, RawData, VidrecStorage
+from assets.resources import FOLLOW_UPSTREAM, RawData, VidrecStorage, warehouse_asset
 from expectations.validate import validate_frame
 from vidrec.config import resolve_backbone_cache
 from vidrec.imports.covers import item_shards
@@ -92,15 +92,7 @@ def raw_videos(raw_data: RawData, storage: VidrecStorage) -> dg.Output[pd.DataFr
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    io_manager_key=WAREHOUSE,
-    owners=["team:ml-platform"],
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-    automation_condition=FOLLOW_UPSTREAM,
-)
+@warehouse_asset(GROUP, automation_condition=FOLLOW_UPSTREAM)
 def video_probe(
     context: dg.AssetExecutionContext, raw_videos: pd.DataFrame, raw_data: RawData, storage: VidrecStorage
 ) -> dg.Output[pd.DataFrame]:
@@ -164,14 +156,7 @@ def video_probe_contract(
     return record_validation(context, storage, "video_probe", report, contract_check(video_probe, report, "video_id"))
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    io_manager_key=WAREHOUSE,
-    owners=["team:ml-platform"],
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-)
+@warehouse_asset(GROUP)
 def video_metadata(raw_data: RawData, raw_videos: pd.DataFrame, storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
     """The metadata sidecar plus the form metadata of the uploads raw_videos took in, typed and checked
     against the `video_metadata` suite, with the normalised item text; rows without a video file are
@@ -206,15 +191,7 @@ def video_metadata_contract(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    io_manager_key=WAREHOUSE,
-    owners=["team:ml-platform"],
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-    automation_condition=FOLLOW_UPSTREAM,
-)
+@warehouse_asset(GROUP, automation_condition=FOLLOW_UPSTREAM)
 def video_features(
     context: dg.AssetExecutionContext, video_probe: pd.DataFrame, raw_data: RawData, storage: VidrecStorage
 ) -> dg.Output[pd.DataFrame]:
@@ -273,15 +250,7 @@ def video_features(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    io_manager_key=WAREHOUSE,
-    owners=["team:ml-platform"],
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-    automation_condition=FOLLOW_UPSTREAM,
-)
+@warehouse_asset(GROUP, automation_condition=FOLLOW_UPSTREAM)
 def text_features(video_metadata: pd.DataFrame, storage: VidrecStorage) -> dg.Output[pd.DataFrame]:
     """Frozen MiniLM embeddings of each accepted item's normalised text (cached by content hash)."""
     accepted = video_metadata[video_metadata["status"] == "accepted"]

@@ -34,6 +34,21 @@ FOLLOW_UPSTREAM = (
 ).with_label("follow upstream")
 
 
+def warehouse_asset(group_name: str, *, kinds: set[str] | None = None, retry: bool = True, **options):
+    """``dg.asset`` for a step that writes a warehouse table: the warehouse IO manager, the platform
+    team as owner, a slot in the warehouse pool and (unless ``retry=False``) the transient-retry policy.
+    ``options`` pass through (deps, automation_condition, ins, ...)."""
+    return dg.asset(
+        group_name=group_name,
+        kinds=kinds or {"python", "duckdb"},
+        io_manager_key="warehouse_io",
+        owners=["team:ml-platform"],
+        pool=WAREHOUSE_POOL,
+        **({"retry_policy": TRANSIENT_RETRY} if retry else {}),
+        **options,
+    )
+
+
 class VidrecStorage(dg.ConfigurableResource):
     """The run-state root (DuckDB warehouse, shards, checkpoints, reports, model store)."""
 

@@ -6,7 +6,7 @@ from dataclasses import fields
 import dagster as dg
 import pandas as pd
 
-from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, VidrecStorage
+from assets.resources import VidrecStorage, warehouse_asset
 from models.fit.retrieval_step import fit_retrieval
 from models.fit.steps import StepSettings, fit_encoder, fit_ranker, item_embedding_matrix
 from models.serving.weights import TrainedModel
@@ -62,14 +62,7 @@ def multimodal_encoder(
     return dg.Output(model, metadata=_training_metadata(model, storage, context.run_id))
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pytorch", "duckdb"},
-    io_manager_key="warehouse_io",
-    owners=["team:ml-platform"],
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-)
+@warehouse_asset(GROUP, kinds={"pytorch", "duckdb"})
 def item_embeddings(
     context: dg.AssetExecutionContext, multimodal_encoder: TrainedModel, items: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
