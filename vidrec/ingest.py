@@ -7,21 +7,11 @@ from pathlib import Path
 import pandas as pd
 
 from vidrec.privacy import pseudonymise_column
+from vidrec.sources import RAW_EVENT_COLUMNS
 from vidrec.text import item_text
 
-EVENT_COLUMNS = (
-    "event_id",
-    "ts",
-    "user_key",
-    "video_id",
-    "session_id",
-    "position",
-    "surface",
-    "propensity",
-    "clicked",
-    "watch_s",
-    "converted",
-)
+# The source columns with the user pseudonymised: user_id becomes user_key, in the same place.
+EVENT_COLUMNS = tuple("user_key" if c == "user_id" else c for c in RAW_EVENT_COLUMNS)
 
 
 def quarantine(

@@ -18,6 +18,17 @@ from filelock import FileLock
 from vidrec import plots  # noqa: F401  (selects the headless matplotlib backend first)
 
 HISTORY_FILE = "quality_history.jsonl"
+RUN_COLUMNS = ("run_id", "validated_at", "suite", "row_pass_rate", "success", "quarantined")
+SUMMARY_COLUMNS = (
+    "suite",
+    "runs",
+    "runs_passed_share",
+    "latest_row_pass_rate",
+    "mean_row_pass_rate",
+    "latest_scanned",
+    "latest_quarantined",
+    "latest_data_docs",
+)
 
 
 @dataclass(frozen=True)
@@ -87,10 +98,10 @@ def read_history(path: Path) -> pd.DataFrame:
 def pass_rates_by_run(history: pd.DataFrame) -> pd.DataFrame:
     """Per run (in time order) and suite: row pass rate, whether the suite passed, quarantined rows."""
     if history.empty:
-        return pd.DataFrame(columns=["run_id", "validated_at", "suite", "row_pass_rate", "success", "quarantined"])
+        return pd.DataFrame(columns=list(RUN_COLUMNS))
     # The latest validation of a suite within a run stands for that run (a re-executed check replaces it).
     latest = history.groupby(["run_id", "suite"], sort=False).tail(1)
-    return latest[["run_id", "validated_at", "suite", "row_pass_rate", "success", "quarantined"]].reset_index(drop=True)
+    return latest[list(RUN_COLUMNS)].reset_index(drop=True)
 
 
 def suite_summary(history: pd.DataFrame) -> pd.DataFrame:
@@ -98,18 +109,7 @@ def suite_summary(history: pd.DataFrame) -> pd.DataFrame:
     rate, and the latest quarantine counts."""
     per_run = pass_rates_by_run(history)
     if per_run.empty:
-        return pd.DataFrame(
-            columns=[
-                "suite",
-                "runs",
-                "runs_passed_share",
-                "latest_row_pass_rate",
-                "mean_row_pass_rate",
-                "latest_scanned",
-                "latest_quarantined",
-                "latest_data_docs",
-            ]
-        )
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     latest = history.groupby("suite").tail(1).set_index("suite")
     summary = per_run.groupby("suite").agg(
         runs=("run_id", "nunique"), runs_passed_share=("success", "mean"), mean_row_pass_rate=("row_pass_rate", "mean")
@@ -118,18 +118,7 @@ def suite_summary(history: pd.DataFrame) -> pd.DataFrame:
     summary["latest_scanned"] = latest["scanned"]
     summary["latest_quarantined"] = latest["quarantined"]
     summary["latest_data_docs"] = latest["data_docs"]
-    return summary.reset_index()[
-        [
-            "suite",
-            "runs",
-            "runs_passed_share",
-            "latest_row_pass_rate",
-            "mean_row_pass_rate",
-            "latest_scanned",
-            "latest_quarantined",
-            "latest_data_docs",
-        ]
-    ]
+    return summary.reset_index()[list(SUMMARY_COLUMNS)]
 
 
 def pass_rate_plot(history: pd.DataFrame, path: Path) -> Path:
