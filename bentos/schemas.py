@@ -179,6 +179,15 @@ class RankedVideo(BaseModel):
     p_click: float
     expected_watch_s: float
     p_conversion: float
+    propensity: float = Field(
+        1.0,
+        description="/rank's ordering is deterministic: each video is shown at its "
+        "position with probability 1 (logged with the impression)",
+    )
+
+
+# What a response showed, one logged impression per item: /recommend's or /rank's videos.
+Shown = list[RecommendedVideo] | list[RankedVideo]
 
 
 class RankResponse(BaseModel):

@@ -141,7 +141,7 @@ class Recommender:
         self._log_shown(request.user_id, response.request_id, response.policy, response.arm, model.tag, response.items)
         return response
 
-    def _log_shown(self, user_id: str, request_id: str, policy: str, arm: str, tag: str, items: list) -> None:
+    def _log_shown(self, user_id: str, request_id: str, policy: str, arm: str, tag: str, items: s.Shown) -> None:
         """One impression row per shown item (written and fsync'd by the log's thread within 50 ms)."""
         now, user_key = datetime.now(UTC).isoformat(), pseudonymise(user_id, self.key)
         self.impressions.log(
@@ -156,7 +156,7 @@ class Recommender:
                     "video_id": item.video_id,
                     "position": position,
                     "score": item.score,
-                    "propensity": getattr(item, "propensity", 1.0),
+                    "propensity": item.propensity,
                 }
                 for position, item in enumerate(items)
             ]

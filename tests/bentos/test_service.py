@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
@@ -136,7 +137,7 @@ def test_creators_for_a_user(api, known_user, trained) -> None:
     assert set(body["creators"][0]["videos"]) <= set(trained.items["video_id"])
 
 
-def test_rank_orders_each_request_and_reports_unknown_candidates(api, known_user) -> None:
+def test_rank_orders_each_request_and_reports_unknown_candidates(api, known_user, vidrec_root: Path) -> None:
     reply = api.post(
         "/rank",
         json={
@@ -150,6 +151,11 @@ def test_rank_orders_each_request_and_reports_unknown_candidates(api, known_user
     assert {i["video_id"] for i in first["items"]} == {"v00001", "v00002", "v00003"}
     assert first["unknown_video_ids"] == ["nope"] and first["known_user"] and not second["known_user"]
     assert [i["score"] for i in first["items"]] == sorted((i["score"] for i in first["items"]), reverse=True)
+    # The ordering is deterministic: shown with probability 1 at its position, and logged so.
+    assert [i["propensity"] for i in first["items"]] == [1.0] * 3
+    logged = _logged(Paths(vidrec_root).landing, first["request_id"], 3).sort_values("position")
+    assert logged["video_id"].tolist() == [i["video_id"] for i in first["items"]]
+    assert set(logged["propensity"]) == {1.0} and set(logged["policy"]) == {"rank"}
     too_many = api.post("/rank", json={"requests": [{"user_id": "u", "video_ids": ["v00001"] * 1001}]})
     assert too_many.status_code == 400
 
@@ -230,17 +236,23 @@ def test_events_land_pseudonymised(api, vidrec_root: Path) -> None:
     assert api.post("/events", json={"events": []}).status_code == 400
 
 
+def _logged(landing: Path, request_id: str, rows: int) -> pd.DataFrame:
+    """The landed impressions of one response, once the log's thread wrote them (it fsyncs within ~50 ms)."""
+    for _ in range(100):
+        logged = read_landed_impressions(landing).rows
+        logged = logged[logged["request_id"] == request_id]
+        if len(logged) == rows:
+            break
+        time.sleep(0.05)
+    return logged
+
+
 def test_what_is_shown_is_logged_and_feedback_names_its_slate(api, known_user, vidrec_root: Path) -> None:
     shown = api.post("/recommend", json={"user_id": known_user, "k": 4}).json()
     request_id, slate = shown["request_id"], [i["video_id"] for i in shown["items"]]
     assert shown["policy"] == "deterministic" and [i["propensity"] for i in shown["items"]] == [1.0] * 4
     landing = Paths(vidrec_root).landing
-    for _ in range(100):  # the log's thread writes and fsyncs within ~50 ms
-        logged = read_landed_impressions(landing).rows
-        logged = logged[logged["request_id"] == request_id]
-        if len(logged) == 4:
-            break
-        time.sleep(0.05)
+    logged = _logged(landing, request_id, 4)
     assert logged.sort_values("position")["video_id"].tolist() == slate
     assert set(logged["user_key"]) == {pseudonymise(known_user, os.environ["VIDREC_PSEUDONYM_KEY"])}
     assert set(logged["model_tag"]) == {shown["model_tag"]} and set(logged["arm"]) == {"production"}
