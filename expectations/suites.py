@@ -6,8 +6,9 @@ the sentence a person reads when a row is quarantined; `expectations.validate` b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+
+from expectations.rules import Rule, Suite, between, columns_present, in_set, not_null, unique
 
 MAX_DURATION_S = 4 * 3600.0
 # Audio of any rate in this range is resampled to the feature rate (12 kHz phone audio included); the
@@ -15,80 +16,6 @@ MAX_DURATION_S = 4 * 3600.0
 AUDIO_SAMPLE_RATE_RANGE = (1000, 384_000)
 # Frame limits follow decode cost (vidrec.media.rules.ProbeLimits): pixels per frame, not orientation.
 MAX_SIDE, MAX_FPS = 8192, 1000
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One expectation: GX class name, its kwargs, a description, and the rows it applies to.
-
-    `when` restricts the rule to rows where every named column equals the given value
-    (becomes a GX row_condition); empty means every row.
-    """
-
-    expectation: str
-    kwargs: Mapping[str, object]
-    description: str
-    when: Mapping[str, object] = field(default_factory=dict)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Columns the rule checks (empty for table-level rules)."""
-        if "column" in self.kwargs:
-            return (str(self.kwargs["column"]),)
-        if "column_list" in self.kwargs:
-            return tuple(str(c) for c in self.kwargs["column_list"])  # type: ignore[union-attr]
-        return ()
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A named list of rules for one table of the data contract."""
-
-    name: str
-    columns: tuple[str, ...]
-    rules: tuple[Rule, ...]
-
-
-def _columns_present(columns: tuple[str, ...]) -> Rule:
-    return Rule(
-        "ExpectTableColumnsToMatchSet",
-        {"column_set": list(columns), "exact_match": False},
-        f"table has the contract columns {', '.join(columns)}",
-    )
-
-
-def _not_null(column: str, when: Mapping[str, object] | None = None) -> Rule:
-    return Rule(
-        "ExpectColumnValuesToNotBeNull",
-        {"column": column},
-        f"{column} is present",
-        dict(when or {}),
-    )
-
-
-def _between(
-    column: str,
-    low: float | None,
-    high: float | None,
-    description: str,
-    when: Mapping[str, object] | None = None,
-    **extra: object,
-) -> Rule:
-    kwargs: dict[str, object] = {"column": column, "min_value": low, "max_value": high, **extra}
-    return Rule("ExpectColumnValuesToBeBetween", kwargs, description, dict(when or {}))
-
-
-def _in_set(column: str, values: list[object], description: str, when: Mapping[str, object] | None = None) -> Rule:
-    return Rule(
-        "ExpectColumnValuesToBeInSet",
-        {"column": column, "value_set": values},
-        description,
-        dict(when or {}),
-    )
-
-
-def _unique(column: str) -> Rule:
-    return Rule("ExpectColumnValuesToBeUnique", {"column": column}, f"{column} is unique")
 
 
 VIDEO_COLUMNS = (
@@ -104,11 +31,11 @@ VIDEOS = Suite(
     name="videos",
     columns=VIDEO_COLUMNS,
     rules=(
-        _columns_present(VIDEO_COLUMNS),
-        _not_null("video_id"),
-        _unique("video_id"),
-        _not_null("status"),
-        _in_set("status", ["accepted", "quarantined"], "status is accepted or quarantined"),
+        columns_present(VIDEO_COLUMNS),
+        not_null("video_id"),
+        unique("video_id"),
+        not_null("status"),
+        in_set("status", ["accepted", "quarantined"], "status is accepted or quarantined"),
         # Probe results are only trusted for accepted rows; quarantined rows carry a reason.
         Rule(
             "ExpectColumnValuesToMatchRegex",
@@ -116,25 +43,23 @@ VIDEOS = Suite(
             "sha256 is 64 lowercase hex digits",
             _ACCEPTED,
         ),
-        _not_null("sha256", _ACCEPTED),
-        _not_null("container", _ACCEPTED),
-        _not_null("video_codec", _ACCEPTED),
-        *(_not_null(c, _ACCEPTED) for c in ("width", "height", "fps", "duration_s")),
-        _not_null("n_frames_decoded", _ACCEPTED),
-        _not_null("has_audio", _ACCEPTED),
+        not_null("sha256", _ACCEPTED),
+        not_null("container", _ACCEPTED),
+        not_null("video_codec", _ACCEPTED),
+        *(not_null(c, _ACCEPTED) for c in ("width", "height", "fps", "duration_s")),
+        not_null("n_frames_decoded", _ACCEPTED),
+        not_null("has_audio", _ACCEPTED),
         # Either orientation (2160x3840 portrait 4K as well as 3840x2160); the probe limits the pixel count.
-        _between("width", 16, MAX_SIDE, f"width is between 16 and {MAX_SIDE} pixels", _ACCEPTED),
-        _between("height", 16, MAX_SIDE, f"height is between 16 and {MAX_SIDE} pixels", _ACCEPTED),
+        between("width", 16, MAX_SIDE, f"width is between 16 and {MAX_SIDE} pixels", _ACCEPTED),
+        between("height", 16, MAX_SIDE, f"height is between 16 and {MAX_SIDE} pixels", _ACCEPTED),
         # Slow motion (240 fps and more) is ordinary phone output.
-        _between("fps", 0, MAX_FPS, f"fps is above 0 and at most {MAX_FPS}", _ACCEPTED, strict_min=True),
+        between("fps", 0, MAX_FPS, f"fps is above 0 and at most {MAX_FPS}", _ACCEPTED, strict_min=True),
         # A one-frame clip or a still picture (one frame interval) is a video too, as a cover is.
-        _between(
-            "duration_s", 0, MAX_DURATION_S, "duration_s is above 0 s and at most 4 h", _ACCEPTED, strict_min=True
-        ),
-        _between("n_frames_decoded", 1, None, "at least one frame decoded", _ACCEPTED),
-        _in_set("rotation", [0, 90, 180, 270], "rotation is a quarter turn", _ACCEPTED),
-        _not_null("sample_rate", _WITH_AUDIO),
-        _between(
+        between("duration_s", 0, MAX_DURATION_S, "duration_s is above 0 s and at most 4 h", _ACCEPTED, strict_min=True),
+        between("n_frames_decoded", 1, None, "at least one frame decoded", _ACCEPTED),
+        in_set("rotation", [0, 90, 180, 270], "rotation is a quarter turn", _ACCEPTED),
+        not_null("sample_rate", _WITH_AUDIO),
+        between(
             "sample_rate", *AUDIO_SAMPLE_RATE_RANGE, "sample_rate is an audio rate the features resample", _WITH_AUDIO
         ),
         Rule(
@@ -155,22 +80,22 @@ VIDEO_METADATA = Suite(
     name="video_metadata",
     columns=VIDEO_METADATA_COLUMNS,
     rules=(
-        _columns_present(VIDEO_METADATA_COLUMNS),
-        _not_null("video_id"),
-        _unique("video_id"),
-        _not_null("title"),
+        columns_present(VIDEO_METADATA_COLUMNS),
+        not_null("video_id"),
+        unique("video_id"),
+        not_null("title"),
         Rule(
             "ExpectColumnValueLengthsToBeBetween",
             {"column": "title", "min_value": 1, "max_value": 300},
             "title has 1 to 300 characters",
         ),
-        _not_null("category"),
-        _not_null("creator_id"),
-        _in_set("is_product", [True, False], "is_product is true or false"),
-        _in_set("is_live_host", [True, False], "is_live_host is true or false"),
+        not_null("category"),
+        not_null("creator_id"),
+        in_set("is_product", [True, False], "is_product is true or false"),
+        in_set("is_live_host", [True, False], "is_live_host is true or false"),
         # Between skips nulls, so a missing price passes: not every video sells something.
-        _between("price", 0, None, "price is not negative"),
-        _not_null("published_at"),
+        between("price", 0, None, "price is not negative"),
+        not_null("published_at"),
         Rule(
             "ExpectColumnValuesToBeDateutilParseable",
             {"column": "published_at"},
@@ -201,32 +126,32 @@ def events_suite(absent: Iterable[str] = ()) -> Suite:
 
     def present_not_null(column: str) -> tuple[Rule, ...]:
         """The not-null rule, unless the source leaves the column out (then NULL means "not logged")."""
-        return () if column in absent else (_not_null(column),)
+        return () if column in absent else (not_null(column),)
 
     return Suite(
         name=name,
         columns=EVENT_COLUMNS,
         rules=(
-            _columns_present(EVENT_COLUMNS),
-            _not_null("event_id"),
-            _unique("event_id"),
-            *(_not_null(c) for c in ("ts", "user_key", "video_id", "session_id", "surface")),
+            columns_present(EVENT_COLUMNS),
+            not_null("event_id"),
+            unique("event_id"),
+            *(not_null(c) for c in ("ts", "user_key", "video_id", "session_id", "surface")),
             *present_not_null("position"),
             # Between and in-set skip NULLs, so they hold for every value a source does have.
-            _between("position", 0, None, "position is not negative"),
+            between("position", 0, None, "position is not negative"),
             *present_not_null("propensity"),
             # A zero propensity would make inverse-propensity weights infinite.
-            _between("propensity", 0, 1, "propensity is in (0, 1]", strict_min=True),
-            _not_null("clicked"),
-            _in_set("clicked", [True, False], "clicked is true or false"),
+            between("propensity", 0, 1, "propensity is in (0, 1]", strict_min=True),
+            not_null("clicked"),
+            in_set("clicked", [True, False], "clicked is true or false"),
             *present_not_null("converted"),
-            _in_set("converted", [True, False], "converted is true or false"),
+            in_set("converted", [True, False], "converted is true or false"),
             *present_not_null("watch_s"),
-            _between("watch_s", 0, MAX_DURATION_S, "watch_s is between 0 and 4 h"),
+            between("watch_s", 0, MAX_DURATION_S, "watch_s is between 0 and 4 h"),
             # Cross-column invariants as row conditions: UnexpectedRowsExpectation has no pandas
             # metric provider in GX 1.24 (only SQL and Spark), so SQL over {batch} cannot run here.
-            _between("watch_s", None, 0, "watch_s > 0 only if clicked", _NOT_CLICKED),
-            _in_set("converted", [False], "converted only if clicked", _NOT_CLICKED),
+            between("watch_s", None, 0, "watch_s > 0 only if clicked", _NOT_CLICKED),
+            in_set("converted", [False], "converted only if clicked", _NOT_CLICKED),
         ),
     )
 
@@ -242,10 +167,10 @@ PRODUCTS = Suite(
     name="products",
     columns=PRODUCT_COLUMNS,
     rules=(
-        _columns_present(PRODUCT_COLUMNS),
-        *(_not_null(c) for c in ("sku", "price", "currency")),
-        _unique("sku"),
-        _between("price", 0, None, "price is not negative"),
+        columns_present(PRODUCT_COLUMNS),
+        *(not_null(c) for c in ("sku", "price", "currency")),
+        unique("sku"),
+        between("price", 0, None, "price is not negative"),
         _CURRENCY,
     ),
 )
@@ -256,11 +181,11 @@ ORDERS = Suite(
     name="orders",
     columns=ORDER_COLUMNS,
     rules=(
-        _columns_present(ORDER_COLUMNS),
-        *(_not_null(c) for c in ("order_id", "ts", "user_key", "sku", "quantity", "unit_price", "currency")),
-        _unique("order_id"),
-        _between("quantity", 1, None, "quantity is at least 1"),
-        _between("unit_price", 0, None, "unit_price is not negative"),
+        columns_present(ORDER_COLUMNS),
+        *(not_null(c) for c in ("order_id", "ts", "user_key", "sku", "quantity", "unit_price", "currency")),
+        unique("order_id"),
+        between("quantity", 1, None, "quantity is at least 1"),
+        between("unit_price", 0, None, "unit_price is not negative"),
         _CURRENCY,
     ),
 )
@@ -270,23 +195,23 @@ VIDEO_TAGS = Suite(
     name="video_tags",
     columns=VIDEO_TAG_COLUMNS,
     rules=(
-        _columns_present(VIDEO_TAG_COLUMNS),
-        _not_null("video_id"),
-        _unique("tag_id"),
+        columns_present(VIDEO_TAG_COLUMNS),
+        not_null("video_id"),
+        unique("tag_id"),
         Rule(
             "ExpectCompoundColumnsToBeUnique",
             {"column_list": ["video_id", "tag"]},
             "a video carries each tag once",
         ),
-        _between("rank", 1, 100, "rank counts from 1"),
+        between("rank", 1, 100, "rank counts from 1"),
         Rule(
             "ExpectColumnValueLengthsToBeBetween",
             {"column": "tag", "min_value": 1, "max_value": 100},
             "tag is a non-empty ImageNet class name",
         ),
-        _between("label_index", 0, 999, "label_index is an ImageNet-1k class"),
+        between("label_index", 0, 999, "label_index is an ImageNet-1k class"),
         # A mean of softmax probabilities: inside [0, 1] by construction, so a value outside is a bug.
-        _between("confidence", 0.0, 1.0, "confidence is a probability"),
+        between("confidence", 0.0, 1.0, "confidence is a probability"),
     ),
 )
 

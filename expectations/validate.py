@@ -25,7 +25,8 @@ from great_expectations.data_context.types.base import (
 )
 from great_expectations.expectations.row_conditions import AndCondition, Column, Condition
 
-from expectations.suites import Rule, Suite, get_suite
+from expectations.rules import Rule, Suite
+from expectations.suites import get_suite
 
 MAX_EXAMPLES = 5
 _RULE_KEY = "vidrec_rule"  # meta key that maps a GX result back to its declared Rule
