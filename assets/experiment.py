@@ -83,10 +83,14 @@ def online_experiment(
     )
 
 
-@dg.asset_check(asset=online_experiment, blocking=True)
+# Not blocking, on purpose: a blocking failure would stop experiment_decision too, leaving the broken split
+# serving until someone rolls it back by hand. The check fails (ERROR, red in the UI) and the decision, which
+# reads the same SRM test, rolls the challenger back in the same run.
+@dg.asset_check(asset=online_experiment)
 def sample_ratio(online_experiment: pd.DataFrame) -> dg.AssetCheckResult:
     """Users per arm match the configured challenger share (chi-square p >= the policy's srm_alpha): a mismatch
-    means the assignment or the logging is broken, and the experiment is never used to decide."""
+    means the assignment or the logging is broken; the experiment is never used to promote, and
+    experiment_decision rolls the challenger back."""
     if online_experiment.empty:
         return dg.AssetCheckResult(passed=True, metadata={"experiment": "none running"})
     return dg.AssetCheckResult(

@@ -1,5 +1,5 @@
 """The live A/B assets invoked directly: online_experiment over a warehouse holding logged_impressions, the
-blocking sample-ratio check, and experiment_decision moving the registry only when the online stage is on."""
+sample-ratio check, and experiment_decision moving the registry only when the online stage is on."""
 
 from pathlib import Path
 
@@ -29,7 +29,14 @@ def _policy(tmp_path: Path, enabled: bool) -> GatePolicy:
     return GatePolicy(path=str(path))
 
 
-def _log(storage: VidrecStorage, salt: str, started_at: str, ctr: float, drop_challenger: float = 0.0) -> None:
+def _log(
+    storage: VidrecStorage,
+    salt: str,
+    started_at: str,
+    ctr: float,
+    drop_challenger: float = 0.0,
+    tags: tuple[str, str] = ("m:1", "m:2"),
+) -> None:
     """A logged_impressions table in the warehouse: 2000 users assigned by arm_for, 5 slots each."""
     rng = np.random.default_rng(1)
     users = np.array([f"user{i}" for i in range(2000)])
@@ -42,7 +49,7 @@ def _log(storage: VidrecStorage, salt: str, started_at: str, ctr: float, drop_ch
             "request_id": [f"r{i // 5}" for i in range(len(users))],
             "ts": pd.Timestamp(started_at) + pd.Timedelta(minutes=5),
             "user_key": users,
-            "model_tag": np.where(arms == CHALLENGER, "m:2", "m:1"),
+            "model_tag": np.where(arms == CHALLENGER, tags[1], tags[0]),
             "arm": arms,
             "policy": "served",
             "video_id": "v1",
@@ -91,14 +98,13 @@ def test_a_non_inferior_challenger_is_promoted(storage: VidrecStorage, tmp_path:
     assert pointer.tag == "m:2" and pointer.challenger is None
 
 
-def test_a_sample_ratio_mismatch_fails_the_blocking_check(storage: VidrecStorage, tmp_path: Path) -> None:
+def test_a_sample_ratio_mismatch_fails_the_check_and_rolls_back(storage: VidrecStorage, tmp_path: Path) -> None:
     pointer = ProductionPointer(storage.paths.registry)
     challenger = pointer.start_challenger("m:2", 0.5, salt="fixed-salt").challenger
     _log(storage, challenger.salt, challenger.started_at, ctr=0.24, drop_challenger=0.2)
     table, check, decision = _run(storage, _policy(tmp_path, enabled=True))
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["srm_p_value"].value < check.metadata["srm_alpha"].value
-    # Dagster never runs the decision after a failed blocking check; called anyway, it rolls back.
     assert decision.value["action"] == "rollback" and pointer.tag == "m:1" and pointer.challenger is None
 
 
@@ -139,3 +145,11 @@ def test_the_assets_materialise_through_the_pipelines_io_managers(tmp_path: Path
     with duckdb.connect(str(Paths(root).warehouse), read_only=True) as con:
         stored = con.execute("SELECT count(*) FROM vidrec.online_experiment WHERE model = 'challenger'").fetchone()
     assert stored[0] >= 5  # impressions, users and the three rates
+    # A broken split: the check fails, and the decision still runs in the same materialisation and rolls back.
+    broken = pointer.start_challenger("m:3", 0.5, salt="fixed-salt").challenger
+    _log(VidrecStorage(root=str(root)), broken.salt, broken.started_at, 0.24, drop_challenger=0.2, tags=("m:2", "m:3"))
+    result = dg.materialize(selection, resources=resources, raise_on_error=False)
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert result.output_for_node("experiment_decision")["action"] == "rollback"
+    assert pointer.tag == "m:2" and pointer.challenger is None
