@@ -24,6 +24,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_result  # noqa: E402
+from benchmarks._visual_ablation import visual_ablation  # noqa: E402
 from models.fit.retrieval_step import fit_retrieval  # noqa: E402
 from models.fit.steps import (  # noqa: E402
     StepSettings,
@@ -238,6 +239,7 @@ def run(world: Path, settings: StepSettings, bpr_epochs: int) -> dict:
             "ranker_epochs": settings.ranker_epochs,
             "patience": settings.patience,
             "seed": settings.seed,
+            "visual_encoder": settings.visual_encoder,
             "bpr_epochs": bpr_epochs,
         },
         "served_notes": "served = the served path's top 10 per hold-out session (models.serving.path, the "
@@ -266,15 +268,29 @@ def main() -> None:
         default=StepSettings().visual_encoder,
         help="the encoder's visual branch: pretrained backbone features or the from-scratch CNN (the ablation)",
     )
+    parser.add_argument(
+        "--visual-ablation",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        default=None,
+        help="also train with the other visual encoder, on each of these seeds (alternating encoders); the "
+        "result keeps the --visual-encoder run of the first seed and adds visual_encoder_ablation",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     world = args.world or Path("data/tiny" if args.quick else "data/demo")
-    settings = (
-        StepSettings(encoder_epochs=1, ranker_epochs=2, patience=1, seed=args.seed, visual_encoder=args.visual_encoder)
-        if args.quick
-        else StepSettings(seed=args.seed, visual_encoder=args.visual_encoder)
-    )
-    result = run(world, settings, bpr_epochs=5 if args.quick else 20)
+    bpr_epochs = 5 if args.quick else 20
+
+    def settings(seed: int, visual: str) -> StepSettings:
+        quick = {"encoder_epochs": 1, "ranker_epochs": 2, "patience": 1} if args.quick else {}
+        return StepSettings(**quick, seed=seed, visual_encoder=visual)
+
+    seeds = args.visual_ablation
+    if seeds:
+        result = visual_ablation(lambda seed, v: run(world, settings(seed, v), bpr_epochs), args.visual_encoder, seeds)
+    else:
+        result = run(world, settings(args.seed, args.visual_encoder), bpr_epochs)
     path = write_result("quality", result, args.out, args.quick)
     print(path)
 

@@ -13,7 +13,9 @@ and what the frozen EfficientNet-Lite0 backbone costs.
 - ``backbone_ms_per_frame_cpu``: batches of 16 frames at 224x224, 1 and 2 threads, alternated, medians;
 - ``backbone_ms_per_frame_gpu``: the same in bf16 on CUDA, or null with the reason;
 - ``extract_s_per_video``: decode 8 frames + backbone per video, cold cache, over the demo world's videos;
-- ``cache_hit_rerun_s``: the same catalogue again (every video a cache hit).
+- ``cache_hit_rerun_s``: the same catalogue again (every video a cache hit);
+- ``upload_processing_s``: POST /videos' processing of one of the world's videos without and with
+  recognition (alternated, medians): what tagging an upload synchronously costs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from benchmarks._common import write_result  # noqa: E402
 from bentos.catalogue import Catalogue  # noqa: E402
 from bentos.content import SentenceEncoder  # noqa: E402
 from bentos.search import query_words  # noqa: E402
+from bentos.uploads import process_upload  # noqa: E402
 from vidrec.media.backbone import Backbone, shared_backbone  # noqa: E402
 from vidrec.media.hashing import file_sha256  # noqa: E402
 from vidrec.media.real_samples import SAMPLES, make_sample_videos  # noqa: E402
@@ -76,6 +79,24 @@ def backbone_speed(reps: int) -> dict:
             runs.append((time.perf_counter() - started) * 1000 / len(big))
         gpu = {"value": round(statistics.median(runs), 3), "device": torch.cuda.get_device_name(0), "dtype": "bf16"}
     return {"backbone_ms_per_frame_cpu": cpu, "backbone_ms_per_frame_gpu": gpu}
+
+
+def upload_cost(clip: Path, reps: int) -> dict:
+    """What recognition adds to an upload: ``process_upload`` (the work of POST /videos: probe, feature shard,
+    and with recognition the frames decoded in the worker + the backbone in the caller) without and with
+    recognition, alternated, medians; each run starts from empty feature and backbone caches (a new upload).
+    The backbone is loaded before (the service loads it once per process)."""
+    shared_backbone()
+    runs: dict[str, list[float]] = {"without_recognition": [], "with_recognition": []}
+    with tempfile.TemporaryDirectory(prefix="vidrec-upload-") as tmp:
+        for rep in range(reps):
+            for mode in runs:
+                cache = Path(tmp) / f"backbone-{rep}" if mode == "with_recognition" else None
+                started = time.perf_counter()
+                process_upload(clip, Path(tmp) / f"features-{mode}-{rep}", recognition_cache=cache)
+                runs[mode].append(time.perf_counter() - started)
+    out = {mode: round(statistics.median(v), 3) for mode, v in runs.items()}
+    return {**out, "added_s": round(out["with_recognition"] - out["without_recognition"], 3), "clip": clip.name}
 
 
 def main() -> None:
@@ -154,6 +175,7 @@ def main() -> None:
         "extract_s_per_video": round(extract_s / len(world_videos), 3),
         "extract_s_total": round(extract_s, 2),
         "cache_hit_rerun_s": round(rerun_s, 3),
+        "upload_processing_s": upload_cost(Path(world_videos["path"].iloc[0]), 3 if args.quick else 7),
         "recognition_failed": int((status["status"] != "accepted").sum() + (real_status["status"] != "accepted").sum()),
         "torch_threads": torch.get_num_threads(),
         "world_top_tags": world_tags[world_tags["rank"] == 1]["tag"].value_counts().head(10).to_dict(),

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bentos.schemas import Filters
-from bentos.search import SearchIndex, parse_recognised, relevance
+from bentos.search import SearchIndex, parse_recognised, relevance, weights_for
 from vidrec.index import ANN_THRESHOLD, ExactIndex, IvfIndex, build_index
 
 COLUMNS = ("video_id", "title", "category", "creator_id", "is_product", "price", "duration_s", "is_live_host")
@@ -165,7 +165,8 @@ class Catalogue:
         ``content``: the query's fused embedding; ``text``: its MiniLM vector; ``words``: its searchable words."""
         n = len(self)
         cosine = self.embeddings[:n] @ unit_rows(np.asarray(content, np.float32).reshape(1, -1))[0]
-        score = relevance(self.search_index.words(words, n), self.search_index.picture(text, sentences, n), cosine)
+        words_match, picture = self.search_index.words(words, n), self.search_index.picture(text, sentences, n)
+        score = relevance(words_match, picture, cosine, weights_for(words))
         candidates = np.arange(n) if allowed is None else np.flatnonzero(allowed[:n])
         if len(candidates) > k:
             top = np.argpartition(-score[candidates], k - 1)[:k]

@@ -22,6 +22,7 @@ import pandas as pd
 from bentos import schemas as s
 from bentos.catalogue import Catalogue, NewItem
 from bentos.content import ContentEmbedder, SentenceEncoder
+from bentos.uploads import landed_frame_features, landed_tag_columns
 from bentos.user_state import UserState
 from models.serving.bundle import load_bundle
 from models.serving.explain import explain
@@ -293,8 +294,9 @@ class LoadedRecommender:
         if record["video_id"] in self.catalogue.row_of:
             return self.catalogue.row_of[record["video_id"]]
         text = item_text(record.get("title"), record.get("tags") or [], record.get("description"))
-        embedding = self.content.video(read_shard(Path(record["shard"])), text)
+        embedding = self.content.video(read_shard(Path(record["shard"])), text, landed_frame_features(record))
         row = {
+            **landed_tag_columns(record),
             "video_id": record["video_id"],
             "title": record.get("title") or "",
             "category": record["category"],

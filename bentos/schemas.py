@@ -206,6 +206,7 @@ class UploadResponse(BaseModel):
     duration_s: float
     has_audio: bool
     has_text: bool
+    tags: TagList
     processing_s: float
 
 

@@ -1,14 +1,24 @@
 """/search relevance: what the words of a query have to do with each video's title, tags and picture.
 
-``relevance`` = 0.5 · word match + 0.35 · picture match + 0.15 · content match, each in [-1, 1]:
+``relevance`` = w_words · word match + w_picture · picture match + 0.15 · content match, each in [-1, 1]:
 
 - word match: the share of the query's words found in the title or the uploader's tags (plurals
   folded), so "coffee cup" finds a video titled "my coffee cups" whatever the encoder learnt;
 - picture match: how close, in MiniLM space, the query is to the ImageNet labels the backbone
   recognised in the video, weighted by their confidence (labels that together hold less than half of
-  the probability are trusted less), so "rocket" finds a video whose frames show a missile, untitled;
+  the probability are trusted less), so "rocket" finds a video whose frames show a missile, untitled.
+  Each label's cosine is taken relative to the query's mean cosine over all 1000 labels: MiniLM puts
+  every label at ~0.2 from any query, so a doormat scored 0.2 for "camera" before, as if it were a weak
+  camera; now unrelated pictures score ~0 and only labels nearer than average count;
 - content match: the cosine of the query and the video's fused content embeddings (the trained
   encoder's view, which also knows the world's behaviour).
+
+The weights depend on what the query names. Words that are words of an ImageNet class name ("cat",
+"camera", "clock", "cup") name something a picture can show, and for those the picture is observed
+evidence while a title is the uploader's claim: a video titled "camera" whose frames show a doormat
+should rank below an untitled clip whose frames show a camera on its tripod. The weights move from
+``WEIGHTS`` (words 0.5, picture 0.35) towards ``PICTURE_WEIGHTS`` (words 0.2, picture 0.65) in
+proportion to the share of such words in the query: "guitar concert" is half a picture query.
 
 A query with no words (emoji, punctuation, markup, stop words only) matches nothing, and says so:
 the text encoder maps any string somewhere, so without this it returned "matches" at 0.95.
@@ -19,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -26,6 +37,9 @@ from scipy import sparse
 from vidrec.text import normalise_text
 
 WEIGHTS = {"words": 0.5, "picture": 0.35, "content": 0.15}
+# For a query of class-name words only: a title-only match (0.2) ranks below a picture whose recognised
+# labels are clearly the class (relative picture match above ~0.31).
+PICTURE_WEIGHTS = {"words": 0.2, "picture": 0.65, "content": 0.15}
 _WORD = re.compile(r"[^\W_]+")
 _MARKUP = re.compile(r"<[^>]*>|&#?\w+;")
 _STOP = frozenset("a an and are as at be by for from in is it its of on or the to with".split())
@@ -50,6 +64,29 @@ def text_words(*parts: object) -> set[str]:
         if isinstance(part, str):
             words.update(_fold(w) for w in _WORD.findall(normalise_text(part.replace("|", " "))) if w not in _STOP)
     return words
+
+
+@lru_cache(maxsize=1)
+def label_words() -> frozenset[str]:
+    """Every word of the 1000 ImageNet class names and synonyms, folded as query words are."""
+    from vidrec.media.backbone import imagenet_labels
+
+    return frozenset(text_words(*imagenet_labels()))
+
+
+def weights_for(words: list[str]) -> dict[str, float]:
+    """The relevance weights for a query's words: ``WEIGHTS`` moved towards ``PICTURE_WEIGHTS`` by the
+    share of its distinct words that name something the backbone can recognise."""
+    distinct = set(words)
+    share = sum(w in label_words() for w in distinct) / max(len(distinct), 1)
+    return {k: WEIGHTS[k] + share * (PICTURE_WEIGHTS[k] - WEIGHTS[k]) for k in WEIGHTS}
+
+
+def relative_cosines(cosines: np.ndarray) -> np.ndarray:
+    """Cosines of the query with each label, relative to its mean cosine over all labels: 0 for an
+    average (unrelated) label, 1 for the query itself, clipped to [-1, 1]."""
+    mean = float(cosines.mean())
+    return np.clip((cosines - mean) / max(1.0 - mean, 1e-6), -1.0, 1.0).astype(np.float32)
 
 
 def parse_recognised(cell: object) -> list[dict]:
@@ -119,14 +156,17 @@ class SearchIndex:
         return score / max(len(distinct), 1)
 
     def picture(self, query_vector: np.ndarray, sentences, n: int) -> np.ndarray:
-        """(n,) confidence-weighted cosine of the query with each row's recognised labels."""
+        """(n,) confidence-weighted relative cosine of the query with each row's recognised labels."""
         labels = self._labels()
         if labels.nnz == 0:
             return np.zeros(n, np.float32)
         cosines = LabelSpace.vectors(sentences) @ np.asarray(query_vector, np.float32)
-        return np.asarray(labels @ cosines, np.float32)[:n]
+        return np.asarray(labels @ relative_cosines(cosines), np.float32)[:n]
 
 
-def relevance(words: np.ndarray, picture: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """The weighted sum of the three matches; each lies in [-1, 1], and so does the result."""
-    return WEIGHTS["words"] * words + WEIGHTS["picture"] * picture + WEIGHTS["content"] * content
+def relevance(
+    words: np.ndarray, picture: np.ndarray, content: np.ndarray, weights: dict[str, float] = WEIGHTS
+) -> np.ndarray:
+    """The weighted sum of the three matches; each lies in [-1, 1] and the weights sum to 1, so the result
+    does too."""
+    return weights["words"] * words + weights["picture"] * picture + weights["content"] * content

@@ -25,9 +25,10 @@ from bentos.docs_page import OpenApiPage
 from bentos.guard import RequestGuard
 from bentos.model_watch import ModelHolder
 from bentos.recommender import LoadedRecommender, ServingSettings, exploration_from_env
+from bentos.search import parse_recognised
 from bentos.uploads import UploadRejected, process_upload
 from bentos.user_state import UserState, answers_503, unavailable
-from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_root
+from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_backbone_cache, resolve_root
 from vidrec.impressions import ImpressionLog, RequestIdError, verify_request_id
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads
 from vidrec.privacy import DEMO_KEY_WARNING, pseudonymise
@@ -239,7 +240,9 @@ class Recommender:
     def _ingest_upload(self, file: Path, metadata: dict) -> s.UploadResponse:
         started = time.perf_counter()
         try:
-            processed = process_upload(file, self.paths.features)
+            # Recognised here (backbone on 8 frames), so /search and tag filters see the upload at once.
+            recognition = resolve_backbone_cache(self.paths.features)
+            processed = process_upload(file, self.paths.features, recognition_cache=recognition)
         except UploadRejected as error:
             raise UnprocessableEntity(str(error)) from None
         model = self.holder.current
@@ -251,6 +254,8 @@ class Recommender:
             "duration_s": processed.duration_s,
             "has_audio": processed.has_audio,
             "uploaded_at": time.time(),
+            "recognised": processed.recognised,
+            "frame_features_path": processed.frame_features_path,
         }
         if created:
             land_upload(self.paths.landing, processed.video_id, file, record)
@@ -266,6 +271,7 @@ class Recommender:
             duration_s=processed.duration_s,
             has_audio=processed.has_audio,
             has_text=bool(normalise_text(text)),
+            tags=parse_recognised(processed.recognised),
             processing_s=round(time.perf_counter() - started, 3),
         )
 

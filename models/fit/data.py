@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from vidrec.media.backbone import FEATURE_DIM
 from vidrec.media.shards import read_shard
 
 MODALITY_COLUMNS = ("has_visual", "has_audio", "has_text")
@@ -67,19 +68,21 @@ class ItemTensors:
             mel=torch.from_numpy(np.stack([s.mel for s in shards])),
             text=torch.from_numpy(np.asarray(text_embeddings, dtype=np.float32)),
             mask=torch.from_numpy(catalogue[list(MODALITY_COLUMNS)].to_numpy(dtype=bool)),
-            frame_features=backbone_features(catalogue),
+            frame_features=backbone_features(catalogue, n_frames=shards[0].frames.shape[0] if shards else 0),
         )
 
 
-def backbone_features(catalogue: pd.DataFrame) -> torch.Tensor | None:
-    """(N, T, 1280) cached backbone features from ``frame_features_path``; None when no item has them.
+def backbone_features(catalogue: pd.DataFrame, n_frames: int) -> torch.Tensor | None:
+    """(N, T, 1280) cached backbone features from ``frame_features_path``; None when the catalogue was
+    built without recognition (no such column).
 
     Items without (no video file, or frames that would not decode for recognition) get zeros; for
-    text-only items the visual modality is masked anyway."""
-    if "frame_features_path" not in catalogue or catalogue["frame_features_path"].isna().all():
+    text-only items the visual modality is masked anyway. A catalogue with the column but no recognised
+    item (all text) gets all zeros of ``n_frames`` frames, so the backbone encoder trains on it too."""
+    if "frame_features_path" not in catalogue:
         return None
     arrays = {p: np.load(p) for p in catalogue["frame_features_path"].dropna().unique()}
-    shape = next(iter(arrays.values())).shape
+    shape = next(iter(arrays.values())).shape if arrays else (n_frames, FEATURE_DIM)
     zeros = np.zeros(shape, np.float16)
     paths = catalogue["frame_features_path"]
     stacked = np.stack([arrays.get(p, zeros) if isinstance(p, str) else zeros for p in paths])

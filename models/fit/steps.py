@@ -45,8 +45,10 @@ class StepSettings:
     # history_length clicks), about history_length times fewer steps than when every click had its own.
     retrieval_epochs: int = 30
     # The encoder's visual branch (models.nn.encoders.VISUAL_ENCODERS): "backbone" pools frozen pretrained
-    # frame features, "scratch" trains the small CNN on 32x32 frames (the ablation).
-    visual_encoder: str = "scratch"
+    # frame features, "scratch" trains the small CNN on 32x32 frames (the ablation). Backbone by default:
+    # on the demo world's synthetic videos the two tie (benchmarks/results/quality.json,
+    # visual_encoder_ablation, 2 seeds), and only the backbone recognises anything in real pictures.
+    visual_encoder: str = "backbone"
 
 
 def fit_info(result: FitResult) -> dict:

@@ -5,6 +5,7 @@ Bad uploads landed beside it are quarantined with reasons, and every count recon
 
 Runs the whole pipeline once in its own state root (its landing area is this module's alone)."""
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from bentos.uploads import process_upload
 from models.serving.bundle import load_bundle
 from models.serving.path import PathSettings
 from tests.vidrec.media_fixtures import write_mp4
-from vidrec.config import Paths
+from vidrec.config import Paths, resolve_backbone_cache
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, uploads_dir
 from vidrec.privacy import pseudonymise
 from vidrec.registry import ProductionPointer
@@ -47,7 +48,7 @@ N_CLICKERS = 12
 
 def _service_record(clip: Path, features: Path, uploaded_at: datetime) -> tuple[str, dict]:
     """What POST /videos lands for ``clip`` (bentos/service.py ``_ingest_upload``), at the world's clock."""
-    processed = process_upload(clip, features)
+    processed = process_upload(clip, features, recognition_cache=resolve_backbone_cache(features))
     record = {
         **FORM,
         "sha256": processed.sha256,
@@ -55,6 +56,8 @@ def _service_record(clip: Path, features: Path, uploaded_at: datetime) -> tuple[
         "duration_s": processed.duration_s,
         "has_audio": processed.has_audio,
         "uploaded_at": uploaded_at.timestamp(),
+        "recognised": processed.recognised,
+        "frame_features_path": processed.frame_features_path,
     }
     return processed.video_id, record
 
@@ -129,6 +132,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "root": root,
         "result": result,
         "video_id": video_id,
+        "recognised": record["recognised"],
         "world_video": first_world.stem,
         "clickers": clickers,
         "others": others,
@@ -178,6 +182,17 @@ def test_uploads_enter_raw_videos_and_counts_reconcile(loop) -> None:
     metadata = _table(loop["root"], "video_metadata").set_index("video_id")
     row = metadata.loc[loop["video_id"]]
     assert row["status"] == "accepted" and row["title"] == FORM["title"] and row["tags"] == "harbour|walk|boats"
+
+
+def test_the_tags_recognised_at_upload_reach_the_catalogue(loop) -> None:
+    """The nightly run reads the upload's backbone features from the cache the service wrote at upload time
+    (a cache hit, no second decode), and video_features and video_tags carry the same tags."""
+    features = _table(loop["root"], "video_features").set_index("video_id")
+    row = features.loc[loop["video_id"]]
+    uploaded = [t["tag"] for t in json.loads(loop["recognised"])]
+    assert bool(row["recognition_cached"]) and [t["tag"] for t in json.loads(row["recognised"])] == uploaded
+    tags = _table(loop["root"], "video_tags")
+    assert tags.loc[tags["video_id"] == loop["video_id"]].sort_values("rank")["tag"].tolist() == uploaded
 
 
 def test_events_on_the_upload_are_accepted_and_it_is_trained_on(loop) -> None:

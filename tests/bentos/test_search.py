@@ -1,5 +1,7 @@
 """/search relevance over real pictures (tags from the pretrained backbone), wordless queries, tag filters."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,7 @@ import pytest
 from bentos.catalogue import Catalogue
 from bentos.content import SentenceEncoder
 from bentos.schemas import Filters
-from bentos.search import query_words
+from bentos.search import PICTURE_WEIGHTS, WEIGHTS, query_words, weights_for
 from vidrec.media.backbone import shared_backbone
 from vidrec.media.hashing import file_sha256
 from vidrec.media.real_samples import SAMPLES, make_sample_videos
@@ -35,6 +37,10 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Catalogue:
         for i, name in enumerate(videos["video_id"])
     ]
     rows += [{"video_id": f"v{i}", "title": t, "tags": "music|live", "recognised": None} for i, t in enumerate(TITLES)]
+    # Titled with a class name, but its frames were recognised as something else (what the demo world's
+    # synthetic videos titled "camera" look like to the backbone).
+    doormat = json.dumps([{"tag": "doormat", "confidence": 0.6, "label_index": 539}])
+    rows.append({"video_id": "titled", "title": "My cat and camera diary", "tags": None, "recognised": doormat})
     items = pd.DataFrame(rows).assign(
         category="misc", creator_id="c1", is_product=False, price=None, duration_s=1.0, is_live_host=False
     )
@@ -59,6 +65,22 @@ def test_a_class_name_finds_the_video_that_shows_it(catalogue, sentences, query:
 
 def test_title_words_still_count(catalogue, sentences) -> None:
     assert _search(catalogue, sentences, "guitar concerts")[0] == "v2"  # plural folded
+    assert _search(catalogue, sentences, "diary")[0] == "titled"
+
+
+def test_for_a_class_name_the_picture_outweighs_a_title(catalogue, sentences) -> None:
+    """An untitled clip showing a cat ranks above a video titled "cat" whose frames show a doormat; the
+    titled one still ranks above videos with neither."""
+    found = _search(catalogue, sentences, "cat")
+    assert found[:2] == ["chelsea", "titled"]
+
+
+def test_weights_follow_the_share_of_class_name_words() -> None:
+    assert weights_for(query_words("cat")) == PICTURE_WEIGHTS
+    assert weights_for(query_words("speedrun walkthrough")) == WEIGHTS
+    half = weights_for(query_words("guitar concert"))  # "guitar" names ImageNet classes, "concert" none
+    assert half["words"] == pytest.approx((WEIGHTS["words"] + PICTURE_WEIGHTS["words"]) / 2)
+    assert all(abs(sum(w.values()) - 1.0) < 1e-9 for w in (WEIGHTS, PICTURE_WEIGHTS, half))
 
 
 @pytest.mark.parametrize("query", ["🐱🚀", "!!! ???", "<script>", "<b></b> &amp;", "the of and"])

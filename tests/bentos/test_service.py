@@ -18,6 +18,8 @@ from vidrec.config import Paths
 from vidrec.experiment import arm_for
 from vidrec.impressions import read_landed_impressions
 from vidrec.landing import read_landed_events
+from vidrec.media.backbone import short_label
+from vidrec.media.real_samples import CATS, SAMPLES, make_sample_videos
 from vidrec.privacy import pseudonymise
 from vidrec.registry import ProductionPointer
 
@@ -192,6 +194,24 @@ def test_uploaded_video_is_recommendable_at_once(api, sample_video: Path, vidrec
     again = _upload(api, sample_video.read_bytes()).json()
     assert again["video_id"] == video_id and not again["created"]
     assert (Paths(vidrec_root).landing / "videos" / f"{video_id}.mp4").is_file()
+
+
+def test_an_upload_is_found_by_what_its_frames_show(api, tmp_path: Path, vidrec_root: Path) -> None:
+    """scikit-image's cat photograph, uploaded as a clip whose title says nothing of cats: tagged in the
+    answer and in its landed record, first for /search "cat", kept by a filter on its recognised tag and
+    on its uploader's tag."""
+    clip = make_sample_videos(tmp_path, tuple(x for x in SAMPLES if x.name == "chelsea"), 1.0, (192, 144))["chelsea"]
+    upload = _upload(api, clip.read_bytes(), title="Sunday afternoon", description="", tags="sofa").json()
+    tags = [t["tag"] for t in upload["tags"]]
+    assert tags and tags[0] in {short_label(i) for i in CATS}, upload
+    record = json.loads((Paths(vidrec_root).landing / "videos" / f"{upload['video_id']}.json").read_text())
+    assert [t["tag"] for t in json.loads(record["recognised"])] == tags
+    assert Path(record["frame_features_path"]).is_file()
+    found = api.post("/search", json={"query": "cat", "k": 3}).json()["items"]
+    assert found[0]["video_id"] == upload["video_id"] and [t["tag"] for t in found[0]["tags"]] == tags
+    for tag in (tags[0], "sofa"):
+        kept = api.post("/search", json={"query": "afternoon", "k": 100, "filters": {"tags": [tag]}}).json()["items"]
+        assert upload["video_id"] in {i["video_id"] for i in kept}, tag
 
 
 def test_malformed_uploads_are_rejected_with_a_reason(api, sample_video: Path) -> None:

