@@ -40,7 +40,7 @@ def with_products(items: pd.DataFrame, products: pd.DataFrame | None) -> pd.Data
                     sku[video] = str(row.sku)
                     brand[video] = None if pd.isna(row.brand) else str(row.brand)
     ids = items["video_id"].astype(str)
-    return items.assign(sku=ids.map(sku).astype(object), brand=ids.map(brand).astype(object))
+    return items.assign(sku=[sku.get(v) for v in ids], brand=[brand.get(v) for v in ids])
 
 
 def item_code_matrix(items: pd.DataFrame, buckets: int) -> np.ndarray:
