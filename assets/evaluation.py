@@ -12,6 +12,7 @@ from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudo
 from models.fit.candidate import bundle_contents
 from models.offline.run import CandidateEvaluation, K, evaluate_candidate
 from models.serving.weights import TrainedModel
+from vidrec.commerce_tables import read_live_sessions
 from vidrec.evaluation.metrics import headline
 from vidrec.gate import check_gate, load_policy, results_table
 from vidrec.ingest import accepted_rows
@@ -159,7 +160,14 @@ def promoted_model(
         {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in wide.to_dict("records")
     ]
     contents = bundle_contents(
-        multimodal_encoder, ranker, retrieval_model, items, item_embeddings, accepted_rows(interactions), evaluation
+        multimodal_encoder,
+        ranker,
+        retrieval_model,
+        items,
+        item_embeddings,
+        accepted_rows(interactions),
+        evaluation,
+        live=read_live_sessions(raw_data.directory),  # the service's live schedule (models.serving.commerce)
     )
     stage = online_stage(_policy(gate_policy))
     share = stage.share if stage.enabled else None

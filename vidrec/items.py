@@ -177,9 +177,10 @@ def tables_from_directory(
             "embedding": list(TextEmbedder(features_dir / "text").embed(texts)),
         }
     )
+    from vidrec.commerce_tables import read_products
+
     items, _ = build_items(videos, metadata, features, text)
-    products = Path(directory) / "products.csv"
-    items = with_products(items, pd.read_csv(products, dtype=str) if products.is_file() else None)
+    items = with_products(items, read_products(Path(directory)))
     raw = read_events(directory)
     events = prepare_events(raw, key, set(items["video_id"]))
     events["user_id"] = raw.set_index("event_id").loc[events["event_id"], "user_id"].to_numpy()

@@ -24,6 +24,7 @@ from models.nn.encoders import MODALITIES
 from models.nn.ranker import BlendWeights
 from models.serving.scoring import RankerScorer, Scores
 from models.serving.weights import TrainedModel, load_encoder, load_ranker, save_weights
+from vidrec.commerce_tables import live_at
 from vidrec.engagement import (
     co_engaged_neighbours,
     engagement_vectors,
@@ -32,7 +33,6 @@ from vidrec.engagement import (
     taste_before_sessions,
 )
 from vidrec.items import id_buckets, item_code_matrix, item_feature_matrix
-from vidrec.live import live_at
 from vidrec.splits import temporal_split
 
 
@@ -131,7 +131,7 @@ class RankerInputs:
     user_buckets: dict[str, int]  # hashed id of each user_key seen in the fit window
     codes: np.ndarray  # (N, 2) hashed brand and category (vidrec.items.item_code_matrix)
     creators: np.ndarray  # (N,) creator_id per item, for the live schedule
-    live: pd.DataFrame | None = None  # live sessions (vidrec.live); None: nobody is ever live
+    live: pd.DataFrame | None = None  # live sessions (vidrec.commerce_tables); None: nobody is ever live
 
     def live_now(self, impressions: pd.DataFrame) -> np.ndarray:
         """(n,) float32: 1 where the impression's video's host was live at the impression's time."""
@@ -168,7 +168,10 @@ def ranker_inputs(
         known=known,
         user_buckets={u: id_bucket(u, config.user_buckets) for u in fit_events["user_key"].unique()},
         codes=item_code_matrix(items, config.code_buckets),
-        creators=items["creator_id"].astype(str).to_numpy(object),
+        # An item table without creators (a hand-made test table) has no live hosts.
+        creators=(items["creator_id"] if "creator_id" in items else pd.Series("", index=items.index))
+        .astype(str)
+        .to_numpy(object),
         live=live,
     )
 
@@ -183,7 +186,7 @@ def fit_ranker(
     config: RankerConfig | None = None,
     live: pd.DataFrame | None = None,
 ) -> TrainedModel:
-    """Train the ranker on the fit window; ``live`` (vidrec.live.read_live_sessions) gives each impression
+    """Train the ranker on the fit window; ``live`` (vidrec.commerce_tables.read_live_sessions) gives each impression
     its ``live_now`` input at the impression's time (None: nobody live)."""
     config = config or RankerConfig()
     inputs = ranker_inputs(items, embeddings, events, config, live)

@@ -33,7 +33,7 @@ ITEMS = "items.parquet"
 HISTORIES = "histories.json"
 EVALUATION = "evaluation.json"
 USER_BUCKETS = "user_buckets.json"  # optional: the ranker's hashed id per user it trained on
-LIVE_SESSIONS = "live_sessions.parquet"  # optional: the live schedule the service boosts by (vidrec.live)
+LIVE_SESSIONS = "live_sessions.parquet"  # optional: the live schedule the service boosts by (vidrec.commerce_tables)
 REQUIRED = (ENCODER_WEIGHTS, RANKER_WEIGHTS, RETRIEVAL_WEIGHTS, MODELS_CONFIG, ITEMS, HISTORIES, EVALUATION)
 ITEM_COLUMNS = (
     "video_id",

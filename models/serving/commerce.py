@@ -48,7 +48,8 @@ class CommerceTerms:
     def from_items(cls, items: pd.DataFrame, sessions: pd.DataFrame | None = None) -> CommerceTerms:
         """From an item table with ``price`` (NULL for non-products: 0) and ``creator_id``."""
         prices = items["price"].astype(float).fillna(0.0).to_numpy() if "price" in items else np.zeros(len(items))
-        return cls(prices, items["creator_id"].astype(str).to_numpy(object), sessions)
+        creators = items["creator_id"] if "creator_id" in items else pd.Series("", index=items.index)
+        return cls(prices, creators.astype(str).to_numpy(object), sessions)
 
     def add(self, price: float, creator: str) -> None:
         with self._lock:
