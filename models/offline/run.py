@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from models.offline.gmv import gmv_rows, orders_share, read_orders
 from models.offline.holdout import INCUMBENT, HoldoutTables, holdout_tables
 from models.offline.top_k import world_truth
 from models.serving.weights import TrainedModel
@@ -90,10 +91,19 @@ def evaluate_candidate(
     result = evaluate(
         con, suite, catalogue_size=tables.catalogue_size, n_users=tables.n_users, baselines=("champion", INCUMBENT)
     )
+    # GMV@k against the data's orders (the gate's GMV rule); without orders the share row says so.
+    orders = read_orders(raw_dir)
+    has_orders = orders_share(tables.impressions, orders)
+    gmv = (
+        gmv_rows(tables.impressions, tables.top_k, orders, k=suite.k, resamples=suite.resamples, seed=suite.seed)
+        if has_orders and tables.impressions["propensity"].notna().any()
+        else None
+    )
     # Never report a number computed from NULLs standing in for a signal the source does not have.
-    availability = Availability.from_impressions(tables.impressions)
+    measured = Availability.from_impressions(tables.impressions)
+    availability = Availability({**measured.shares, "orders": has_orders})
     table, skipped = drop_unsupported(
-        pd.concat([result.table, _latency_rows(tables), tables.served_rows], ignore_index=True), availability
+        pd.concat([result.table, _latency_rows(tables), tables.served_rows, gmv], ignore_index=True), availability
     )
     table = pd.concat([table, availability.rows()], ignore_index=True)
     reliability = drop_unsupported_reliability(result.reliability, availability)
