@@ -15,6 +15,7 @@ import pandas as pd
 from models.offline.gmv import gmv_rows, orders_share, read_orders
 from models.offline.holdout import INCUMBENT, HoldoutTables, holdout_tables
 from models.offline.top_k import world_truth
+from models.serving.path import PathSettings
 from models.serving.weights import TrainedModel
 from vidrec.evaluation.availability import Availability, drop_unsupported, drop_unsupported_reliability
 from vidrec.evaluation.metrics import SuiteSettings, evaluate
@@ -68,6 +69,7 @@ def evaluate_candidate(
     reports: Path,
     run_id: str,
     suite: SuiteSettings = SUITE,
+    path: PathSettings = PathSettings(),
 ) -> CandidateEvaluation:
     """Score the hold-out of the accepted ``events`` with the candidate's and the ``champion``'s (tag, bundle
     directory) served paths, evaluate in ``con`` (the tables stay in its schema ``evaluation`` for
@@ -83,6 +85,7 @@ def evaluate_candidate(
         truth=truth,
         k=suite.k,
         seed=suite.seed,
+        path_settings=path,
     )
     con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
     con.execute("USE evaluation")
