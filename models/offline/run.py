@@ -126,7 +126,9 @@ def evaluate_candidate(
         "skipped metrics": "; ".join(f"{m} ({why})" for m, why in zip(skipped["metric"], skipped["reason"]))
         or "none (the log has every signal)",
     }
-    report = write_report(reports / run_id, table, reliability, results_table(gate), facts, k=suite.k)
+    report = write_report(
+        reports / run_id, table, reliability, results_table(gate), facts, k=suite.k, lambda_curve=tables.lambda_curve
+    )
     # Where `dvc metrics show` / `dvc metrics diff` read them (dvc.yaml names this path).
     write_metrics_json(
         reports / "metrics.json",
