@@ -58,9 +58,9 @@ from vidrec.world.oracle import Oracle  # noqa: E402
 
 log = logging.getLogger("benchmarks.commerce")
 LAMBDAS = (1.0, 0.9, 0.7, 0.5, 0.3)
-GMV_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+GMV_WEIGHTS = (0.0, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 # The weight reported as chosen: the largest whose expected NDCG@10 stays within NDCG_BUDGET of weight 0's.
-NDCG_BUDGET = 0.02
+NDCG_BUDGET = 0.05
 MEAN_QUANTITY = 1.3  # orders are 1 + Poisson(0.3) units (vidrec.world.commerce)
 
 
