@@ -139,18 +139,15 @@ class Ranker(nn.Module):
         self.taste_in = (
             nn.Sequential(nn.BatchNorm1d(content_dim), nn.Linear(content_dim, hidden)) if use_taste else None
         )
-        # Commerce inputs (``item_codes``: hashed brand and category, 0 = none; ``live_now``: the item's host
-        # is live at the impression's time): learned vectors added to the candidate's, so the user · item
-        # term can learn brand taste and host affinity, and live_now also enters the trunk as a flag.
+        # Commerce inputs (hashed brand and category, 0 = none; live_now): vectors added to the candidate's, so the
+        # user · item term can learn brand taste and host affinity; live_now also enters the trunk as a flag.
         self.commerce = commerce
         if commerce:
             self.brand = nn.Embedding(code_buckets, hidden, padding_idx=0)
             self.category = nn.Embedding(code_buckets, hidden, padding_idx=0)
             self.live = nn.Parameter(torch.zeros(hidden))
-            for table in (self.brand, self.category):
-                nn.init.normal_(table.weight, std=0.01)
-                with torch.no_grad():
-                    table.weight[0].zero_()
+            for table in (self.brand, self.category):  # small init; the padding row (no brand) stays zero
+                nn.init.normal_(table.weight, std=0.01).data[0].zero_()
         self.attention = TargetAttention(hidden)
         self.trunk = nn.Sequential(
             nn.Linear(hidden * 4 + item_features + 1 + int(commerce), hidden * 2),
@@ -193,7 +190,7 @@ class Ranker(nn.Module):
         item_codes: torch.Tensor | None = None,
         live_now: torch.Tensor | None = None,
     ) -> RankerOutput:
-        target = self._target(candidate, candidate_id, item_codes, live_now)
+        target = self.target_vector(candidate, candidate_id, item_codes, live_now)
         hist = self.embed_content(history) + self.item_id(history_ids)
         interest = self.attention(hist, history_mask, target)
         if user_id is None:
@@ -202,7 +199,7 @@ class Ranker(nn.Module):
         has_history = history_mask.any(dim=1, keepdim=True).float()
         return self._heads(interest, user, target, item_features, has_history, candidate_id, position, live_now)
 
-    def _target(
+    def target_vector(
         self,
         candidate: torch.Tensor,
         candidate_id: torch.Tensor,
@@ -261,7 +258,7 @@ class Ranker(nn.Module):
     ) -> RankerOutput:
         """``forward`` for one user (``encode_user``) over ``C`` candidates: the history is encoded once
         per request and broadcast, not re-encoded per candidate. Same outputs as ``forward`` (to float error)."""
-        target = self._target(candidate, candidate_id, item_codes, live_now)
+        target = self.target_vector(candidate, candidate_id, item_codes, live_now)
         interest = self.attention.attend_one(state.history, state.prepared, state.mask, target)
         n = target.shape[0]
         return self._heads(
@@ -288,8 +285,7 @@ class Ranker(nn.Module):
     ) -> RankerOutput:
         parts = [interest, user, target, (interest + user) * target, item_features, has_history]
         if self.commerce:
-            live = torch.zeros_like(has_history) if live_now is None else live_now.float().reshape(-1, 1)
-            parts.append(live)
+            parts.append(torch.zeros_like(has_history) if live_now is None else live_now.float().reshape(-1, 1))
         h = self.trunk(torch.cat(parts, dim=-1))
         if position is None:
             position = torch.full_like(candidate_id, SERVING_POSITION)

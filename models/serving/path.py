@@ -25,6 +25,7 @@ from models.serving.commerce import CommerceTerms, final_score
 from models.serving.mmr import mmr_order
 from models.serving.scoring import RankerScorer, Scores
 from vidrec.index import ANN_THRESHOLD, ExactIndex, IvfIndex, build_index
+from vidrec.items import ITEM_FEATURES
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,11 @@ class ServedPath:
                 None if self.codes is None else np.concatenate([self.codes, extra]),
             )
             if self.commerce is not None:
-                self.commerce.add(float(np.expm1(features[1])) if features[0] else 0.0, creator)
+                is_product, log_price = (
+                    features[ITEM_FEATURES.index("is_product")],
+                    features[ITEM_FEATURES.index("log_price")],
+                )
+                self.commerce.add(float(np.expm1(log_price)) if is_product else 0.0, creator)
             self.index.add(
                 RetrievalScorer(self._retrieval_model, self.embeddings[row:], self.id_buckets[row:]).item_vectors()
             )

@@ -38,7 +38,7 @@ class RankerScorer:
         # Hashed brand and category per row (vidrec.items.item_code_matrix); None: the ranker sees none.
         self.codes = None if item_codes is None else torch.as_tensor(item_codes, dtype=torch.long)
 
-    def _codes(self, cand: torch.Tensor) -> torch.Tensor | None:
+    def codes_of(self, cand: torch.Tensor) -> torch.Tensor | None:
         return None if self.codes is None else self.codes[cand]
 
     @torch.inference_mode()
@@ -78,7 +78,7 @@ class RankerScorer:
                 position=None,
                 user_id=users,
                 taste=tastes,
-                item_codes=self._codes(cand),
+                item_codes=self.codes_of(cand),
                 live_now=live,
             )
             for bucket, value in zip(
@@ -167,7 +167,7 @@ class RankerScorer:
                 self.embeddings[cand],
                 self.ids[cand],
                 self.features[cand],
-                item_codes=self._codes(cand),
+                item_codes=self.codes_of(cand),
                 live_now=live,
             )
             for bucket, value in zip(
