@@ -22,7 +22,8 @@ replays both through the world's users, had the candidate +6.1% CTR@10 [3.9%, 8.
 comparison named there decides instead.
 A ``non_inferior_to_champion`` rule on a GMV metric (``gmv_at_<k>_snips``, models.offline.gmv) is decided by
 ``vidrec.evaluation.commerce.gmv_non_inferiority`` on the lower bound of candidate / champion (1 + the relative
-change's lower bound), and skipped with its reason when the hold-out has no orders or no propensities.
+change's lower bound), and skipped with its reason when the hold-out has no orders or no propensities, or, like
+the other logged comparisons, when its ``superseded_by`` simulated A/B row exists.
 The policy's optional ``online`` block (the live A/B stage after this gate) is read by vidrec.online_stage.
 """
 
@@ -221,9 +222,17 @@ def _gmv_check(
     margin = float(rule["non_inferior_to_champion"])
     shares = availability.shares if availability is not None else {}
     has_orders, has_propensities = shares.get("orders", 0.0) > 0, shares.get("propensity", 1.0) > 0
+    empty = {"value": None, "ci_low": None, "ci_high": None, "threshold": -margin}
     if not has_champion:
-        empty = {"value": None, "ci_low": None, "ci_high": None, "threshold": -margin}
         return RuleResult(**base, **empty, verdict=NO_CHAMPION, detail="first run: no production GMV to compare with")
+    unbiased = rule.get("superseded_by")
+    if unbiased and _row(table, versus, unbiased, base["slice"]) is not None:
+        return RuleResult(
+            **base,
+            **empty,
+            verdict=f"{SKIPPED}{unbiased} vs the champion decides (logged orders favour the champion's own slates)",
+            detail=f"the hold-out was shown by the champion; the unbiased comparison is {unbiased}",
+        )
     row = _row(table, versus, rule["metric"], base["slice"])
     low = None if row is None else _num(row["ci_low"])
     outcome = gmv_non_inferiority(None if low is None else 1.0 + low, margin, has_orders, has_propensities)

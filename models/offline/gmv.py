@@ -2,6 +2,10 @@
 logged propensities (vidrec.evaluation.commerce.gmv_at_k), and the candidate's relative difference from the
 champion with a 95% interval over users, which the gate's GMV non-inferiority rule reads.
 
+On a demo world the simulated A/B adds ``ab_gmv_per_session_at_k``: the oracle's expected conversions of each
+shown slot times the item's price, per session, the same sessions for every arm. Once the champion serves, the
+logged hold-out was shown by it, and the gate lets this unbiased comparison decide (``superseded_by``).
+
 The data's orders (``orders.parquet``/``orders.csv`` beside ``products.csv``, docs/import.md) go through the
 importer's checks. Without them the hold-out has no GMV: the rows are not computed and ``orders_share`` is 0,
 so the gate skips its GMV rule with that reason (vidrec.evaluation.availability, signal ``orders``).
@@ -34,6 +38,56 @@ def orders_share(impressions: pd.DataFrame, orders: pd.DataFrame | None) -> floa
     if orders is None or orders.empty:
         return 0.0
     return 1.0 if orders["session_id"].isin(set(impressions["session_id"])).any() else 0.0
+
+
+def _bootstrap_rows(
+    per_user: dict[str, np.ndarray], metric: str, models: tuple[str, str], counts: np.ndarray, point: dict
+) -> list[tuple]:
+    """Rows for each model's mean per user-weighted session value and the candidate's relative difference."""
+    rows, draws = [], {}
+    for model, (num, den) in per_user.items():
+        total = counts @ den
+        draws[model] = np.where(total > 0, (counts @ num) / np.where(total > 0, total, 1.0), np.nan)
+        low, high = np.nanpercentile(draws[model], [2.5, 97.5]) if len(counts) else (np.nan, np.nan)
+        rows.append(("all", model, metric, point[model], low, high, len(counts)))
+    if len(draws) == 2:
+        candidate, champion = models
+        scale = np.abs(draws[champion])
+        relative = np.where(scale > 0, (draws[candidate] - draws[champion]) / np.where(scale > 0, scale, 1.0), np.nan)
+        low, high = np.nanpercentile(relative, [2.5, 97.5]) if len(counts) else (np.nan, np.nan)
+        base = point[champion]
+        value = (point[candidate] - base) / abs(base) if base else np.nan
+        rows.append(("all", f"{candidate}_vs_{champion}", metric, value, low, high, len(counts)))
+    return rows
+
+
+def ab_gmv_rows(
+    top_k: pd.DataFrame,
+    items: pd.DataFrame,
+    models: tuple[str, ...] = ("candidate", "champion"),
+    k: int = 10,
+    resamples: int = 100,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``ab_gmv_per_session_at_<k>``: expected GMV per session of each model's top k (oracle conversion of the
+    slot × price; the order quantity is the same factor for every arm and left out), interval over users.
+    Empty without the oracle columns (not a demo world)."""
+    shown = top_k[top_k["model"].isin(models) & top_k["oracle_conversion"].notna()]
+    if shown.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    price = items.set_index("video_id")["price"].astype(float).fillna(0.0)
+    shown = shown.assign(gmv=shown["oracle_conversion"].to_numpy(float) * shown["video_id"].map(price).fillna(0.0))
+    per_session = shown.groupby(["model", "session_id", "user_key"], as_index=False)["gmv"].sum()
+    users = pd.Index(sorted(per_session["user_key"].unique()))
+    counts = np.random.default_rng(seed).multinomial(len(users), np.full(len(users), 1.0 / len(users)), resamples)
+    per_user, point = {}, {}
+    for model in [m for m in models if m in set(per_session["model"])]:
+        mine = per_session[per_session["model"] == model].groupby("user_key")["gmv"].agg(["sum", "count"])
+        mine = mine.reindex(users, fill_value=0.0)
+        per_user[model] = (mine["sum"].to_numpy(float), mine["count"].to_numpy(float))
+        point[model] = float(mine["sum"].sum() / max(mine["count"].sum(), 1.0))
+    rows = _bootstrap_rows(per_user, f"ab_gmv_per_session_at_{k}", models[:2], counts, point)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _per_user(logged: pd.DataFrame, gmv: np.ndarray, top_k: pd.DataFrame, users: pd.Index) -> tuple:

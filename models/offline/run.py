@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from models.offline.gmv import gmv_rows, orders_share, read_orders
+from models.offline.gmv import ab_gmv_rows, gmv_rows, orders_share, read_orders
 from models.offline.holdout import INCUMBENT, HoldoutTables, holdout_tables
 from models.offline.top_k import world_truth
 from models.serving.path import PathSettings
@@ -102,12 +102,12 @@ def evaluate_candidate(
         if has_orders and tables.impressions["propensity"].notna().any()
         else None
     )
+    ab_gmv = ab_gmv_rows(tables.top_k, items, k=suite.k, resamples=suite.resamples, seed=suite.seed)
     # Never report a number computed from NULLs standing in for a signal the source does not have.
     measured = Availability.from_impressions(tables.impressions)
     availability = Availability({**measured.shares, "orders": has_orders})
-    table, skipped = drop_unsupported(
-        pd.concat([result.table, _latency_rows(tables), tables.served_rows, gmv], ignore_index=True), availability
-    )
+    parts = [result.table, _latency_rows(tables), tables.served_rows, gmv, ab_gmv]
+    table, skipped = drop_unsupported(pd.concat(parts, ignore_index=True), availability)
     table = pd.concat([table, availability.rows()], ignore_index=True)
     reliability = drop_unsupported_reliability(result.reliability, availability)
     gate = check_gate(table, policy)

@@ -102,3 +102,38 @@ def test_gmv_rows_are_dropped_as_unsupported_without_orders() -> None:
     assert kept.empty and set(skipped["reason"]) == {"source has no orders"}
     kept, _ = drop_unsupported(rows, Availability({"propensity": 1.0, "orders": 1.0}))
     assert len(kept) == 3 and np.isfinite(kept["value"]).all()
+
+
+def test_the_simulated_ab_gmv_decides_once_it_exists() -> None:
+    policy = load_policy()
+    rules = {r["metric"]: r for r in policy["rules"]}
+    assert rules[METRIC]["superseded_by"] == "ab_gmv_per_session_at_10"
+    ab = {"slice": "all", "model": "candidate_vs_champion", "metric": "ab_gmv_per_session_at_10", "resamples": 100}
+    table = pd.concat(
+        [_table((0.0, -0.5, 0.5)), pd.DataFrame([{**ab, "value": 0.01, "ci_low": -0.03, "ci_high": 0.05}])]
+    )
+    results = {r.metric: r for r in check_gate(table, {"version": 1, "rules": [rules[METRIC], rules[ab["metric"]]]})}
+    assert results[METRIC].verdict.startswith("skipped: ab_gmv_per_session_at_10 vs the champion decides")
+    assert results[ab["metric"]].verdict == PASS
+    worse = pd.concat([_table(None), pd.DataFrame([{**ab, "value": -0.02, "ci_low": -0.08, "ci_high": 0.03}])])
+    assert check_gate(worse, {"version": 1, "rules": [rules[ab["metric"]]]})[0].verdict == FAIL
+
+
+def test_ab_gmv_rows_by_hand() -> None:
+    from models.offline.gmv import ab_gmv_rows
+
+    top_k = pd.DataFrame(
+        {
+            "model": ["candidate"] * 3 + ["champion"] * 3,
+            "session_id": ["s1", "s1", "s2"] * 2,
+            "user_key": ["a", "a", "b"] * 2,
+            "video_id": ["v1", "v2", "v1", "v2", "v3", "v2"],
+            "oracle_conversion": [0.1, 0.2, 0.1, 0.2, 0.5, 0.2],
+        }
+    )
+    items = pd.DataFrame({"video_id": ["v1", "v2", "v3"], "price": [10.0, 5.0, np.nan]})
+    rows = ab_gmv_rows(top_k, items, resamples=20).set_index("model")
+    # candidate: s1 = 0.1*10 + 0.2*5 = 2, s2 = 1 -> 1.5 per session; champion: s1 = 1 + 0 (no price), s2 = 1 -> 1
+    assert rows.loc["candidate", "value"] == pytest.approx(1.5) and rows.loc["champion", "value"] == pytest.approx(1.0)
+    assert rows.loc["candidate_vs_champion", "value"] == pytest.approx(0.5)
+    assert ab_gmv_rows(top_k.assign(oracle_conversion=np.nan), items).empty  # not a demo world
