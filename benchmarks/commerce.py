@@ -1,7 +1,7 @@
 """Commerce and marketing on a generated world's hold-out window: audience lift, creative choice by IPS,
 GMV@10 of the served path against the oracle, and the MMR diversity trade-off.
 
-    .venv/bin/python benchmarks/commerce.py [--quick] [--world data/demo] [--out PATH]
+    .venv/bin/python benchmarks/commerce.py [--quick] [--world data/demo] [--out PATH] [--without-commerce-inputs]
 
 Trains a candidate exactly as the pipeline does (models.fit.candidate, temporal split), builds its served
 path, and measures on the hold-out days:
@@ -282,7 +282,7 @@ def logged_gmv(path: ServedPath, users, holdout: pd.DataFrame, items: pd.DataFra
     }
 
 
-def run(world: Path, settings: StepSettings, n_sessions: int) -> dict:
+def run(world: Path, settings: StepSettings, n_sessions: int, commerce_inputs: bool = True) -> dict:
     paths = Paths(resolve_root()).ensure()
     started = time.perf_counter()
     items, events = tables_from_directory(world, paths.features, DEMO_PSEUDONYM_KEY)
@@ -292,7 +292,8 @@ def run(world: Path, settings: StepSettings, n_sessions: int) -> dict:
     live = read_live_sessions(world)
     with tempfile.TemporaryDirectory(prefix="commerce-", dir=paths.checkpoints) as tmp:
         t0 = time.perf_counter()
-        candidate = train_candidate(items, events, Path(tmp), settings, live=live)
+        config = RankerConfig(commerce=commerce_inputs)
+        candidate = train_candidate(items, events, Path(tmp), settings, live=live, ranker_config=config)
         train_s = time.perf_counter() - t0
         log.info("trained in %.1f s", train_s)
         inputs = ranker_inputs(items, candidate.embeddings, events, RankerConfig(**candidate.ranker.config))
@@ -371,6 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--world", type=Path, default=None, help="an existing world (default: generate one)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--without-commerce-inputs",
+        action="store_true",
+        help="the ablation: a ranker without brand, category and live-now inputs (RankerConfig.commerce=False)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     size = "tiny" if args.quick else "demo"
@@ -383,7 +389,8 @@ def main(argv: list[str] | None = None) -> None:
         world = args.world or Path(tmp) / size
         if args.world is None:
             generate_world(world, size=size, progress=False)
-        result = run(world, settings, n_sessions=60 if args.quick else 400)
+        result = run(world, settings, 60 if args.quick else 400, commerce_inputs=not args.without_commerce_inputs)
+        result["ranker_commerce_inputs"] = not args.without_commerce_inputs
         result["sizes"]["world_note"] = f"the {size} world (python -m vidrec.world.generate --size {size})"
     print(write_result("commerce", result, args.out, args.quick))
 
