@@ -5,7 +5,9 @@ import dagster as dg
 import pandas as pd
 
 from assets.reporting import table_md
-from vidrec.items import build_items
+from assets.resources import RawData
+from vidrec.commerce_tables import read_products
+from vidrec.items import build_items, with_products
 from vidrec.upload_source import UPLOAD
 
 GROUP = "media"
@@ -13,11 +15,17 @@ GROUP = "media"
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=["team:ml-platform"])
 def items(
-    video_probe: pd.DataFrame, video_metadata: pd.DataFrame, video_features: pd.DataFrame, text_features: pd.DataFrame
+    video_probe: pd.DataFrame,
+    video_metadata: pd.DataFrame,
+    video_features: pd.DataFrame,
+    text_features: pd.DataFrame,
+    raw_data: RawData,
 ) -> dg.Output[pd.DataFrame]:
     """The item catalogue the models train on and serve: accepted videos joined with their metadata, feature
-    shards and text embeddings; every accepted video that is not an item is listed with the reason."""
+    shards, text embeddings and the SKU and brand they sell (the data's products); every accepted video that
+    is not an item is listed with the reason."""
     table, excluded = build_items(video_probe, video_metadata, video_features, text_features)
+    table = with_products(table, read_products(raw_data.directory))
     # A video_probe table written before uploads were a source has no `source` column: no uploads then.
     uploaded = video_probe["source"].eq(UPLOAD) if "source" in video_probe else pd.Series(False, video_probe.index)
     return dg.Output(
@@ -29,6 +37,7 @@ def items(
             "with_visual": int(table["has_visual"].sum()) if len(table) else 0,
             "with_audio": int(table["has_audio"].sum()) if len(table) else 0,
             "with_text": int(table["has_text"].sum()) if len(table) else 0,
+            "with_product": int(table["sku"].notna().sum()),
             # Uploads the service landed that are items now (vidrec/upload_source.py).
             "from_uploads": int(table["video_id"].isin(set(video_probe.loc[uploaded, "video_id"])).sum()),
         },

@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets import catalogue, drift, evaluation, events, experiment, marketing, media, recognition, training
 from assets import data_quality as quality
+from assets.evaluation import ServedPathSettings
 from assets.jobs import JOBS, main_job
 from assets.resources import GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from assets.schedules import SCHEDULES
@@ -42,6 +43,7 @@ def build_resources(
         ),
         "training": training_settings or TrainingSettings(),
         "gate_policy": GatePolicy(path=gate_policy),
+        "served_path": ServedPathSettings(),
         "warehouse_io": WarehouseIOManager(database=warehouse, schema="vidrec"),  # stores empty frames too
         "io_manager": dg.FilesystemIOManager(base_dir=io_dir),
     }

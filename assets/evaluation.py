@@ -11,7 +11,9 @@ from assets.reporting import table_md
 from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from models.fit.candidate import bundle_contents
 from models.offline.run import CandidateEvaluation, K, evaluate_candidate
+from models.serving.path import PathSettings
 from models.serving.weights import TrainedModel
+from vidrec.commerce_tables import read_live_sessions
 from vidrec.evaluation.metrics import headline
 from vidrec.gate import check_gate, load_policy, results_table
 from vidrec.ingest import accepted_rows
@@ -21,6 +23,21 @@ from vidrec.registry import ProductionPointer
 
 GROUP = "evaluation"
 HEADLINE_LABELS = ("click_auc", "ndcg_at_10", "catalogue_ndcg_at_10", "ctr_at_10", "watch_s_at_10", "conversion_at_10")
+
+
+_PATH = PathSettings()
+
+
+class ServedPathSettings(dg.ConfigurableResource):
+    """The final score's commerce weights a promoted bundle serves with and the candidate is evaluated with
+    (models.serving.commerce). The defaults are ``PathSettings``'s (the one typed place); ``params.yaml``'s
+    ``serving`` section overrides them for ``dvc repro``."""
+
+    gmv_weight: float = _PATH.gmv_weight
+    live_boost: float = _PATH.live_boost
+
+    def settings(self) -> PathSettings:
+        return PathSettings(gmv_weight=self.gmv_weight, live_boost=self.live_boost)
 
 
 def _policy(gate_policy: GatePolicy) -> dict:
@@ -54,6 +71,7 @@ def offline_evaluation(
     raw_data: RawData,
     pseudonymiser: Pseudonymiser,
     gate_policy: GatePolicy,
+    served_path: ServedPathSettings,
 ) -> dg.Output[pd.DataFrame]:
     """Hold-out (last days) metrics of the candidate's and the production champion's served path (retrieve
     N → rank → blend, exactly what the service answers) in DuckDB SQL, with 95% bootstrap intervals over
@@ -76,6 +94,7 @@ def offline_evaluation(
         key=pseudonymiser.key,
         policy=_policy(gate_policy),
         run_id=context.run_id,
+        path=served_path.settings(),
     )
     table, tables = run.table, run.tables
     wide = headline(table, K)
@@ -139,6 +158,7 @@ def promoted_model(
     storage: VidrecStorage,
     raw_data: RawData,
     gate_policy: GatePolicy,
+    served_path: ServedPathSettings,
 ) -> dg.Output[dict]:
     """The gated candidate saved to the BentoML model store (state_dicts + config, lineage labels) and
     made production by an atomic pointer move; the previous champion stays in the store for rollback.
@@ -159,7 +179,15 @@ def promoted_model(
         {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in wide.to_dict("records")
     ]
     contents = bundle_contents(
-        multimodal_encoder, ranker, retrieval_model, items, item_embeddings, accepted_rows(interactions), evaluation
+        multimodal_encoder,
+        ranker,
+        retrieval_model,
+        items,
+        item_embeddings,
+        accepted_rows(interactions),
+        evaluation,
+        path=served_path.settings(),
+        live=read_live_sessions(raw_data.directory),  # the service's live schedule (models.serving.commerce)
     )
     stage = online_stage(_policy(gate_policy))
     share = stage.share if stage.enabled else None

@@ -6,10 +6,11 @@ from dataclasses import fields
 import dagster as dg
 import pandas as pd
 
-from assets.resources import VidrecStorage, warehouse_asset
+from assets.resources import RawData, VidrecStorage, warehouse_asset
 from models.fit.retrieval_step import fit_retrieval
 from models.fit.steps import StepSettings, fit_encoder, fit_ranker, item_embedding_matrix
 from models.serving.weights import TrainedModel
+from vidrec.commerce_tables import read_live_sessions
 from vidrec.ingest import accepted_rows
 from vidrec.plots import markdown_image, training_curves
 
@@ -80,10 +81,15 @@ def ranker(
     items: pd.DataFrame,
     storage: VidrecStorage,
     training: TrainingSettings,
+    raw_data: RawData,
 ) -> dg.Output[TrainedModel]:
-    """Multi-task ranker (click, watch time, ESMM conversion) with target attention over history."""
+    """Multi-task ranker (click, watch time, ESMM conversion) with target attention over history, brand and
+    category, and whether the video's host was live at the impression's time (the data's live sessions)."""
     out_dir = storage.paths.checkpoints / "ranker" / context.run_id
-    model = fit_ranker(items, item_embeddings, accepted_rows(interactions), out_dir, training.step_settings())
+    live = read_live_sessions(raw_data.directory)
+    model = fit_ranker(
+        items, item_embeddings, accepted_rows(interactions), out_dir, training.step_settings(), live=live
+    )
     return dg.Output(model, metadata=_training_metadata(model, storage, context.run_id))
 
 

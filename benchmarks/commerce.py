@@ -1,7 +1,7 @@
 """Commerce and marketing on a generated world's hold-out window: audience lift, creative choice by IPS,
 GMV@10 of the served path against the oracle, and the MMR diversity trade-off.
 
-    .venv/bin/python benchmarks/commerce.py [--quick] [--world data/demo] [--out PATH]
+    .venv/bin/python benchmarks/commerce.py [--quick] [--world data/demo] [--out PATH] [--without-commerce-inputs]
 
 Trains a candidate exactly as the pipeline does (models.fit.candidate, temporal split), builds its served
 path, and measures on the hold-out days:
@@ -12,12 +12,17 @@ path, and measures on the hold-out days:
   user, product and replicate, the propensity logged), the ε-greedy model policy's IPS value over always
   the product's most-clicked video (models.marketing.creative);
 - GMV@10: expected GMV (oracle) of the served top 10 over the oracle's GMV-optimal top 10, per sampled
-  hold-out session; and the MMR λ curve (expected NDCG@10, intra-list diversity, category coverage).
+  hold-out session, for each GMV blend weight (models.serving.commerce; the ranker sees brand, category and
+  live-now, requests carry the session's time), with the expected NDCG@10 it costs; and the MMR λ curve
+  (expected NDCG@10, intra-list diversity, category coverage);
+- logged GMV@10 (SNIPS on the logged propensities and the world's orders, models.offline.gmv) of the chosen
+  blend weight against weight 0, with the 95% interval the gate's GMV rule reads.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -36,9 +41,11 @@ from models.marketing.audience import AudienceUsers, user_scores  # noqa: E402
 from models.marketing.creative import creative_probabilities, value_ratio  # noqa: E402
 from models.marketing.lift import lift_at  # noqa: E402
 from models.nn.config import RankerConfig  # noqa: E402
+from models.offline.gmv import gmv_rows, read_orders  # noqa: E402
 from models.offline.served import path_from_trained  # noqa: E402
 from models.offline.top_k import world_truth  # noqa: E402
 from models.serving.path import ServedPath  # noqa: E402
+from vidrec.commerce_tables import read_live_sessions  # noqa: E402
 from vidrec.config import DEMO_PSEUDONYM_KEY, Paths, resolve_root  # noqa: E402
 from vidrec.engagement import latest_histories  # noqa: E402
 from vidrec.evaluation.diversity import category_coverage, intra_list_diversity, mean_categories_per_list  # noqa: E402
@@ -51,6 +58,9 @@ from vidrec.world.oracle import Oracle  # noqa: E402
 
 log = logging.getLogger("benchmarks.commerce")
 LAMBDAS = (1.0, 0.9, 0.7, 0.5, 0.3)
+GMV_WEIGHTS = (0.0, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+# The weight reported as chosen: the largest whose expected NDCG@10 stays within NDCG_BUDGET of weight 0's.
+NDCG_BUDGET = 0.05
 MEAN_QUANTITY = 1.3  # orders are 1 + Poisson(0.3) units (vidrec.world.commerce)
 
 
@@ -172,6 +182,8 @@ def session_lists(path, users, holdout, truth, items, n_sessions: int, seed: int
     categories = items["category"].to_numpy()
     gmv_served, gmv_oracle = [], []
     curve = {lam: {"ndcg": [], "lists": []} for lam in LAMBDAS}
+    weighted = {w: {"gmv": [], "ndcg": []} for w in GMV_WEIGHTS}
+    plain_settings = path.settings
     for row in sessions.itertuples(index=False):
         i = col[row.user_key]
         ts = pd.Timestamp(row.ts).value
@@ -183,8 +195,16 @@ def session_lists(path, users, holdout, truth, items, n_sessions: int, seed: int
         idcg = float((ideal / np.log2(np.arange(2, len(ideal) + 2))).sum())
         gmv_oracle.append(float((np.sort(gmv)[::-1][:10] * exam[: min(10, len(gmv))]).sum()))
         lookup = dict(zip(pool.tolist(), range(len(pool))))
+        for w in GMV_WEIGHTS:
+            path.settings = dataclasses.replace(plain_settings, gmv_weight=w)
+            served = path.recommend(users.histories[i], int(users.buckets[i]), 10, allowed, now_ns=ts)
+            at = np.array([lookup[r] for r in served.rows], dtype=np.int64)
+            weighted[w]["gmv"].append(float((gmv[at] * exam[: len(at)]).sum()))
+            dcg = float((click[at] / np.log2(np.arange(2, len(at) + 2))).sum())
+            weighted[w]["ndcg"].append(dcg / idcg if idcg > 0 else 0.0)
+        path.settings = plain_settings
         for lam in LAMBDAS:
-            served = path.recommend(users.histories[i], int(users.buckets[i]), 10, allowed, mmr_lambda=lam)
+            served = path.recommend(users.histories[i], int(users.buckets[i]), 10, allowed, mmr_lambda=lam, now_ns=ts)
             at = np.array([lookup[r] for r in served.rows], dtype=np.int64)
             dcg = float((click[at] / np.log2(np.arange(2, len(at) + 2))).sum())
             curve[lam]["ndcg"].append(dcg / idcg if idcg > 0 else 0.0)
@@ -204,7 +224,16 @@ def session_lists(path, users, holdout, truth, items, n_sessions: int, seed: int
             }
         )
     served_total, oracle_total = float(np.sum(gmv_served)), float(np.sum(gmv_oracle))
+    gmv_curve = [
+        {
+            "gmv_weight": w,
+            "gmv_at_10_over_oracle": round(float(np.sum(weighted[w]["gmv"])) / oracle_total, 4),
+            "expected_ndcg10": round(float(np.mean(weighted[w]["ndcg"])), 4),
+        }
+        for w in GMV_WEIGHTS
+    ]
     return {
+        "gmv_weight_curve": gmv_curve,
         "sessions": len(sessions),
         "gmv_at_10_served_per_session": served_total / max(1, len(sessions)),
         "gmv_at_10_oracle_per_session": oracle_total / max(1, len(sessions)),
@@ -213,20 +242,64 @@ def session_lists(path, users, holdout, truth, items, n_sessions: int, seed: int
     }
 
 
-def run(world: Path, settings: StepSettings, n_sessions: int) -> dict:
+def chosen_weight(curve: list[dict]) -> float:
+    """The largest GMV weight whose expected NDCG@10 is within NDCG_BUDGET (relative) of weight 0's."""
+    base = next(c for c in curve if c["gmv_weight"] == 0.0)["expected_ndcg10"]
+    ok = [c["gmv_weight"] for c in curve if c["expected_ndcg10"] >= base * (1 - NDCG_BUDGET)]
+    return max(ok)
+
+
+def logged_gmv(path: ServedPath, users, holdout: pd.DataFrame, items: pd.DataFrame, world: Path, weight: float) -> dict:  # type: ignore[no-untyped-def]
+    """GMV@10 SNIPS on the logged hold-out and the world's orders: the path at ``weight`` ("candidate") against
+    weight 0 ("champion"), as the gate's GMV rule compares them (models.offline.gmv)."""
+    orders = read_orders(world)
+    if orders is None:
+        return {"skipped": "the world has no orders"}
+    col = {k: i for i, k in enumerate(users.user_keys)}
+    sessions = holdout.groupby("session_id").agg(user_key=("user_key", "first"), ts=("ts", "min")).reset_index()
+    sessions = sessions[sessions["user_key"].isin(col)]
+    published = to_ns(items["published_at"])
+    video_ids = items["video_id"].to_numpy()
+    plain_settings, frames = path.settings, []
+    for model, w in (("champion", 0.0), ("candidate", weight)):
+        path.settings = dataclasses.replace(plain_settings, gmv_weight=w)
+        for row in sessions.itertuples(index=False):
+            ts = pd.Timestamp(row.ts).value
+            i = col[row.user_key]
+            served = path.recommend(users.histories[i], int(users.buckets[i]), 10, published <= ts, now_ns=ts)
+            frames.append(
+                pd.DataFrame({"model": model, "session_id": row.session_id, "video_id": video_ids[served.rows]})
+            )
+    path.settings = plain_settings
+    logged = holdout[holdout["session_id"].isin(set(sessions["session_id"]))]
+    rows = gmv_rows(logged, pd.concat(frames, ignore_index=True), orders, resamples=200)
+    return {
+        "gmv_weight": weight,
+        "sessions": len(sessions),
+        "rows": [
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows.to_dict("records")
+        ],
+    }
+
+
+def run(world: Path, settings: StepSettings, n_sessions: int, commerce_inputs: bool = True) -> dict:
     paths = Paths(resolve_root()).ensure()
     started = time.perf_counter()
     items, events = tables_from_directory(world, paths.features, DEMO_PSEUDONYM_KEY)
     split = temporal_split(events)
     fit, holdout = split.part(events, "fit"), split.part(events, "holdout")
     truth = world_truth(world, events, DEMO_PSEUDONYM_KEY)
+    live = read_live_sessions(world)
     with tempfile.TemporaryDirectory(prefix="commerce-", dir=paths.checkpoints) as tmp:
         t0 = time.perf_counter()
-        candidate = train_candidate(items, events, Path(tmp), settings)
+        config = RankerConfig(commerce=commerce_inputs)
+        candidate = train_candidate(items, events, Path(tmp), settings, live=live, ranker_config=config)
         train_s = time.perf_counter() - t0
         log.info("trained in %.1f s", train_s)
         inputs = ranker_inputs(items, candidate.embeddings, events, RankerConfig(**candidate.ranker.config))
-        path = path_from_trained(candidate.ranker, candidate.retrieval, inputs.embeddings, inputs.buckets, items)
+        path = path_from_trained(
+            candidate.ranker, candidate.retrieval, inputs.embeddings, inputs.buckets, items, live=live
+        )
     histories = latest_histories(fit[fit["clicked"]], length=path.ranker_history)
     users = AudienceUsers.from_histories(histories, inputs.item_index, inputs.user_buckets)
     campaigns = _campaigns(world, inputs.item_index)
@@ -238,6 +311,11 @@ def run(world: Path, settings: StepSettings, n_sessions: int) -> dict:
     log.info("creative: %s", creative)
     lists = session_lists(path, users, holdout, truth, items, n_sessions, settings.seed)
     log.info("sessions: %s", {k: v for k, v in lists.items() if k != "lambda_curve"})
+    weight = chosen_weight(lists["gmv_weight_curve"])
+    t0 = time.perf_counter()
+    logged = logged_gmv(path, users, holdout, items, world, weight)
+    log.info("logged GMV@10 in %.1f s: %s", time.perf_counter() - t0, logged)
+    by_weight = {c["gmv_weight"]: c for c in lists["gmv_weight_curve"]}
     at1 = audience["at_1pct"]
     return {
         "audience_lift_at_1pct": round(at1["over_random"], 3),
@@ -264,10 +342,17 @@ def run(world: Path, settings: StepSettings, n_sessions: int) -> dict:
         "creative_policy_value_over_popular": round(creative["creative_policy_value_over_popular"], 3),
         "creative_policy_value_over_popular_ci": [round(v, 3) for v in creative["ci"]],
         "gmv_at_10_over_oracle": round(lists["gmv_at_10_over_oracle"], 4),
+        "gmv_weight_chosen": weight,
+        "gmv_at_10_over_oracle_at_chosen_weight": by_weight[weight]["gmv_at_10_over_oracle"],
+        "gmv_weight_note": "final score = relevance + w x price x p(conversion) / request max "
+        f"(models.serving.commerce); chosen w = the largest of {list(GMV_WEIGHTS)} whose expected NDCG@10 stays "
+        f"within {NDCG_BUDGET:.0%} of w=0's; the bundle default stays 0 (PathSettings.gmv_weight)",
+        "gmv_weight_curve": lists["gmv_weight_curve"],
+        "logged_gmv_at_10": logged,
         "lambda_curve": lists["lambda_curve"],
         "audience": audience,
         "creative": creative,
-        "gmv": {k: v for k, v in lists.items() if k != "lambda_curve"},
+        "gmv": {k: v for k, v in lists.items() if k not in ("lambda_curve", "gmv_weight_curve")},
         "train_s": round(train_s, 1),
         "total_s": round(time.perf_counter() - started, 1),
         "sizes": {
@@ -287,6 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--world", type=Path, default=None, help="an existing world (default: generate one)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--without-commerce-inputs",
+        action="store_true",
+        help="the ablation: a ranker without brand, category and live-now inputs (RankerConfig.commerce=False)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     size = "tiny" if args.quick else "demo"
@@ -299,7 +389,8 @@ def main(argv: list[str] | None = None) -> None:
         world = args.world or Path(tmp) / size
         if args.world is None:
             generate_world(world, size=size, progress=False)
-        result = run(world, settings, n_sessions=60 if args.quick else 400)
+        result = run(world, settings, 60 if args.quick else 400, commerce_inputs=not args.without_commerce_inputs)
+        result["ranker_commerce_inputs"] = not args.without_commerce_inputs
         result["sizes"]["world_note"] = f"the {size} world (python -m vidrec.world.generate --size {size})"
     print(write_result("commerce", result, args.out, args.quick))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +103,8 @@ class LoadedRecommender:
         self.uploads = 0
         self.labels: dict[str, str] = {}  # lineage labels of the store entry, set by whoever loaded it
         self.state: UserState | None = None  # the online user-state store, set by the service (None: bundle only)
+        # The request's time for the live schedule (models.serving.commerce); tests pass a fixed clock.
+        self.clock: Callable[[], int] = time.time_ns
         self.loaded_at = datetime.now(UTC).isoformat()
         log.info(
             "model %s loaded: %d items, %s index, %.1f s",
@@ -142,6 +144,7 @@ class LoadedRecommender:
             self.catalogue.allowed(request.filters),
             exclude_seen=request.filters.exclude_seen,
             mmr_lambda=request.mmr_lambda,
+            now_ns=self.clock(),
         )
         nonce = new_nonce()
         slate = explore(np.arange(len(served.rows)), request.k, exploring, np.random.default_rng(nonce))
@@ -311,7 +314,7 @@ class LoadedRecommender:
                 return self.catalogue.row_of[record["video_id"]]
             # The path first, the catalogue (whose row_of publishes the id) last: whoever can find the
             # row can also rank it.
-            self.path.add_item(embedding, item_feature_matrix(pd.DataFrame([row]))[0])
+            self.path.add_item(embedding, item_feature_matrix(pd.DataFrame([row]))[0], creator=row["creator_id"])
             added = self.catalogue.add(NewItem(row, embedding))
             self.uploads += 1
         return added

@@ -199,3 +199,15 @@ def test_params_yaml_starts_from_the_code_defaults() -> None:
     training = yaml.safe_load((REPO / "params.yaml").read_text())["training"]
     defaults = StepSettings()
     assert training == {name: getattr(defaults, name) for name in training}
+
+
+def test_params_yaml_serving_starts_from_the_path_defaults() -> None:
+    """params.yaml's `serving` section (the final score's GMV weight and live boost) ships equal to
+    models/serving/path.py PathSettings, which the Dagster resource defaults to."""
+    from assets.evaluation import ServedPathSettings
+    from models.serving.path import PathSettings
+
+    serving = yaml.safe_load((REPO / "params.yaml").read_text())["serving"]
+    defaults = PathSettings()
+    assert serving == {"gmv_weight": defaults.gmv_weight, "live_boost": defaults.live_boost}
+    assert ServedPathSettings().settings() == defaults

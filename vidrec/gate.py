@@ -20,6 +20,10 @@ slates it chose, so a comparison on logged clicks favours the champion by constr
 7-day loop: the champion's served NDCG@10 0.364 vs a candidate's 0.246, while the simulated A/B, which
 replays both through the world's users, had the candidate +6.1% CTR@10 [3.9%, 8.3%]); the unbiased
 comparison named there decides instead.
+A ``non_inferior_to_champion`` rule on a GMV metric (``gmv_at_<k>_snips``, models.offline.gmv) is decided by
+``vidrec.evaluation.commerce.gmv_non_inferiority`` on the lower bound of candidate / champion (1 + the relative
+change's lower bound), and skipped with its reason when the hold-out has no orders or no propensities, or, like
+the other logged comparisons, when its ``superseded_by`` simulated A/B row exists.
 The policy's optional ``online`` block (the live A/B stage after this gate) is read by vidrec.online_stage.
 """
 
@@ -33,6 +37,7 @@ import pandas as pd
 import yaml
 
 from vidrec.evaluation.availability import Availability
+from vidrec.evaluation.commerce import gmv_non_inferiority
 
 KINDS = (
     "at_least",
@@ -120,6 +125,8 @@ def _check(
         champion = incumbent  # compared like a champion; whether one exists is still the champion's
     metric, slice_ = rule["metric"], rule.get("slice", "all")
     base = {"name": rule["name"], "kind": kind, "metric": metric, "slice": slice_}
+    if kind == "non_inferior_to_champion" and metric.startswith("gmv_at_"):
+        return _gmv_check(rule, base, table, f"{model}_vs_{champion}", has_champion, availability)
     unavailable = _unavailable(rule, kind, model, champion, availability)
     if unavailable:
         return RuleResult(
@@ -204,6 +211,44 @@ def _check(
     if result["value"] is None:
         detail = f"{detail}; metric not computed, so the rule fails"
     return RuleResult(**base, **result, verdict=PASS if ok else FAIL, detail=detail)
+
+
+def _gmv_check(
+    rule: dict, base: dict, table: pd.DataFrame, versus: str, has_champion: bool, availability: Availability | None
+) -> RuleResult:
+    """A GMV non-inferiority rule, decided by ``gmv_non_inferiority``: skipped before a champion (like every
+    champion rule), and without orders or propensities (the table's ``holdout`` share rows; a table without
+    them records no orders)."""
+    margin = float(rule["non_inferior_to_champion"])
+    shares = availability.shares if availability is not None else {}
+    has_orders, has_propensities = shares.get("orders", 0.0) > 0, shares.get("propensity", 1.0) > 0
+    empty = {"value": None, "ci_low": None, "ci_high": None, "threshold": -margin}
+    if not has_champion:
+        return RuleResult(**base, **empty, verdict=NO_CHAMPION, detail="first run: no production GMV to compare with")
+    unbiased = rule.get("superseded_by")
+    if unbiased and _row(table, versus, unbiased, base["slice"]) is not None:
+        return RuleResult(
+            **base,
+            **empty,
+            verdict=f"{SKIPPED}{unbiased} vs the champion decides (logged orders favour the champion's own slates)",
+            detail=f"the hold-out was shown by the champion; the unbiased comparison is {unbiased}",
+        )
+    row = _row(table, versus, rule["metric"], base["slice"])
+    low = None if row is None else _num(row["ci_low"])
+    outcome = gmv_non_inferiority(None if low is None else 1.0 + low, margin, has_orders, has_propensities)
+    if outcome.passed is None:
+        verdict = outcome.reason if outcome.reason.startswith(SKIPPED) else SKIPPED + outcome.reason
+    else:
+        verdict = PASS if outcome.passed else FAIL
+    return RuleResult(
+        **base,
+        value=None if row is None else float(row["value"]),
+        ci_low=low,
+        ci_high=None if row is None else _num(row["ci_high"]),
+        threshold=-margin,
+        verdict=verdict,
+        detail=f"{outcome.name}: {outcome.reason}",
+    )
 
 
 def check_gate(table: pd.DataFrame, policy: dict, has_champion: bool | None = None) -> list[RuleResult]:

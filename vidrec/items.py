@@ -12,6 +12,8 @@ from vidrec.engagement import id_bucket
 from vidrec.ingest import media_less_ids
 
 ITEM_FEATURES = ("is_product", "log_price", "log_duration")
+# Categorical commerce columns the ranker embeds (hashed, 0 = none: a video that sells no product has no brand).
+ITEM_CODES = ("brand", "category")
 
 
 def item_feature_matrix(items: pd.DataFrame) -> np.ndarray:
@@ -24,6 +26,36 @@ def item_feature_matrix(items: pd.DataFrame) -> np.ndarray:
         ],
         axis=1,
     ).astype(np.float32)
+
+
+def with_products(items: pd.DataFrame, products: pd.DataFrame | None) -> pd.DataFrame:
+    """``items`` with each product video's ``sku`` and ``brand`` from a ``products`` table (sku, brand,
+    ``|``-separated video_ids; vidrec.imports.commerce); None where a video sells no product, or no table."""
+    sku: dict[str, str] = {}
+    brand: dict[str, str] = {}
+    if products is not None:
+        for row in products.itertuples(index=False):
+            for video in str(row.video_ids or "").split("|"):
+                if video:
+                    sku[video] = str(row.sku)
+                    brand[video] = None if pd.isna(row.brand) else str(row.brand)
+    ids = items["video_id"].astype(str)
+    return items.assign(sku=[sku.get(v) for v in ids], brand=[brand.get(v) for v in ids])
+
+
+def item_code_matrix(items: pd.DataFrame, buckets: int) -> np.ndarray:
+    """(N, 2) int64 hashed brand and category ids (``ITEM_CODES``); 0 where the value is missing or the
+    table has no such column (the neutral value: the ranker's padding vector is zero)."""
+    out = np.zeros((len(items), len(ITEM_CODES)), dtype=np.int64)
+    for j, column in enumerate(ITEM_CODES):
+        if column in items:
+            out[:, j] = [
+                0
+                if v is None or (isinstance(v, float) and np.isnan(v)) or v == ""
+                else id_bucket(f"{column}:{v}", buckets)
+                for v in items[column].tolist()
+            ]
+    return out
 
 
 def id_buckets(video_ids: list[str], known: set[str], buckets: int) -> np.ndarray:
@@ -145,7 +177,10 @@ def tables_from_directory(
             "embedding": list(TextEmbedder(features_dir / "text").embed(texts)),
         }
     )
+    from vidrec.commerce_tables import read_products
+
     items, _ = build_items(videos, metadata, features, text)
+    items = with_products(items, read_products(Path(directory)))
     raw = read_events(directory)
     events = prepare_events(raw, key, set(items["video_id"]))
     events["user_id"] = raw.set_index("event_id").loc[events["event_id"], "user_id"].to_numpy()

@@ -129,3 +129,22 @@ def gate_verdicts(rows: list[dict], title: str, path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def lambda_tradeoff(rows: list[dict], ndcg: str, title: str, path: Path) -> Path:
+    """The MMR trade-off: ``ndcg`` (a key of each row) against intra-list diversity, one point per λ, and
+    category coverage per λ beside it."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.5), dpi=100)
+    xs, ys = [r["intra_list_diversity"] for r in rows], [r[ndcg] for r in rows]
+    left.plot(xs, ys, marker="o")
+    for row, x, y in zip(rows, xs, ys):
+        left.annotate(f"λ={row['lambda']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    left.set(title=title, xlabel="intra-list diversity (1 - cos)", ylabel=ndcg)
+    left.grid(alpha=0.3)
+    right.plot([r["lambda"] for r in rows], [r["category_coverage"] for r in rows], marker="o", label="coverage")
+    right.plot([r["lambda"] for r in rows], [r[ndcg] for r in rows], marker="s", label=ndcg)
+    right.set(title="by λ", xlabel="λ (1 = plain ranking)")
+    right.invert_xaxis()
+    right.legend(fontsize=7)
+    right.grid(alpha=0.3)
+    return _save(fig, path)

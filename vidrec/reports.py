@@ -16,6 +16,7 @@ import pandas as pd
 from vidrec.evaluation.metrics import headline
 from vidrec.plots import (
     gate_verdicts,
+    lambda_tradeoff,
     markdown_image,
     metrics_with_intervals,
     relative_changes,
@@ -62,12 +63,14 @@ def write_report(
     gate: list[dict],
     context: dict[str, object],
     k: int = 10,
+    lambda_curve: pd.DataFrame | None = None,
 ) -> Report:
     """Render the report for one run into ``directory``.
 
     ``table``: the long evaluation table; ``reliability``: the reliability bins; ``gate``: the rule
     results (dicts with name, metric, slice, value, threshold, verdict, detail); ``context``: run facts
-    shown at the top (run id, champion tag, impressions, latency...).
+    shown at the top (run id, champion tag, impressions, latency...); ``lambda_curve``: the candidate's MMR
+    trade-off (models.offline.diversity_curve), one row per λ, plotted when given.
     """
     directory.mkdir(parents=True, exist_ok=True)
     metrics = [m.format(k=k) for m in HEADLINE_METRICS if m.format(k=k) in set(table["metric"])]
@@ -101,6 +104,11 @@ def write_report(
         lift, f"NDCG@{k} lift of the candidate over {baseline}, by slice", directory / "slice_lift.png"
     )
     plots["gate"] = gate_verdicts(gate, "promotion gate", directory / "gate.png")
+    has_curve = lambda_curve is not None and not lambda_curve.empty
+    if has_curve:
+        plots["diversity"] = lambda_tradeoff(
+            _records(lambda_curve), f"ndcg_at_{k}", "MMR: NDCG vs diversity", directory / "mmr_lambda.png"
+        )
     gate_frame = (
         pd.DataFrame(gate)[["name", "metric", "slice", "value", "ci_low", "threshold", "verdict", "detail"]]
         if gate
@@ -125,6 +133,13 @@ def write_report(
         ("Calibration", "{calibration}"),
         ("Slices", _md_table(pd.DataFrame(lift)) + "\n\n{slices}"),
     ]
+    if has_curve:
+        sections.append(
+            (
+                "Diversity: the MMR λ trade-off (candidate, served path)",
+                _md_table(lambda_curve.round(4)) + "\n\n{diversity}",
+            )
+        )
     body = "\n\n".join(f"## {title}\n\n{text}" for title, text in sections)
     relative = {name: f"![{name}]({path.name})" for name, path in plots.items()}
     inline = {name: markdown_image(path, name) for name, path in plots.items()}

@@ -35,11 +35,18 @@ def embeddings_frame(encoder: TrainedModel, items: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame({"video_id": items["video_id"], "embedding": list(item_embedding_matrix(encoder, items))})
 
 
-def train_candidate(items: pd.DataFrame, events: pd.DataFrame, out_dir: Path, settings: StepSettings) -> Candidate:
-    """Every training step on the accepted ``events`` over ``items``; weights under ``out_dir/<step>``."""
+def train_candidate(
+    items: pd.DataFrame,
+    events: pd.DataFrame,
+    out_dir: Path,
+    settings: StepSettings,
+    live: pd.DataFrame | None = None,
+) -> Candidate:
+    """Every training step on the accepted ``events`` over ``items``; weights under ``out_dir/<step>``;
+    ``live``: the live sessions that give the ranker its live-now input (vidrec.commerce_tables)."""
     encoder = fit_encoder(items, events, out_dir / "encoder", settings)
     embeddings = embeddings_frame(encoder, items)
-    ranker = fit_ranker(items, embeddings, events, out_dir / "ranker", settings)
+    ranker = fit_ranker(items, embeddings, events, out_dir / "ranker", settings, live=live)
     retrieval = fit_retrieval(items, embeddings, events, out_dir / "retrieval", settings)
     return Candidate(encoder, embeddings, ranker, retrieval)
 
@@ -53,9 +60,11 @@ def bundle_contents(
     events: pd.DataFrame,
     evaluation: list[dict],
     path: PathSettings = PathSettings(),
+    live: pd.DataFrame | None = None,
 ) -> BundleContents:
     """What promotion saves: the three models, the items with their embeddings and id buckets, each user's
-    latest clicks (the serving history) and hashed id, and the evaluation the candidate passed."""
+    latest clicks (the serving history) and hashed id, the evaluation the candidate passed, and the live
+    schedule (``live``) the service's live-now input and boost read."""
     inputs = ranker_inputs(items, item_embeddings, events, RankerConfig(**ranker.config))
     histories = latest_histories(events[events["clicked"]], length=ranker.config["history_length"])
     return BundleContents(
@@ -69,4 +78,5 @@ def bundle_contents(
         evaluation,
         user_buckets=inputs.user_buckets,
         path=path,
+        live=live,
     )

@@ -195,7 +195,7 @@ IMPRESSION_KEYS = (
 
 
 # has_*_label: per-row masks for labels a source may lack (models.fit.trainers.impression_arrays).
-OPTIONAL_KEYS = ("taste", "has_watch_label", "has_conversion_label", "user_id")
+OPTIONAL_KEYS = ("taste", "has_watch_label", "has_conversion_label", "user_id", "item_codes", "live_now")
 
 
 def impression_tensors(

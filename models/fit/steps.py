@@ -24,6 +24,7 @@ from models.nn.encoders import MODALITIES
 from models.nn.ranker import BlendWeights
 from models.serving.scoring import RankerScorer, Scores
 from models.serving.weights import TrainedModel, load_encoder, load_ranker, save_weights
+from vidrec.commerce_tables import live_at
 from vidrec.engagement import (
     co_engaged_neighbours,
     engagement_vectors,
@@ -31,7 +32,7 @@ from vidrec.engagement import (
     id_bucket,
     taste_before_sessions,
 )
-from vidrec.items import id_buckets, item_feature_matrix
+from vidrec.items import id_buckets, item_code_matrix, item_feature_matrix
 from vidrec.splits import temporal_split
 
 
@@ -130,6 +131,17 @@ class RankerInputs:
     features: np.ndarray
     known: set[str]
     user_buckets: dict[str, int]  # hashed id of each user_key seen in the fit window
+    codes: np.ndarray  # (N, 2) hashed brand and category (vidrec.items.item_code_matrix)
+    creators: np.ndarray  # (N,) creator_id per item, for the live schedule
+    live: pd.DataFrame | None = None  # live sessions (vidrec.commerce_tables); None: nobody is ever live
+
+    def live_now(self, impressions: pd.DataFrame) -> np.ndarray:
+        """(n,) float32: 1 where the impression's video's host was live at the impression's time."""
+        if self.live is None or self.live.empty:
+            return np.zeros(len(impressions), np.float32)
+        rows = impressions["video_id"].map(self.item_index).to_numpy(np.int64)
+        ts = pd.to_datetime(impressions["ts"], utc=True).to_numpy("datetime64[ns]").astype(np.int64)
+        return live_at(self.live, self.creators[rows], ts).astype(np.float32)
 
     def users(self, user_keys: pd.Series) -> np.ndarray:
         """Hashed user ids for a column of user_keys; 0 for users the ranker never trained on."""
@@ -137,7 +149,11 @@ class RankerInputs:
 
 
 def ranker_inputs(
-    items: pd.DataFrame, embeddings: pd.DataFrame, events: pd.DataFrame, config: RankerConfig
+    items: pd.DataFrame,
+    embeddings: pd.DataFrame,
+    events: pd.DataFrame,
+    config: RankerConfig,
+    live: pd.DataFrame | None = None,
 ) -> RankerInputs:
     aligned = items[["video_id"]].merge(embeddings[["video_id", "embedding"]], on="video_id", how="left")
     if aligned["embedding"].isna().any():
@@ -153,6 +169,12 @@ def ranker_inputs(
         features=item_feature_matrix(items),
         known=known,
         user_buckets={u: id_bucket(u, config.user_buckets) for u in fit_events["user_key"].unique()},
+        codes=item_code_matrix(items, config.code_buckets),
+        # An item table without creators (a hand-made test table) has no live hosts.
+        creators=(items["creator_id"] if "creator_id" in items else pd.Series("", index=items.index))
+        .astype(str)
+        .to_numpy(object),
+        live=live,
     )
 
 
@@ -164,9 +186,12 @@ def fit_ranker(
     settings: StepSettings,
     params: RankerTraining | None = None,
     config: RankerConfig | None = None,
+    live: pd.DataFrame | None = None,
 ) -> TrainedModel:
+    """Train the ranker on the fit window; ``live`` (vidrec.commerce_tables.read_live_sessions) gives each impression
+    its ``live_now`` input at the impression's time (None: nobody live)."""
     config = config or RankerConfig()
-    inputs = ranker_inputs(items, embeddings, events, config)
+    inputs = ranker_inputs(items, embeddings, events, config, live)
     split = temporal_split(events)
     clicks = events[events["clicked"]]
     arrays = {}
@@ -186,6 +211,8 @@ def fit_ranker(
             config.history_length,
             inputs.user_buckets,
             taste,
+            inputs.codes if config.commerce else None,
+            inputs.live_now(impressions) if config.commerce else None,
         )
     ranker, result = train_ranker(
         arrays["train"],
@@ -220,6 +247,7 @@ def scorer_for(ranker: TrainedModel, inputs: RankerInputs) -> RankerScorer:
         inputs.buckets,
         inputs.features,
         BlendWeights(**ranker.extra["blend"]),
+        inputs.codes,
     )
 
 
@@ -236,7 +264,11 @@ def score_impressions(
         taste_before_sessions(impressions, events, inputs.embeddings, inputs.item_index) if config.use_taste else None
     )
     return scorer_for(ranker, inputs).score(
-        history, candidates, user_ids=inputs.users(impressions["user_key"]), taste=taste
+        history,
+        candidates,
+        user_ids=inputs.users(impressions["user_key"]),
+        taste=taste,
+        live_now=inputs.live_now(impressions),
     )
 
 

@@ -136,6 +136,8 @@ class RankerSystem(_System):
             position=batch["position"] if use_position else None,
             user_id=user_id,
             taste=batch.get("taste"),
+            item_codes=batch.get("item_codes"),
+            live_now=batch.get("live_now"),
         )
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

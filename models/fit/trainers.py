@@ -99,8 +99,13 @@ def impression_arrays(
     history_length: int,
     user_buckets: dict[str, int] | None = None,
     taste: np.ndarray | None = None,
+    item_codes: np.ndarray | None = None,
+    live_now: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Model inputs and labels for impressions whose videos are all in ``item_index``.
+
+    ``item_codes`` (N items, 2): hashed brand and category per item row; ``live_now`` (impressions,):
+    whether the candidate's host was live at the impression's time. Both are passed on when given.
 
     ``user_buckets`` maps the user_keys the ranker trains an id for to their hashed bucket;
     anyone else gets 0 (scored from history alone). ``taste`` (N, D), row-aligned, is passed
@@ -122,6 +127,10 @@ def impression_arrays(
     history = histories_before(impressions, clicks, item_index, history_length)
     safe = np.clip(history, 0, None)
     extra = {} if taste is None else {"taste": np.asarray(taste, dtype=np.float32)}
+    if item_codes is not None:
+        extra["item_codes"] = np.asarray(item_codes, dtype=np.int64)[candidate]
+    if live_now is not None:
+        extra["live_now"] = np.asarray(live_now, dtype=np.float32)
     return {
         **extra,
         "candidate": candidate,

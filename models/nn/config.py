@@ -41,6 +41,10 @@ class RankerConfig:
     # The user's taste vector (vidrec.engagement.taste_before_sessions) as a ranker input.
     use_taste: bool = False
     history_length: int = 20
+    # Brand and category embeddings (hashed into code_buckets, 0 = none) and the live-now flag
+    # (models.nn.ranker.Ranker); rankers saved before them load with False (models.serving.weights).
+    commerce: bool = True
+    code_buckets: int = 256
 
     def build(self) -> Ranker:
         kwargs = asdict(self)

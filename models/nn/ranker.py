@@ -114,6 +114,8 @@ class Ranker(nn.Module):
         item_features: int = 3,
         user_buckets: int = 4096,
         use_taste: bool = False,
+        commerce: bool = False,
+        code_buckets: int = 256,
     ) -> None:
         super().__init__()
         # Per-dimension standardisation of content vectors, fitted on the training catalogue
@@ -137,9 +139,18 @@ class Ranker(nn.Module):
         self.taste_in = (
             nn.Sequential(nn.BatchNorm1d(content_dim), nn.Linear(content_dim, hidden)) if use_taste else None
         )
+        # Commerce inputs (hashed brand and category, 0 = none; live_now): vectors added to the candidate's, so the
+        # user · item term can learn brand taste and host affinity; live_now also enters the trunk as a flag.
+        self.commerce = commerce
+        if commerce:
+            self.brand = nn.Embedding(code_buckets, hidden, padding_idx=0)
+            self.category = nn.Embedding(code_buckets, hidden, padding_idx=0)
+            self.live = nn.Parameter(torch.zeros(hidden))
+            for table in (self.brand, self.category):  # small init; the padding row (no brand) stays zero
+                nn.init.normal_(table.weight, std=0.01).data[0].zero_()
         self.attention = TargetAttention(hidden)
         self.trunk = nn.Sequential(
-            nn.Linear(hidden * 4 + item_features + 1, hidden * 2),
+            nn.Linear(hidden * 4 + item_features + 1 + int(commerce), hidden * 2),
             nn.GELU(),
             nn.Linear(hidden * 2, hidden),
             nn.GELU(),
@@ -176,15 +187,35 @@ class Ranker(nn.Module):
         position: torch.Tensor | None = None,
         user_id: torch.Tensor | None = None,
         taste: torch.Tensor | None = None,
+        item_codes: torch.Tensor | None = None,
+        live_now: torch.Tensor | None = None,
     ) -> RankerOutput:
-        target = self.embed_content(candidate) + self.item_id(candidate_id)
+        target = self.target_vector(candidate, candidate_id, item_codes, live_now)
         hist = self.embed_content(history) + self.item_id(history_ids)
         interest = self.attention(hist, history_mask, target)
         if user_id is None:
             user_id = torch.zeros_like(candidate_id)
         user = self._user_vector(user_id, taste)
         has_history = history_mask.any(dim=1, keepdim=True).float()
-        return self._heads(interest, user, target, item_features, has_history, candidate_id, position)
+        return self._heads(interest, user, target, item_features, has_history, candidate_id, position, live_now)
+
+    def target_vector(
+        self,
+        candidate: torch.Tensor,
+        candidate_id: torch.Tensor,
+        item_codes: torch.Tensor | None,
+        live_now: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The candidate's vector: content + id, plus brand, category and the live shift when commerce is on
+        (``item_codes`` None: no brand or category; ``live_now`` None: not live)."""
+        target = self.embed_content(candidate) + self.item_id(candidate_id)
+        if not self.commerce:
+            return target
+        if item_codes is not None:
+            target = target + self.brand(item_codes[..., 0]) + self.category(item_codes[..., 1])
+        if live_now is not None:
+            target = target + live_now.float().unsqueeze(-1) * self.live
+        return target
 
     def _user_vector(self, user_id: torch.Tensor, taste: torch.Tensor | None) -> torch.Tensor:
         user = self.user_id(user_id)
@@ -222,10 +253,12 @@ class Ranker(nn.Module):
         candidate_id: torch.Tensor,
         item_features: torch.Tensor,
         position: torch.Tensor | None = None,
+        item_codes: torch.Tensor | None = None,
+        live_now: torch.Tensor | None = None,
     ) -> RankerOutput:
         """``forward`` for one user (``encode_user``) over ``C`` candidates: the history is encoded once
         per request and broadcast, not re-encoded per candidate. Same outputs as ``forward`` (to float error)."""
-        target = self.embed_content(candidate) + self.item_id(candidate_id)
+        target = self.target_vector(candidate, candidate_id, item_codes, live_now)
         interest = self.attention.attend_one(state.history, state.prepared, state.mask, target)
         n = target.shape[0]
         return self._heads(
@@ -236,6 +269,7 @@ class Ranker(nn.Module):
             state.has_history.expand(n, 1),
             candidate_id,
             position,
+            live_now,
         )
 
     def _heads(
@@ -247,10 +281,12 @@ class Ranker(nn.Module):
         has_history: torch.Tensor,
         candidate_id: torch.Tensor,
         position: torch.Tensor | None,
+        live_now: torch.Tensor | None = None,
     ) -> RankerOutput:
-        h = self.trunk(
-            torch.cat([interest, user, target, (interest + user) * target, item_features, has_history], dim=-1)
-        )
+        parts = [interest, user, target, (interest + user) * target, item_features, has_history]
+        if self.commerce:
+            parts.append(torch.zeros_like(has_history) if live_now is None else live_now.float().reshape(-1, 1))
+        h = self.trunk(torch.cat(parts, dim=-1))
         if position is None:
             position = torch.full_like(candidate_id, SERVING_POSITION)
         position = position.clamp(max=self.position_bias.num_embeddings - 1)

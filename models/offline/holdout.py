@@ -22,6 +22,7 @@ import torch
 from models.fit.steps import item_tensors, ranker_inputs
 from models.fit.trainers import embed_items
 from models.nn.config import RankerConfig
+from models.offline.diversity_curve import lambda_curve
 from models.offline.served import answer_sessions, history_slice_rows, path_from_trained, retrieval_rows
 from models.offline.top_k import (
     WorldTruth,
@@ -61,6 +62,8 @@ class HoldoutTables:
     latency: dict = field(default_factory=dict)
     served_rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # retrieval recall, history slices
     path: dict = field(default_factory=dict)  # the path settings the served rows used
+    # The candidate's MMR trade-off (models.offline.diversity_curve): one row per λ.
+    lambda_curve: pd.DataFrame = field(default_factory=pd.DataFrame)
     sessions: pd.DataFrame = field(default_factory=pd.DataFrame)  # the sessions top_k covers (session_id, user_key, ts)
     allowed: np.ndarray | None = None  # (sessions, items): published before the session and not in its history
 
@@ -204,6 +207,7 @@ def holdout_tables(
     answers = {name: answer_sessions(path, session_history, buckets, available, k) for name, path in paths.items()}
     upper = answer_sessions(paths["candidate"], session_history, buckets, available, k, exhaustive=True)
     log.info("served paths answered %d sessions in %.1f s", len(sessions), time.perf_counter() - started)
+    available_before_history = available  # what a request may show; the path drops the history itself
     # Every list obeys the served path's constraints: published before the session, not in the history
     # the request carries (the service's default exclude_seen), so the oracle is the best such list.
     available = available.copy()
@@ -243,6 +247,17 @@ def holdout_tables(
         ignore_index=True,
     )
     catalogue = pd.DataFrame({"video_id": items["video_id"], "engaged_users": engaged_users.astype(np.int64)})
+    curve = lambda_curve(
+        paths["candidate"],
+        sessions["session_id"].to_numpy(),
+        session_history,
+        buckets,
+        available_before_history,
+        row_clicks,
+        items["category"].to_numpy(object),
+        k,
+        seed=seed,
+    )
     return HoldoutTables(
         impressions=_impressions(holdout, items, fit, inputs.known),
         scores=pd.concat(score_frames, ignore_index=True),
@@ -254,4 +269,5 @@ def holdout_tables(
         path={"n_candidates": path_settings.n_candidates, "prior_share": path_settings.prior_share},
         sessions=sessions,
         allowed=available,
+        lambda_curve=curve,
     )

@@ -12,8 +12,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from models.offline.gmv import ab_gmv_rows, gmv_rows, orders_share, read_orders
 from models.offline.holdout import INCUMBENT, HoldoutTables, holdout_tables
 from models.offline.top_k import world_truth
+from models.serving.path import PathSettings
 from models.serving.weights import TrainedModel
 from vidrec.evaluation.availability import Availability, drop_unsupported, drop_unsupported_reliability
 from vidrec.evaluation.metrics import SuiteSettings, evaluate
@@ -67,6 +69,7 @@ def evaluate_candidate(
     reports: Path,
     run_id: str,
     suite: SuiteSettings = SUITE,
+    path: PathSettings = PathSettings(),
 ) -> CandidateEvaluation:
     """Score the hold-out of the accepted ``events`` with the candidate's and the ``champion``'s (tag, bundle
     directory) served paths, evaluate in ``con`` (the tables stay in its schema ``evaluation`` for
@@ -82,6 +85,7 @@ def evaluate_candidate(
         truth=truth,
         k=suite.k,
         seed=suite.seed,
+        path_settings=path,
     )
     con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
     con.execute("USE evaluation")
@@ -90,11 +94,20 @@ def evaluate_candidate(
     result = evaluate(
         con, suite, catalogue_size=tables.catalogue_size, n_users=tables.n_users, baselines=("champion", INCUMBENT)
     )
-    # Never report a number computed from NULLs standing in for a signal the source does not have.
-    availability = Availability.from_impressions(tables.impressions)
-    table, skipped = drop_unsupported(
-        pd.concat([result.table, _latency_rows(tables), tables.served_rows], ignore_index=True), availability
+    # GMV@k against the data's orders (the gate's GMV rule); without orders the share row says so.
+    orders = read_orders(raw_dir)
+    has_orders = orders_share(tables.impressions, orders)
+    gmv = (
+        gmv_rows(tables.impressions, tables.top_k, orders, k=suite.k, resamples=suite.resamples, seed=suite.seed)
+        if has_orders and tables.impressions["propensity"].notna().any()
+        else None
     )
+    ab_gmv = ab_gmv_rows(tables.top_k, items, k=suite.k, resamples=suite.resamples, seed=suite.seed)
+    # Never report a number computed from NULLs standing in for a signal the source does not have.
+    measured = Availability.from_impressions(tables.impressions)
+    availability = Availability({**measured.shares, "orders": has_orders})
+    parts = [result.table, _latency_rows(tables), tables.served_rows, gmv, ab_gmv]
+    table, skipped = drop_unsupported(pd.concat(parts, ignore_index=True), availability)
     table = pd.concat([table, availability.rows()], ignore_index=True)
     reliability = drop_unsupported_reliability(result.reliability, availability)
     gate = check_gate(table, policy)
@@ -113,7 +126,9 @@ def evaluate_candidate(
         "skipped metrics": "; ".join(f"{m} ({why})" for m, why in zip(skipped["metric"], skipped["reason"]))
         or "none (the log has every signal)",
     }
-    report = write_report(reports / run_id, table, reliability, results_table(gate), facts, k=suite.k)
+    report = write_report(
+        reports / run_id, table, reliability, results_table(gate), facts, k=suite.k, lambda_curve=tables.lambda_curve
+    )
     # Where `dvc metrics show` / `dvc metrics diff` read them (dvc.yaml names this path).
     write_metrics_json(
         reports / "metrics.json",

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from models.nn.ranker import BlendWeights
+from models.serving.commerce import CommerceTerms
 from models.serving.path import PathSettings, ServedPath
 from models.serving.weights import TrainedModel, load_ranker, load_retrieval
-from vidrec.items import item_feature_matrix
+from vidrec.items import item_code_matrix, item_feature_matrix
 
 RESULT_COLUMNS = ("slice", "model", "metric", "value", "ci_low", "ci_high", "resamples")
 
@@ -31,8 +32,12 @@ def path_from_trained(
     id_buckets: np.ndarray,
     items: pd.DataFrame,
     settings: PathSettings = PathSettings(),
+    live: pd.DataFrame | None = None,
 ) -> ServedPath:
-    """The served path of a freshly trained (not yet bundled) ranker and retrieval model."""
+    """The served path of a freshly trained (not yet bundled) ranker and retrieval model; ``live`` is the
+    schedule its live terms read (None: nobody is live)."""
+    config = ranker.config
+    codes = item_code_matrix(items, int(config["code_buckets"])) if config.get("commerce") else None
     return ServedPath(
         load_ranker(Path(ranker.weights_path), ranker.config),
         BlendWeights(**ranker.extra["blend"]),
@@ -43,6 +48,8 @@ def path_from_trained(
         int(ranker.config["history_length"]),
         int(retrieval.config["history_length"]),
         settings,
+        item_codes=codes,
+        commerce=CommerceTerms.from_items(items, live),
     )
 
 

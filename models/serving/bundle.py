@@ -19,10 +19,11 @@ import pandas as pd
 from torch import nn
 
 from models.nn.ranker import BlendWeights
+from models.serving.commerce import CommerceTerms
 from models.serving.path import PathSettings, ServedPath
 from models.serving.weights import TrainedModel, load_encoder, load_ranker, load_retrieval
 from vidrec.index import ANN_THRESHOLD
-from vidrec.items import item_feature_matrix
+from vidrec.items import item_code_matrix, item_feature_matrix
 
 ENCODER_WEIGHTS = "encoder.pt"
 RANKER_WEIGHTS = "ranker.pt"
@@ -32,6 +33,7 @@ ITEMS = "items.parquet"
 HISTORIES = "histories.json"
 EVALUATION = "evaluation.json"
 USER_BUCKETS = "user_buckets.json"  # optional: the ranker's hashed id per user it trained on
+LIVE_SESSIONS = "live_sessions.parquet"  # optional: the live schedule the service boosts by (vidrec.commerce_tables)
 REQUIRED = (ENCODER_WEIGHTS, RANKER_WEIGHTS, RETRIEVAL_WEIGHTS, MODELS_CONFIG, ITEMS, HISTORIES, EVALUATION)
 ITEM_COLUMNS = (
     "video_id",
@@ -46,7 +48,8 @@ ITEM_COLUMNS = (
     "embedding",
 )
 # Kept when the item table has them: metadata tags and recognised tags (JSON) feed /search and payloads.
-OPTIONAL_ITEM_COLUMNS = ("tags", "recognised")
+# sku and brand (vidrec.items.with_products) feed the ranker's brand input.
+OPTIONAL_ITEM_COLUMNS = ("tags", "recognised", "sku", "brand")
 
 
 class BundleError(ValueError):
@@ -68,6 +71,7 @@ class BundleContents:
     evaluation: list[dict]
     user_buckets: dict[str, int] | None = None
     path: PathSettings = field(default_factory=PathSettings)
+    live: pd.DataFrame | None = None  # live sessions (creator_id, start, end); None: no schedule
 
 
 def write_bundle(directory: Path, contents: BundleContents) -> None:
@@ -104,6 +108,8 @@ def write_bundle(directory: Path, contents: BundleContents) -> None:
     (directory / EVALUATION).write_text(json.dumps(contents.evaluation, default=float, indent=2))
     if contents.user_buckets is not None:
         (directory / USER_BUCKETS).write_text(json.dumps({k: int(v) for k, v in contents.user_buckets.items()}))
+    if contents.live is not None:
+        contents.live[["creator_id", "start", "end"]].to_parquet(directory / LIVE_SESSIONS, index=False)
 
 
 @dataclass
@@ -122,6 +128,7 @@ class Bundle:
     retrieval: nn.Module
     blend: BlendWeights
     path_settings: PathSettings
+    live: pd.DataFrame | None = None  # the live schedule, when the bundle has one
 
     @property
     def id_buckets(self) -> np.ndarray:
@@ -143,6 +150,8 @@ class Bundle:
         """The path over the bundle's own catalogue, or over another row-aligned one (``items`` with its
         ``embeddings`` and ``id_buckets``: offline evaluation of a champion on today's items)."""
         items = self.items if items is None else items
+        ranker = self.config["ranker"]
+        codes = item_code_matrix(items, int(ranker["code_buckets"])) if ranker.get("commerce") else None
         return ServedPath(
             self.ranker,
             self.blend,
@@ -155,6 +164,8 @@ class Bundle:
             settings or self.path_settings,
             ann_threshold,
             user_states,
+            item_codes=codes,
+            commerce=CommerceTerms.from_items(items, self.live),
         )
 
 
@@ -176,6 +187,7 @@ def load_bundle(directory: Path) -> Bundle:
     config = json.loads((directory / MODELS_CONFIG).read_text())
     table = pd.read_parquet(directory / ITEMS)
     users = directory / USER_BUCKETS
+    live = directory / LIVE_SESSIONS
     return Bundle(
         directory=directory,
         config=config,
@@ -191,6 +203,7 @@ def load_bundle(directory: Path) -> Bundle:
         retrieval=load_retrieval(directory / RETRIEVAL_WEIGHTS, config["retrieval"]),
         blend=BlendWeights(**config["blend"]),
         path_settings=PathSettings(**config.get("path", {})),
+        live=pd.read_parquet(live) if live.is_file() else None,
     )
 
 

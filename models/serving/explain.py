@@ -33,7 +33,9 @@ class Explanation:
 def attention_weights(scorer: RankerScorer, state: UserState, candidates: np.ndarray) -> np.ndarray:
     """(C, H) softmax weights of each candidate over the state's real history items (oldest first)."""
     ranker, cand = scorer.ranker, torch.as_tensor(np.asarray(candidates, dtype=np.int64))
-    target = ranker.embed_content(scorer.embeddings[cand]) + ranker.item_id(scorer.ids[cand])
+    # The candidate vector exactly as scoring builds it (content + id, + brand and category when the ranker
+    # has commerce inputs), so the weights are the ones the score was made from.
+    target = ranker.target_vector(scorer.embeddings[cand], scorer.ids[cand], scorer.codes_of(cand), None)
     attention = ranker.attention
     _, w2, w3, w4 = attention.mlp[0].weight.chunk(4, dim=1)
     per_target = target @ (w2 - w4).T

@@ -21,9 +21,11 @@ import numpy as np
 
 from models.nn.ranker import BlendWeights, Ranker, UserState
 from models.nn.retrieval import RetrievalScorer, TwoTower
+from models.serving.commerce import CommerceTerms, final_score
 from models.serving.mmr import mmr_order
 from models.serving.scoring import RankerScorer, Scores
 from vidrec.index import ANN_THRESHOLD, ExactIndex, IvfIndex, build_index
+from vidrec.items import ITEM_FEATURES
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class PathSettings:
     prior_share: float = 0.25
     # MMR re-ranking of the top k (models.serving.mmr): 1.0 is the plain ranking; a request may override.
     mmr_lambda: float = 1.0
+    # The final score's commerce terms (models.serving.commerce): + gmv_weight x normalised price x p(conversion),
+    # + live_boost while the item's host is live. 0 and 0: the plain ranking.
+    gmv_weight: float = 0.0
+    live_boost: float = 0.0
 
 
 @dataclass
@@ -74,6 +80,8 @@ class ServedPath:
         settings: PathSettings = PathSettings(),
         ann_threshold: int = ANN_THRESHOLD,
         user_states: int = 4096,
+        item_codes: np.ndarray | None = None,
+        commerce: CommerceTerms | None = None,
     ) -> None:
         if not (len(embeddings) == len(id_buckets) == len(features)):
             raise ValueError(
@@ -85,19 +93,23 @@ class ServedPath:
         self.settings = settings
         self._lock = threading.Lock()
         self._current: list[RankerScorer] = []  # the cache reads the scorer through this (no reference cycle)
+        self.commerce = commerce
         self._build(
             np.ascontiguousarray(embeddings, dtype=np.float32),
             np.asarray(id_buckets, dtype=np.int64),
             np.asarray(features, dtype=np.float32),
+            None if item_codes is None else np.asarray(item_codes, dtype=np.int64),
         )
         self.index: ExactIndex | IvfIndex = build_index(self.retrieval.item_vectors(), ann_threshold)
         self.prior = self.scorer.score_user([], ranker_history)
         self.prior_order = np.argsort(-self.prior.score, kind="stable")
         self._user_state = _user_state_cache(self._current, ranker_history, user_states)
 
-    def _build(self, embeddings: np.ndarray, id_buckets: np.ndarray, features: np.ndarray) -> None:
-        self.embeddings, self.id_buckets, self.features = embeddings, id_buckets, features
-        self.scorer = RankerScorer(self._ranker, embeddings, id_buckets, features, self._blend)
+    def _build(
+        self, embeddings: np.ndarray, id_buckets: np.ndarray, features: np.ndarray, codes: np.ndarray | None
+    ) -> None:
+        self.embeddings, self.id_buckets, self.features, self.codes = embeddings, id_buckets, features, codes
+        self.scorer = RankerScorer(self._ranker, embeddings, id_buckets, features, self._blend, codes)
         self._current[:] = [self.scorer]
         self.retrieval = RetrievalScorer(self._retrieval_model, embeddings, id_buckets)
 
@@ -140,12 +152,22 @@ class ServedPath:
             picked = keep(order)
         return picked[:n]
 
-    def score(self, history_rows: list[int], user_bucket: int, candidates: np.ndarray) -> Scores:
-        """The ranker's heads and blended score; an unknown user without history reads the prior."""
+    def score(
+        self, history_rows: list[int], user_bucket: int, candidates: np.ndarray, live_now: np.ndarray | None = None
+    ) -> Scores:
+        """The ranker's heads and blended score; an unknown user without history reads the prior (which was
+        scored with nobody live, so not while a candidate's host is: ``live_now``)."""
         prior = self.prior
-        if not history_rows and user_bucket == 0 and (len(candidates) == 0 or candidates.max() < len(prior.score)):
+        live = live_now if live_now is not None and live_now.any() else None
+        if (
+            not history_rows
+            and user_bucket == 0
+            and live is None
+            and (len(candidates) == 0 or candidates.max() < len(prior.score))
+        ):
             return _take(prior, candidates)
-        return self.scorer.score_state(self._user_state(int(user_bucket), tuple(history_rows)), candidates)
+        state = self._user_state(int(user_bucket), tuple(history_rows))
+        return self.scorer.score_state(state, candidates, live_now=live)
 
     def recommend(
         self,
@@ -156,10 +178,12 @@ class ServedPath:
         exclude_seen: bool = True,
         exhaustive: bool = False,
         mmr_lambda: float | None = None,
+        now_ns: int | None = None,
     ) -> Served:
         """Top ``k`` for one user: ``history_rows`` oldest first (only the last ranker_history count),
         ``allowed`` a boolean mask of rows the filters pass (None: all). ``exhaustive`` ranks every
-        allowed row instead of retrieving: the whole-catalogue upper bound evaluation reports."""
+        allowed row instead of retrieving: the whole-catalogue upper bound evaluation reports. ``now_ns``
+        (the request's time) decides whose hosts are live, for the ranker and the live boost; None: nobody."""
         history_rows = list(history_rows)[-self.ranker_history :] if history_rows else []
         if allowed is not None and len(allowed) != len(self):  # a mask built before or after an upload
             allowed = np.concatenate([allowed, np.zeros(max(0, len(self) - len(allowed)), bool)])[: len(self)]
@@ -171,7 +195,12 @@ class ServedPath:
             how = "all"
         else:
             candidates, how = self.candidates(history_rows, allowed)
-        scores = self.score(history_rows, user_bucket, candidates)
+        live = None if self.commerce is None else self.commerce.live_now(candidates, now_ns)
+        scores = self.score(history_rows, user_bucket, candidates, live)
+        settings = self.settings
+        ranked = final_score(scores, candidates, self.commerce, settings.gmv_weight, settings.live_boost, live)
+        if ranked is not scores.score:  # the answer's scores are the ones it was ordered by
+            scores = Scores(scores.p_click, scores.expected_watch_s, scores.p_conversion, ranked)
         lam = self.settings.mmr_lambda if mmr_lambda is None else mmr_lambda
         if lam < 1.0:
             order = mmr_order(scores.score, self.embeddings[candidates], k, lam)
@@ -181,16 +210,27 @@ class ServedPath:
 
     # -- uploads -----------------------------------------------------------------------------------
 
-    def add_item(self, embedding: np.ndarray, features: np.ndarray) -> int:
+    def add_item(
+        self, embedding: np.ndarray, features: np.ndarray, codes: np.ndarray | None = None, creator: str = ""
+    ) -> int:
         """Append one item never trained on (id bucket 0: placed by its content) to the ranker's inputs,
-        the retrieval index and the prior; returns its row."""
+        the retrieval index and the prior; returns its row. ``codes``: its hashed brand and category
+        (None: none); ``creator``: for the live schedule (its price comes from ``features``' log price)."""
         with self._lock:
             row = len(self)
+            extra = np.zeros((1, 2), np.int64) if codes is None else np.asarray(codes, np.int64).reshape(1, -1)
             self._build(
                 np.concatenate([self.embeddings, np.asarray(embedding, np.float32).reshape(1, -1)]),
                 np.append(self.id_buckets, 0),
                 np.concatenate([self.features, features.reshape(1, -1)]),
+                None if self.codes is None else np.concatenate([self.codes, extra]),
             )
+            if self.commerce is not None:
+                is_product, log_price = (
+                    features[ITEM_FEATURES.index("is_product")],
+                    features[ITEM_FEATURES.index("log_price")],
+                )
+                self.commerce.add(float(np.expm1(log_price)) if is_product else 0.0, creator)
             self.index.add(
                 RetrievalScorer(self._retrieval_model, self.embeddings[row:], self.id_buckets[row:]).item_vectors()
             )

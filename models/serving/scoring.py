@@ -28,12 +28,18 @@ class RankerScorer:
         id_buckets: np.ndarray,
         item_features: np.ndarray,
         weights: BlendWeights,
+        item_codes: np.ndarray | None = None,
     ) -> None:
         self.ranker = ranker.eval()
         self.embeddings = torch.as_tensor(item_embeddings, dtype=torch.float32)
         self.ids = torch.as_tensor(id_buckets, dtype=torch.long)
         self.features = torch.as_tensor(item_features, dtype=torch.float32)
         self.weights = weights
+        # Hashed brand and category per row (vidrec.items.item_code_matrix); None: the ranker sees none.
+        self.codes = None if item_codes is None else torch.as_tensor(item_codes, dtype=torch.long)
+
+    def codes_of(self, cand: torch.Tensor) -> torch.Tensor | None:
+        return None if self.codes is None else self.codes[cand]
 
     @torch.inference_mode()
     def score(
@@ -43,10 +49,12 @@ class RankerScorer:
         batch_size: int = 8192,
         user_ids: np.ndarray | None = None,
         taste: np.ndarray | None = None,
+        live_now: np.ndarray | None = None,
     ) -> Scores:
         """history: (B, H) item rows (-1 = padding); candidates: (B,) item rows; user_ids: (B,)
         hashed user buckets (0 or None = unknown user, scored from history alone); taste: (B, D)
-        the users' taste vectors (``vidrec.engagement``; None = no opinion)."""
+        the users' taste vectors (``vidrec.engagement``; None = no opinion); live_now: (B,) whether the
+        candidate's host is live at that impression (None: nobody)."""
         if user_ids is None:
             user_ids = np.zeros(len(candidates), dtype=np.int64)
         parts: list[list[np.ndarray]] = [[], [], [], []]
@@ -55,6 +63,9 @@ class RankerScorer:
             cand = torch.as_tensor(candidates[start : start + batch_size], dtype=torch.long)
             users = torch.as_tensor(user_ids[start : start + batch_size], dtype=torch.long)
             tastes = None if taste is None else torch.as_tensor(taste[start : start + batch_size], dtype=torch.float32)
+            live = (
+                None if live_now is None else torch.as_tensor(live_now[start : start + batch_size], dtype=torch.float32)
+            )
             mask = hist >= 0
             safe = hist.clamp(min=0)
             out = self.ranker(
@@ -67,6 +78,8 @@ class RankerScorer:
                 position=None,
                 user_id=users,
                 taste=tastes,
+                item_codes=self.codes_of(cand),
+                live_now=live,
             )
             for bucket, value in zip(
                 parts, (out.p_click, out.expected_watch_s, out.p_conversion, out.blend(self.weights))
@@ -131,17 +144,32 @@ class RankerScorer:
             taste=None if taste is None else torch.as_tensor(taste, dtype=torch.float32),
         )
 
-    def score_state(self, state: UserState, candidates: np.ndarray, batch_size: int = 8192) -> Scores:
-        """``score_user`` from a state ``user_state`` made: the same numbers, without re-encoding the history."""
-        return self._score_state(state, np.asarray(candidates, dtype=np.int64), batch_size)
+    def score_state(
+        self, state: UserState, candidates: np.ndarray, batch_size: int = 8192, live_now: np.ndarray | None = None
+    ) -> Scores:
+        """``score_user`` from a state ``user_state`` made: the same numbers, without re-encoding the history;
+        ``live_now`` (C,) marks candidates whose host is live now (None: none is)."""
+        return self._score_state(state, np.asarray(candidates, dtype=np.int64), batch_size, live_now)
 
     @torch.inference_mode()
-    def _score_state(self, state: UserState, candidates: np.ndarray, batch_size: int) -> Scores:
+    def _score_state(
+        self, state: UserState, candidates: np.ndarray, batch_size: int, live_now: np.ndarray | None = None
+    ) -> Scores:
         parts: list[list[np.ndarray]] = [[], [], [], []]
         # Chunked: the attention holds a (chunk, history, hidden) tensor, ~40 MB at 8192 candidates.
         for start in range(0, len(candidates), batch_size):
             cand = torch.as_tensor(candidates[start : start + batch_size], dtype=torch.long)
-            out = self.ranker.score_candidates(state, self.embeddings[cand], self.ids[cand], self.features[cand])
+            live = (
+                None if live_now is None else torch.as_tensor(live_now[start : start + batch_size], dtype=torch.float32)
+            )
+            out = self.ranker.score_candidates(
+                state,
+                self.embeddings[cand],
+                self.ids[cand],
+                self.features[cand],
+                item_codes=self.codes_of(cand),
+                live_now=live,
+            )
             for bucket, value in zip(
                 parts, (out.p_click, out.expected_watch_s, out.p_conversion, out.blend(self.weights))
             ):

@@ -37,7 +37,7 @@ def load_encoder(weights: Path, config: dict) -> nn.Module:
 
 
 def load_ranker(weights: Path, config: dict) -> nn.Module:
-    ranker = RankerConfig(**config).build()
+    ranker = RankerConfig(**{"commerce": False, **config}).build()  # saved before commerce inputs: without
     state = torch.load(weights, map_location="cpu", weights_only=True)
     # Rankers saved before content standardisation existed lack its buffers: identity scaling.
     for name in ("content_mean", "content_std"):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from assets.catalogue import items
-from assets.evaluation import offline_evaluation, promoted_model, promotion_gate
+from assets.evaluation import ServedPathSettings, offline_evaluation, promoted_model, promotion_gate
 from assets.resources import GatePolicy, Pseudonymiser, RawData, VidrecStorage
 from tests.model_fixtures import untrained_models
 from vidrec.config import Paths
@@ -59,6 +59,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory, world: Path) -> dict:
         text_features=pd.DataFrame(
             {"video_id": ids, "has_text": True, "embedding": list(rng.normal(size=(len(ids), 384)))}
         ),
+        raw_data=RawData(path=str(world)),
     )
     return {
         "world": world,
@@ -85,6 +86,7 @@ def _evaluate(upstream: dict, root: Path, policy: str = "") -> dg.Output:
         raw_data=RawData(path=str(upstream["world"])),
         pseudonymiser=Pseudonymiser(key=KEY),
         gate_policy=GatePolicy(path=policy),
+        served_path=ServedPathSettings(),
     )
 
 
@@ -101,6 +103,10 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(
     reports = Paths(tmp_path).reports
     assert json.loads((reports / "metrics.json").read_text())["candidate"]["click_auc"] > 0
     assert "## Gate" in first.metadata["report"].value and Path(first.metadata["report_path"].value).is_file()
+    # The MMR λ trade-off is in the report; the world's orders are recorded as a signal the GMV rule reads.
+    assert "## Diversity: the MMR λ trade-off" in first.metadata["report"].value
+    orders = table[(table["model"] == "holdout") & (table["metric"] == "holdout_share_orders")]
+    assert orders["value"].tolist() == [1.0]
 
     check = promotion_gate(offline_evaluation=table, gate_policy=GatePolicy())
     rules = check.metadata["rules"].value
@@ -112,6 +118,7 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(
         storage=VidrecStorage(root=str(tmp_path)),
         raw_data=RawData(path=str(upstream["world"])),
         gate_policy=GatePolicy(),
+        served_path=ServedPathSettings(),
         **{
             n: upstream[n]
             for n in ("multimodal_encoder", "ranker", "retrieval_model", "item_embeddings", "interactions", "items")
@@ -119,6 +126,12 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(
     )
     tag = promoted.value["tag"]
     assert ProductionPointer(Paths(tmp_path).registry).tag == tag
+    from assets.model_store import champion_directory
+    from models.serving.bundle import load_bundle
+
+    bundle = load_bundle(champion_directory(Paths(tmp_path).registry)[1])
+    assert bundle.live is not None and len(bundle.live) == len(pd.read_csv(upstream["world"] / "live_sessions.csv"))
+    assert bundle.items["brand"].notna().sum() == upstream["items"]["sku"].notna().sum() > 0
     labels = promoted.metadata["labels"].value
     assert {"git_commit", "data_version", "dvc_data_version", "run_id", "click_auc"} <= set(labels)
 
@@ -142,3 +155,4 @@ def test_evaluate_gate_promote_then_compare_with_the_champion(
     assert "champion" in set(second["model"]) and "candidate_vs_champion" in set(second["model"])
     verdicts = promotion_gate(offline_evaluation=second, gate_policy=GatePolicy()).metadata["rules"].value
     assert "skipped: no champion" not in verdicts
+    assert "GMV@10 (SNIPS) not worse than the champion" in verdicts

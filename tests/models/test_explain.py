@@ -26,7 +26,9 @@ def test_the_weights_are_the_ones_the_ranker_uses(scorer) -> None:  # type: igno
     assert weights.shape == (5, 4) and np.allclose(weights.sum(axis=1), 1.0, atol=1e-5)
     with torch.inference_mode():
         cand = torch.as_tensor(candidates)
-        target = scorer.ranker.embed_content(scorer.embeddings[cand]) + scorer.ranker.item_id(scorer.ids[cand])
+        # The candidate vector scoring uses: content + id + the category code (commerce inputs).
+        assert scorer.codes is not None and (scorer.codes[:, 1] != 0).all()
+        target = scorer.ranker.target_vector(scorer.embeddings[cand], scorer.ids[cand], scorer.codes_of(cand), None)
         interest = scorer.ranker.attention.attend_one(state.history, state.prepared, state.mask, target).numpy()
     assert np.allclose(weights @ state.history.numpy(), interest, atol=1e-5)
     # And not trivially: the weights differ between candidates.

@@ -57,3 +57,22 @@ def test_metrics_json_is_strict_json_of_numbers_per_model(evaluation, tmp_path: 
     assert document["candidate"]["click_auc"] == pytest.approx(float(auc["value"].iloc[0]), abs=1e-12)
     assert document["candidate"]["ctr_at_10"] == document["candidate"]["ctr_at_10_snips"]
     assert all(isinstance(v, (int, float)) for group in document.values() for v in group.values())
+
+
+def test_report_plots_the_mmr_lambda_curve_when_given(evaluation, tmp_path: Path) -> None:
+    import pandas as pd
+
+    curve = pd.DataFrame(
+        {
+            "lambda": [1.0, 0.7, 0.3],
+            "sessions": 50,
+            "ndcg_at_10": [0.40, 0.38, 0.30],
+            "intra_list_diversity": [0.20, 0.25, 0.33],
+            "category_coverage": [0.8, 0.9, 1.0],
+            "categories_per_list": [3.5, 4.0, 4.9],
+        }
+    )
+    report = write_report(tmp_path, evaluation.table, evaluation.reliability, [], {"run_id": "r2"}, 10, curve)
+    text = report.path.read_text()
+    assert report.plots["diversity"].read_bytes().startswith(PNG) and "](mmr_lambda.png)" in text
+    assert "## Diversity: the MMR λ trade-off" in text and "0.33" in text

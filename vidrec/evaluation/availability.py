@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-SIGNALS = ("position", "propensity", "watch_s", "converted", "impressions")
+# ``orders``: whether the hold-out has orders to attribute GMV to (models.offline.gmv); not an impression column.
+SIGNALS = ("position", "propensity", "watch_s", "converted", "impressions", "orders")
 SHARE_MODEL = "holdout"
 SHARE_PREFIX = "holdout_share_"
 # What a missing signal is called in notes and gate verdicts ("skipped: source has no propensities").
@@ -25,11 +26,13 @@ NOUNS = {
     "watch_s": "watch times",
     "converted": "conversion labels",
     "impressions": "non-clicked impressions",
+    "orders": "orders",
 }
 
 _PREDICTION = re.compile(r"(click|conversion)_(auc|gauc|logloss|ece)")
 _LOGGED_RANKING = re.compile(r"(ndcg|precision|recall|hitrate|mrr)_at_\d+")
 _OFF_POLICY = re.compile(r"(ctr|watch_s_per_impression|watch_s_per_session|conversion)_at_\d+_(ips|snips)")
+_GMV = re.compile(r"gmv_at_\d+_(ips|snips)")
 _OFF_POLICY_LABEL = {
     "ctr": "impressions",
     "watch_s_per_impression": "watch_s",
@@ -55,6 +58,8 @@ def needs(model: str, metric: str) -> frozenset[str]:
     off_policy = _OFF_POLICY.fullmatch(metric)
     if off_policy:
         found |= {"propensity", _OFF_POLICY_LABEL[off_policy.group(1)]}
+    if _GMV.fullmatch(metric):
+        found |= {"propensity", "orders"}
     if "logging_policy" in model.split("_vs_"):
         if prediction:
             found.add("propensity")
