@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from models.nn.ranker import BlendWeights, Ranker, UserState
+from models.serving.fast_ranker import FastRanker
 
 
 @dataclass
@@ -34,6 +35,7 @@ class RankerScorer:
         self.ids = torch.as_tensor(id_buckets, dtype=torch.long)
         self.features = torch.as_tensor(item_features, dtype=torch.float32)
         self.weights = weights
+        self.fast = FastRanker(self.ranker, weights)  # the serving pass (same numbers, fewer ops)
 
     @torch.inference_mode()
     def score(
@@ -135,16 +137,13 @@ class RankerScorer:
         """``score_user`` from a state ``user_state`` made: the same numbers, without re-encoding the history."""
         return self._score_state(state, np.asarray(candidates, dtype=np.int64), batch_size)
 
-    @torch.inference_mode()
     def _score_state(self, state: UserState, candidates: np.ndarray, batch_size: int) -> Scores:
         parts: list[list[np.ndarray]] = [[], [], [], []]
         # Chunked: the attention holds a (chunk, history, hidden) tensor, ~40 MB at 8192 candidates.
         for start in range(0, len(candidates), batch_size):
             cand = torch.as_tensor(candidates[start : start + batch_size], dtype=torch.long)
-            out = self.ranker.score_candidates(state, self.embeddings[cand], self.ids[cand], self.features[cand])
-            for bucket, value in zip(
-                parts, (out.p_click, out.expected_watch_s, out.p_conversion, out.blend(self.weights))
-            ):
-                bucket.append(value.float().numpy())
-        joined = [np.concatenate(p) if p else np.zeros(0, dtype=np.float32) for p in parts]
+            out = self.fast.scores(state, self.embeddings[cand], self.ids[cand], self.features[cand])
+            for bucket, value in zip(parts, out):
+                bucket.append(value)
+        joined = [np.concatenate(p) if len(p) > 1 else p[0] if p else np.zeros(0, dtype=np.float32) for p in parts]
         return Scores(*joined)
