@@ -416,6 +416,14 @@ def run_load(
     }
 
 
+def measure_stages(root: Path, tag: str, key: str, bodies: list[dict]) -> dict:
+    """The model's work per /recommend by stage, in this process over the promoted model (``serve_stages``)."""
+    import bentoml
+    from serve_stages import stage_breakdown
+
+    return stage_breakdown(Path(bentoml.models.get(tag).path), tag, key, root, bodies)
+
+
 def render_clip(path: Path, seconds: float = 10.0) -> Path:
     """A 10 s 320x240 24 fps H.264 + AAC clip rendered by the demo world's renderer."""
     from vidrec.world.render import RenderJob, render_video
@@ -515,6 +523,10 @@ def main() -> None:
 
     index = measure_index(vectors, queries=500 if args.quick else 2_000)
     log.info("index: %s", {k: v for k, v in index.items()})
+    categories = sorted({c for c in pd.read_csv(world / "metadata.csv")["category"].dropna()})
+    bodies = payloads(users.tolist(), categories, n_requests)
+    stages = measure_stages(root, tag, key, bodies[: min(len(bodies), 3000)])
+    log.info("model stages: %s", stages["ms_per_request"])
 
     port = server.free_port()
     started = time.perf_counter()
@@ -525,8 +537,6 @@ def main() -> None:
         import httpx
 
         info = httpx.get(f"{base}/model", headers={"X-API-Key": API_KEY}, timeout=60).json()
-        categories = sorted({c for c in pd.read_csv(world / "metadata.csv")["category"].dropna()})
-        bodies = payloads(users.tolist(), categories, n_requests)
         asyncio.run(_load(base, "POST", "/recommend", bodies[:200], args.concurrency))  # warm-up, not counted
         # Synthetic ids only: every one is in the catalogue (a real id may have been quarantined, and /similar
         # would answer 404), and each copies a real item's metadata.
@@ -561,6 +571,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         **{k: v for k, v in load.items() if k != "requests"},
         **index,
+        "model_stages": stages,
         **upload,
         "server_startup_s": startup_s,
         "model_tag": tag,

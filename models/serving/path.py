@@ -94,6 +94,7 @@ class ServedPath:
         self._lock = threading.Lock()
         self._current: list[RankerScorer] = []  # the cache reads the scorer through this (no reference cycle)
         self.commerce = commerce
+        self._retrievals: list[RetrievalScorer] = []  # likewise for the user-vector cache
         self._build(
             np.ascontiguousarray(embeddings, dtype=np.float32),
             np.asarray(id_buckets, dtype=np.int64),
@@ -104,6 +105,7 @@ class ServedPath:
         self.prior = self.scorer.score_user([], ranker_history)
         self.prior_order = np.argsort(-self.prior.score, kind="stable")
         self._user_state = _user_state_cache(self._current, ranker_history, user_states)
+        self._user_vector = _user_vector_cache(self._retrievals, retrieval_history, user_states)
 
     def _build(
         self, embeddings: np.ndarray, id_buckets: np.ndarray, features: np.ndarray, codes: np.ndarray | None
@@ -112,24 +114,39 @@ class ServedPath:
         self.scorer = RankerScorer(self._ranker, embeddings, id_buckets, features, self._blend, codes)
         self._current[:] = [self.scorer]
         self.retrieval = RetrievalScorer(self._retrieval_model, embeddings, id_buckets)
+        self._retrievals[:] = [self.retrieval]
 
     def __len__(self) -> int:
         return len(self.prior_order)
 
     # -- the steps ---------------------------------------------------------------------------------
 
-    def candidates(self, history_rows: list[int], allowed: np.ndarray | None) -> tuple[np.ndarray, str]:
+    def candidates(
+        self, history_rows: list[int], allowed: np.ndarray | None, seen: list[int] | None = None
+    ) -> tuple[np.ndarray, str]:
         """Retrieve N (the user tower over the item index) merged with the prior's head; the prior
-        alone without history; every allowed row when no more than N are allowed."""
+        alone without history; every allowed row when no more than N are allowed. ``seen``: rows to leave
+        out besides ``allowed``'s (exclude_seen), dropped from deeper searches rather than masked: a copy
+        of a 100k-row mask per request, and the bitmap-filtered scan it forces, cost more than the few
+        extra hits; the result is the same rows."""
         n = self.settings.n_candidates
-        n_allowed = len(self) if allowed is None else int(np.count_nonzero(allowed))
+        seen = sorted({r for r in seen if r < len(self)}) if seen else []
+        if allowed is not None and len(allowed) != len(self):  # a mask built before or after an upload
+            allowed = np.concatenate([allowed, np.zeros(max(0, len(self) - len(allowed)), bool)])[: len(self)]
+        n_filtered = len(self) if allowed is None else int(np.count_nonzero(allowed))
+        if seen:
+            seen = seen if allowed is None else [r for r in seen if allowed[r]]
+        n_allowed = n_filtered - len(seen)
         if n_allowed <= n:
+            if seen:
+                allowed = np.ones(len(self), dtype=bool) if allowed is None else allowed.copy()
+                allowed[seen] = False
             return (np.arange(len(self)) if allowed is None else np.flatnonzero(allowed)), "all"
-        prior = self._allowed_prior(allowed, n_allowed, n)
+        prior = _without(self._allowed_prior(allowed, n_filtered, n + len(seen)), seen)
         if not history_rows:
             return prior[:n], "prior"
-        vector = self.retrieval.user_vector(list(history_rows), self.retrieval_history)
-        retrieved, _ = self.index.search(vector, n, allowed)
+        vector = self._user_vector(tuple(history_rows))
+        retrieved = _without(self.index.search(vector, n + len(seen), allowed)[0], seen)[:n]
         n_prior = max(1, int(n * self.settings.prior_share))
         merged = np.concatenate([retrieved, prior[:n_prior]])
         return merged[np.sort(np.unique(merged, return_index=True)[1])], self.index.kind
@@ -185,16 +202,17 @@ class ServedPath:
         allowed row instead of retrieving: the whole-catalogue upper bound evaluation reports. ``now_ns``
         (the request's time) decides whose hosts are live, for the ranker and the live boost; None: nobody."""
         history_rows = list(history_rows)[-self.ranker_history :] if history_rows else []
-        if allowed is not None and len(allowed) != len(self):  # a mask built before or after an upload
-            allowed = np.concatenate([allowed, np.zeros(max(0, len(self) - len(allowed)), bool)])[: len(self)]
-        if exclude_seen and history_rows:
-            allowed = np.ones(len(self), dtype=bool) if allowed is None else allowed.copy()
-            allowed[[r for r in history_rows if r < len(allowed)]] = False
+        seen = history_rows if exclude_seen else []
         if exhaustive:
+            if allowed is not None and len(allowed) != len(self):  # a mask built before or after an upload
+                allowed = np.concatenate([allowed, np.zeros(max(0, len(self) - len(allowed)), bool)])[: len(self)]
+            if seen:
+                allowed = np.ones(len(self), dtype=bool) if allowed is None else allowed.copy()
+                allowed[[r for r in seen if r < len(allowed)]] = False
             candidates = np.arange(len(self)) if allowed is None else np.flatnonzero(allowed)
             how = "all"
         else:
-            candidates, how = self.candidates(history_rows, allowed)
+            candidates, how = self.candidates(history_rows, allowed, seen)
         live = None if self.commerce is None else self.commerce.live_now(candidates, now_ns)
         scores = self.score(history_rows, user_bucket, candidates, live)
         settings = self.settings
@@ -247,6 +265,27 @@ class ServedPath:
             )
             self.prior_order = np.insert(self.prior_order, position, row)  # published last
             return row
+
+
+def _without(rows: np.ndarray, seen: list[int]) -> np.ndarray:
+    """``rows`` in order, less those in ``seen`` (a few rows)."""
+    return rows[~np.isin(rows, seen)] if seen else rows
+
+
+def _user_vector_cache(
+    current: list[RetrievalScorer], history_length: int, size: int
+) -> Callable[[tuple[int, ...]], np.ndarray]:
+    """``history rows -> user vector`` (the retrieval user tower, ~0.7 ms a call on one core), remembered for
+    the ``size`` most recent histories. Like the ranker's user state it reads only the history's rows, so
+    entries stay valid when uploads replace the scorer; the vectors are read-only."""
+
+    @functools.lru_cache(maxsize=size)
+    def vector(rows: tuple[int, ...]) -> np.ndarray:
+        out = current[0].user_vector(list(rows), history_length)
+        out.setflags(write=False)
+        return out
+
+    return vector
 
 
 def _user_state_cache(

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from models.nn.ranker import BlendWeights, Ranker, UserState
+from models.serving.fast_ranker import FastRanker
 
 
 @dataclass
@@ -37,6 +38,7 @@ class RankerScorer:
         self.weights = weights
         # Hashed brand and category per row (vidrec.items.item_code_matrix); None: the ranker sees none.
         self.codes = None if item_codes is None else torch.as_tensor(item_codes, dtype=torch.long)
+        self.fast = FastRanker(self.ranker, weights)  # the serving pass (same numbers, fewer ops)
 
     def codes_of(self, cand: torch.Tensor) -> torch.Tensor | None:
         return None if self.codes is None else self.codes[cand]
@@ -151,7 +153,6 @@ class RankerScorer:
         ``live_now`` (C,) marks candidates whose host is live now (None: none is)."""
         return self._score_state(state, np.asarray(candidates, dtype=np.int64), batch_size, live_now)
 
-    @torch.inference_mode()
     def _score_state(
         self, state: UserState, candidates: np.ndarray, batch_size: int, live_now: np.ndarray | None = None
     ) -> Scores:
@@ -162,17 +163,10 @@ class RankerScorer:
             live = (
                 None if live_now is None else torch.as_tensor(live_now[start : start + batch_size], dtype=torch.float32)
             )
-            out = self.ranker.score_candidates(
-                state,
-                self.embeddings[cand],
-                self.ids[cand],
-                self.features[cand],
-                item_codes=self.codes_of(cand),
-                live_now=live,
+            out = self.fast.scores(
+                state, self.embeddings[cand], self.ids[cand], self.features[cand], self.codes_of(cand), live
             )
-            for bucket, value in zip(
-                parts, (out.p_click, out.expected_watch_s, out.p_conversion, out.blend(self.weights))
-            ):
-                bucket.append(value.float().numpy())
-        joined = [np.concatenate(p) if p else np.zeros(0, dtype=np.float32) for p in parts]
+            for bucket, value in zip(parts, out):
+                bucket.append(value)
+        joined = [np.concatenate(p) if len(p) > 1 else p[0] if p else np.zeros(0, dtype=np.float32) for p in parts]
         return Scores(*joined)
