@@ -13,7 +13,9 @@ import bentoml
 import dagster as dg
 import duckdb
 import httpx
+import numpy as np
 import pandas as pd
+from loop_snips import LoggedRequest, judge_night
 
 from assets.definitions import all_assets, all_checks, build_resources
 from assets.reporting import failed_check_lines
@@ -23,18 +25,22 @@ from bentos import server
 from bentos.content import SentenceEncoder
 from bentos.recommender import LoadedRecommender, ServingSettings
 from vidrec.config import Paths
+from vidrec.experiment import arm_for
 from vidrec.impressions import read_landed_impressions
 from vidrec.ingest import landed_events
 from vidrec.landing import landed_uploads
+from vidrec.loop.judge import LoggedSlate
 from vidrec.loop.report import (
+    POLICIES,
     daily_table,
     plot_days,
     ratio_interval,
     snips_within_share,
     uploads_exposure_over_oracle,
 )
-from vidrec.loop.users import Session, answer, day_sessions, oracle_slate
+from vidrec.loop.users import Session, Watched, answer, day_sessions, oracle_slate
 from vidrec.loop.world import prepare_loop_world, upload_form
+from vidrec.privacy import pseudonymise
 from vidrec.registry import ProductionPointer
 from vidrec.sources import read_metadata
 from vidrec.world.oracle import Oracle
@@ -58,6 +64,9 @@ class Loop:
     shown_live: int = 0
     blocked: list[dict] = field(default_factory=list)  # per night, the checks that did not pass and why
     ab: dict = field(default_factory=dict)  # the last day's live 50/50 A/B (--ab-last-day)
+    # Per policy, what each user clicked on its slates (satiation: vidrec/loop/users.py).
+    watched: dict[str, Watched] = field(default_factory=lambda: {p: Watched() for p in POLICIES})
+    logged: list[LoggedRequest] = field(default_factory=list)  # today's served requests, for tonight's SNIPS
 
     def pipeline(self, night: int) -> str | None:
         """One nightly run of every asset and check; the production tag afterwards."""
@@ -95,7 +104,9 @@ class Loop:
     def record(
         self, day: int, policy: str, session: Session, world_ids: list[str], arm: str | None = None
     ) -> list[bool]:
-        got = answer(self.oracle, session, world_ids)
+        seen = self.watched[policy]
+        got = answer(self.oracle, session, world_ids, seen.of(session.user_id), self.args.rewatch_factor)
+        seen.add(session.user_id, world_ids, got.clicked)
         for position, video in enumerate(world_ids):
             self.rows.append(
                 {
@@ -141,6 +152,17 @@ def _serve_day(loop: Loop, client: httpx.Client, frozen: LoadedRecommender, day:
         shown = [loop.world_of.get(i["video_id"], i["video_id"]) for i in body["items"]]
         loop.shown_live += len(shown)
         outcomes = loop.record(day, "vidrec", session, shown, arm=body["arm"])
+        loop.logged.append(
+            LoggedRequest(
+                session.user_id,
+                [h["video_id"] for h in body["history"]],
+                LoggedSlate(
+                    [i["video_id"] for i in body["items"]],
+                    np.array([i["propensity"] for i in body["items"]], dtype=np.float64),
+                    np.array([c for c, _, _ in outcomes], dtype=bool),
+                ),
+            )
+        )
         feedback = [
             {
                 "user_id": session.user_id,
@@ -158,7 +180,15 @@ def _serve_day(loop: Loop, client: httpx.Client, frozen: LoadedRecommender, day:
             client.post("/events", json={"events": feedback}).raise_for_status()
         still = frozen.recommend(s.RecommendRequest(user_id=session.user_id, k=K))
         loop.record(day, "frozen", session, [loop.world_of.get(i.video_id, i.video_id) for i in still.items])
-        loop.record(day, "oracle", session, oracle_slate(loop.oracle, session.user_id, available, K))
+        best = oracle_slate(
+            loop.oracle,
+            session.user_id,
+            available,
+            K,
+            loop.watched["oracle"].of(session.user_id),
+            loop.args.rewatch_factor,
+        )
+        loop.record(day, "oracle", session, best)
     return tag
 
 
@@ -204,11 +234,12 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
     tag = loop.pipeline(0)
     if tag is None:
         raise RuntimeError("day 0: no model was promoted; the loop needs a production model to start from")
-    frozen = LoadedRecommender(Path(bentoml.models.get(tag).path), tag, key, SentenceEncoder(), ServingSettings())
+    sentences = SentenceEncoder()
+    frozen = LoadedRecommender(Path(bentoml.models.get(tag).path), tag, key, sentences, ServingSettings())
     port = server.free_port()
     process = server.start(port, {}, log_path=Paths(home).reports / "loop_server.log")
     days: list[dict] = []
-    estimate: dict = dict.fromkeys(("snips", "snips_low", "snips_high"))
+    estimate: dict = dict.fromkeys(ESTIMATE_KEYS)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             for day in range(args.days):
@@ -217,16 +248,18 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
                 available = catalogue + [v for v, d in loop.upload_day.items() if d <= day]
                 serving = _serve_day(loop, client, frozen, day, available)
                 days.append({"day": day, "model_tag": serving, **estimate, "serve_s": time.perf_counter() - started})
-                estimate = dict.fromkeys(("snips", "snips_low", "snips_high"))
+                estimate = dict.fromkeys(ESTIMATE_KEYS)
                 if day < args.days - 1:
                     time.sleep(0.5)  # the impression log's last batch is on disk
                     promoted = loop.pipeline(day + 1)
                     days[-1]["promoted_next"] = promoted != serving
                     days[-1]["uploads_in_catalogue_after_night"] = _uploads_in_catalogue(home)
-                    if promoted != serving:  # tonight's estimate, from the logs so far, of tomorrow's model
-                        snips = _evaluated(home, "candidate", f"ctr_at_{K}_snips")
-                        estimate = dict(zip(("snips", "snips_low", "snips_high"), snips))
-                    if args.ab_last_day and day + 1 == args.days - 1 and promoted != serving:
+                    ab = args.ab_last_day and day + 1 == args.days - 1 and promoted != serving
+                    # Tonight's estimate, from today's logs, of whatever serves tomorrow (each user's arm on an
+                    # A/B day), set beside tomorrow's measured CTR.
+                    estimate = _judge(loop, sentences, serving if ab else promoted, promoted if ab else None)
+                    loop.logged = []
+                    if ab:
                         _start_ab(loop, client, serving, promoted)
                         promoted = serving  # production stays; the candidate serves half the users
                     _wait_for(client, promoted)
@@ -235,11 +268,31 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
     return _report(loop, days)
 
 
+ESTIMATE_KEYS = ("snips", "snips_low", "snips_high", "snips_models", "snips_weight_one_share")
+
+
+def _ab_salt(loop: Loop) -> str:
+    return f"loop-{loop.args.seed}"
+
+
+def _judge(loop: Loop, sentences: SentenceEncoder, production: str, challenger: str | None) -> dict:
+    """SNIPS CTR@10 of tomorrow's serving from today's logged requests (``vidrec/loop/judge.py``)."""
+    tag_of_user = {}
+    for request in loop.logged:
+        arm = arm_for(pseudonymise(request.user_id, loop.key), _ab_salt(loop), 0.5) if challenger else "production"
+        tag_of_user[request.user_id] = challenger if arm == "challenger" else production
+    found, tags = judge_night(
+        loop.logged, tag_of_user, loop.key, loop.home, sentences, loop.oracle.params, K, loop.args.seed
+    )
+    log.info("SNIPS CTR@%d of %s: %.4f [%.4f, %.4f]", K, tags, found.snips, found.low, found.high)
+    return dict(zip(ESTIMATE_KEYS, (found.snips, found.low, found.high, tags, found.weight_one_share)))
+
+
 def _start_ab(loop: Loop, client: httpx.Client, production: str, candidate: str) -> None:
     """Instead of promoting tonight's candidate, serve it to a sticky 50% beside production (live A/B)."""
     pointer = ProductionPointer(Paths(loop.home).registry)
     pointer.rollback()  # production back to the champion...
-    pointer.start_challenger(candidate, 0.5, salt=f"loop-{loop.args.seed}")  # ...and the candidate at 50%
+    pointer.start_challenger(candidate, 0.5, salt=_ab_salt(loop))  # ...and the candidate at 50%
     found = _evaluated(loop.home, "candidate_vs_champion", f"ab_ctr_at_{K}")
     loop.ab = {"production": production, "challenger": candidate, "simulated_ab_relative_ctr": found}
     deadline = time.monotonic() + 120
@@ -287,6 +340,7 @@ def _report(loop: Loop, days: list[dict]) -> dict:
         "sessions_per_day": loop.args.sessions,
         "uploads_per_day": loop.args.uploads_per_day,
         "seed": loop.args.seed,
+        "rewatch_factor": loop.args.rewatch_factor,
         "ctr_final_over_frozen": ratio,
         "ctr_final_over_frozen_ci_low": low,
         "ctr_final_over_frozen_ci_high": high,
