@@ -55,7 +55,8 @@ def bundle_contents(
     path: PathSettings = PathSettings(),
 ) -> BundleContents:
     """What promotion saves: the three models, the items with their embeddings and id buckets, each user's
-    latest clicks (the serving history) and hashed id, and the evaluation the candidate passed."""
+    latest clicks (the serving history) and hashed id, the evaluation the candidate passed, and the data's
+    cut-off (its newest event: seeding the online user state keeps the events after it)."""
     inputs = ranker_inputs(items, item_embeddings, events, RankerConfig(**ranker.config))
     histories = latest_histories(events[events["clicked"]], length=ranker.config["history_length"])
     return BundleContents(
@@ -69,4 +70,5 @@ def bundle_contents(
         evaluation,
         user_buckets=inputs.user_buckets,
         path=path,
+        data_cutoff=float(events["ts"].max().timestamp()) if len(events) else None,
     )
