@@ -11,11 +11,11 @@ from pathlib import Path
 
 import bentoml
 import dagster as dg
-import duckdb
 import httpx
 import numpy as np
 import pandas as pd
-from loop_snips import LoggedRequest, judge_night
+from loop_ab import ab_report, start_ab, uploads_in_catalogue
+from loop_snips import ESTIMATE_KEYS, LoggedRequest, night_estimate
 
 from assets.definitions import all_assets, all_checks, build_resources
 from assets.reporting import failed_check_lines
@@ -25,7 +25,6 @@ from bentos import server
 from bentos.content import SentenceEncoder
 from bentos.recommender import LoadedRecommender, ServingSettings
 from vidrec.config import Paths
-from vidrec.experiment import arm_for
 from vidrec.impressions import read_landed_impressions
 from vidrec.ingest import landed_events
 from vidrec.landing import landed_uploads
@@ -40,7 +39,6 @@ from vidrec.loop.report import (
 )
 from vidrec.loop.users import Session, Watched, answer, day_sessions, oracle_slate
 from vidrec.loop.world import prepare_loop_world, upload_form
-from vidrec.privacy import pseudonymise
 from vidrec.registry import ProductionPointer
 from vidrec.sources import read_metadata
 from vidrec.world.oracle import Oracle
@@ -192,25 +190,6 @@ def _serve_day(loop: Loop, client: httpx.Client, frozen: LoadedRecommender, day:
     return tag
 
 
-def _uploads_in_catalogue(home: Path) -> int:
-    """Uploaded videos among tonight's trained item embeddings: catalogue now, not cold additions."""
-    with duckdb.connect(str(Paths(home).warehouse), read_only=True) as connection:
-        query = "select count(*) from vidrec.item_embeddings where starts_with(video_id, 'up_')"
-        (count,) = connection.execute(query).fetchone()
-    return int(count)
-
-
-def _evaluated(home: Path, model: str, metric: str) -> tuple[float | None, float | None, float | None]:
-    """Tonight's evaluation row (value and 95% interval) of ``model`` on ``metric``, over all sessions."""
-    with duckdb.connect(str(Paths(home).warehouse), read_only=True) as connection:
-        found = connection.execute(
-            "select value, ci_low, ci_high from vidrec.offline_evaluation "
-            "where model = ? and metric = ? and slice = 'all'",
-            [model, metric],
-        ).fetchone()
-    return tuple(found) if found else (None, None, None)
-
-
 def _wait_for(client: httpx.Client, tag: str, timeout_s: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -253,14 +232,25 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
                     time.sleep(0.5)  # the impression log's last batch is on disk
                     promoted = loop.pipeline(day + 1)
                     days[-1]["promoted_next"] = promoted != serving
-                    days[-1]["uploads_in_catalogue_after_night"] = _uploads_in_catalogue(home)
+                    days[-1]["uploads_in_catalogue_after_night"] = uploads_in_catalogue(home)
                     ab = args.ab_last_day and day + 1 == args.days - 1 and promoted != serving
                     # Tonight's estimate, from today's logs, of whatever serves tomorrow (each user's arm on an
                     # A/B day), set beside tomorrow's measured CTR.
-                    estimate = _judge(loop, sentences, serving if ab else promoted, promoted if ab else None)
+                    estimate = night_estimate(
+                        loop.logged,
+                        serving if ab else promoted,
+                        promoted if ab else None,
+                        _ab_salt(loop),
+                        loop.key,
+                        loop.home,
+                        sentences,
+                        loop.oracle.params,
+                        K,
+                        loop.args.seed,
+                    )
                     loop.logged = []
                     if ab:
-                        _start_ab(loop, client, serving, promoted)
+                        loop.ab = start_ab(home, client, serving, promoted, _ab_salt(loop), K)
                         promoted = serving  # production stays; the candidate serves half the users
                     _wait_for(client, promoted)
     finally:
@@ -268,57 +258,8 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
     return _report(loop, days)
 
 
-ESTIMATE_KEYS = ("snips", "snips_low", "snips_high", "snips_models", "snips_weight_one_share")
-
-
 def _ab_salt(loop: Loop) -> str:
     return f"loop-{loop.args.seed}"
-
-
-def _judge(loop: Loop, sentences: SentenceEncoder, production: str, challenger: str | None) -> dict:
-    """SNIPS CTR@10 of tomorrow's serving from today's logged requests (``vidrec/loop/judge.py``)."""
-    tag_of_user = {}
-    for request in loop.logged:
-        arm = arm_for(pseudonymise(request.user_id, loop.key), _ab_salt(loop), 0.5) if challenger else "production"
-        tag_of_user[request.user_id] = challenger if arm == "challenger" else production
-    found, tags = judge_night(
-        loop.logged, tag_of_user, loop.key, loop.home, sentences, loop.oracle.params, K, loop.args.seed
-    )
-    log.info("SNIPS CTR@%d of %s: %.4f [%.4f, %.4f]", K, tags, found.snips, found.low, found.high)
-    return dict(zip(ESTIMATE_KEYS, (found.snips, found.low, found.high, tags, found.weight_one_share)))
-
-
-def _start_ab(loop: Loop, client: httpx.Client, production: str, candidate: str) -> None:
-    """Instead of promoting tonight's candidate, serve it to a sticky 50% beside production (live A/B)."""
-    pointer = ProductionPointer(Paths(loop.home).registry)
-    pointer.rollback()  # production back to the champion...
-    pointer.start_challenger(candidate, 0.5, salt=_ab_salt(loop))  # ...and the candidate at 50%
-    found = _evaluated(loop.home, "candidate_vs_champion", f"ab_ctr_at_{K}")
-    loop.ab = {"production": production, "challenger": candidate, "simulated_ab_relative_ctr": found}
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        experiment = client.get("/model").json().get("experiment")
-        if experiment and experiment["challenger_serving"]:
-            return
-        time.sleep(0.25)
-    raise RuntimeError("the service did not start serving the challenger within 120 s")
-
-
-def _ab_report(loop: Loop, shown: pd.DataFrame) -> dict | None:
-    """Per-arm CTR@10 of the A/B day and whether its ordering matches the simulated A/B's."""
-    if not loop.ab:
-        return None
-    day = shown[(shown["policy"] == "vidrec") & (shown["day"] == loop.args.days - 1)]
-    arms = day.groupby("arm").agg(impressions=("clicked", "size"), ctr_at_10=("clicked", "mean"))
-    online = float(arms.loc["challenger", "ctr_at_10"] / arms.loc["production", "ctr_at_10"] - 1)
-    simulated = loop.ab["simulated_ab_relative_ctr"]
-    return {
-        **{k: v for k, v in loop.ab.items() if k != "simulated_ab_relative_ctr"},
-        "arms": arms.reset_index().to_dict(orient="records"),
-        "online_relative_ctr": online,
-        "simulated_relative_ctr": list(simulated),
-        "same_ordering": None if simulated[0] is None else (online > 0) == (simulated[0] > 0),
-    }
 
 
 def _report(loop: Loop, days: list[dict]) -> dict:
@@ -352,6 +293,6 @@ def _report(loop: Loop, days: list[dict]) -> dict:
         "per_day": table.round(5).to_dict(orient="records"),
         "nights": days,
         "checks_not_passed": loop.blocked,
-        "ab_last_day": _ab_report(loop, shown),
+        "ab_last_day": ab_report(loop.ab, shown, last, loop.args.ab_last_day),
         "plot": str(plot),
     }

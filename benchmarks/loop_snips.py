@@ -4,21 +4,30 @@ request is replayed, with the history the service used for it, through the model
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import bentoml
 import numpy as np
+from loop_ab import SHARE
 
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
 from bentos.recommender import LoadedRecommender, ServingSettings, exploration_from_env
 from models.serving.exploration import ExplorationSettings
 from vidrec.config import Paths
+from vidrec.experiment import CHALLENGER, PRODUCTION, arm_for
 from vidrec.landing import landed_uploads
 from vidrec.loop.judge import Estimate, LoggedSlate, snips_ctr, target_exposure
+from vidrec.privacy import pseudonymise
 from vidrec.world import behaviour as bh
+
+log = logging.getLogger("benchmarks.loop")
+
+
+ESTIMATE_KEYS = ("snips", "snips_low", "snips_high", "snips_models", "snips_weight_one_share")
 
 
 @dataclass(frozen=True)
@@ -69,3 +78,26 @@ def judge_night(
         targets.append(target_exposure(ranked, k, exploring.epsilon, exploring.tail, theta))
     slates = [r.slate for r in logged]
     return snips_ctr(slates, targets, exploring.epsilon, theta, k, seed), sorted(models)
+
+
+def night_estimate(
+    logged: list[LoggedRequest],
+    production: str,
+    challenger: str | None,
+    salt: str,
+    key: str,
+    home: Path,
+    sentences: SentenceEncoder,
+    params: bh.BehaviourParams,
+    k: int,
+    seed: int,
+) -> dict:
+    """SNIPS CTR@k of tomorrow's serving (``production``, or on an A/B day each user's sticky arm between it
+    and ``challenger``) from today's ``logged`` requests, as the ``ESTIMATE_KEYS`` of the day's report."""
+    tag_of_user = {}
+    for request in logged:
+        arm = arm_for(pseudonymise(request.user_id, key), salt, SHARE) if challenger else PRODUCTION
+        tag_of_user[request.user_id] = challenger if arm == CHALLENGER else production
+    found, tags = judge_night(logged, tag_of_user, key, home, sentences, params, k, seed)
+    log.info("SNIPS CTR@%d of %s: %.4f [%.4f, %.4f]", k, tags, found.snips, found.low, found.high)
+    return dict(zip(ESTIMATE_KEYS, (found.snips, found.low, found.high, tags, found.weight_one_share)))
