@@ -54,8 +54,10 @@ demo: $(PIPELINE_INPUT)
 
 # The closed loop (benchmarks/loop.py): DAYS simulated days against the real service and nightly pipeline.
 DAYS ?= 7
+# LOOP_ARGS: more benchmarks/loop.py options, e.g. `make loop DAYS=7 LOOP_ARGS=--ab-last-day`.
+LOOP_ARGS ?=
 loop: $(PIPELINE_INPUT)
-	$(ENV) $(BIN)/python benchmarks/loop.py --world $(WORLD) --data $(VIDREC_DATA) --days $(DAYS)
+	$(ENV) $(BIN)/python benchmarks/loop.py --world $(WORLD) --data $(VIDREC_DATA) --days $(DAYS) $(LOOP_ARGS)
 
 # VIDREC_DVC: the DVC executable tests/test_dvc.py runs.
 test: $(STAMP) $(DVC_STAMP)

@@ -16,8 +16,12 @@ Day 0 trains and promotes a model on the world's logged history, with the newest
      gates, and promotes or keeps the champion; the service hot-swaps within its poll interval.
 The report (``vidrec/loop/report.py``) prints a per-day table, saves a plot under the reports folder,
 and writes the JSON ``../shared/BENCHMARKS.md`` names. Sessions, users, uploads and answers are fixed
-by ``--seed``; the service's exploration draws and training's thread timing are not, so two runs agree
-on the inputs exactly and on the models up to that noise.
+by ``--seed``, and so are the service's exploration draws (``VIDREC_SIM_NONCE_SEED``, set by the loop: the
+service then serves from one worker, the loop's requests being sequential anyway); training's thread timing
+is not, so two runs agree on the inputs and the slates of the same model exactly, and on the retrained
+models up to that noise. Users tire of what they watched: a video a user clicked during the loop is clicked
+again at ``--rewatch-factor`` of its probability, on each policy's own record (``vidrec/loop/users.py``).
+Every night also judges SNIPS: today's logs estimate tomorrow's model (``vidrec/loop/judge.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 from _common import write_result  # noqa: E402
 
 from vidrec.config import DEMO_PSEUDONYM_KEY, Paths, tool_env  # noqa: E402
+from vidrec.impressions import NONCE_SEED_ENV_VAR  # noqa: E402
+from vidrec.loop.users import REWATCH_FACTOR  # noqa: E402
 
 log = logging.getLogger("benchmarks.loop")
 K = 10
@@ -48,6 +54,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sessions", type=int, default=600, help="sessions per day")
     parser.add_argument("--uploads-per-day", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rewatch-factor",
+        type=float,
+        default=REWATCH_FACTOR,
+        help="satiation: a video the user already clicked during the loop is clicked again with its click "
+        "probability times this factor (vidrec/loop/users.py)",
+    )
     parser.add_argument("--policy", default="", help="promotion policy file (default: the versioned gate)")
     parser.add_argument("--quick", action="store_true", help="few training epochs (tests)")
     parser.add_argument(
@@ -69,7 +82,10 @@ def main(argv: list[str] | None = None) -> dict:
     home = root / "home"
     key = os.environ.get("VIDREC_PSEUDONYM_KEY") or DEMO_PSEUDONYM_KEY
     # Before BentoML and Dagster are imported: they read their homes once.
-    os.environ.update(tool_env(home, {"VIDREC_PSEUDONYM_KEY": key, "VIDREC_MODEL_POLL_S": "0.5"}))
+    # The seeded nonce stream (vidrec/impressions.py) makes the service's exploration draws, and the frozen
+    # shadow's, repeat from run to run; the service then answers from one worker.
+    sim = {"VIDREC_PSEUDONYM_KEY": key, "VIDREC_MODEL_POLL_S": "0.5", NONCE_SEED_ENV_VAR: f"loop-{args.seed}"}
+    os.environ.update({**sim, **tool_env(home, sim)})  # tool_env returns only the tools' variables
     Paths(home).ensure()
     from loop_driver import run_loop  # noqa: PLC0415  (imports bentoml/dagster under the environment above)
 

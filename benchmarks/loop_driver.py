@@ -11,9 +11,11 @@ from pathlib import Path
 
 import bentoml
 import dagster as dg
-import duckdb
 import httpx
+import numpy as np
 import pandas as pd
+from loop_ab import ab_report, start_ab, uploads_in_catalogue
+from loop_snips import ESTIMATE_KEYS, LoggedRequest, night_estimate
 
 from assets.definitions import all_assets, all_checks, build_resources
 from assets.reporting import failed_check_lines
@@ -26,14 +28,16 @@ from vidrec.config import Paths
 from vidrec.impressions import read_landed_impressions
 from vidrec.ingest import landed_events
 from vidrec.landing import landed_uploads
+from vidrec.loop.judge import LoggedSlate
 from vidrec.loop.report import (
+    POLICIES,
     daily_table,
     plot_days,
     ratio_interval,
     snips_within_share,
     uploads_exposure_over_oracle,
 )
-from vidrec.loop.users import Session, answer, day_sessions, oracle_slate
+from vidrec.loop.users import Session, Watched, answer, day_sessions, oracle_slate
 from vidrec.loop.world import prepare_loop_world, upload_form
 from vidrec.registry import ProductionPointer
 from vidrec.sources import read_metadata
@@ -58,6 +62,9 @@ class Loop:
     shown_live: int = 0
     blocked: list[dict] = field(default_factory=list)  # per night, the checks that did not pass and why
     ab: dict = field(default_factory=dict)  # the last day's live 50/50 A/B (--ab-last-day)
+    # Per policy, what each user clicked on its slates (satiation: vidrec/loop/users.py).
+    watched: dict[str, Watched] = field(default_factory=lambda: {p: Watched() for p in POLICIES})
+    logged: list[LoggedRequest] = field(default_factory=list)  # today's served requests, for tonight's SNIPS
 
     def pipeline(self, night: int) -> str | None:
         """One nightly run of every asset and check; the production tag afterwards."""
@@ -95,7 +102,9 @@ class Loop:
     def record(
         self, day: int, policy: str, session: Session, world_ids: list[str], arm: str | None = None
     ) -> list[bool]:
-        got = answer(self.oracle, session, world_ids)
+        seen = self.watched[policy]
+        got = answer(self.oracle, session, world_ids, seen.of(session.user_id), self.args.rewatch_factor)
+        seen.add(session.user_id, world_ids, got.clicked)
         for position, video in enumerate(world_ids):
             self.rows.append(
                 {
@@ -141,6 +150,17 @@ def _serve_day(loop: Loop, client: httpx.Client, frozen: LoadedRecommender, day:
         shown = [loop.world_of.get(i["video_id"], i["video_id"]) for i in body["items"]]
         loop.shown_live += len(shown)
         outcomes = loop.record(day, "vidrec", session, shown, arm=body["arm"])
+        loop.logged.append(
+            LoggedRequest(
+                session.user_id,
+                [h["video_id"] for h in body["history"]],
+                LoggedSlate(
+                    [i["video_id"] for i in body["items"]],
+                    np.array([i["propensity"] for i in body["items"]], dtype=np.float64),
+                    np.array([c for c, _, _ in outcomes], dtype=bool),
+                ),
+            )
+        )
         feedback = [
             {
                 "user_id": session.user_id,
@@ -158,27 +178,16 @@ def _serve_day(loop: Loop, client: httpx.Client, frozen: LoadedRecommender, day:
             client.post("/events", json={"events": feedback}).raise_for_status()
         still = frozen.recommend(s.RecommendRequest(user_id=session.user_id, k=K))
         loop.record(day, "frozen", session, [loop.world_of.get(i.video_id, i.video_id) for i in still.items])
-        loop.record(day, "oracle", session, oracle_slate(loop.oracle, session.user_id, available, K))
+        best = oracle_slate(
+            loop.oracle,
+            session.user_id,
+            available,
+            K,
+            loop.watched["oracle"].of(session.user_id),
+            loop.args.rewatch_factor,
+        )
+        loop.record(day, "oracle", session, best)
     return tag
-
-
-def _uploads_in_catalogue(home: Path) -> int:
-    """Uploaded videos among tonight's trained item embeddings: catalogue now, not cold additions."""
-    with duckdb.connect(str(Paths(home).warehouse), read_only=True) as connection:
-        query = "select count(*) from vidrec.item_embeddings where starts_with(video_id, 'up_')"
-        (count,) = connection.execute(query).fetchone()
-    return int(count)
-
-
-def _evaluated(home: Path, model: str, metric: str) -> tuple[float | None, float | None, float | None]:
-    """Tonight's evaluation row (value and 95% interval) of ``model`` on ``metric``, over all sessions."""
-    with duckdb.connect(str(Paths(home).warehouse), read_only=True) as connection:
-        found = connection.execute(
-            "select value, ci_low, ci_high from vidrec.offline_evaluation "
-            "where model = ? and metric = ? and slice = 'all'",
-            [model, metric],
-        ).fetchone()
-    return tuple(found) if found else (None, None, None)
 
 
 def _wait_for(client: httpx.Client, tag: str, timeout_s: float = 60.0) -> dict:
@@ -204,11 +213,12 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
     tag = loop.pipeline(0)
     if tag is None:
         raise RuntimeError("day 0: no model was promoted; the loop needs a production model to start from")
-    frozen = LoadedRecommender(Path(bentoml.models.get(tag).path), tag, key, SentenceEncoder(), ServingSettings())
+    sentences = SentenceEncoder()
+    frozen = LoadedRecommender(Path(bentoml.models.get(tag).path), tag, key, sentences, ServingSettings())
     port = server.free_port()
     process = server.start(port, {}, log_path=Paths(home).reports / "loop_server.log")
     days: list[dict] = []
-    estimate: dict = dict.fromkeys(("snips", "snips_low", "snips_high"))
+    estimate: dict = dict.fromkeys(ESTIMATE_KEYS)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             for day in range(args.days):
@@ -217,17 +227,30 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
                 available = catalogue + [v for v, d in loop.upload_day.items() if d <= day]
                 serving = _serve_day(loop, client, frozen, day, available)
                 days.append({"day": day, "model_tag": serving, **estimate, "serve_s": time.perf_counter() - started})
-                estimate = dict.fromkeys(("snips", "snips_low", "snips_high"))
+                estimate = dict.fromkeys(ESTIMATE_KEYS)
                 if day < args.days - 1:
                     time.sleep(0.5)  # the impression log's last batch is on disk
                     promoted = loop.pipeline(day + 1)
                     days[-1]["promoted_next"] = promoted != serving
-                    days[-1]["uploads_in_catalogue_after_night"] = _uploads_in_catalogue(home)
-                    if promoted != serving:  # tonight's estimate, from the logs so far, of tomorrow's model
-                        snips = _evaluated(home, "candidate", f"ctr_at_{K}_snips")
-                        estimate = dict(zip(("snips", "snips_low", "snips_high"), snips))
-                    if args.ab_last_day and day + 1 == args.days - 1 and promoted != serving:
-                        _start_ab(loop, client, serving, promoted)
+                    days[-1]["uploads_in_catalogue_after_night"] = uploads_in_catalogue(home)
+                    ab = args.ab_last_day and day + 1 == args.days - 1 and promoted != serving
+                    # Tonight's estimate, from today's logs, of whatever serves tomorrow (each user's arm on an
+                    # A/B day), set beside tomorrow's measured CTR.
+                    estimate = night_estimate(
+                        loop.logged,
+                        serving if ab else promoted,
+                        promoted if ab else None,
+                        _ab_salt(loop),
+                        loop.key,
+                        loop.home,
+                        sentences,
+                        loop.oracle.params,
+                        K,
+                        loop.args.seed,
+                    )
+                    loop.logged = []
+                    if ab:
+                        loop.ab = start_ab(home, client, serving, promoted, _ab_salt(loop), K)
                         promoted = serving  # production stays; the candidate serves half the users
                     _wait_for(client, promoted)
     finally:
@@ -235,37 +258,8 @@ def run_loop(args: argparse.Namespace, source: Path, root: Path, key: str) -> di
     return _report(loop, days)
 
 
-def _start_ab(loop: Loop, client: httpx.Client, production: str, candidate: str) -> None:
-    """Instead of promoting tonight's candidate, serve it to a sticky 50% beside production (live A/B)."""
-    pointer = ProductionPointer(Paths(loop.home).registry)
-    pointer.rollback()  # production back to the champion...
-    pointer.start_challenger(candidate, 0.5, salt=f"loop-{loop.args.seed}")  # ...and the candidate at 50%
-    found = _evaluated(loop.home, "candidate_vs_champion", f"ab_ctr_at_{K}")
-    loop.ab = {"production": production, "challenger": candidate, "simulated_ab_relative_ctr": found}
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        experiment = client.get("/model").json().get("experiment")
-        if experiment and experiment["challenger_serving"]:
-            return
-        time.sleep(0.25)
-    raise RuntimeError("the service did not start serving the challenger within 120 s")
-
-
-def _ab_report(loop: Loop, shown: pd.DataFrame) -> dict | None:
-    """Per-arm CTR@10 of the A/B day and whether its ordering matches the simulated A/B's."""
-    if not loop.ab:
-        return None
-    day = shown[(shown["policy"] == "vidrec") & (shown["day"] == loop.args.days - 1)]
-    arms = day.groupby("arm").agg(impressions=("clicked", "size"), ctr_at_10=("clicked", "mean"))
-    online = float(arms.loc["challenger", "ctr_at_10"] / arms.loc["production", "ctr_at_10"] - 1)
-    simulated = loop.ab["simulated_ab_relative_ctr"]
-    return {
-        **{k: v for k, v in loop.ab.items() if k != "simulated_ab_relative_ctr"},
-        "arms": arms.reset_index().to_dict(orient="records"),
-        "online_relative_ctr": online,
-        "simulated_relative_ctr": list(simulated),
-        "same_ordering": None if simulated[0] is None else (online > 0) == (simulated[0] > 0),
-    }
+def _ab_salt(loop: Loop) -> str:
+    return f"loop-{loop.args.seed}"
 
 
 def _report(loop: Loop, days: list[dict]) -> dict:
@@ -287,6 +281,7 @@ def _report(loop: Loop, days: list[dict]) -> dict:
         "sessions_per_day": loop.args.sessions,
         "uploads_per_day": loop.args.uploads_per_day,
         "seed": loop.args.seed,
+        "rewatch_factor": loop.args.rewatch_factor,
         "ctr_final_over_frozen": ratio,
         "ctr_final_over_frozen_ci_low": low,
         "ctr_final_over_frozen_ci_high": high,
@@ -298,6 +293,6 @@ def _report(loop: Loop, days: list[dict]) -> dict:
         "per_day": table.round(5).to_dict(orient="records"),
         "nights": days,
         "checks_not_passed": loop.blocked,
-        "ab_last_day": _ab_report(loop, shown),
+        "ab_last_day": ab_report(loop.ab, shown, last, loop.args.ab_last_day),
         "plot": str(plot),
     }

@@ -90,6 +90,7 @@ class LoadedRecommender:
         bundle = load_bundle(directory)
         self.tag, self.key, self.settings = tag, key, settings
         self.histories = bundle.histories
+        self.data_cutoff = bundle.data_cutoff
         self.user_buckets = bundle.user_buckets
         self.evaluation = bundle.evaluation
         self.history_length = bundle.ranker_history

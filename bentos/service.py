@@ -29,7 +29,7 @@ from bentos.search import parse_recognised
 from bentos.uploads import UploadRejected, process_upload
 from bentos.user_state import UserState, answers_503, unavailable
 from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_backbone_cache, resolve_root
-from vidrec.impressions import ImpressionLog, RequestIdError, verify_request_id
+from vidrec.impressions import NONCE_SEED_ENV_VAR, ImpressionLog, RequestIdError, verify_request_id
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads
 from vidrec.privacy import DEMO_KEY_WARNING, pseudonymise
 from vidrec.registry import ProductionPointer
@@ -38,7 +38,9 @@ from vidrec.text import normalise_text
 
 log = logging.getLogger(__name__)
 
-WORKERS = 2  # one per core: a worker is CPU-bound (ranker pass), so more would only queue
+# One per core: a worker is CPU-bound (ranker pass), so more would only queue. A simulation that seeds the
+# nonce stream (VIDREC_SIM_NONCE_SEED) serves from one worker, so the stream's order is its requests' order.
+WORKERS = 1 if os.environ.get(NONCE_SEED_ENV_VAR) else 2
 POLL_ENV_VAR = "VIDREC_MODEL_POLL_S"
 
 

@@ -33,6 +33,7 @@ R = TypeVar("R")
 class Seedable(Protocol):
     tag: str
     histories: dict[str, list[str]]
+    data_cutoff: float | None
 
 
 def kind_of(event: FeedbackEvent) -> str:
@@ -90,9 +91,12 @@ class UserState:
         until then ``history`` falls back to the bundle, so nothing is wrong meanwhile, only less fresh."""
         if self.store is None or model.tag in self._seeded:
             return
-        # The bundle records no data cut-off: its store entry's creation time bounds it from above (events
-        # at or before it are replaced by training's history; those after it are kept).
-        cutoff = bentoml.models.get(model.tag).info.creation_time.timestamp()
+        # Events at or before the bundle's data cut-off (its newest event) are replaced by training's
+        # history; later ones (landed while it trained, or since) are kept. A bundle written before the
+        # cut-off was recorded falls back to its store entry's creation time, which bounds it from above.
+        cutoff = model.data_cutoff
+        if cutoff is None:
+            cutoff = bentoml.models.get(model.tag).info.creation_time.timestamp()
         try:
             self.store.seed(model.tag, model.histories, cutoff)
         except StateUnavailable as error:

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import os
+import random
 import struct
 import threading
 import time
@@ -73,9 +74,29 @@ def _mac(key: str, payload: bytes, user_key: str) -> bytes:
     return hmac.new(key.encode(), _VERSION + payload + user_key.encode(), hashlib.sha256).digest()[:_MAC]
 
 
+# Simulations only (never set in production): seeds this process's nonce stream, so the exploration draws
+# repeat from run to run. Nonces then depend on the order of requests in the process, so a simulation that
+# wants identical slates sends its requests one at a time to one worker (``benchmarks/loop.py`` does).
+NONCE_SEED_ENV_VAR = "VIDREC_SIM_NONCE_SEED"
+_seeded: dict[str, random.Random] = {}
+_seeded_lock = threading.Lock()
+
+
 def new_nonce() -> int:
-    """64 random bits: a request's identity, and the seed of its exploration draw."""
-    return int.from_bytes(os.urandom(_NONCE), "big")
+    """64 random bits: a request's identity, and the seed of its exploration draw (from the OS, unless a
+    simulation seeds the stream with ``VIDREC_SIM_NONCE_SEED``, read when called)."""
+    seed = os.environ.get(NONCE_SEED_ENV_VAR)
+    if not seed:
+        return int.from_bytes(os.urandom(_NONCE), "big")
+    with _seeded_lock:
+        stream = _seeded.setdefault(seed, random.Random(f"vidrec-nonce:{seed}"))
+        return stream.getrandbits(8 * _NONCE)
+
+
+def reset_nonce_streams() -> None:
+    """Forget the seeded streams (a simulation's new run in the same process starts them again)."""
+    with _seeded_lock:
+        _seeded.clear()
 
 
 def issue_request_id(

@@ -63,8 +63,9 @@ def bundle_contents(
     live: pd.DataFrame | None = None,
 ) -> BundleContents:
     """What promotion saves: the three models, the items with their embeddings and id buckets, each user's
-    latest clicks (the serving history) and hashed id, the evaluation the candidate passed, and the live
-    schedule (``live``) the service's live-now input and boost read."""
+    latest clicks (the serving history) and hashed id, the evaluation the candidate passed, the live
+    schedule (``live``) the service's live-now input and boost read, and the data's cut-off (its newest
+    event: seeding the online user state keeps the events after it)."""
     inputs = ranker_inputs(items, item_embeddings, events, RankerConfig(**ranker.config))
     histories = latest_histories(events[events["clicked"]], length=ranker.config["history_length"])
     return BundleContents(
@@ -79,4 +80,5 @@ def bundle_contents(
         user_buckets=inputs.user_buckets,
         path=path,
         live=live,
+        data_cutoff=float(events["ts"].max().timestamp()) if len(events) else None,
     )

@@ -72,6 +72,7 @@ class BundleContents:
     user_buckets: dict[str, int] | None = None
     path: PathSettings = field(default_factory=PathSettings)
     live: pd.DataFrame | None = None  # live sessions (creator_id, start, end); None: no schedule
+    data_cutoff: float | None = None  # epoch s of the newest event the histories were built from
 
 
 def write_bundle(directory: Path, contents: BundleContents) -> None:
@@ -100,6 +101,8 @@ def write_bundle(directory: Path, contents: BundleContents) -> None:
         "blend": contents.ranker.extra["blend"],
         "path": asdict(contents.path),
     }
+    if contents.data_cutoff is not None:  # seeding the online state keeps what came after it
+        config["data_cutoff"] = float(contents.data_cutoff)
     (directory / MODELS_CONFIG).write_text(json.dumps(config, indent=2))
     table = contents.items.assign(embedding=list(contents.embeddings.astype(np.float32)), id_bucket=contents.id_buckets)
     table = table[[*ITEM_COLUMNS, *(c for c in OPTIONAL_ITEM_COLUMNS if c in table)]]
@@ -133,6 +136,12 @@ class Bundle:
     @property
     def id_buckets(self) -> np.ndarray:
         return self.items["id_bucket"].to_numpy(np.int64)
+
+    @property
+    def data_cutoff(self) -> float | None:
+        """Epoch seconds of the newest event in the data the bundle was built from (None: an older bundle)."""
+        found = self.config.get("data_cutoff")
+        return None if found is None else float(found)
 
     @property
     def ranker_history(self) -> int:

@@ -4,6 +4,15 @@ Answers come from the world's own behaviour model (the oracle), never from a mod
 policy compared on a day (the live service, the frozen day-0 model, the oracle) is shown to the same
 sessions and answered with the same random numbers per (session, position): common random numbers, so
 the day's differences between policies are the policies', not the draw's.
+
+Satiation: the generated world has no notion of repeat views (its logged history is one slate per session,
+drawn by the logging policy, and ``vidrec.world.behaviour`` prices every impression as a first view). Over
+a multi-day loop that matters: a policy that re-shows a video the user clicked yesterday would be paid as
+if it were new. Short-video users rarely rewatch, so the loop's users answer a video they already watched
+(clicked during the loop) with its click probability times ``REWATCH_FACTOR``. Each policy compared keeps
+its own record (``Watched``) of what the user watched on *its* slates, its counterfactual world; the oracle
+knows the factor and the record (it knows the truth). The factor lives here, not in the world generator,
+because only the loop shows one user slates day after day; the world's history is unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +33,22 @@ class Session:
     draws: np.ndarray  # (3, slots) uniforms: click, conversion, and the watch noise's normal quantile
 
 
+REWATCH_FACTOR = 0.1  # a watched video is clicked again at a tenth of its first-view probability
+
+
+class Watched:
+    """What each user clicked on one policy's slates during the loop (world video ids)."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, set[str]] = {}
+
+    def of(self, user_id: str) -> frozenset[str]:
+        return frozenset(self._by_user.get(user_id, ()))
+
+    def add(self, user_id: str, world_ids: list[str], clicked: np.ndarray) -> None:
+        self._by_user.setdefault(user_id, set()).update(v for v, c in zip(world_ids, clicked) if c)
+
+
 @dataclass(frozen=True)
 class Answer:
     clicked: np.ndarray
@@ -41,8 +66,22 @@ def day_sessions(oracle: Oracle, day: int, n: int, slots: int, seed: int) -> lis
     return [Session(i, str(ids[u]), draws[i]) for i, u in enumerate(users)]
 
 
-def answer(oracle: Oracle, session: Session, world_ids: list[str]) -> Answer:
-    """How the session's user answers a slate of world video ids, shown in this order."""
+def satiation(world_ids: list[str], watched: frozenset[str], rewatch: float) -> np.ndarray:
+    """Per video, the factor on its click probability: ``rewatch`` for a video already watched, else 1."""
+    if not 0.0 <= rewatch <= 1.0:
+        raise ValueError(f"the rewatch factor must be in [0, 1], got {rewatch}")
+    return np.array([rewatch if v in watched else 1.0 for v in world_ids], dtype=np.float64)
+
+
+def answer(
+    oracle: Oracle,
+    session: Session,
+    world_ids: list[str],
+    watched: frozenset[str] = frozenset(),
+    rewatch: float = REWATCH_FACTOR,
+) -> Answer:
+    """How the session's user answers a slate of world video ids, shown in this order, having already
+    watched ``watched`` (on this policy's slates)."""
     n = len(world_ids)
     if n == 0:
         empty = np.zeros(0)
@@ -52,7 +91,7 @@ def answer(oracle: Oracle, session: Session, world_ids: list[str]) -> Answer:
     p = oracle.params
     u = oracle.utility_idx(ui, ii)
     click_u, conversion_u, watch_u = session.draws[:, :n]
-    clicked = click_u < bh.click_prob(u, np.arange(n), p)
+    clicked = click_u < bh.click_prob(u, np.arange(n), p) * satiation(world_ids, watched, rewatch)
     quality = oracle.items["quality"].to_numpy()[ii]
     duration = oracle.items["duration_s"].to_numpy()[ii]
     noise = p.watch_noise * _normal_quantile(watch_u)
@@ -64,12 +103,19 @@ def answer(oracle: Oracle, session: Session, world_ids: list[str]) -> Answer:
     return Answer(clicked, watch, converted)
 
 
-def oracle_slate(oracle: Oracle, user_id: str, available: list[str], k: int) -> list[str]:
+def oracle_slate(
+    oracle: Oracle,
+    user_id: str,
+    available: list[str],
+    k: int,
+    watched: frozenset[str] = frozenset(),
+    rewatch: float = REWATCH_FACTOR,
+) -> list[str]:
     """The oracle policy: the ``k`` available videos with the highest expected watch seconds per impression
-    (the platform's objective), best first."""
+    (the platform's objective), best first, knowing what the user already watched on its slates."""
     if not available:
         return []
-    value = oracle.expected_watch_s([user_id] * len(available), available)
+    value = oracle.expected_watch_s([user_id] * len(available), available) * satiation(available, watched, rewatch)
     order = np.argsort(-value, kind="stable")[:k]
     return [available[i] for i in order]
 
