@@ -23,7 +23,8 @@ from assets.training import TrainingSettings
 from bentos import schemas as s
 from bentos import server
 from bentos.content import SentenceEncoder
-from bentos.recommender import LoadedRecommender, ServingSettings
+from bentos.recommender import LoadedRecommender
+from bentos.serving_settings import ServingSettings
 from vidrec.config import Paths
 from vidrec.impressions import read_landed_impressions
 from vidrec.ingest import landed_events

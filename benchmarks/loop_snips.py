@@ -15,7 +15,8 @@ from loop_ab import SHARE
 
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
-from bentos.recommender import LoadedRecommender, ServingSettings, exploration_from_env
+from bentos.recommender import LoadedRecommender
+from bentos.serving_settings import ServingSettings, exploration_from_env
 from models.serving.exploration import ExplorationSettings
 from vidrec.config import Paths
 from vidrec.experiment import CHALLENGER, PRODUCTION, arm_for

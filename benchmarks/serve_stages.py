@@ -88,7 +88,8 @@ def stage_breakdown(model_dir: Path, tag: str, key: str, root: Path, bodies: lis
 
     from bentos import schemas as s
     from bentos.content import SentenceEncoder
-    from bentos.recommender import LoadedRecommender, ServingSettings
+    from bentos.recommender import LoadedRecommender
+    from bentos.serving_settings import ServingSettings
     from bentos.user_state import UserState
 
     torch.set_num_threads(1)

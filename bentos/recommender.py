@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,48 +22,20 @@ import pandas as pd
 from bentos import schemas as s
 from bentos.catalogue import Catalogue, NewItem
 from bentos.content import ContentEmbedder, SentenceEncoder
+from bentos.rank_batch import grouped_scores
+from bentos.serving_settings import ServingSettings
 from bentos.uploads import landed_frame_features, landed_tag_columns
 from bentos.user_state import UserState
 from models.serving.bundle import load_bundle
 from models.serving.explain import explain
-from models.serving.exploration import ExplorationSettings, explore
-from models.serving.path import PathSettings
-from models.serving.scoring import Scores
+from models.serving.exploration import explore
 from vidrec.impressions import issue_request_id, new_nonce
-from vidrec.index import ANN_THRESHOLD
 from vidrec.items import item_feature_matrix
 from vidrec.media.shards import read_shard
 from vidrec.privacy import pseudonymise
 from vidrec.text import item_text
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServingSettings:
-    path: PathSettings | None = None  # None: the bundle's (retrieval depth and prior share); tests override
-    ann_threshold: int = ANN_THRESHOLD
-    # Encoded histories kept per model version (~12 KB each at history 20): a returning user's history
-    # is encoded once, not per request. Keyed on (user bucket, history rows), so a request that adds
-    # history gets its own entry, and a new model version starts empty.
-    user_states: int = 4096
-    exploration: ExplorationSettings = field(default_factory=ExplorationSettings)
-
-
-EPSILON_ENV_VAR = "VIDREC_EXPLORATION_EPSILON"
-TAIL_ENV_VAR = "VIDREC_EXPLORATION_TAIL"
-
-
-def exploration_from_env(env: Mapping[str, str]) -> ExplorationSettings:
-    """The service's exploration policy: ``VIDREC_EXPLORATION_EPSILON`` (0 = deterministic) and
-    ``VIDREC_EXPLORATION_TAIL``, defaulting to ``ExplorationSettings``'s small documented amount."""
-    default = ExplorationSettings()
-    try:
-        epsilon = float(env.get(EPSILON_ENV_VAR) or default.epsilon)
-        tail = int(env.get(TAIL_ENV_VAR) or default.tail)
-    except ValueError as error:
-        raise ValueError(f"{EPSILON_ENV_VAR} must be a number and {TAIL_ENV_VAR} an integer: {error}") from None
-    return ExplorationSettings(epsilon=epsilon, tail=tail)
 
 
 @dataclass
@@ -250,20 +222,7 @@ class LoadedRecommender:
         each user's history is encoded once (and remembered) and all their candidates scored in one pass."""
         users = [self._user(r.user_id, r.history) for r in requests]
         parts = [self.catalogue.rows(r.video_ids) for r in requests]
-        groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
-        for i, user in enumerate(users):
-            groups.setdefault((user.bucket, tuple(user.rows)), []).append(i)
-        scored: list[Scores | None] = [None] * len(requests)
-        for (bucket, rows), members in groups.items():
-            candidates = np.concatenate([np.asarray(parts[i][0], dtype=np.int64) for i in members])
-            scores = self.path.score(list(rows), bucket, candidates)
-            start = 0
-            for i in members:
-                span = slice(start, start + len(parts[i][0]))
-                start = span.stop
-                scored[i] = Scores(
-                    scores.p_click[span], scores.expected_watch_s[span], scores.p_conversion[span], scores.score[span]
-                )
+        scored = grouped_scores(self.path, [(u.bucket, tuple(u.rows)) for u in users], [rows for rows, _ in parts])
         ids = self.catalogue.video_ids
         out = []
         for request, user, (rows, unknown), scores in zip(requests, users, parts, scored):

@@ -23,13 +23,14 @@ from bentos.arms import ArmHolder
 from bentos.content import SentenceEncoder
 from bentos.docs_page import OpenApiPage
 from bentos.guard import RequestGuard
+from bentos.intake import check_slates, landing_record, upload_response
 from bentos.model_watch import ModelHolder
-from bentos.recommender import LoadedRecommender, ServingSettings, exploration_from_env
-from bentos.search import parse_recognised
+from bentos.recommender import LoadedRecommender
+from bentos.serving_settings import ServingSettings, exploration_from_env
 from bentos.uploads import UploadRejected, process_upload
 from bentos.user_state import UserState, answers_503, unavailable
 from vidrec.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV_VAR, Paths, resolve_backbone_cache, resolve_root
-from vidrec.impressions import NONCE_SEED_ENV_VAR, ImpressionLog, RequestIdError, verify_request_id
+from vidrec.impressions import NONCE_SEED_ENV_VAR, ImpressionLog
 from vidrec.landing import EventLanding, FeedbackEvent, land_upload, landed_uploads
 from vidrec.privacy import DEMO_KEY_WARNING, pseudonymise
 from vidrec.registry import ProductionPointer
@@ -109,7 +110,6 @@ class Recommender:
 
     # BentoML has validated each body against the ``input_spec`` model before the call, so the endpoints
     # rebuild the request with ``model_construct`` (no second validation pass).
-    #
     # Every endpoint is ``async`` and computes on the event loop. BentoML runs a synchronous API in a
     # thread pool of ``threads`` (default 1) per worker: under mixed load at concurrency 16 the sync
     # endpoints queued behind each other for that one thread, and each of their GIL hand-offs waited up to
@@ -249,40 +249,21 @@ class Recommender:
             raise UnprocessableEntity(str(error)) from None
         model = self.holder.current
         created = processed.video_id not in model.catalogue.row_of
-        record = {
-            **metadata,
-            "sha256": processed.sha256,
-            "shard": str(processed.shard),
-            "duration_s": processed.duration_s,
-            "has_audio": processed.has_audio,
-            "uploaded_at": time.time(),
-            "recognised": processed.recognised,
-            "frame_features_path": processed.frame_features_path,
-        }
+        record = landing_record(metadata, processed, time.time())
         if created:
             land_upload(self.paths.landing, processed.video_id, file, record)
         model.add_upload({"video_id": processed.video_id, **record})
         for other in self.arms.models():  # the challenger, or a model a promotion swapped in meanwhile
             if other is not model:
                 other.add_upload({"video_id": processed.video_id, **record})
-        text = f"{metadata['title']} {metadata['description']} {' '.join(metadata['tags'])}"
-        return s.UploadResponse(
-            video_id=processed.video_id,
-            created=created,
-            model_tag=model.tag,
-            duration_s=processed.duration_s,
-            has_audio=processed.has_audio,
-            has_text=bool(normalise_text(text)),
-            tags=parse_recognised(processed.recognised),
-            processing_s=round(time.perf_counter() - started, 3),
-        )
+        return upload_response(metadata, processed, created, model.tag, time.perf_counter() - started)
 
     @bentoml.api(input_spec=s.EventsRequest)
     async def events(self, **params: Any) -> s.EventsResponse:
         """Append feedback events durably (fsync) to the landing area; user ids are pseudonymised first."""
         request = s.EventsRequest.model_construct(**params)
         received = datetime.now(UTC)
-        self._check_slates(request.events)
+        check_slates(self.key, request.events)
         batch = [FeedbackEvent(**{**e.model_dump(), "ts": e.ts or received}) for e in request.events]
         try:
             # A thread for the write + fsync (milliseconds of waiting on the disk, not of CPU).
@@ -296,22 +277,6 @@ class Recommender:
         known = self.holder.current.catalogue.row_of
         unknown = sorted({e.video_id for e in request.events if e.video_id not in known})
         return s.EventsResponse(accepted=len(ids), event_ids=ids, unknown_video_ids=unknown)
-
-    def _check_slates(self, events: list[s.Event]) -> None:
-        """400 for feedback naming a request the service never issued to that user, or a video its slate
-        did not show: such a row could never join its impression."""
-        for index, event in enumerate(events):
-            if event.request_id is None:
-                continue
-            try:
-                issued = verify_request_id(self.key, pseudonymise(event.user_id, self.key), event.request_id)
-            except RequestIdError as error:
-                raise InvalidArgument(f"event {index}: {error}") from None
-            if issued.position_of(event.video_id) is None:
-                raise InvalidArgument(
-                    f"event {index}: video_id {event.video_id!r} was not in the slate of its request_id "
-                    "(send feedback only on the videos that response showed)"
-                )
 
     @bentoml.api(route="/model")
     async def model_info(self) -> s.ModelInfo:

@@ -12,18 +12,17 @@ fallback, reported as its own slice (``retrieval = "prior"``).
 
 from __future__ import annotations
 
-import functools
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from models.nn.ranker import BlendWeights, Ranker, UserState
+from models.nn.ranker import BlendWeights, Ranker
 from models.nn.retrieval import RetrievalScorer, TwoTower
 from models.serving.commerce import CommerceTerms, final_score
 from models.serving.mmr import mmr_order
 from models.serving.scoring import RankerScorer, Scores
+from models.serving.user_caches import user_state_cache, user_vector_cache
 from vidrec.index import ANN_THRESHOLD, ExactIndex, IvfIndex, build_index
 from vidrec.items import ITEM_FEATURES
 
@@ -104,8 +103,8 @@ class ServedPath:
         self.index: ExactIndex | IvfIndex = build_index(self.retrieval.item_vectors(), ann_threshold)
         self.prior = self.scorer.score_user([], ranker_history)
         self.prior_order = np.argsort(-self.prior.score, kind="stable")
-        self._user_state = _user_state_cache(self._current, ranker_history, user_states)
-        self._user_vector = _user_vector_cache(self._retrievals, retrieval_history, user_states)
+        self._user_state = user_state_cache(self._current, ranker_history, user_states)
+        self._user_vector = user_vector_cache(self._retrievals, retrieval_history, user_states)
 
     def _build(
         self, embeddings: np.ndarray, id_buckets: np.ndarray, features: np.ndarray, codes: np.ndarray | None
@@ -270,34 +269,3 @@ class ServedPath:
 def _without(rows: np.ndarray, seen: list[int]) -> np.ndarray:
     """``rows`` in order, less those in ``seen`` (a few rows)."""
     return rows[~np.isin(rows, seen)] if seen else rows
-
-
-def _user_vector_cache(
-    current: list[RetrievalScorer], history_length: int, size: int
-) -> Callable[[tuple[int, ...]], np.ndarray]:
-    """``history rows -> user vector`` (the retrieval user tower, ~0.7 ms a call on one core), remembered for
-    the ``size`` most recent histories. Like the ranker's user state it reads only the history's rows, so
-    entries stay valid when uploads replace the scorer; the vectors are read-only."""
-
-    @functools.lru_cache(maxsize=size)
-    def vector(rows: tuple[int, ...]) -> np.ndarray:
-        out = current[0].user_vector(list(rows), history_length)
-        out.setflags(write=False)
-        return out
-
-    return vector
-
-
-def _user_state_cache(
-    current: list[RankerScorer], history_length: int, size: int
-) -> Callable[[int, tuple[int, ...]], UserState]:
-    """``(user bucket, history rows) -> UserState``, remembered for the ``size`` most recent keys. Any scorer
-    of the path gives the same state (it reads only the history's rows, which never change), so entries
-    stay valid when uploads replace the scorer. (A closure, not a method: the cache must not keep the
-    path alive in a reference cycle.)"""
-
-    @functools.lru_cache(maxsize=size)
-    def state(bucket: int, rows: tuple[int, ...]) -> UserState:
-        return current[0].user_state(list(rows), history_length, user_bucket=bucket)
-
-    return state

@@ -11,7 +11,8 @@ import pandas as pd
 
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
-from bentos.recommender import LoadedRecommender, ServingSettings
+from bentos.recommender import LoadedRecommender
+from bentos.serving_settings import ServingSettings
 from models.serving.bundle import LIVE_SESSIONS
 from models.serving.exploration import ExplorationSettings
 from models.serving.path import PathSettings

@@ -11,7 +11,8 @@ import pytest
 
 from bentos import marketing
 from bentos.content import SentenceEncoder
-from bentos.recommender import LoadedRecommender, ServingSettings
+from bentos.recommender import LoadedRecommender
+from bentos.serving_settings import ServingSettings
 from models.serving.exploration import ExplorationSettings
 from tests.bentos.live_server import served
 from vidrec.privacy import pseudonymise

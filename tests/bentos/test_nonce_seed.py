@@ -8,7 +8,8 @@ import bentoml
 
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
-from bentos.recommender import LoadedRecommender, ServingSettings
+from bentos.recommender import LoadedRecommender
+from bentos.serving_settings import ServingSettings
 from models.serving.exploration import ExplorationSettings
 from models.serving.path import PathSettings
 from vidrec.impressions import NONCE_SEED_ENV_VAR, request_seed, reset_nonce_streams

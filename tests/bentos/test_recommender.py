@@ -12,14 +12,9 @@ import pytest
 from bentos import schemas as s
 from bentos.content import SentenceEncoder
 from bentos.model_watch import ModelHolder
-from bentos.recommender import (
-    EPSILON_ENV_VAR,
-    TAIL_ENV_VAR,
-    LoadedRecommender,
-    ServingSettings,
-    exploration_from_env,
-)
+from bentos.recommender import LoadedRecommender
 from bentos.service import torch_threads
+from bentos.serving_settings import EPSILON_ENV_VAR, TAIL_ENV_VAR, ServingSettings, exploration_from_env
 from models.serving.exploration import ExplorationSettings
 from models.serving.path import PathSettings
 from vidrec.impressions import verify_request_id

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from bentos import client_errors
 from bentos.guard import API_KEY_ENV_VAR
-from bentos.recommender import EPSILON_ENV_VAR
+from bentos.serving_settings import EPSILON_ENV_VAR
 from vidrec.config import Paths
 from vidrec.experiment import arm_for
 from vidrec.impressions import read_landed_impressions
