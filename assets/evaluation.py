@@ -8,7 +8,7 @@ import pandas as pd
 
 from assets.model_store import champion_directory, promote, save_to_store
 from assets.reporting import table_md
-from assets.resources import TRANSIENT_RETRY, WAREHOUSE_POOL, GatePolicy, Pseudonymiser, RawData, VidrecStorage
+from assets.resources import TRANSIENT_RETRY, GatePolicy, Pseudonymiser, RawData, VidrecStorage, warehouse_asset
 from models.fit.candidate import bundle_contents
 from models.offline.run import CandidateEvaluation, K, evaluate_candidate
 from models.serving.path import PathSettings
@@ -52,14 +52,7 @@ def _evaluate_in_warehouse(storage: VidrecStorage, **inputs: object) -> Candidat
         return evaluate_candidate(con, reports=storage.paths.reports, **inputs)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"duckdb"},
-    io_manager_key="warehouse_io",
-    owners=["team:ml-platform"],
-    pool=WAREHOUSE_POOL,
-    retry_policy=TRANSIENT_RETRY,
-)
+@warehouse_asset(GROUP, kinds={"duckdb"})
 def offline_evaluation(
     context: dg.AssetExecutionContext,
     ranker: TrainedModel,

@@ -4,20 +4,13 @@ import dagster as dg
 import pandas as pd
 
 from assets.data_quality import record_validation
-from assets.media import GROUP, WAREHOUSE
-from assets.resources import FOLLOW_UPSTREAM, WAREHOUSE_POOL, VidrecStorage
+from assets.media import GROUP
+from assets.resources import FOLLOW_UPSTREAM, VidrecStorage, warehouse_asset
 from expectations.validate import validate_frame
 from vidrec.media.recognition import tags_table, top_tags_md
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    io_manager_key=WAREHOUSE,
-    owners=["team:ml-platform"],
-    pool=WAREHOUSE_POOL,
-    automation_condition=FOLLOW_UPSTREAM,
-)
+@warehouse_asset(GROUP, retry=False, automation_condition=FOLLOW_UPSTREAM)
 def video_tags(video_features: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Top ImageNet labels per video (EfficientNet-Lite0 class probabilities averaged over its sampled
     frames) with their confidence: what search, filters and the API's item payloads call ``tags``."""
