@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from starlette.testclient import TestClient
 
 from assets.model_store import save_to_store
+from bentos.guard import API_KEY_ENV_VAR
+from bentos.serving_settings import EPSILON_ENV_VAR
 from models.fit.candidate import bundle_contents, train_candidate
 from models.fit.steps import StepSettings, holdout_scores
 from models.serving.path import PathSettings
@@ -81,3 +84,28 @@ def known_user(trained: Trained) -> str:
 def sample_video(trained: Trained) -> Path:
     """A real MP4 from the tiny world (H.264 + AAC, 2 s)."""
     return sorted((trained.world / "videos").glob("*.mp4"))[0]
+
+
+KEY = "test-api-key"
+AUTH = {"X-API-Key": KEY}
+
+
+@pytest.fixture(scope="package")
+def api(trained):
+    """The service in-process (BentoML's ASGI app under a TestClient), shared by the test_service* modules:
+    BentoML registers its metrics once per process, so the app cannot be built twice. The environment it
+    reads at startup is set for the startup only, so the modules after it see their own."""
+    os.environ[API_KEY_ENV_VAR] = KEY
+    os.environ[EPSILON_ENV_VAR] = "0"  # deterministic slates here; the default policy is tested in test_parity
+    try:
+        from bentos.service import Recommender
+
+        client = TestClient(Recommender.to_asgi(), headers=AUTH)
+        client.__enter__()
+    finally:
+        os.environ.pop(API_KEY_ENV_VAR, None)
+        os.environ.pop(EPSILON_ENV_VAR, None)
+    try:
+        yield client
+    finally:
+        client.__exit__(None, None, None)

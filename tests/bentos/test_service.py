@@ -1,44 +1,21 @@
-"""The service in-process over ASGI: every endpoint, its validation, uploads, events, auth."""
+"""The service in-process over ASGI (the ``api`` client of conftest.py): recommend, filters, similar, search,
+creators, rank, events and the impression log, a live challenger; uploads and the HTTP surface have modules of
+their own."""
 
 import json
-import logging
 import os
-import re
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from starlette.testclient import TestClient
 
-from bentos import client_errors
-from bentos.guard import API_KEY_ENV_VAR
-from bentos.serving_settings import EPSILON_ENV_VAR
 from vidrec.config import Paths
 from vidrec.experiment import arm_for
 from vidrec.impressions import read_landed_impressions
 from vidrec.landing import read_landed_events
-from vidrec.media.backbone import short_label
-from vidrec.media.real_samples import CATS, SAMPLES, make_sample_videos
 from vidrec.privacy import pseudonymise
 from vidrec.registry import ProductionPointer
-
-KEY = "test-api-key"
-AUTH = {"X-API-Key": KEY}
-
-
-@pytest.fixture(scope="module")
-def api(trained):
-    os.environ[API_KEY_ENV_VAR] = KEY
-    os.environ[EPSILON_ENV_VAR] = "0"  # deterministic slates here; the default policy is tested in test_parity
-    try:
-        from bentos.service import Recommender
-
-        with TestClient(Recommender.to_asgi(), headers=AUTH) as client:
-            yield client
-    finally:
-        os.environ.pop(API_KEY_ENV_VAR, None)
-        os.environ.pop(EPSILON_ENV_VAR, None)
 
 
 def _error(reply) -> str:
@@ -162,78 +139,6 @@ def test_rank_orders_each_request_and_reports_unknown_candidates(api, known_user
     assert too_many.status_code == 400
 
 
-def _upload(api, video: bytes, **fields):
-    data = {
-        "title": "Live jam from the village",
-        "category": "music",
-        "creator_id": "c_live",
-        "description": "a calm guitar session",
-        "tags": "guitar,live",
-        "is_live_host": "true",
-        **fields,
-    }
-    return api.post("/videos", files={"file": ("clip.mp4", video, "video/mp4")}, data=data)
-
-
-def test_uploaded_video_is_recommendable_at_once(api, sample_video: Path, vidrec_root: Path) -> None:
-    before = api.get("/model").json()
-    reply = _upload(api, sample_video.read_bytes())
-    assert reply.status_code == 200, reply.text
-    upload = reply.json()
-    assert upload["created"] and upload["video_id"].startswith("up_") and upload["duration_s"] > 0
-    video_id = upload["video_id"]
-    assert api.get("/model").json()["items"] == before["items"] + 1
-    similar = api.post("/similar", json={"video_id": video_id, "k": 3})
-    assert similar.status_code == 200 and len(similar.json()["items"]) == 3
-    music = api.post("/recommend", json={"user_id": "new-user", "k": 100, "filters": {"category": "music"}}).json()
-    assert video_id in {i["video_id"] for i in music["items"]}
-    ranked = api.post("/rank", json={"requests": [{"user_id": "new-user", "video_ids": [video_id, "v00001"]}]}).json()
-    assert ranked[0]["unknown_video_ids"] == []
-    live = api.post("/creators", json={"user_id": "new-user", "k": 5, "live_only": True}).json()["creators"]
-    assert [c["creator_id"] for c in live] == ["c_live"] and live[0]["is_live_host"]
-    again = _upload(api, sample_video.read_bytes()).json()
-    assert again["video_id"] == video_id and not again["created"]
-    assert (Paths(vidrec_root).landing / "videos" / f"{video_id}.mp4").is_file()
-
-
-def test_an_upload_is_found_by_what_its_frames_show(api, tmp_path: Path, vidrec_root: Path) -> None:
-    """scikit-image's cat photograph, uploaded as a clip whose title says nothing of cats: tagged in the
-    answer and in its landed record, first for /search "cat", kept by a filter on its recognised tag and
-    on its uploader's tag."""
-    clip = make_sample_videos(tmp_path, tuple(x for x in SAMPLES if x.name == "chelsea"), 1.0, (192, 144))["chelsea"]
-    upload = _upload(api, clip.read_bytes(), title="Sunday afternoon", description="", tags="sofa").json()
-    tags = [t["tag"] for t in upload["tags"]]
-    assert tags and tags[0] in {short_label(i) for i in CATS}, upload
-    record = json.loads((Paths(vidrec_root).landing / "videos" / f"{upload['video_id']}.json").read_text())
-    assert [t["tag"] for t in json.loads(record["recognised"])] == tags
-    assert Path(record["frame_features_path"]).is_file()
-    found = api.post("/search", json={"query": "cat", "k": 3}).json()["items"]
-    assert found[0]["video_id"] == upload["video_id"] and [t["tag"] for t in found[0]["tags"]] == tags
-    for tag in (tags[0], "sofa"):
-        kept = api.post("/search", json={"query": "afternoon", "k": 100, "filters": {"tags": [tag]}}).json()["items"]
-        assert upload["video_id"] in {i["video_id"] for i in kept}, tag
-
-
-def test_malformed_uploads_are_rejected_with_a_reason(api, sample_video: Path) -> None:
-    truncated = sample_video.read_bytes()[:4000]  # a real MP4 header, then nothing decodable
-    reply = _upload(api, truncated)
-    assert reply.status_code == 422 and "video rejected" in _error(reply) and "/tmp" not in _error(reply)
-    not_mp4 = _upload(api, b"GIF89a" + b"\0" * 500)
-    assert not_mp4.status_code == 422 and "not an MP4" in _error(not_mp4)
-    url = api.post(
-        "/videos",
-        files={"file": (None, "https://example.com/cat.mp4")},
-        data={"title": "t", "category": "music", "creator_id": "c"},
-    )
-    assert url.status_code == 400 and "never fetched" in _error(url)
-    missing_title = api.post(
-        "/videos",
-        files={"file": ("c.mp4", sample_video.read_bytes(), "video/mp4")},
-        data={"category": "music", "creator_id": "c"},
-    )
-    assert missing_title.status_code == 400 and "title" in _error(missing_title)
-
-
 def test_events_land_pseudonymised(api, vidrec_root: Path) -> None:
     events = [
         {"user_id": "carol", "video_id": "v00001", "clicked": True, "watch_s": 2.5, "position": 1},
@@ -326,88 +231,3 @@ def test_a_live_challenger_answers_its_sticky_share_and_its_arm_is_logged(api, t
     assert {api.post("/recommend", json={"user_id": f"ab-user-{i}", "k": 3}).json()["arm"] for i in range(10)} == {
         "production"
     }
-
-
-def test_auth_and_open_health(api, trained) -> None:
-    assert api.post("/recommend", json={"user_id": "u"}, headers={"X-API-Key": ""}).status_code == 401
-    assert api.get("/healthz", headers={"X-API-Key": ""}).status_code == 200
-    assert api.get("/readyz", headers={"X-API-Key": ""}).status_code == 200
-    assert api.post("/ping", json={}, headers={"X-API-Key": ""}).status_code == 401
-    assert api.post("/ping", json={}).json() == {"model_tag": api.get("/model").json()["tag"]}
-    info = api.get("/model").json()
-    assert info["tag"] and info["labels"]["data_version"] == "tiny" and info["evaluation"]
-    assert info["index"] == "exact" and info["last_load_error"] is None
-
-
-def test_openapi_documents_every_endpoint(api) -> None:
-    spec = api.get("/docs.json").json()
-    assert {"/recommend", "/similar", "/search", "/creators", "/rank", "/videos", "/events", "/model", "/ping"} <= set(
-        spec["paths"]
-    )
-
-
-def test_unknown_category_is_a_400_that_names_it(api, known_user) -> None:
-    for path, body in (
-        ("/recommend", {"user_id": known_user}),
-        ("/similar", {"video_id": "v00001"}),
-        ("/search", {"query": "guitar"}),
-    ):
-        reply = api.post(path, json={**body, "k": 3, "filters": {"category": "no-such-category"}})
-        assert reply.status_code == 400, (path, reply.text)
-        assert "unknown filters.category 'no-such-category'" in _error(reply) and "music" in _error(reply)
-        assert api.post(path, json={**body, "k": 3, "filters": {"category": "music"}}).status_code == 200
-
-
-def test_form_and_text_bodies_get_415_not_results(api, known_user) -> None:
-    form = api.post("/recommend", data={"user_id": known_user, "k": "3"})
-    assert form.status_code == 415 and "application/json" in _error(form)
-    text = api.post("/search", content=b'{"query": "guitar"}', headers={"content-type": "text/plain"})
-    assert text.status_code == 415
-
-
-def test_docs_page_and_its_files_need_no_key_and_no_internet(api) -> None:
-    open_ = {"X-API-Key": ""}
-    page = api.get("/docs", headers=open_)
-    assert page.status_code == 200 and "googletagmanager" not in page.text and "https://" not in page.text
-    assert api.get("/", headers=open_).text == page.text
-    assets = re.findall(r'(?:src|href)="(/[^"]+)"', page.text)
-    assert len(assets) == 3
-    for asset in assets:
-        assert api.get(asset, headers=open_).status_code == 200, asset
-    assert "/recommend" in api.get("/docs.json", headers=open_).json()["paths"]
-
-
-def test_client_errors_are_one_info_line_and_server_errors_keep_their_traceback(api) -> None:
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger(client_errors.BENTOML_API_LOGGER)
-    logger.addHandler(handler)
-    try:
-        assert api.post("/recommend", json={"k": 0}).status_code == 400
-        assert api.post("/similar", json={"video_id": "v99999"}).status_code == 404
-        assert (
-            api.post("/recommend", content=b"{not json", headers={"content-type": "application/json"}).status_code
-            == 400
-        )
-    finally:
-        logger.removeHandler(handler)
-    assert len(records) == 3
-    for record in records:
-        line = handler.format(record)
-        assert record.levelno == logging.INFO and record.exc_info is None and "\n" not in line, line
-    assert (
-        records[0].getMessage().startswith("400 on /recommend [POST]: 2 validation error(s): user_id: Field required")
-    )
-    assert "404 on /similar" in records[1].getMessage()
-    crash = ValueError("boom")
-    kept = logging.LogRecord(
-        client_errors.BENTOML_API_LOGGER,
-        logging.ERROR,
-        __file__,
-        1,
-        "Exception on %s [%s]",
-        ("/rank", "POST"),
-        (ValueError, crash, None),
-    )
-    assert client_errors.ClientErrorFilter().filter(kept) and kept.levelno == logging.ERROR and kept.exc_info
