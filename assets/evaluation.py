@@ -99,7 +99,7 @@ def offline_evaluation(
             "headline": table_md(wide[["model", *[c for c in HEADLINE_LABELS if c in wide]]].round(4)),
             "gate_preview": table_md(pd.DataFrame(results_table(run.gate))[["name", "value", "threshold", "verdict"]]),
             "champion": champion[0] if champion else "none",
-            "holdout_impressions": len(tables.impressions),
+            "holdout_impressions": tables.impression_count,
             "metric_rows": len(table),
             "missing_signals": dg.MetadataValue.json(run.availability.missing()),
             "skipped_metrics": table_md(run.skipped),

@@ -24,6 +24,16 @@ def _ndcg(rows: np.ndarray, clicked: set[int], k: int) -> float:
     return dcg / ideal if ideal > 0 else float("nan")
 
 
+def curve_sessions(session_ids: np.ndarray, clicks: dict[str, set[int]], seed: int = 0) -> np.ndarray:
+    """The sorted positions in ``session_ids`` the curve answers: the sessions with a hold-out click, a seeded
+    sample of MAX_SESSIONS of them when there are more. Given only those sessions it picks them all, so a
+    caller that answers sessions in batches can keep just their rows (models.offline.sessions)."""
+    with_clicks = np.flatnonzero([bool(clicks.get(s)) for s in session_ids])
+    if len(with_clicks) > MAX_SESSIONS:
+        with_clicks = np.sort(np.random.default_rng(seed).choice(with_clicks, MAX_SESSIONS, replace=False))
+    return with_clicks
+
+
 def lambda_curve(
     path: ServedPath,
     session_ids: np.ndarray,
@@ -39,9 +49,7 @@ def lambda_curve(
     """One row per λ: ``ndcg_at_k`` (mean over sampled sessions with a hold-out click), ``intra_list_diversity``,
     ``category_coverage``, ``categories_per_list``. ``histories`` (S, H) item rows with -1 padding,
     ``available`` (S, items) what each session's request may show, ``clicks`` session_id -> clicked item rows."""
-    with_clicks = np.flatnonzero([bool(clicks.get(s)) for s in session_ids])
-    if len(with_clicks) > MAX_SESSIONS:
-        with_clicks = np.sort(np.random.default_rng(seed).choice(with_clicks, MAX_SESSIONS, replace=False))
+    with_clicks = curve_sessions(session_ids, clicks, seed)
     rows = []
     for lam in lambdas:
         lists = np.full((len(with_clicks), k), -1, dtype=np.int64)

@@ -9,12 +9,17 @@ logged hold-out was shown by it, and the gate lets this unbiased comparison deci
 The data's orders (``orders.parquet``/``orders.csv`` beside ``products.csv``, docs/import.md) go through the
 importer's checks. Without them the hold-out has no GMV: the rows are not computed and ``orders_share`` is 0,
 so the gate skips its GMV rule with that reason (vidrec.evaluation.availability, signal ``orders``).
+
+``warehouse_gmv_rows`` computes the same rows from the evaluation tables in DuckDB (offline evaluation writes
+them batch by batch and keeps no frame of the hold-out): it reads the served models' top-K rows and only the
+logged impressions those lists hit, the rows the estimate weighs; the others count 0 in every sum.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -108,13 +113,15 @@ def gmv_rows(
     k: int = 10,
     resamples: int = 100,
     seed: int = 0,
+    users: pd.Series | None = None,
 ) -> pd.DataFrame:
     """``gmv_at_<k>_snips`` per model present in ``top_k`` (value from ``gmv_at_k``, interval by resampling
     users) and ``<candidate>_vs_<champion>``: the relative difference, its interval from the same resamples.
-    ``impressions``: the logged hold-out (session_id, video_id, user_key, propensity)."""
+    ``impressions``: the logged hold-out (session_id, video_id, user_key, propensity); ``users``: the users
+    of the whole logged hold-out when ``impressions`` holds only the rows the lists hit (default: its own)."""
     logged = impressions[impressions["propensity"].notna()].reset_index(drop=True)
     gmv = impression_gmv(logged, orders)
-    users = pd.Index(sorted(logged["user_key"].unique()))
+    users = pd.Index(sorted((logged["user_key"] if users is None else users).unique()))
     counts = np.random.default_rng(seed).multinomial(len(users), np.full(len(users), 1.0 / len(users)), resamples)
     metric = f"gmv_at_{k}_snips"
     rows, draws = [], {}
@@ -122,7 +129,7 @@ def gmv_rows(
         lists = top_k[top_k["model"] == model]
         if lists.empty:
             continue
-        value = gmv_at_k(logged, gmv, lists, k).snips
+        value = gmv_at_k(logged, gmv, lists, k).snips if len(logged) else float("nan")  # no list hit: no estimate
         wr, w = _per_user(logged, gmv.to_numpy(float), lists, users)
         num, den = counts @ wr, counts @ w
         # A resample without a single matched impression has no estimate (not 0): left out of the interval.
@@ -139,3 +146,40 @@ def gmv_rows(
         value = (point[candidate] - base) / abs(base) if base else np.nan
         rows.append(("all", f"{candidate}_vs_{champion}", metric, value, low, high, resamples))
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def warehouse_gmv_rows(
+    con: duckdb.DuckDBPyConnection,
+    items: pd.DataFrame,
+    orders: pd.DataFrame | None,
+    models: tuple[str, ...] = ("candidate", "champion"),
+    k: int = 10,
+    resamples: int = 100,
+    seed: int = 0,
+) -> tuple[float, pd.DataFrame | None, pd.DataFrame]:
+    """(``orders_share``, ``gmv_rows`` or None without orders or propensities, ``ab_gmv_rows``) from the
+    evaluation tables ``impressions`` and ``top_k`` in ``con``'s current schema, the same numbers as the
+    functions over the whole frames; what is read is bounded by the top-K lists, not by the log."""
+    names = list(models)
+    top_k = con.execute("SELECT * FROM top_k WHERE list_contains(?, model)", [names]).df()
+    ab_gmv = ab_gmv_rows(top_k, items, models, k=k, resamples=resamples, seed=seed)
+    has_orders = 0.0
+    if orders is not None and not orders.empty:  # orders_share, in SQL: does a hold-out session have an order?
+        con.register("_order_sessions", orders[["session_id"]])
+        try:
+            hit = con.execute("SELECT count(*) FROM impressions SEMI JOIN _order_sessions USING (session_id)")
+            has_orders = 1.0 if hit.fetchall()[0][0] else 0.0
+        finally:
+            con.unregister("_order_sessions")
+    users = con.execute("SELECT DISTINCT user_key FROM impressions WHERE propensity IS NOT NULL").df()["user_key"]
+    if not has_orders or users.empty:
+        return has_orders, None, ab_gmv
+    logged = con.execute(
+        """SELECT session_id, video_id, user_key, propensity FROM impressions
+        SEMI JOIN (SELECT DISTINCT session_id, video_id FROM top_k WHERE list_contains(?, model)) AS listed
+            USING (session_id, video_id)
+        WHERE propensity IS NOT NULL ORDER BY event_id""",
+        [names],
+    ).df()
+    gmv = gmv_rows(logged, top_k, orders, models, k=k, resamples=resamples, seed=seed, users=users)
+    return has_orders, gmv, ab_gmv

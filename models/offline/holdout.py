@@ -19,20 +19,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.fit.steps import item_tensors, ranker_inputs
+from models.fit.steps import RankerInputs, item_tensors, ranker_inputs
 from models.fit.trainers import embed_items
 from models.nn.config import RankerConfig
-from models.offline.diversity_curve import lambda_curve
-from models.offline.served import answer_sessions, history_slice_rows, path_from_trained, retrieval_rows
-from models.offline.top_k import (
-    WorldTruth,
-    best_rows,
-    logged_rows,
-    oracle_rows,
-    session_frame,
-    simulable,
-    top_k_frame,
+from models.offline.batches import Chunking, FrameSink, SignalCounts, TableSink
+from models.offline.diversity_curve import curve_sessions, lambda_curve
+from models.offline.served import history_slice_rows, path_from_trained, retrieval_rows
+from models.offline.sessions import (
+    INCUMBENT,
+    MAX_TOP_K_SESSIONS,
+    SessionContext,
+    answer_in_batches,
+    sampled_sessions,
 )
+from models.offline.top_k import WorldTruth
 from models.serving.bundle import load_bundle
 from models.serving.path import PathSettings, ServedPath
 from models.serving.scoring import RankerScorer
@@ -42,14 +42,10 @@ from vidrec.items import id_buckets
 from vidrec.splits import temporal_split
 
 log = logging.getLogger(__name__)
+__all__ = ["INCUMBENT", "MAX_TOP_K_SESSIONS", "Chunking", "HoldoutTables", "holdout_tables"]
 
 LATENCY_BATCH = 1024  # impressions per timed scoring call (the gate's latency budget refers to it)
 LATENCY_REPEATS = 50
-# Whole-catalogue top K costs sessions x items scorings per model; beyond this many hold-out sessions a
-# seeded sample is used (all ~2,300 demo sessions fit; impression-level metrics always use every event).
-MAX_TOP_K_SESSIONS = 5000
-# The logging policy's own slates as a top K (the system vidrec replaces); `logging_policy` names its scores.
-INCUMBENT = "incumbent"
 
 
 @dataclass
@@ -66,6 +62,9 @@ class HoldoutTables:
     lambda_curve: pd.DataFrame = field(default_factory=pd.DataFrame)
     sessions: pd.DataFrame = field(default_factory=pd.DataFrame)  # the sessions top_k covers (session_id, user_key, ts)
     allowed: np.ndarray | None = None  # (sessions, items): published before the session and not in its history
+    impression_count: int = 0  # hold-out impressions scored (the frames are empty when they went to a sink)
+    logged_sessions: int = 0  # hold-out sessions in the log (top_k covers ``sessions``, at most MAX_TOP_K_SESSIONS)
+    signal_shares: dict = field(default_factory=dict)  # Availability's shares, counted over every batch
 
     @property
     def catalogue_size(self) -> int:
@@ -83,13 +82,13 @@ def champion_path(directory: Path, items: pd.DataFrame) -> ServedPath:
     return bundle.served_path(embeddings=embeddings, id_buckets=buckets, items=items)
 
 
-def _impressions(holdout: pd.DataFrame, items: pd.DataFrame, fit: pd.DataFrame, known: set[str]) -> pd.DataFrame:
+def _impressions(holdout: pd.DataFrame, items: pd.DataFrame, fit_users: set[str], known: set[str]) -> pd.DataFrame:
     attrs = items.set_index("video_id")[["category", "is_product", "is_live_host"]]
     frame = holdout[
         ["event_id", "session_id", "user_key", "video_id", "position", "propensity", "clicked", "watch_s", "converted"]
     ].join(attrs, on="video_id")
     frame["cold_item"] = ~frame["video_id"].isin(known)
-    frame["new_user"] = ~frame["user_key"].isin(set(fit["user_key"]))
+    frame["new_user"] = ~frame["user_key"].isin(fit_users)
     frame["is_product"] = frame["is_product"].astype(bool)
     frame["is_live_host"] = frame["is_live_host"].astype(bool)
     return frame
@@ -114,6 +113,57 @@ def scoring_latency(scorer: RankerScorer, history: np.ndarray, candidates: np.nd
     }
 
 
+def _score_frame(model: str, event_ids: pd.Series, p_click, p_watch_s, p_conversion, score) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": model,
+            "event_id": event_ids.to_numpy(),
+            "p_click": p_click,
+            "p_watch_s": p_watch_s,
+            "p_conversion": p_conversion,
+            "score": score,
+        }
+    )
+
+
+def _score_batches(
+    paths: dict[str, ServedPath],
+    inputs: RankerInputs,
+    holdout: pd.DataFrame,
+    clicks: pd.DataFrame,
+    history_length: int,
+    attrs: tuple[pd.DataFrame, set[str], set[str]],
+    rng: np.random.Generator,
+    size: int,
+    sink: TableSink,
+) -> tuple[SignalCounts, np.ndarray, np.ndarray]:
+    """Score the hold-out ``size`` impressions at a time with every path and the two reference orderings,
+    sending each batch's impressions and scores to ``sink``; the random ordering's noise is drawn batch by
+    batch from ``rng``, the same numbers as one draw over the whole hold-out. Returns the signal counts and
+    the first batch's histories and candidates (the latency probe)."""
+    counts, probe = SignalCounts(), (np.zeros((0, history_length), np.int64), np.zeros(0, np.int64))
+    for start in range(0, len(holdout), size):
+        part = holdout.iloc[start : start + size]
+        history = histories_before(part, clicks, inputs.item_index, history_length)
+        candidates = part["video_id"].map(inputs.item_index).to_numpy(np.int64)
+        users, events = inputs.users(part["user_key"]), part["event_id"]
+        for name, path in paths.items():
+            s = path.scorer.score(history, candidates, user_ids=users)
+            sink.append("scores", _score_frame(name, events, s.p_click, s.expected_watch_s, s.p_conversion, s.score))
+        noise = rng.random(len(part))
+        sink.append("scores", _score_frame("random", events, noise, noise, noise, noise))
+        propensity = part["propensity"].to_numpy(float)
+        position = -part["position"].to_numpy(float)
+        sink.append("scores", _score_frame("logging_policy", events, propensity, propensity, propensity, position))
+        impressions = _impressions(part, *attrs)
+        counts.add(impressions)
+        sink.append("impressions", impressions)
+        if start == 0:
+            probe = (history[:LATENCY_BATCH], candidates[:LATENCY_BATCH])
+        del history, candidates, impressions  # the batch's arrays go before the next is made
+    return counts, *probe
+
+
 def holdout_tables(
     ranker: TrainedModel,
     retrieval: TrainedModel,
@@ -125,149 +175,96 @@ def holdout_tables(
     k: int = 10,
     seed: int = 0,
     path_settings: PathSettings = PathSettings(),
+    chunking: Chunking = Chunking(),
+    sink: TableSink | None = None,
 ) -> HoldoutTables:
     """Score the hold-out window with the candidate (``ranker`` and ``retrieval`` over ``embeddings``, as
     its bundle would serve them), the stored champion in ``champion_dir`` (if any) and two reference
     orderings (``random``, seeded, and ``logging_policy``, the logged propensity); top K per session from
     each served path, the candidate's whole-catalogue ranking, ``random`` and ``most_popular``
-    (training-window popularity), and with ``truth`` the oracle's."""
+    (training-window popularity), and with ``truth`` the oracle's.
+
+    Impressions are scored and sessions answered in batches (``chunking``). Without a ``sink`` the rows are
+    kept and returned as frames (with ``allowed``); with one (``batches.DuckDBSink``) they go there batch by
+    batch and the returned tables hold only the counts, the served rows and the sessions."""
     config = RankerConfig(**ranker.config)
     inputs = ranker_inputs(items, embeddings, events, config)
     split = temporal_split(events)
     fit, holdout = split.part(events, "fit"), split.part(events, "holdout").reset_index(drop=True)
     clicks = events[events["clicked"]]
-    history = histories_before(holdout, clicks, inputs.item_index, config.history_length)
-    candidates = holdout["video_id"].map(inputs.item_index)
-    if candidates.isna().any():
-        unknown = sorted(set(holdout.loc[candidates.isna(), "video_id"]))[:5]
+    unknown = holdout.loc[~holdout["video_id"].isin(inputs.item_index), "video_id"]
+    if len(unknown):
         raise ValueError(
-            f"hold-out events name videos missing from the item table, e.g. {unknown}; "
+            f"hold-out events name videos missing from the item table, e.g. {sorted(set(unknown))[:5]}; "
             "interactions should have quarantined them"
         )
-    candidates = candidates.to_numpy(np.int64)
     paths = {"candidate": path_from_trained(ranker, retrieval, inputs.embeddings, inputs.buckets, items, path_settings)}
     if champion_dir is not None:
         paths["champion"] = champion_path(champion_dir, items)
     rng = np.random.default_rng(seed)
-    score_frames = []
-    for name, path in paths.items():
-        s = path.scorer.score(history, candidates, user_ids=inputs.users(holdout["user_key"]))
-        score_frames.append(
-            pd.DataFrame(
-                {
-                    "model": name,
-                    "event_id": holdout["event_id"],
-                    "p_click": s.p_click,
-                    "p_watch_s": s.expected_watch_s,
-                    "p_conversion": s.p_conversion,
-                    "score": s.score,
-                }
-            )
-        )
-    noise = rng.random(len(holdout))
-    score_frames.append(
-        pd.DataFrame(
-            {
-                "model": "random",
-                "event_id": holdout["event_id"],
-                "p_click": noise,
-                "p_watch_s": noise,
-                "p_conversion": noise,
-                "score": noise,
-            }
-        )
+    frames = FrameSink() if sink is None else None
+    out = sink if sink is not None else frames
+    attrs = (items, set(fit["user_key"]), inputs.known)
+    counts, probe_history, probe_candidates = _score_batches(
+        paths, inputs, holdout, clicks, config.history_length, attrs, rng, chunking.impressions, out
     )
-    propensity = holdout["propensity"].to_numpy(float)
-    score_frames.append(
-        pd.DataFrame(
-            {
-                "model": "logging_policy",
-                "event_id": holdout["event_id"],
-                "p_click": propensity,
-                "p_watch_s": propensity,
-                "p_conversion": propensity,
-                "score": -holdout["position"].to_numpy(float),
-            }
-        )
-    )
-    sessions, session_history, available = session_frame(holdout, history, items)
-    available = available & simulable(truth, items)[None, :]  # a world's oracle knows only its own items
-    if len(sessions) > MAX_TOP_K_SESSIONS:
-        keep = np.sort(rng.choice(len(sessions), size=MAX_TOP_K_SESSIONS, replace=False))
-        log.info(
-            "top K per session for a seeded sample of %d of %d hold-out sessions", MAX_TOP_K_SESSIONS, len(sessions)
-        )
-        sessions, session_history, available = (
-            sessions.iloc[keep].reset_index(drop=True),
-            session_history[keep],
-            available[keep],
-        )
-    buckets = inputs.users(sessions["user_key"])
-    started = time.perf_counter()
-    answers = {name: answer_sessions(path, session_history, buckets, available, k) for name, path in paths.items()}
-    upper = answer_sessions(paths["candidate"], session_history, buckets, available, k, exhaustive=True)
-    log.info("served paths answered %d sessions in %.1f s", len(sessions), time.perf_counter() - started)
-    available_before_history = available  # what a request may show; the path drops the history itself
-    # Every list obeys the served path's constraints: published before the session, not in the history
-    # the request carries (the service's default exclude_seen), so the oracle is the best such list.
-    available = available.copy()
-    for i, line in enumerate(session_history):
-        available[i, line[line >= 0]] = False
-    top_frames = [top_k_frame(name, sessions, a.top, available, items, truth) for name, a in answers.items()]
-    top_frames.append(top_k_frame("candidate_catalogue", sessions, upper.top, available, items, truth))
-    random_rows = best_rows(rng.random(available.shape), available, k)
-    top_frames.append(top_k_frame("random", sessions, random_rows, available, items, truth))
     fit_clicks = fit[fit["clicked"]]
     engaged = fit_clicks.groupby("video_id")["user_key"].nunique()
     engaged_users = items["video_id"].map(engaged).fillna(0).to_numpy(np.float64)
-    # Most-popular: the same top K for everyone (among items already published), the floor a
-    # personalised model must beat on catalogue recall; ties broken by item row (deterministic).
-    popular_rows = best_rows(np.broadcast_to(engaged_users, available.shape), available, k)
-    top_frames.append(top_k_frame("most_popular", sessions, popular_rows, available, items, truth))
-    if truth is not None:
-        top_frames.append(
-            top_k_frame("oracle", sessions, oracle_rows(truth, sessions, items, available, k), available, items, truth)
-        )
-        if holdout["position"].notna().all():  # the logged slates' order; a log without positions has none
-            everything = np.broadcast_to(simulable(truth, items), available.shape)  # what it showed, seen and all
-            top_frames.append(
-                top_k_frame(
-                    INCUMBENT, sessions, logged_rows(holdout, sessions, inputs.item_index, k), everything, items, truth
-                )
-            )
-    top_k = pd.concat(top_frames, ignore_index=True)
     session_clicks = holdout[holdout["clicked"]].groupby("session_id")["video_id"].agg(set).to_dict()
     row_clicks = {sid: {inputs.item_index[v] for v in vids} for sid, vids in session_clicks.items()}
+    sessions = sampled_sessions(holdout, rng)
+    curve_rows = curve_sessions(sessions["session_id"].to_numpy(), row_clicks, seed)  # the λ curve's sessions
+    started = time.perf_counter()
+    answered = answer_in_batches(
+        SessionContext(paths, holdout, clicks, inputs, items, truth, engaged_users, k, config.history_length),
+        sessions,
+        rng,
+        chunking.sessions,
+        out,
+        keep_allowed=frames is not None,
+        keep=curve_rows,
+    )
+    log.info("served paths answered %d sessions in %.1f s", len(answered.sessions), time.perf_counter() - started)
+    sessions = answered.sessions
     served_rows = pd.concat(
         [
             retrieval_rows(name, sessions, a, row_clicks, path_settings.n_candidates, seed=seed)
-            for name, a in answers.items()
+            for name, a in answered.answers.items()
         ]
-        + [history_slice_rows(top_k, answers, sessions, session_clicks, k)],
+        + [history_slice_rows(answered.served_top_k, answered.answers, sessions, session_clicks, k)],
         ignore_index=True,
     )
     catalogue = pd.DataFrame({"video_id": items["video_id"], "engaged_users": engaged_users.astype(np.int64)})
+    out.append("catalogue", catalogue)
+    if answered.kept is None:  # no hold-out sessions
+        answered.kept = (
+            np.zeros((0, config.history_length), np.int64),
+            np.zeros(0, np.int64),
+            np.zeros((0, len(items)), bool),
+        )
     curve = lambda_curve(
         paths["candidate"],
-        sessions["session_id"].to_numpy(),
-        session_history,
-        buckets,
-        available_before_history,
+        sessions["session_id"].to_numpy()[curve_rows],
+        *answered.kept,
         row_clicks,
         items["category"].to_numpy(object),
         k,
         seed=seed,
     )
     return HoldoutTables(
-        impressions=_impressions(holdout, items, fit, inputs.known),
-        scores=pd.concat(score_frames, ignore_index=True),
-        top_k=top_k,
+        impressions=frames.frame("impressions") if frames else pd.DataFrame(),
+        scores=frames.frame("scores") if frames else pd.DataFrame(),
+        top_k=frames.frame("top_k") if frames else pd.DataFrame(),
         catalogue=catalogue,
         n_users=int(fit["user_key"].nunique()),
-        latency=scoring_latency(paths["candidate"].scorer, history, candidates),
+        latency=scoring_latency(paths["candidate"].scorer, probe_history, probe_candidates),
         served_rows=served_rows,
         path={"n_candidates": path_settings.n_candidates, "prior_share": path_settings.prior_share},
         sessions=sessions,
-        allowed=available,
+        allowed=answered.allowed,
+        impression_count=counts.rows,
+        logged_sessions=int(holdout["session_id"].nunique()),
+        signal_shares=counts.shares(),
         lambda_curve=curve,
     )

@@ -6,25 +6,32 @@ metric suite, signal availability, the gate's verdict, the Markdown report and t
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from models.offline.gmv import ab_gmv_rows, gmv_rows, orders_share, read_orders
+from models.offline.batches import Chunking, DuckDBSink
+from models.offline.gmv import read_orders, warehouse_gmv_rows
 from models.offline.holdout import INCUMBENT, HoldoutTables, holdout_tables
 from models.offline.top_k import world_truth
 from models.serving.path import PathSettings
 from models.serving.weights import TrainedModel
 from vidrec.evaluation.availability import Availability, drop_unsupported, drop_unsupported_reliability
 from vidrec.evaluation.metrics import SuiteSettings, evaluate
-from vidrec.evaluation.tables import load_table
+from vidrec.evaluation.tables import TABLES
 from vidrec.gate import RuleResult, check_gate, results_table
 from vidrec.reports import Report, write_metrics_json, write_report
 
 K = 10
 SUITE = SuiteSettings(k=K, resamples=100, seed=0)
+# DuckDB's buffer memory while the hold-out is loaded and evaluated (its default is 80% of the machine's RAM,
+# so the suite's bootstrap joins grew with the log until then); beyond it sorts, joins and tables spill.
+MEMORY_LIMIT = "1GB"
 
 
 @dataclass
@@ -55,6 +62,27 @@ def _latency_rows(tables: HoldoutTables) -> pd.DataFrame:
     )
 
 
+@contextmanager
+def bounded(con: duckdb.DuckDBPyConnection, memory_limit: str) -> Iterator[None]:
+    """``con`` under ``memory_limit``; the caller's limit comes back after. What does not fit spills to the
+    connection's own ``temp_directory`` (DuckDB's default: ``<database>.tmp`` beside a warehouse file,
+    ``.tmp`` in the working directory for an in-memory database). It is not switched to a folder of ours:
+    DuckDB refuses to switch it back once used, and an in-memory database's spilled tables live there."""
+    previous = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute("SET memory_limit = ?", [memory_limit])
+    try:
+        yield
+    finally:
+        con.execute("SET memory_limit = ?", [_midpoint(previous)])
+
+
+def _midpoint(shown: str) -> str:
+    """DuckDB shows a memory limit cut to a tenth of its unit ('2.7 GiB' for 3 GB); setting that text back
+    would lower the limit a step each time, so the middle of the shown tenth is set instead ('2.75 GiB')."""
+    match = re.fullmatch(r"(\d+)\.(\d) (\w+)", shown.strip())
+    return f"{match[1]}.{match[2]}5 {match[3]}" if match else shown
+
+
 def evaluate_candidate(
     con: duckdb.DuckDBPyConnection,
     ranker: TrainedModel,
@@ -70,42 +98,44 @@ def evaluate_candidate(
     run_id: str,
     suite: SuiteSettings = SUITE,
     path: PathSettings = PathSettings(),
+    chunking: Chunking = Chunking(),
+    memory_limit: str = MEMORY_LIMIT,
 ) -> CandidateEvaluation:
     """Score the hold-out of the accepted ``events`` with the candidate's and the ``champion``'s (tag, bundle
     directory) served paths, evaluate in ``con`` (the tables stay in its schema ``evaluation`` for
-    notebooks), judge with ``policy`` and write the report under ``reports/run_id``."""
+    notebooks), judge with ``policy`` and write the report under ``reports/run_id``.
+
+    The hold-out is scored in batches (``chunking``) appended straight to the DuckDB tables, and DuckDB works
+    under ``memory_limit``, so memory follows a batch and the limit, not the size of the log."""
     truth = world_truth(raw_dir, events, key)
-    tables = holdout_tables(
-        ranker,
-        retrieval,
-        items,
-        item_embeddings,
-        events,
-        champion_dir=champion[1] if champion else None,
-        truth=truth,
-        k=suite.k,
-        seed=suite.seed,
-        path_settings=path,
-    )
     con.execute("CREATE SCHEMA IF NOT EXISTS evaluation")
     con.execute("USE evaluation")
-    for name in ("impressions", "scores", "top_k", "catalogue"):
-        load_table(con, name, getattr(tables, name))
-    result = evaluate(
-        con, suite, catalogue_size=tables.catalogue_size, n_users=tables.n_users, baselines=("champion", INCUMBENT)
-    )
-    # GMV@k against the data's orders (the gate's GMV rule); without orders the share row says so.
-    orders = read_orders(raw_dir)
-    has_orders = orders_share(tables.impressions, orders)
-    gmv = (
-        gmv_rows(tables.impressions, tables.top_k, orders, k=suite.k, resamples=suite.resamples, seed=suite.seed)
-        if has_orders and tables.impressions["propensity"].notna().any()
-        else None
-    )
-    ab_gmv = ab_gmv_rows(tables.top_k, items, k=suite.k, resamples=suite.resamples, seed=suite.seed)
+    for name in TABLES:  # a previous run's rows must not survive into this one's
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    with bounded(con, memory_limit):
+        tables = holdout_tables(
+            ranker,
+            retrieval,
+            items,
+            item_embeddings,
+            events,
+            champion_dir=champion[1] if champion else None,
+            truth=truth,
+            k=suite.k,
+            seed=suite.seed,
+            path_settings=path,
+            chunking=chunking,
+            sink=DuckDBSink(con),
+        )
+        result = evaluate(
+            con, suite, catalogue_size=tables.catalogue_size, n_users=tables.n_users, baselines=("champion", INCUMBENT)
+        )
+        # GMV@k against the data's orders (the gate's GMV rule); without orders the share row says so.
+        has_orders, gmv, ab_gmv = warehouse_gmv_rows(
+            con, items, read_orders(raw_dir), k=suite.k, resamples=suite.resamples, seed=suite.seed
+        )
     # Never report a number computed from NULLs standing in for a signal the source does not have.
-    measured = Availability.from_impressions(tables.impressions)
-    availability = Availability({**measured.shares, "orders": has_orders})
+    availability = Availability({**tables.signal_shares, "orders": has_orders})
     parts = [result.table, _latency_rows(tables), tables.served_rows, gmv, ab_gmv]
     table, skipped = drop_unsupported(pd.concat(parts, ignore_index=True), availability)
     table = pd.concat([table, availability.rows()], ignore_index=True)
@@ -114,8 +144,8 @@ def evaluate_candidate(
     facts = {
         "run_id": run_id,
         "champion": champion[0] if champion else "none (first promotion)",
-        "hold-out impressions": len(tables.impressions),
-        "hold-out sessions": tables.impressions["session_id"].nunique(),
+        "hold-out impressions": tables.impression_count,
+        "hold-out sessions": tables.logged_sessions,
         "oracle (simulated A/B)": "yes" if truth else "no (not a demo world)",
         "bootstrap resamples": suite.resamples,
         "served path": f"retrieve {tables.path['n_candidates']} (+ prior share {tables.path['prior_share']}) "

@@ -137,3 +137,48 @@ def test_ab_gmv_rows_by_hand() -> None:
     assert rows.loc["candidate", "value"] == pytest.approx(1.5) and rows.loc["champion", "value"] == pytest.approx(1.0)
     assert rows.loc["candidate_vs_champion", "value"] == pytest.approx(0.5)
     assert ab_gmv_rows(top_k.assign(oracle_conversion=np.nan), items).empty  # not a demo world
+
+
+def test_warehouse_gmv_rows_match_the_whole_frames() -> None:
+    """Offline evaluation keeps the hold-out in DuckDB only (models.offline.batches): the GMV rows it reads
+    from there (only the impressions the lists hit, every logged user) are the rows of the whole frames."""
+    import duckdb
+
+    from models.offline.gmv import ab_gmv_rows, warehouse_gmv_rows
+    from vidrec.evaluation.tables import TABLES, load_table
+
+    rng = np.random.default_rng(3)
+    n, videos = 400, [f"v{i}" for i in range(12)]
+    impressions = pd.DataFrame(
+        {
+            "event_id": [f"e{i:04d}" for i in range(n)],
+            "session_id": [f"s{i // 8}" for i in range(n)],
+            "user_key": [f"u{(i // 8) % 17}" for i in range(n)],
+            "video_id": rng.choice(videos, n),
+            "propensity": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0.05, 1.0, n)),
+        }
+    )
+    impressions = impressions.assign(**{c: 0 for c in TABLES["impressions"] if c not in impressions})
+    sessions = impressions.drop_duplicates("session_id")[["session_id", "user_key"]]
+    top_k = pd.concat(
+        [
+            sessions.assign(model=model, video_id=rng.choice(videos, len(sessions)), rank=1)
+            for model in ("candidate", "champion", "random")
+            for _ in range(3)
+        ],
+        ignore_index=True,
+    ).assign(oracle_click=0.5, oracle_watch_s=1.0, oracle_conversion=rng.random(3 * 3 * len(sessions)))
+    bought = impressions.sample(60, random_state=1)
+    orders = bought[["session_id", "video_id"]].assign(quantity=rng.integers(1, 4, 60), unit_price=rng.random(60) * 50)
+    items = pd.DataFrame({"video_id": videos, "price": rng.random(len(videos)) * 20})
+    con = duckdb.connect()
+    load_table(con, "impressions", impressions)
+    load_table(con, "top_k", top_k)
+    has_orders, gmv, ab_gmv = warehouse_gmv_rows(con, items, orders, k=3, resamples=40, seed=2)
+    assert has_orders == 1.0
+    expected = gmv_rows(impressions, top_k, orders, k=3, resamples=40, seed=2)
+    assert len(expected) == 3 and expected["value"].iloc[:2].gt(0).all()  # both models hit orders
+    pd.testing.assert_frame_equal(gmv, expected, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(ab_gmv, ab_gmv_rows(top_k, items, k=3, resamples=40, seed=2))
+    assert warehouse_gmv_rows(con, items, orders.assign(session_id="elsewhere"), k=3)[:2] == (0.0, None)
+    assert warehouse_gmv_rows(con, items, None, k=3)[:2] == (0.0, None)

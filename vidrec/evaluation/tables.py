@@ -79,6 +79,37 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
         con.unregister("_incoming")
 
 
+NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE"}
+
+
+def append_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, replace: bool = False) -> None:
+    """Add the frame's rows to table ``name`` (one of TABLES; created, or replaced with ``replace``), batch
+    by batch. A column that was all NULL in the batches so far has DuckDB's NULL type, which takes no
+    values: it is retyped to the incoming batch's type first (NULLs cast to anything)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema()", [name]
+    ).fetchall()[0][0]
+    if replace or not exists:
+        load_table(con, name, frame)
+        return
+    missing = set(TABLES[name]) - set(frame.columns)
+    if missing:
+        raise ValueError(f"the {name} frame lacks columns {sorted(missing)}")
+    con.register("_incoming", frame[list(TABLES[name])])
+    try:
+        incoming = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _incoming)").fetchall())
+        current = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall())
+        for column, kind in current.items():
+            new = incoming[column]
+            if kind == '"NULL"' and new != '"NULL"':
+                con.execute(f"ALTER TABLE {name} ALTER COLUMN {column} TYPE {new}")
+            elif kind != new and kind in NUMERIC and new in NUMERIC:  # e.g. BIGINT so far, DOUBLE now
+                con.execute(f"ALTER TABLE {name} ALTER COLUMN {column} TYPE DOUBLE")
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
 def bootstrap_weights(user_keys: np.ndarray, resamples: int, seed: int) -> pd.DataFrame:
     """Replicate weights per user: rep 0 weighs every user once (the point estimate); reps 1..R are
     Poisson(1) counts, the standard streaming approximation of resampling users with replacement.
