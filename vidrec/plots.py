@@ -52,7 +52,7 @@ def metrics_with_intervals(table: list[dict], metrics: list[str], models: list[s
         rows = [r for r in table if r["metric"] == metric and r["model"] in models and r["value"] is not None]
         for x, row in enumerate(rows):
             low, high = row.get("ci_low"), row.get("ci_high")
-            err = None if low is None or high is None or low != low else [[row["value"] - low], [high - row["value"]]]
+            err = None if low is None or high is None or low != low else _whiskers(row["value"], low, high)
             ax.errorbar(
                 [x],
                 [row["value"]],
@@ -68,15 +68,24 @@ def metrics_with_intervals(table: list[dict], metrics: list[str], models: list[s
     return _save(fig, path)
 
 
+def _whiskers(value: float, low: float | None, high: float | None) -> list[list[float]]:
+    """Error-bar lengths from ``value`` to its interval's ends, never negative: a percentile bootstrap
+    interval need not contain the point estimate (a difference of ~0 between identical models sits outside
+    an interval of ~0 by float rounding), and matplotlib refuses negative lengths."""
+    below = 0.0 if low is None or low != low else max(0.0, value - low)
+    above = 0.0 if high is None or high != high else max(0.0, high - value)
+    return [[below], [above]]
+
+
 def relative_changes(rows: list[dict], title: str, path: Path) -> Path:
     """Horizontal bars of relative change vs a baseline with 95% whiskers and a zero line."""
     fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(rows) + 1.2), dpi=100)
     y = list(range(len(rows)))
     values = [r["value"] or 0.0 for r in rows]
     ax.barh(y, values, color=["#55a868" if v >= 0 else "#c44e52" for v in values], alpha=0.6)
-    lows = [r["value"] - r["ci_low"] if r.get("ci_low") is not None else 0 for r in rows]
-    highs = [r["ci_high"] - r["value"] if r.get("ci_high") is not None else 0 for r in rows]
-    ax.errorbar(values, y, xerr=[lows, highs], fmt="none", ecolor="black", capsize=3)
+    whiskers = [_whiskers(v, r.get("ci_low"), r.get("ci_high")) for v, r in zip(values, rows)]
+    xerr = [[w[0][0] for w in whiskers], [w[1][0] for w in whiskers]]
+    ax.errorbar(values, y, xerr=xerr, fmt="none", ecolor="black", capsize=3)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y, [r["metric"] for r in rows], fontsize=7)
     ax.set(title=title, xlabel="relative change (95% bootstrap interval)")

@@ -76,3 +76,17 @@ def test_report_plots_the_mmr_lambda_curve_when_given(evaluation, tmp_path: Path
     text = report.path.read_text()
     assert report.plots["diversity"].read_bytes().startswith(PNG) and "](mmr_lambda.png)" in text
     assert "## Diversity: the MMR λ trade-off" in text and "0.33" in text
+
+
+def test_the_vs_champion_plot_draws_a_point_estimate_outside_its_interval(tmp_path) -> None:
+    """Identical models differ by ~0 with an interval of ~0 around it, and float rounding can put the point
+    just outside (seen in a re-evaluation after batched scoring): the whiskers are clipped at 0, not an error."""
+    from vidrec.plots import relative_changes
+
+    rows = [
+        {"metric": "ctr_at_10", "value": 1e-17, "ci_low": 2e-17, "ci_high": 3e-17},
+        {"metric": "ndcg_at_10", "value": -0.02, "ci_low": -0.05, "ci_high": 0.01},
+        {"metric": "watch", "value": 0.01, "ci_low": None, "ci_high": None},
+    ]
+    path = relative_changes(rows, "vs champion", tmp_path / "vs.png")
+    assert path.is_file() and path.stat().st_size > 0
