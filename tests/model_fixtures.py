@@ -57,3 +57,34 @@ def tiny_contents(
     vectors = rng.normal(size=(n, RankerConfig().content_dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return BundleContents(*models, tiny_items(n), vectors, np.arange(n), histories or {}, evaluation or [])
+
+
+def tiny_world(tmp_path_factory) -> Path:
+    """The generated tiny world: ``data/tiny`` when it is there, else generated into a temporary folder."""
+    from vidrec.world.generate import generate_world
+
+    directory = Path(__file__).resolve().parents[1] / "data" / "tiny"
+    if not (directory / "ground_truth").is_dir():
+        directory = tmp_path_factory.mktemp("tiny")
+        generate_world(directory, size="tiny", progress=False)
+    return directory
+
+
+def holdout_inputs(world: Path, key: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A world's items (the true attributes hold-out scoring reads), its events pseudonymised under ``key``,
+    and random unit item embeddings (seed 0): the inputs of hold-out scoring with untrained models."""
+    from vidrec.privacy import pseudonymise_column
+
+    truth_items = pd.read_parquet(world / "ground_truth" / "items.parquet")
+    items = (
+        truth_items[["video_id", "category", "is_product", "is_live_host", "price", "duration_s", "published_at"]]
+        .sort_values("video_id")
+        .reset_index(drop=True)
+    )
+    raw = pd.read_parquet(world / "events.parquet")
+    events = raw.assign(user_key=pseudonymise_column(raw["user_id"], key)).drop(columns=["user_id"])
+    vectors = np.random.default_rng(0).normal(size=(len(items), 64)).astype(np.float32)
+    embeddings = pd.DataFrame(
+        {"video_id": items["video_id"], "embedding": list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))}
+    )
+    return items, events, embeddings

@@ -13,13 +13,11 @@ import models.offline.holdout as holdout_module
 import models.offline.sessions as sessions_module
 from models.offline.batches import Chunking
 from models.offline.run import evaluate_candidate
-from tests.model_fixtures import untrained_models
+from tests.model_fixtures import holdout_inputs, tiny_world, untrained_models
 from vidrec.evaluation.metrics import SuiteSettings
 from vidrec.evaluation.tables import TABLES, append_table
 from vidrec.gate import load_policy
-from vidrec.privacy import pseudonymise_column
 from vidrec.splits import temporal_split
-from vidrec.world.generate import generate_world
 
 KEY = "chunked-test-key"
 SUITE = SuiteSettings(k=5, resamples=20, seed=1)
@@ -29,27 +27,12 @@ SMALL = Chunking(impressions=97, sessions=7)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = Path(__file__).resolve().parents[2] / "data" / "tiny"
-    if not (directory / "ground_truth").is_dir():
-        directory = tmp_path_factory.mktemp("tiny")
-        generate_world(directory, size="tiny", progress=False)
-    return directory
+    return tiny_world(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def inputs(world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    truth_items = pd.read_parquet(world / "ground_truth" / "items.parquet")
-    items = (
-        truth_items[["video_id", "category", "is_product", "is_live_host", "price", "duration_s", "published_at"]]
-        .sort_values("video_id")
-        .reset_index(drop=True)
-    )
-    raw = pd.read_parquet(world / "events.parquet")
-    events = raw.assign(user_key=pseudonymise_column(raw["user_id"], KEY)).drop(columns=["user_id"])
-    vectors = np.random.default_rng(0).normal(size=(len(items), 64)).astype(np.float32)
-    embeddings = pd.DataFrame(
-        {"video_id": items["video_id"], "embedding": list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))}
-    )
+    items, events, embeddings = holdout_inputs(world, KEY)
     _, ranker, retrieval = untrained_models(tmp_path_factory.mktemp("models"))
     return {
         "ranker": ranker,

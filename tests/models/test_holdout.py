@@ -13,12 +13,10 @@ from models.nn.config import RankerConfig
 from models.offline.holdout import holdout_tables
 from models.offline.top_k import world_truth
 from models.serving.path import PathSettings
-from tests.model_fixtures import untrained_models
+from tests.model_fixtures import holdout_inputs, tiny_world, untrained_models
 from vidrec.evaluation.metrics import SuiteSettings, evaluate, headline
 from vidrec.evaluation.tables import load_table
-from vidrec.privacy import pseudonymise_column
 from vidrec.splits import temporal_split
-from vidrec.world.generate import generate_world
 from vidrec.world.oracle import Oracle
 
 KEY, K, N = "holdout-test-key", 5, 6
@@ -26,28 +24,12 @@ KEY, K, N = "holdout-test-key", 5, 6
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = Path(__file__).resolve().parents[2] / "data" / "tiny"
-    if not (directory / "ground_truth").is_dir():
-        directory = tmp_path_factory.mktemp("tiny")
-        generate_world(directory, size="tiny", progress=False)
-    return directory
+    return tiny_world(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def inputs(world: Path, tmp_path_factory: pytest.TempPathFactory):
-    truth_items = pd.read_parquet(world / "ground_truth" / "items.parquet")
-    items = (
-        truth_items[["video_id", "category", "is_product", "is_live_host", "price", "duration_s", "published_at"]]
-        .sort_values("video_id")
-        .reset_index(drop=True)
-    )
-    raw = pd.read_parquet(world / "events.parquet")
-    events = raw.assign(user_key=pseudonymise_column(raw["user_id"], KEY)).drop(columns=["user_id"])
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(len(items), 64)).astype(np.float32)
-    embeddings = pd.DataFrame(
-        {"video_id": items["video_id"], "embedding": list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))}
-    )
+    items, events, embeddings = holdout_inputs(world, KEY)
     _, ranker, retrieval = untrained_models(tmp_path_factory.mktemp("models"))
     truth = world_truth(world, events, KEY)
     with pytest.MonkeyPatch.context() as patch:
