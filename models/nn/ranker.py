@@ -207,15 +207,14 @@ class Ranker(nn.Module):
         live_now: torch.Tensor | None,
     ) -> torch.Tensor:
         """The candidate's vector: content + id, plus brand, category and the live shift when commerce is on
-        (``item_codes`` None: no brand or category; ``live_now`` None: not live)."""
+        (``item_codes`` None: no brand or category, the zero padding rows; ``live_now`` None: not live). The
+        commerce parameters take part even then (adding zeros), so DDP finds every parameter used."""
         target = self.embed_content(candidate) + self.item_id(candidate_id)
         if not self.commerce:
             return target
-        if item_codes is not None:
-            target = target + self.brand(item_codes[..., 0]) + self.category(item_codes[..., 1])
-        if live_now is not None:
-            target = target + live_now.float().unsqueeze(-1) * self.live
-        return target
+        codes = candidate_id.new_zeros((*candidate_id.shape, 2)) if item_codes is None else item_codes
+        live = target.new_zeros(candidate_id.shape) if live_now is None else live_now.float()
+        return target + self.brand(codes[..., 0]) + self.category(codes[..., 1]) + live.unsqueeze(-1) * self.live
 
     def _user_vector(self, user_id: torch.Tensor, taste: torch.Tensor | None) -> torch.Tensor:
         user = self.user_id(user_id)
