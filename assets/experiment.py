@@ -1,6 +1,7 @@
 """The live A/B experiment: per-arm results from the logged impressions, the blocking sample-ratio check,
 and the online promotion stage's decision (promote the challenger, roll it back, or wait)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -43,7 +44,14 @@ def _read_rows(storage: VidrecStorage, challenger: Challenger) -> pd.DataFrame:
 
 
 # logged_impressions is read in the warehouse by experiment_rows.
-@warehouse_asset(GROUP, kinds={"duckdb"}, deps=["logged_impressions"])
+# Fresh daily while an experiment runs: older than 26 h means a night's read of the A/B (and its decision) was
+# missed, 48 h fails. Kept when none runs (the asset then records "none running"), so the UI shows it is read.
+@warehouse_asset(
+    GROUP,
+    kinds={"duckdb"},
+    deps=["logged_impressions"],
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)),
+)
 def online_experiment(
     context: dg.AssetExecutionContext, storage: VidrecStorage, gate_policy: GatePolicy
 ) -> dg.Output[pd.DataFrame]:

@@ -153,3 +153,19 @@ def test_the_assets_materialise_through_the_pipelines_io_managers(tmp_path: Path
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert result.output_for_node("experiment_decision")["action"] == "rollback"
     assert pointer.tag == "m:2" and pointer.challenger is None
+
+
+def test_the_experiment_and_the_production_model_carry_freshness_policies() -> None:
+    """The UI flags a missed night: the A/B read and the production model warn after 26 h and fail after 48 h."""
+    from datetime import timedelta
+
+    from assets.definitions import defs
+
+    for name in ("online_experiment", "promoted_model"):
+        spec = next(iter(defs.resolve_assets_def(dg.AssetKey(name)).specs))
+        policy = spec.freshness_policy
+        assert policy is not None, name
+        assert (policy.warn_window.to_timedelta(), policy.fail_window.to_timedelta()) == (
+            timedelta(hours=26),
+            timedelta(hours=48),
+        ), name
