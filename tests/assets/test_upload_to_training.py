@@ -19,6 +19,7 @@ import yaml
 
 from assets.definitions import all_assets, all_checks, build_resources
 from assets.training import TrainingSettings
+from bentos.intake import landing_record
 from bentos.uploads import process_upload
 from models.serving.bundle import load_bundle
 from models.serving.path import PathSettings
@@ -47,18 +48,10 @@ N_CLICKERS = 12
 
 
 def _service_record(clip: Path, features: Path, uploaded_at: datetime) -> tuple[str, dict]:
-    """What POST /videos lands for ``clip`` (bentos/service.py ``_ingest_upload``), at the world's clock."""
+    """What POST /videos lands for ``clip`` (``bentos.intake.landing_record``, as the service calls it), at the
+    world's clock."""
     processed = process_upload(clip, features, recognition_cache=resolve_backbone_cache(features))
-    record = {
-        **FORM,
-        "sha256": processed.sha256,
-        "shard": str(processed.shard),
-        "duration_s": processed.duration_s,
-        "has_audio": processed.has_audio,
-        "uploaded_at": uploaded_at.timestamp(),
-        "recognised": processed.recognised,
-        "frame_features_path": processed.frame_features_path,
-    }
+    record = landing_record(FORM, processed, uploaded_at.timestamp())
     return processed.video_id, record
 
 
